@@ -1,0 +1,11 @@
+//! rbtx: keeps Rackbeat and Tripletex in sync, driven by YAML mapping files.
+//!
+//! `spec` is the YAML contract, `plan` compiles it, `engine` executes a plan on one record,
+//! `testing` runs the mapping unit tests, and `tripletex_spec` checks bodies against Tripletex's
+//! official OpenAPI schemas. See ARCHITECTURE.md.
+
+pub mod engine;
+pub mod plan;
+pub mod spec;
+pub mod testing;
+pub mod tripletex_spec;

@@ -1,0 +1,173 @@
+//! The command line: parse arguments, call the library, map outcomes to exit codes
+//! (0 clean, 1 problems found, 2 could not run).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use rbtx::engine::{FixtureResolver, Outcome, PlaceholderResolver};
+use rbtx::plan::load_pack;
+use rbtx::spec::diagnostic::{Format, render, sort};
+use rbtx::spec::{Document, Fixtures};
+
+#[derive(Parser)]
+#[command(name = "rbtx", version, about = "Keeps Rackbeat and Tripletex in sync, driven by YAML mappings")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compile mapping files the way start-up does and report every problem.
+    Validate {
+        /// Mapping files or folders.
+        #[arg(default_value = "mappings")]
+        paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Print the JSON Schema of mapping files (or of mapping test files).
+    Schema {
+        #[arg(value_enum, default_value_t = SchemaKind::Mapping)]
+        kind: SchemaKind,
+    },
+    /// Run the mapping unit tests (`*.test.yaml`) and show a diff for each failure.
+    Test {
+        /// Test files or folders.
+        #[arg(default_value = "mappings")]
+        paths: Vec<PathBuf>,
+        /// The mapping pack the tests run against.
+        #[arg(long, default_value = "mappings")]
+        pack: PathBuf,
+        /// Rewrite `expect_file` expectations from what the mappings produce.
+        #[arg(long)]
+        bless: bool,
+    },
+    /// Print the request a mapping would send for one record; sends nothing.
+    Preview {
+        /// The mapping file.
+        mapping: PathBuf,
+        /// The source record as JSON (a `source.get` response or one listed record).
+        #[arg(long)]
+        input: PathBuf,
+        /// The existing target record, as JSON, to preview an update.
+        #[arg(long)]
+        target: Option<PathBuf>,
+        /// Fixtures (YAML: `refs:` and `lookups:`) for references and API lookups; without them
+        /// placeholders are shown.
+        #[arg(long)]
+        fixtures: Option<PathBuf>,
+        /// The mapping pack the mapping belongs to.
+        #[arg(long, default_value = "mappings")]
+        pack: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SchemaKind {
+    Mapping,
+    Test,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, String> {
+    match cli.command {
+        Command::Validate { paths, format } => {
+            let pack = load_pack(&paths);
+            let mut diags = pack.diagnostics;
+            sort(&mut diags);
+            if diags.iter().any(|d| d.code == rbtx::spec::Code::Io && d.text.is_none()) && pack.plans.is_empty() {
+                return Err(diags.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "));
+            }
+            print!("{}", render(&diags, format));
+            if format == Format::Human {
+                if diags.is_empty() {
+                    println!("{} mappings valid", pack.plans.len());
+                } else {
+                    println!("{} problem{} found", diags.len(), if diags.len() == 1 { "" } else { "s" });
+                }
+            }
+            Ok(if diags.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Schema { kind } => {
+            let schema = match kind {
+                SchemaKind::Mapping => rbtx::spec::mapping_schema(),
+                SchemaKind::Test => rbtx::spec::test_schema(),
+            };
+            println!("{}", serde_json::to_string_pretty(&schema).map_err(|e| e.to_string())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Test { paths, pack, bless } => {
+            let pack = load_pack(&[pack]);
+            let report = rbtx::testing::run(&paths, &pack, bless);
+            let mut diags = pack.diagnostics;
+            diags.extend(report.diagnostics.iter().cloned());
+            sort(&mut diags);
+            print!("{}", render(&diags, Format::Human));
+            print!("{}", report.render());
+            Ok(if report.failed() == 0 && diags.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Preview { mapping, input, target, fixtures, pack } => {
+            let mut roots = vec![pack];
+            if !roots.iter().any(|r| mapping.starts_with(r)) {
+                roots = vec![mapping.clone()];
+            }
+            let pack = load_pack(&roots);
+            if !pack.diagnostics.is_empty() {
+                eprint!("{}", render(&pack.diagnostics, Format::Human));
+                return Ok(ExitCode::from(1));
+            }
+            let want = std::fs::canonicalize(&mapping).map_err(|e| format!("{}: {e}", mapping.display()))?;
+            let plan = pack
+                .plans
+                .iter()
+                .find(|p| std::fs::canonicalize(&p.file).ok().as_ref() == Some(&want))
+                .ok_or_else(|| format!("{} is not a mapping in the pack", mapping.display()))?;
+            let raw = read_json(&input)?;
+            let source = plan.select(&raw).cloned().unwrap_or(raw);
+            let target = target.map(|t| read_json(&t)).transpose()?;
+            let fixtures = match fixtures {
+                Some(f) => {
+                    let doc = Document::load(&f).map_err(|d| rbtx::spec::diagnostic::render_human(&d))?;
+                    let fx: Fixtures = serde_json::from_value(doc.value)
+                        .map_err(|e| format!("{}: not fixtures (`refs:` and `lookups:`): {e}", f.display()))?;
+                    FixtureResolver::layered(&fx, &Fixtures::default())
+                }
+                None => FixtureResolver::default(),
+            };
+            let resolver = Arc::new(PlaceholderResolver { fixtures });
+            match plan.apply(&source, target.as_ref(), resolver) {
+                Ok(applied) => {
+                    let out = match applied.outcome {
+                        Outcome::Write(r) => serde_json::json!({"key": applied.key, "requests": [r]}),
+                        Outcome::Skip { reason } => serde_json::json!({"key": applied.key, "skipped": reason, "requests": []}),
+                        Outcome::Keep => serde_json::json!({"key": applied.key, "kept": "the target record exists and this mapping has no update", "requests": []}),
+                    };
+                    println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("error: {}: {e}", input.display());
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+    }
+}
+
+fn read_json(path: &PathBuf) -> Result<serde_json::Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{} is not valid JSON: {e}", path.display()))
+}

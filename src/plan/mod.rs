@@ -1,0 +1,975 @@
+//! Compiling mapping files into plans the engine executes. `rbtx validate` and start-up both call
+//! [`load_pack`]: if it returns no diagnostics, the runtime can run what it returns.
+
+pub mod template;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
+
+use jsonpath_rust::parser::model::JpQuery;
+use jsonpath_rust::parser::parse_json_path;
+use jsonschema::error::ValidationErrorKind;
+use serde_json::Value;
+
+use crate::spec::diagnostic::did_you_mean;
+use crate::spec::yaml::{escape_pointer, field_path};
+use crate::spec::{
+    Code, Connection, DIRECTIVES, Diagnostic, Direction, Document, Lookup, Mapping, WriteMethod,
+};
+use template::{ProblemKind, StaticTable, Template, TemplateProblem, Uses};
+
+/// A compiled mapping.
+#[derive(Debug)]
+pub struct Plan {
+    pub file: PathBuf,
+    pub entity: String,
+    pub direction: Direction,
+    pub mode: Option<String>,
+    pub on: Vec<String>,
+    pub when: Option<Template>,
+    pub source: SourcePlan,
+    pub target: TargetPlan,
+    pub statics: Arc<HashMap<String, StaticTable>>,
+    pub api_lookups: Vec<ApiLookup>,
+    pub body: Vec<(String, Node)>,
+    /// Entities this mapping references through `ref()`: synced first when missing.
+    pub depends_on: BTreeSet<String>,
+}
+
+#[derive(Debug)]
+pub struct SourcePlan {
+    pub get: Option<Template>,
+    pub select: Option<JsonPath>,
+    pub list: Vec<crate::spec::ListRequest>,
+    pub key: Template,
+}
+
+#[derive(Debug)]
+pub struct TargetPlan {
+    pub natural_key: String,
+    pub find: FindPlan,
+    pub create: WritePlan,
+    pub update: Option<WritePlan>,
+}
+
+#[derive(Debug)]
+pub struct FindPlan {
+    pub path: Template,
+    pub query: Vec<(String, Template)>,
+    pub matches: Option<Template>,
+}
+
+#[derive(Debug)]
+pub struct WritePlan {
+    pub method: WriteMethod,
+    pub path: Template,
+    pub query: Vec<(String, Template)>,
+}
+
+/// An API lookup table the engine loads once per tenant.
+#[derive(Debug, Clone)]
+pub struct ApiLookup {
+    pub name: String,
+    pub connection: Connection,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub key: String,
+    pub value: String,
+}
+
+/// A compiled JSONPath, relative to the source record (`$…`) or to the enclosing loop item (`@…`).
+pub struct JsonPath {
+    pub text: String,
+    pub relative: bool,
+    pub query: JpQuery,
+}
+
+impl std::fmt::Debug for JsonPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JsonPath({})", self.text)
+    }
+}
+
+impl JsonPath {
+    pub fn compile(text: &str) -> Result<JsonPath, String> {
+        let (relative, rooted) = match text.strip_prefix('@') {
+            Some(rest) => (true, format!("${rest}")),
+            None if text.starts_with('$') => (false, text.to_string()),
+            None => return Err("a JSONPath starts with `$` (the source record) or `@` (the current item)".into()),
+        };
+        let query = parse_json_path(&rooted).map_err(|e| first_line(&e.to_string()))?;
+        Ok(JsonPath {
+            text: text.to_string(),
+            relative,
+            query,
+        })
+    }
+
+    pub fn select<'a>(&self, root: &'a Value) -> Vec<&'a Value> {
+        jsonpath_rust::query::js_path_process(&self.query, root)
+            .map(|v| v.into_iter().map(|r| r.val()).collect())
+            .unwrap_or_default()
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s).trim().to_string()
+}
+
+/// A body node.
+#[derive(Debug)]
+pub struct Node {
+    /// Leaves the node out (or, on a `$for_each`, the item out) when false.
+    pub when: Option<Template>,
+    pub kind: NodeKind,
+}
+
+#[derive(Debug)]
+pub enum NodeKind {
+    Value(Template),
+    Object(Vec<(String, Node)>),
+    List(Vec<Node>),
+    ForEach {
+        path: JsonPath,
+        var: String,
+        item: Box<Node>,
+        join: Option<String>,
+    },
+}
+
+/// Everything the loader found: the plans that compiled, and every problem.
+#[derive(Debug, Default)]
+pub struct Pack {
+    pub plans: Vec<Plan>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Pack {
+    pub fn plan(&self, direction: Direction, entity: &str) -> Option<&Plan> {
+        self.plans
+            .iter()
+            .find(|p| p.direction == direction && p.entity == entity)
+    }
+}
+
+/// Finds the mapping files under `paths`: YAML files, not the `*.test.yaml` beside them.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostic> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out).map_err(|e| {
+                Diagnostic::bare(Code::Io, p, format!("cannot read {}: {e}", p.display()))
+            })?;
+        } else if p.exists() {
+            out.push(p.clone());
+        } else {
+            return Err(Diagnostic::bare(
+                Code::Io,
+                p,
+                format!("{} does not exist", p.display()),
+            ));
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if is_mapping_file(&path) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+pub fn is_mapping_file(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    (name.ends_with(".yaml") || name.ends_with(".yml"))
+        && !name.ends_with(".test.yaml")
+        && !name.ends_with(".test.yml")
+}
+
+/// Loads and compiles every mapping file under `paths`, then checks them against each other.
+pub fn load_pack(paths: &[PathBuf]) -> Pack {
+    let mut pack = Pack::default();
+    let files = match discover(paths) {
+        Ok(f) => f,
+        Err(d) => {
+            pack.diagnostics.push(d);
+            return pack;
+        }
+    };
+    let mut docs = Vec::new();
+    for f in files {
+        match Document::load(&f) {
+            Ok(doc) => docs.push(doc),
+            Err(d) => pack.diagnostics.push(*d),
+        }
+    }
+    let mut compiled = Vec::new();
+    for doc in &docs {
+        let (plan, mut diags, uses) = compile(doc);
+        pack.diagnostics.append(&mut diags);
+        if let Some(plan) = plan {
+            compiled.push((plan, doc, uses));
+        }
+    }
+    check_pack(&compiled, &mut pack.diagnostics);
+    pack.plans = compiled.into_iter().map(|(p, _, _)| p).collect();
+    crate::spec::diagnostic::sort(&mut pack.diagnostics);
+    pack
+}
+
+static MAPPING_SCHEMA: LazyLock<Value> = LazyLock::new(crate::spec::mapping_schema);
+static MAPPING_VALIDATOR: LazyLock<Option<jsonschema::Validator>> =
+    LazyLock::new(|| jsonschema::validator_for(&MAPPING_SCHEMA).ok());
+
+/// Where each `ref('…')` was written, for the cross-file check.
+pub struct RefUse {
+    pub entity: String,
+    pub pointer: String,
+}
+
+/// Compiles one loaded mapping file.
+pub fn compile(doc: &Document) -> (Option<Plan>, Vec<Diagnostic>, Vec<RefUse>) {
+    let mut cx = Cx {
+        doc,
+        diags: Vec::new(),
+        refs: Vec::new(),
+        lookups_used: Vec::new(),
+    };
+    let mut value = doc.value.clone();
+    let pruned = schema_check(&mut cx, &MAPPING_SCHEMA, MAPPING_VALIDATOR.as_ref(), &mut value);
+    let mapping: Mapping = match serde_json::from_value(value) {
+        Ok(m) => m,
+        Err(e) => {
+            if !pruned {
+                cx.error(Code::InvalidValue, "", format!("invalid mapping: {e}"));
+            }
+            return (None, cx.diags, cx.refs);
+        }
+    };
+    let plan = cx.mapping(&mapping);
+    (plan, cx.diags, cx.refs)
+}
+
+/// Validates `value` against `schema`, turning each error into a diagnostic. Unknown keys are
+/// removed from `value` so compilation can go on and find the other problems too. Returns true
+/// when there were problems.
+pub fn schema_check(
+    cx: &mut Cx,
+    schema: &Value,
+    validator: Option<&jsonschema::Validator>,
+    value: &mut Value,
+) -> bool {
+    let Some(validator) = validator else {
+        cx.error(Code::Io, "", "internal error: the mapping schema does not compile".into());
+        return true;
+    };
+    let mut unknown = Vec::new();
+    let mut found = false;
+    for err in validator.iter_errors(value) {
+        found = true;
+        cx.schema_error(schema, &err, &mut unknown);
+    }
+    for pointer in unknown.iter().rev() {
+        remove_pointer(value, pointer);
+    }
+    found
+}
+
+fn remove_pointer(value: &mut Value, pointer: &str) {
+    let Some((parent, last)) = pointer.rsplit_once('/') else { return };
+    let last = last.replace("~1", "/").replace("~0", "~");
+    if let Some(Value::Object(m)) = value.pointer_mut(parent) {
+        m.shift_remove(&last);
+    }
+}
+
+/// Compilation context for one file: where diagnostics go and what templates used.
+pub struct Cx<'a> {
+    pub doc: &'a Document,
+    pub diags: Vec<Diagnostic>,
+    refs: Vec<RefUse>,
+    lookups_used: Vec<(String, String)>,
+}
+
+impl<'a> Cx<'a> {
+    pub fn new(doc: &'a Document) -> Self {
+        Cx {
+            doc,
+            diags: Vec::new(),
+            refs: Vec::new(),
+            lookups_used: Vec::new(),
+        }
+    }
+
+    fn diag(&self, code: Code, pointer: &str, span: std::ops::Range<usize>, message: String) -> Diagnostic {
+        Diagnostic::new(
+            code,
+            &self.doc.path,
+            self.doc.text.clone(),
+            span,
+            &field_path(pointer),
+            message,
+        )
+    }
+
+    pub fn error(&mut self, code: Code, pointer: &str, message: String) {
+        let d = self.diag(code, pointer, self.doc.spans.value(pointer), message);
+        self.diags.push(d);
+    }
+
+    fn error_hint(&mut self, code: Code, pointer: &str, message: String, hint: Option<String>) {
+        let mut d = self.diag(code, pointer, self.doc.spans.value(pointer), message);
+        d.hint = hint;
+        self.diags.push(d);
+    }
+
+    /// Points at `needle` inside the node at `pointer` when it can be found there.
+    fn error_at_text(&mut self, code: Code, pointer: &str, needle: Option<&str>, message: String, hint: Option<String>) {
+        let span = self.doc.spans.value(pointer);
+        let span = needle
+            .and_then(|n| {
+                let text = self.doc.text.get(span.clone())?;
+                let at = find_word(text, n)?;
+                Some(span.start + at..span.start + at + n.len())
+            })
+            .unwrap_or(span);
+        let mut d = self.diag(code, pointer, span, message);
+        d.hint = hint;
+        self.diags.push(d);
+    }
+
+    fn schema_error(&mut self, schema: &Value, err: &jsonschema::ValidationError, unknown: &mut Vec<String>) {
+        let at = err.instance_path().as_str().to_string();
+        match err.kind() {
+            ValidationErrorKind::AdditionalProperties { unexpected } => {
+                let allowed = allowed_properties(schema, err.schema_path().as_str());
+                for key in unexpected {
+                    let pointer = format!("{at}/{}", escape_pointer(key));
+                    let hint = if key.starts_with('$') {
+                        did_you_mean(key, DIRECTIVES.iter().copied())
+                            .map(|s| format!("did you mean `{s}`?"))
+                            .or_else(|| Some(format!("directives are {}", DIRECTIVES.join(", "))))
+                    } else {
+                        did_you_mean(key, allowed.iter().map(String::as_str))
+                            .map(|s| format!("did you mean `{s}`?"))
+                            .or_else(|| {
+                                (!allowed.is_empty())
+                                    .then(|| format!("allowed here: {}", allowed.join(", ")))
+                            })
+                    };
+                    let where_ = if at.is_empty() { "the top level".to_string() } else { format!("`{}`", field_path(&at)) };
+                    let mut d = self.diag(
+                        Code::UnknownField,
+                        &pointer,
+                        self.doc.spans.key(&pointer),
+                        format!("unknown field `{key}` in {where_}"),
+                    );
+                    d.hint = hint;
+                    self.diags.push(d);
+                    unknown.push(pointer);
+                }
+            }
+            ValidationErrorKind::Required { property } => {
+                let name = property.as_str().unwrap_or("?");
+                let where_ = if at.is_empty() { "the mapping".to_string() } else { format!("`{}`", field_path(&at)) };
+                let span = if at.is_empty() { 0..0 } else { self.doc.spans.key(&at) };
+                let d = self.diag(Code::MissingField, &at, span, format!("missing field `{name}` in {where_}"));
+                self.diags.push(d);
+            }
+            ValidationErrorKind::Type { kind } => {
+                let expected = format!("{kind:?}")
+                    .replace("Single(", "")
+                    .replace("Multiple(", "")
+                    .replace(')', "")
+                    .to_lowercase();
+                let expected = expected.replace("jsontypeset", "").replace("jsontype::", "");
+                let found = type_name(err.instance());
+                self.error_hint(
+                    Code::WrongType,
+                    &at,
+                    format!("expected {}, found {found}", article(&expected)),
+                    None,
+                );
+            }
+            ValidationErrorKind::Enum { options } => {
+                let opts: Vec<String> = options
+                    .as_array()
+                    .map(|a| a.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect())
+                    .unwrap_or_default();
+                let got = err.instance().as_str().map(str::to_string).unwrap_or_else(|| err.instance().to_string());
+                let hint = did_you_mean(&got, opts.iter().map(String::as_str))
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .or_else(|| Some(format!("one of: {}", opts.join(", "))));
+                self.error_hint(Code::InvalidValue, &at, format!("`{got}` is not allowed here"), hint);
+            }
+            ValidationErrorKind::Constant { expected_value } => {
+                self.error(Code::InvalidValue, &at, format!("expected `{expected_value}`"));
+            }
+            ValidationErrorKind::Minimum { .. } | ValidationErrorKind::Maximum { .. } if at == "/version" => {
+                self.error_hint(
+                    Code::UnsupportedVersion,
+                    &at,
+                    format!("mapping language version {} is not supported", err.instance()),
+                    Some("this rbtx reads `version: 1`".into()),
+                );
+            }
+            ValidationErrorKind::Pattern { pattern } => {
+                let got = err.instance().as_str().unwrap_or("").to_string();
+                let hint = match at.as_str() {
+                    "/entity" | "/mode" => Some("use snake_case: lower-case letters, digits and `_`".to_string()),
+                    p if p.starts_with("/on/") => Some("Rackbeat event names look like `product.created`".to_string()),
+                    _ => Some(format!("it must match `{pattern}`")),
+                };
+                self.error_hint(Code::InvalidValue, &at, format!("`{got}` is not a valid value here"), hint);
+            }
+            ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
+                // Tagged unions: report the errors of the branch whose tag matches.
+                let tag_ptr = format!("{at}/type");
+                let tag = err.instance().get("type").cloned();
+                let branch = context.iter().find(|errs| {
+                    !errs.iter().any(|e| e.instance_path().as_str() == tag_ptr)
+                });
+                match (tag, branch) {
+                    (Some(_), Some(errs)) => {
+                        for e in errs {
+                            self.schema_error(schema, e, unknown);
+                        }
+                    }
+                    (tag, _) => {
+                        let tags: Vec<String> = context
+                            .iter()
+                            .flatten()
+                            .filter(|e| e.instance_path().as_str() == tag_ptr)
+                            .filter_map(|e| match e.kind() {
+                                ValidationErrorKind::Constant { expected_value } => expected_value.as_str().map(str::to_string),
+                                ValidationErrorKind::Enum { options } => options.get(0).and_then(|v| v.as_str()).map(str::to_string),
+                                _ => None,
+                            })
+                            .collect();
+                        match tag {
+                            Some(t) => {
+                                let got = t.as_str().unwrap_or("?").to_string();
+                                let hint = did_you_mean(&got, tags.iter().map(String::as_str))
+                                    .map(|s| format!("did you mean `{s}`?"))
+                                    .unwrap_or_else(|| format!("one of: {}", tags.join(", ")));
+                                self.error_hint(Code::InvalidValue, &tag_ptr, format!("unknown type `{got}`"), Some(hint));
+                            }
+                            None => self.error_hint(
+                                Code::MissingField,
+                                &at,
+                                format!("missing field `type` in `{}`", field_path(&at)),
+                                Some(format!("one of: {}", tags.join(", "))),
+                            ),
+                        }
+                    }
+                }
+            }
+            other => {
+                let msg = format!("{other:?}");
+                self.error(Code::InvalidValue, &at, format!("invalid value: {}", first_line(&msg)));
+            }
+        }
+    }
+
+    fn template(&mut self, src: &str, pointer: &str, vars: &[&str]) -> Option<Template> {
+        let mut uses = Uses::default();
+        match template::compile(src, vars, &mut uses) {
+            Ok(t) => {
+                self.note_uses(uses, pointer);
+                Some(t)
+            }
+            Err(problems) => {
+                self.note_uses(uses, pointer);
+                self.problems(pointer, problems);
+                None
+            }
+        }
+    }
+
+    fn expression(&mut self, src: &str, pointer: &str, vars: &[&str]) -> Option<Template> {
+        // `when` and `match` are bare expressions; tolerate `{{ }}` around them.
+        let inner = src.trim();
+        let inner = inner
+            .strip_prefix("{{")
+            .and_then(|s| s.strip_suffix("}}"))
+            .unwrap_or(inner);
+        let mut uses = Uses::default();
+        match template::compile_expr(inner, vars, &mut uses) {
+            Ok(t) => {
+                self.note_uses(uses, pointer);
+                Some(t)
+            }
+            Err(problems) => {
+                self.problems(pointer, problems);
+                None
+            }
+        }
+    }
+
+    fn note_uses(&mut self, uses: Uses, pointer: &str) {
+        for r in uses.refs {
+            self.refs.push(RefUse { entity: r, pointer: pointer.to_string() });
+        }
+        for l in uses.lookups {
+            self.lookups_used.push((l, pointer.to_string()));
+        }
+    }
+
+    fn problems(&mut self, pointer: &str, problems: Vec<TemplateProblem>) {
+        for p in problems {
+            let code = match p.kind {
+                ProblemKind::Syntax | ProblemKind::DynamicName => Code::BadTemplate,
+                ProblemKind::UnknownVariable => Code::UnknownVariable,
+                ProblemKind::UnknownFunction => Code::UnknownFunction,
+                ProblemKind::UnknownFilter => Code::UnknownFilter,
+            };
+            self.error_at_text(code, pointer, p.needle.as_deref(), p.message, p.hint);
+        }
+    }
+
+    fn jsonpath(&mut self, text: &str, pointer: &str) -> Option<JsonPath> {
+        match JsonPath::compile(text) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.error_hint(
+                    Code::BadJsonpath,
+                    pointer,
+                    format!("invalid JSONPath `{text}`: {e}"),
+                    Some("e.g. `$.lines[*]` over the source record, `@.lines[*]` over the current item".into()),
+                );
+                None
+            }
+        }
+    }
+
+    fn query(&mut self, q: &indexmap::IndexMap<String, String>, pointer: &str, vars: &[&str]) -> Vec<(String, Template)> {
+        q.iter()
+            .filter_map(|(k, v)| {
+                let p = format!("{pointer}/{}", escape_pointer(k));
+                self.template(v, &p, vars).map(|t| (k.clone(), t))
+            })
+            .collect()
+    }
+
+    fn mapping(&mut self, m: &Mapping) -> Option<Plan> {
+        let before = self.diags.len();
+        let dir = m.direction;
+        if dir == Direction::TripletexToRackbeat && !m.on.is_empty() {
+            self.error_hint(
+                Code::TriggerDirection,
+                "/on",
+                "tripletex_to_rackbeat mappings run in the initial sync and take no webhook triggers".into(),
+                Some("remove `on`, or change `direction` to rackbeat_to_tripletex".into()),
+            );
+        }
+        if !m.on.is_empty() && m.source.get.is_none() {
+            self.error_hint(
+                Code::MissingSource,
+                "/source",
+                "a mapping with triggers needs `source.get` to read the record a webhook names".into(),
+                Some("e.g. `get: \"/products/{{ key | urlencode }}\"`".into()),
+            );
+        }
+        if dir == Direction::TripletexToRackbeat && m.source.list.is_empty() {
+            self.error_hint(
+                Code::MissingSource,
+                "/source",
+                "an initial-sync mapping needs `source.list` to page through the records".into(),
+                Some("e.g. `list: [{ path: /customer }]`".into()),
+            );
+        }
+        if !m.body.contains_key(&m.target.natural_key) {
+            let keys: Vec<&str> = m.body.keys().map(String::as_str).collect();
+            self.error_hint(
+                Code::NaturalKey,
+                "/target/natural_key",
+                format!("natural key `{}` is not a field of `body`", m.target.natural_key),
+                did_you_mean(&m.target.natural_key, keys).map(|s| format!("did you mean `{s}`?")),
+            );
+        }
+
+        let when = m.when.as_ref().and_then(|w| self.expression(w, "/when", &["source"]));
+        let get = m.source.get.as_ref().and_then(|g| self.template(g, "/source/get", &["key"]));
+        let select = m.source.select.as_ref().and_then(|s| self.jsonpath(s, "/source/select"));
+        let key = self.template(&m.source.key, "/source/key", &["source"]);
+
+        let find_vars = ["source", "body"];
+        let find_path = self.template(&m.target.find.path, "/target/find/path", &find_vars);
+        let find_query = self.query(&m.target.find.query, "/target/find/query", &find_vars);
+        let find_matches = m
+            .target
+            .find
+            .matches
+            .as_ref()
+            .and_then(|e| self.expression(e, "/target/find/match", &["item", "source", "body"]));
+        let create_path = self.template(&m.target.create.path, "/target/create/path", &find_vars);
+        let create_query = self.query(&m.target.create.query, "/target/create/query", &find_vars);
+        let update_vars = ["source", "body", "target"];
+        let update = m.target.update.as_ref().map(|u| {
+            (
+                u.method,
+                self.template(&u.path, "/target/update/path", &update_vars),
+                self.query(&u.query, "/target/update/query", &update_vars),
+            )
+        });
+        
+        let mut statics = HashMap::new();
+        let mut api_lookups = Vec::new();
+        for (name, l) in &m.lookups {
+            match l {
+                Lookup::Static { entries, default } => {
+                    statics.insert(
+                        name.clone(),
+                        StaticTable {
+                            entries: entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                            default: default.clone(),
+                        },
+                    );
+                }
+                Lookup::Api { connection, path, query, key, value } => api_lookups.push(ApiLookup {
+                    name: name.clone(),
+                    connection: *connection,
+                    path: path.clone(),
+                    query: query.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    key: key.clone(),
+                    value: value.clone(),
+                }),
+            }
+        }
+
+        let mut body = Vec::new();
+        let mut scope = vec!["source".to_string(), "target".to_string()];
+        for (name, node) in &m.body {
+            let p = format!("/body/{}", escape_pointer(name));
+            if let Some(n) = self.node(&node.0, &p, &mut scope) {
+                body.push((name.clone(), n));
+            }
+        }
+
+        for (name, pointer) in std::mem::take(&mut self.lookups_used) {
+            if !m.lookups.contains_key(&name) {
+                let names: Vec<&str> = m.lookups.keys().map(String::as_str).collect();
+                let hint = did_you_mean(&name, names.iter().copied())
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .unwrap_or_else(|| "declare it under `lookups:`".into());
+                self.error_at_text(Code::UnknownLookup, &pointer, Some(&name), format!("unknown lookup `{name}`"), Some(hint));
+            }
+        }
+
+        if self.diags.len() > before {
+            return None;
+        }
+        let (Some(key), Some(find_path), Some(create_path)) = (key, find_path, create_path) else {
+            return None;
+        };
+        let update = match update {
+            Some((method, Some(path), query)) => Some(WritePlan { method, path, query }),
+            Some((_, None, _)) => return None,
+            None => None,
+        };
+        let depends_on = self.refs.iter().map(|r| r.entity.clone()).collect();
+        Some(Plan {
+            file: self.doc.path.clone(),
+            entity: m.entity.clone(),
+            direction: dir,
+            mode: m.mode.clone(),
+            on: m.on.iter().map(|e| e.0.clone()).collect(),
+            when,
+            source: SourcePlan {
+                get,
+                select,
+                list: m.source.list.clone(),
+                key,
+            },
+            target: TargetPlan {
+                natural_key: m.target.natural_key.clone(),
+                find: FindPlan { path: find_path, query: find_query, matches: find_matches },
+                create: WritePlan { method: m.target.create.method, path: create_path, query: create_query },
+                update,
+            },
+            statics: Arc::new(statics),
+            api_lookups,
+            body,
+            depends_on,
+        })
+    }
+
+    fn node(&mut self, v: &Value, pointer: &str, scope: &mut Vec<String>) -> Option<Node> {
+        let vars: Vec<&str> = scope.iter().map(String::as_str).collect();
+        match v {
+            Value::String(s) => {
+                let t = self.template(s, pointer, &vars)?;
+                Some(Node { when: None, kind: NodeKind::Value(t) })
+            }
+            Value::Array(items) => {
+                let mut out = Vec::new();
+                let mut ok = true;
+                for (i, item) in items.iter().enumerate() {
+                    match self.node(item, &format!("{pointer}/{i}"), scope) {
+                        Some(n) => out.push(n),
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(Node { when: None, kind: NodeKind::List(out) })
+            }
+            Value::Object(map) => self.object_node(map, pointer, scope),
+            other => Some(Node { when: None, kind: NodeKind::Value(Template::Const(other.clone())) }),
+        }
+    }
+
+    fn object_node(&mut self, map: &serde_json::Map<String, Value>, pointer: &str, scope: &mut Vec<String>) -> Option<Node> {
+        let directive = |k: &str| map.get(k);
+        let str_directive = |cx: &mut Self, k: &str| -> Option<Option<String>> {
+            match map.get(k) {
+                None => Some(None),
+                Some(Value::String(s)) => Some(Some(s.clone())),
+                Some(other) => {
+                    cx.error(Code::WrongType, &format!("{pointer}/{}", escape_pointer(k)), format!("`{k}` takes a string, found {}", type_name(other)));
+                    None
+                }
+            }
+        };
+        let fields: Vec<(&String, &Value)> = map.iter().filter(|(k, _)| !k.starts_with('$')).collect();
+        let for_each = str_directive(self, "$for_each")?;
+        let as_ = str_directive(self, "$as")?;
+        let join = str_directive(self, "$join")?;
+        let when_src = str_directive(self, "$when")?;
+        let has_value = directive("$value").is_some();
+
+        if for_each.is_none() {
+            for k in ["$as", "$join"] {
+                if map.contains_key(k) {
+                    self.error_hint(
+                        Code::BadDirective,
+                        &format!("{pointer}/{}", escape_pointer(k)),
+                        format!("`{k}` only applies together with `$for_each`"),
+                        None,
+                    );
+                }
+            }
+        }
+        if has_value && !fields.is_empty() {
+            self.error_hint(
+                Code::BadDirective,
+                &format!("{pointer}/$value"),
+                "a node with `$value` cannot also have fields".into(),
+                Some(format!("move `{}` out, or drop `$value`", fields[0].0)),
+            );
+            return None;
+        }
+
+        let (var_pushed, var_name) = match &for_each {
+            Some(_) => {
+                let name = as_.clone().unwrap_or_else(|| "item".to_string());
+                if name == "source" || name == "target" {
+                    self.error(Code::BadDirective, &format!("{pointer}/$as"), format!("`{name}` is already a variable; pick another loop name"));
+                    return None;
+                }
+                scope.push(name.clone());
+                scope.push("index".to_string());
+                (true, name)
+            }
+            None => (false, String::new()),
+        };
+        let vars: Vec<String> = scope.clone();
+        let vars_ref: Vec<&str> = vars.iter().map(String::as_str).collect();
+        let when = match &when_src {
+            Some(w) => {
+                let t = self.expression(w, &format!("{pointer}/$when"), &vars_ref);
+                if t.is_none() {
+                    if var_pushed {
+                        scope.truncate(scope.len() - 2);
+                    }
+                    return None;
+                }
+                t
+            }
+            None => None,
+        };
+
+        let inner = if has_value {
+            let v = map.get("$value").cloned().unwrap_or(Value::Null);
+            self.node(&v, &format!("{pointer}/$value"), scope)
+        } else {
+            let mut out = Vec::new();
+            let mut ok = true;
+            for (k, v) in &fields {
+                let p = format!("{pointer}/{}", escape_pointer(k));
+                match self.node(v, &p, scope) {
+                    Some(n) => out.push(((*k).clone(), n)),
+                    None => ok = false,
+                }
+            }
+            ok.then_some(Node { when: None, kind: NodeKind::Object(out) })
+        };
+        if var_pushed {
+            scope.truncate(scope.len() - 2);
+        }
+        let inner = inner?;
+        match for_each {
+            Some(path) => {
+                let path = self.jsonpath(&path, &format!("{pointer}/$for_each"))?;
+                Some(Node {
+                    when: None,
+                    kind: NodeKind::ForEach {
+                        path,
+                        var: var_name,
+                        item: Box::new(Node { when, kind: inner.kind }),
+                        join,
+                    },
+                })
+            }
+            None => Some(Node { when, kind: inner.kind }),
+        }
+    }
+}
+
+/// Finds `word` in `text` as a whole identifier, falling back to a plain substring.
+fn find_word(text: &str, word: &str) -> Option<usize> {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    let mut from = 0;
+    while let Some(i) = text[from..].find(word) {
+        let at = from + i;
+        let before = text[..at].chars().next_back();
+        let after = text[at + word.len()..].chars().next();
+        if !before.is_some_and(is_ident) && !after.is_some_and(is_ident) {
+            return Some(at);
+        }
+        from = at + word.len().max(1);
+    }
+    text.find(word)
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+fn article(expected: &str) -> String {
+    let e = expected.trim();
+    match e {
+        "object" => "a mapping".into(),
+        "array" => "a list".into(),
+        "integer" => "a whole number".into(),
+        "string" | "number" | "boolean" => format!("a {e}"),
+        other => other.replace("object", "mapping").replace("array", "list"),
+    }
+}
+
+/// Property names allowed where an `additionalProperties` error was raised.
+fn allowed_properties(schema: &Value, schema_path: &str) -> Vec<String> {
+    let parent = schema_path.strip_suffix("/additionalProperties").unwrap_or(schema_path);
+    schema
+        .pointer(&format!("{parent}/properties"))
+        .and_then(Value::as_object)
+        .map(|m| m.keys().filter(|k| !k.starts_with('$')).cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Checks across files: unknown references, duplicate mappings and triggers, mode conflicts.
+fn check_pack(compiled: &[(Plan, &Document, Vec<RefUse>)], diags: &mut Vec<Diagnostic>) {
+    let mut entities: BTreeMap<(Direction, &str), Vec<&Plan>> = BTreeMap::new();
+    for (p, _, _) in compiled {
+        entities.entry((p.direction, p.entity.as_str())).or_default().push(p);
+    }
+    for (plan, doc, uses) in compiled {
+        let mut cx = Cx::new(doc);
+        for u in uses {
+            if !entities.contains_key(&(plan.direction, u.entity.as_str())) {
+                let known: Vec<&str> = entities
+                    .keys()
+                    .filter(|(d, _)| *d == plan.direction)
+                    .map(|(_, e)| *e)
+                    .collect();
+                let hint = did_you_mean(&u.entity, known.iter().copied())
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .unwrap_or_else(|| {
+                        format!("{} entities in this pack: {}", plan.direction.as_str(), known.join(", "))
+                    });
+                cx.error_at_text(
+                    Code::UnknownReference,
+                    &u.pointer,
+                    Some(&u.entity),
+                    format!("reference to unknown entity `{}`", u.entity),
+                    Some(hint),
+                );
+            }
+        }
+        diags.append(&mut cx.diags);
+    }
+
+    // Duplicate mappings and modes.
+    for ((_, entity), plans) in &entities {
+        let with_mode = plans.iter().filter(|p| p.mode.is_some()).count();
+        if with_mode > 0 && with_mode < plans.len() {
+            for p in plans.iter().filter(|p| p.mode.is_none()) {
+                push(diags, compiled, p, "/entity", Code::ModeConflict,
+                    format!("`{entity}` has mappings with a `mode`, so this one needs a mode too"),
+                    Some("give each alternative a distinct `mode`, e.g. `booked` and `as_order`".into()));
+            }
+        }
+        let mut seen: BTreeMap<Option<&str>, &Plan> = BTreeMap::new();
+        for p in plans {
+            if let Some(first) = seen.get(&p.mode.as_deref()) {
+                push(diags, compiled, p, "/entity", Code::DuplicateMapping,
+                    format!("`{entity}` ({}) is already mapped in {}", p.direction.as_str(), first.file.display()),
+                    Some("one file per entity and direction; use `mode` for alternatives".into()));
+            } else {
+                seen.insert(p.mode.as_deref(), p);
+            }
+        }
+    }
+
+    // Triggers: one event drives one mapping, or alternative modes of one entity.
+    let mut triggers: BTreeMap<(Direction, &str), (&Plan, usize)> = BTreeMap::new();
+    for (p, _, _) in compiled {
+        for (i, ev) in p.on.iter().enumerate() {
+            match triggers.get(&(p.direction, ev.as_str())) {
+                Some((first, _)) if !(first.entity == p.entity && first.mode != p.mode) => {
+                    push(diags, compiled, p, &format!("/on/{i}"), Code::DuplicateTrigger,
+                        format!("event `{ev}` already triggers `{}` in {}", first.entity, first.file.display()),
+                        Some("an event may drive one mapping (or the alternative modes of one entity)".into()));
+                }
+                Some(_) => {}
+                None => {
+                    triggers.insert((p.direction, ev.as_str()), (p, i));
+                }
+            }
+            if p.on[..i].contains(ev) {
+                push(diags, compiled, p, &format!("/on/{i}"), Code::DuplicateTrigger,
+                    format!("event `{ev}` is listed twice"), None);
+            }
+        }
+    }
+}
+
+fn push(
+    diags: &mut Vec<Diagnostic>,
+    compiled: &[(Plan, &Document, Vec<RefUse>)],
+    plan: &Plan,
+    pointer: &str,
+    code: Code,
+    message: String,
+    hint: Option<String>,
+) {
+    if let Some((_, doc, _)) = compiled.iter().find(|(p, _, _)| std::ptr::eq(p, plan)) {
+        let mut cx = Cx::new(doc);
+        cx.error_hint(code, pointer, message, hint);
+        diags.append(&mut cx.diags);
+    }
+}

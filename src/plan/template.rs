@@ -1,0 +1,751 @@
+//! Field templates: compiled once, evaluated per record to typed values.
+//!
+//! A template is one of: a constant; a plain path (`{{ source.number }}`), read straight from the
+//! JSON record with no template engine involved; one whole expression (`{{ a | with_vat(b) }}`),
+//! whose minijinja value keeps its type; or an interpolation (text with `{{ }}` parts), which is
+//! always a string. Statements (`{% %}`) are not part of the language.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use minijinja::machinery::{Token, tokenize};
+use minijinja::value::{Object, Value as MjValue};
+use minijinja::{Environment, Error as MjError, ErrorKind, Expression, State, UndefinedBehavior};
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde_json::Value;
+
+/// Filters built into minijinja that mappings may use.
+const BUILTIN_FILTERS: &[&str] = &[
+    "abs", "attr", "batch", "bool", "capitalize", "chain", "count", "d", "default", "dictsort", "e",
+    "escape", "first", "float", "format", "groupby", "indent", "int", "items", "join", "last",
+    "length", "lines", "list", "lower", "map", "max", "min", "pprint", "reject", "rejectattr",
+    "replace", "reverse", "round", "safe", "select", "selectattr", "slice", "sort", "split", "string",
+    "sum", "title", "tojson", "trim", "unique", "upper", "urlencode", "zip",
+];
+
+/// Filters rbtx adds: decimal arithmetic on money, dates, text.
+pub const RBTX_FILTERS: &[&str] = &[
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "round_to",
+    "with_vat",
+    "without_vat",
+    "discount",
+    "add_days",
+    "digits",
+    "blank_to_none",
+];
+
+/// Functions templates may call.
+pub const FUNCTIONS: &[&str] = &["ref", "lookup", "range", "dict"];
+
+/// The one template environment. Its filters and functions never depend on the mapping pack, so
+/// every compiled expression can borrow it for the life of the process.
+pub static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Chainable);
+    env.add_filter("add", |a: MjValue, b: MjValue| dec2(a, b, |x, y| x.checked_add(y)));
+    env.add_filter("sub", |a: MjValue, b: MjValue| dec2(a, b, |x, y| x.checked_sub(y)));
+    env.add_filter("mul", |a: MjValue, b: MjValue| dec2(a, b, |x, y| x.checked_mul(y)));
+    env.add_filter("div", |a: MjValue, b: MjValue| {
+        dec2(a, b, |x, y| if y.is_zero() { None } else { x.checked_div(y) })
+    });
+    env.add_filter("round_to", |a: MjValue, dp: u32| -> Result<MjValue, MjError> {
+        let x = decimal(&a)?;
+        Ok(from_decimal(x.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero)))
+    });
+    env.add_filter("with_vat", |a: MjValue, rate: MjValue| {
+        dec2(a, rate, |x, r| {
+            x.checked_mul(Decimal::ONE_HUNDRED.checked_add(r)?)?
+                .checked_div(Decimal::ONE_HUNDRED)
+        })
+    });
+    env.add_filter("without_vat", |a: MjValue, rate: MjValue| {
+        dec2(a, rate, |x, r| {
+            x.checked_mul(Decimal::ONE_HUNDRED)?
+                .checked_div(Decimal::ONE_HUNDRED.checked_add(r)?)
+        })
+    });
+    env.add_filter("discount", |a: MjValue, pct: MjValue| {
+        dec2(a, pct, |x, p| {
+            x.checked_mul(Decimal::ONE_HUNDRED.checked_sub(p)?)?
+                .checked_div(Decimal::ONE_HUNDRED)
+        })
+    });
+    env.add_filter("add_days", add_days);
+    env.add_filter("digits", |s: MjValue| -> MjValue {
+        if s.is_undefined() || s.is_none() {
+            return s;
+        }
+        let d: String = s.to_string().chars().filter(char::is_ascii_digit).collect();
+        MjValue::from(d)
+    });
+    env.add_filter("blank_to_none", |s: MjValue| -> MjValue {
+        match s.as_str() {
+            Some(t) if t.trim().is_empty() => MjValue::from(()),
+            _ => s,
+        }
+    });
+    env.add_function("ref", ref_fn);
+    env.add_function("lookup", lookup_fn);
+    env
+});
+
+/// Most decimal places a computed number keeps (Tripletex accepts ten on unit prices).
+const MAX_DP: u32 = 10;
+
+fn dec2(
+    a: MjValue,
+    b: MjValue,
+    op: impl Fn(Decimal, Decimal) -> Option<Decimal>,
+) -> Result<MjValue, MjError> {
+    if a.is_undefined() || a.is_none() {
+        return Ok(a);
+    }
+    let (x, y) = (decimal(&a)?, decimal(&b)?);
+    let r = op(x, y).ok_or_else(|| {
+        MjError::new(ErrorKind::InvalidOperation, format!("arithmetic overflow or division by zero on {x} and {y}"))
+    })?;
+    Ok(from_decimal(r.round_dp_with_strategy(MAX_DP, RoundingStrategy::MidpointAwayFromZero)))
+}
+
+/// A minijinja number or numeric string as an exact decimal. Floats go through their shortest
+/// decimal form, so `0.1` is 0.1, not 0.1000000000000000055….
+pub fn decimal(v: &MjValue) -> Result<Decimal, MjError> {
+    let bad = || MjError::new(ErrorKind::InvalidOperation, format!("`{v}` is not a number"));
+    if let Some(s) = v.as_str() {
+        return Decimal::from_str(s.trim()).or_else(|_| Decimal::from_scientific(s.trim())).map_err(|_| bad());
+    }
+    if let Ok(i) = i64::try_from(v.clone()) {
+        return Ok(Decimal::from(i));
+    }
+    if let Ok(f) = f64::try_from(v.clone()) {
+        let s = format!("{f}");
+        return Decimal::from_str(&s).or_else(|_| Decimal::from_scientific(&s)).map_err(|_| bad());
+    }
+    Err(bad())
+}
+
+/// An exact decimal back as a minijinja number: an integer when it is whole, else the float whose
+/// shortest form is the decimal's digits (exact for the ≤15 significant digits money has).
+pub fn from_decimal(d: Decimal) -> MjValue {
+    let d = d.normalize();
+    if d.scale() == 0 {
+        if let Ok(i) = i64::try_from(d) {
+            return MjValue::from(i);
+        }
+    }
+    match d.to_string().parse::<f64>() {
+        Ok(f) => MjValue::from(f),
+        Err(_) => MjValue::from(d.to_string()),
+    }
+}
+
+fn add_days(date: MjValue, days: i64) -> Result<MjValue, MjError> {
+    if date.is_undefined() || date.is_none() {
+        return Ok(date);
+    }
+    let s = date.to_string();
+    let bad = || MjError::new(ErrorKind::InvalidOperation, format!("`{s}` is not a date (YYYY-MM-DD)"));
+    let head = s.get(..10).ok_or_else(bad)?;
+    let mut parts = head.split('-');
+    let (Some(y), Some(m), Some(d), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    let (y, m, d) = (
+        y.parse::<i64>().map_err(|_| bad())?,
+        m.parse::<u32>().map_err(|_| bad())?,
+        d.parse::<u32>().map_err(|_| bad())?,
+    );
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return Err(bad());
+    }
+    let (y, m, d) = civil_from_days(days_from_civil(y, m, d) + days);
+    Ok(MjValue::from(format!("{y:04}-{m:02}-{d:02}")))
+}
+
+// Howard Hinnant's civil-date algorithms: exact for the proleptic Gregorian calendar.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// A JSON value as a minijinja value.
+pub fn mj(v: &Value) -> MjValue {
+    MjValue::from(minijinja::value::Serde(v))
+}
+
+/// A key as text, the way lookups and bindings compare keys: whole floats lose their `.0`.
+pub fn key_text(v: &MjValue) -> Option<String> {
+    if v.is_undefined() || v.is_none() {
+        return None;
+    }
+    if let Some(s) = v.as_str() {
+        return Some(s.to_string());
+    }
+    if let Ok(f) = f64::try_from(v.clone()) {
+        if v.as_i64().is_none() && f.fract() == 0.0 && f.abs() < 1e15 {
+            return Some(format!("{}", f as i64));
+        }
+    }
+    Some(v.to_string())
+}
+
+/// What templates reach through `ref()` and `lookup()`: the bindings and API tables, resolved by
+/// the engine (or given as fixtures in tests).
+pub trait Resolver: Send + Sync {
+    /// The target id bound to `entity` `key`, or `None` when that record has not been synced yet.
+    fn reference(&self, entity: &str, key: &str) -> Option<Value>;
+    /// The value of an API lookup table at `key`; `None` when the key is absent.
+    fn lookup(&self, table: &str, key: &str) -> Option<Value>;
+}
+
+/// A static lookup table compiled from the mapping.
+#[derive(Debug, Clone)]
+pub struct StaticTable {
+    pub entries: std::collections::HashMap<String, Value>,
+    pub default: Option<Value>,
+}
+
+/// Per-record state the template functions reach through the context.
+pub struct RecordRt {
+    pub resolver: Arc<dyn Resolver>,
+    pub statics: Arc<std::collections::HashMap<String, StaticTable>>,
+    /// References that were asked for but are not bound yet: the engine syncs them first.
+    pub missing: Mutex<Vec<(String, String)>>,
+}
+
+impl std::fmt::Debug for RecordRt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecordRt")
+    }
+}
+
+impl Object for RecordRt {}
+
+const RT: &str = "__rbtx_rt";
+
+fn rt(state: &State) -> Result<Arc<RecordRt>, MjError> {
+    state
+        .lookup(RT)
+        .and_then(|v| v.downcast_object::<RecordRt>())
+        .ok_or_else(|| MjError::new(ErrorKind::InvalidOperation, "ref() and lookup() are only available inside a mapping"))
+}
+
+fn ref_fn(state: &State, entity: &str, key: MjValue) -> Result<MjValue, MjError> {
+    let rt = rt(state)?;
+    let Some(k) = key_text(&key) else {
+        return Ok(MjValue::UNDEFINED);
+    };
+    match rt.resolver.reference(entity, &k) {
+        Some(id) => Ok(mj(&id)),
+        None => {
+            if let Ok(mut m) = rt.missing.lock() {
+                m.push((entity.to_string(), k.clone()));
+            }
+            Err(MjError::new(
+                ErrorKind::InvalidOperation,
+                format!("{entity} {k} is not synced yet"),
+            ))
+        }
+    }
+}
+
+fn lookup_fn(state: &State, table: &str, key: MjValue) -> Result<MjValue, MjError> {
+    let rt = rt(state)?;
+    let Some(k) = key_text(&key) else {
+        return Ok(MjValue::UNDEFINED);
+    };
+    if let Some(t) = rt.statics.get(table) {
+        return match t.entries.get(&k).or(t.default.as_ref()) {
+            Some(v) => Ok(mj(v)),
+            None => Err(MjError::new(
+                ErrorKind::InvalidOperation,
+                format!("lookup `{table}` has no entry for `{k}` and no default"),
+            )),
+        };
+    }
+    match rt.resolver.lookup(table, &k) {
+        Some(v) => Ok(mj(&v)),
+        None => Err(MjError::new(
+            ErrorKind::InvalidOperation,
+            format!("lookup `{table}` has no entry for `{k}`"),
+        )),
+    }
+}
+
+/// One step of a plain path.
+#[derive(Debug, Clone)]
+pub enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// A compiled template.
+pub enum Template {
+    Const(Value),
+    /// A variable followed by attribute or index steps, read directly from JSON.
+    Path { var: String, steps: Vec<Step> },
+    Expr(Box<Expression<'static, 'static>>),
+    Interp(Vec<Part>),
+}
+
+pub enum Part {
+    Text(String),
+    Value(Template),
+}
+
+impl std::fmt::Debug for Template {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Template::Const(v) => write!(f, "Const({v})"),
+            Template::Path { var, steps } => write!(f, "Path({var}, {steps:?})"),
+            Template::Expr(_) => f.write_str("Expr"),
+            Template::Interp(p) => write!(f, "Interp({} parts)", p.len()),
+        }
+    }
+}
+
+/// A problem in one template, with the text it is about (to underline it in the YAML).
+#[derive(Debug, Clone)]
+pub struct TemplateProblem {
+    pub kind: ProblemKind,
+    pub message: String,
+    /// A fragment of the template to point at.
+    pub needle: Option<String>,
+    pub hint: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    Syntax,
+    UnknownVariable,
+    UnknownFunction,
+    UnknownFilter,
+    /// The first argument of ref()/lookup() is not a quoted name.
+    DynamicName,
+}
+
+/// Names a template mentions through `ref('…')` and `lookup('…')`, checked against the pack.
+#[derive(Debug, Default, Clone)]
+pub struct Uses {
+    pub refs: BTreeSet<String>,
+    pub lookups: BTreeSet<String>,
+}
+
+/// Compiles one template string. `vars` are the variables in scope.
+pub fn compile(src: &str, vars: &[&str], uses: &mut Uses) -> Result<Template, Vec<TemplateProblem>> {
+    if !src.contains("{{") && !src.contains("{%") && !src.contains("{#") {
+        return Ok(Template::Const(Value::String(src.to_string())));
+    }
+    let mut problems = Vec::new();
+    // Split into text and expression sources using minijinja's own lexer.
+    let mut pieces: Vec<Piece> = Vec::new();
+    let mut expr_start: Option<usize> = None;
+    for tok in tokenize(src, false, Default::default()) {
+        match tok {
+            Err(e) => {
+                problems.push(syntax_problem(src, &e));
+                return Err(problems);
+            }
+            Ok((Token::TemplateData(t), _)) => pieces.push(Piece::Text(t.to_string())),
+            Ok((Token::VariableStart, span)) => expr_start = Some(span.end_offset as usize),
+            Ok((Token::VariableEnd, span)) => {
+                if let Some(s) = expr_start.take() {
+                    let e = span.start_offset as usize;
+                    pieces.push(Piece::Expr(src.get(s..e).unwrap_or("").trim().to_string()));
+                }
+            }
+            Ok((Token::BlockStart, _)) => {
+                problems.push(TemplateProblem {
+                    kind: ProblemKind::Syntax,
+                    message: "statements (`{% … %}`) are not supported in mapping templates".into(),
+                    needle: Some("{%".into()),
+                    hint: Some("write one expression, e.g. `{{ a if cond else b }}`, or use `$for_each` / `$when`".into()),
+                });
+                return Err(problems);
+            }
+            Ok(_) => {}
+        }
+    }
+    let mut compiled = Vec::new();
+    for p in pieces {
+        match p {
+            Piece::Text(t) => compiled.push(Part::Text(t)),
+            Piece::Expr(e) => match compile_expr(&e, vars, uses) {
+                Ok(t) => compiled.push(Part::Value(t)),
+                Err(mut ps) => problems.append(&mut ps),
+            },
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    if compiled.len() == 1 && matches!(compiled[0], Part::Value(_)) {
+        if let Some(Part::Value(t)) = compiled.pop() {
+            return Ok(t);
+        }
+    }
+    Ok(Template::Interp(compiled))
+}
+
+enum Piece {
+    Text(String),
+    Expr(String),
+}
+
+fn syntax_problem(src: &str, e: &MjError) -> TemplateProblem {
+    let needle = e
+        .range()
+        .and_then(|r| src.get(r))
+        .filter(|s| !s.trim().is_empty())
+        .map(str::to_string);
+    TemplateProblem {
+        kind: ProblemKind::Syntax,
+        message: format!("template syntax error: {}", e.detail().unwrap_or("invalid template")),
+        needle,
+        hint: None,
+    }
+}
+
+/// Compiles one expression (the inside of `{{ }}`).
+pub fn compile_expr(src: &str, vars: &[&str], uses: &mut Uses) -> Result<Template, Vec<TemplateProblem>> {
+    let mut problems = Vec::new();
+    let tokens: Vec<Token> = match tokenize(src, true, Default::default()).collect::<Result<Vec<_>, _>>() {
+        Ok(t) => t.into_iter().map(|(t, _)| t).collect(),
+        Err(e) => return Err(vec![syntax_problem(src, &e)]),
+    };
+    if tokens.is_empty() {
+        return Err(vec![TemplateProblem {
+            kind: ProblemKind::Syntax,
+            message: "empty expression `{{ }}`".into(),
+            needle: None,
+            hint: None,
+        }]);
+    }
+    scan_calls(&tokens, uses, &mut problems);
+    let expr = match ENV.compile_expression_owned(src.to_string()) {
+        Ok(e) => e,
+        Err(e) => {
+            problems.push(syntax_problem(src, &e));
+            return Err(problems);
+        }
+    };
+    let mut undeclared: Vec<String> = expr.undeclared_variables(false).into_iter().collect();
+    undeclared.sort();
+    for name in undeclared {
+        if vars.contains(&name.as_str()) || FUNCTIONS.contains(&name.as_str()) || name == "loop" {
+            continue;
+        }
+        let hint = crate::spec::diagnostic::did_you_mean(&name, vars.iter().copied())
+            .map(|s| format!("did you mean `{s}`?"))
+            .unwrap_or_else(|| format!("variables here: {}", list(vars)));
+        problems.push(TemplateProblem {
+            kind: ProblemKind::UnknownVariable,
+            message: format!("unknown variable `{name}`"),
+            needle: Some(name.clone()),
+            hint: Some(hint),
+        });
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    if let Some((var, steps)) = plain_path(&tokens) {
+        return Ok(Template::Path { var, steps });
+    }
+    Ok(Template::Expr(Box::new(expr)))
+}
+
+fn list(names: &[&str]) -> String {
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+}
+
+/// Checks function and filter names and records `ref`/`lookup` targets.
+fn scan_calls(tokens: &[Token], uses: &mut Uses, problems: &mut Vec<TemplateProblem>) {
+    for (i, t) in tokens.iter().enumerate() {
+        let Token::Ident(name) = t else { continue };
+        let prev = i.checked_sub(1).and_then(|p| tokens.get(p));
+        let next = tokens.get(i + 1);
+        match prev {
+            Some(Token::Pipe) => {
+                if !BUILTIN_FILTERS.contains(name) && !RBTX_FILTERS.contains(name) {
+                    let all = BUILTIN_FILTERS.iter().chain(RBTX_FILTERS).copied();
+                    problems.push(TemplateProblem {
+                        kind: ProblemKind::UnknownFilter,
+                        message: format!("unknown filter `{name}`"),
+                        needle: Some(name.to_string()),
+                        hint: Some(match crate::spec::diagnostic::did_you_mean(name, all) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => format!("rbtx filters: {}", list(RBTX_FILTERS)),
+                        }),
+                    });
+                }
+            }
+            Some(Token::Dot) | Some(Token::Ident("is")) | Some(Token::Ident("not")) => {}
+            _ if matches!(next, Some(Token::ParenOpen)) => {
+                if !FUNCTIONS.contains(name) {
+                    problems.push(TemplateProblem {
+                        kind: ProblemKind::UnknownFunction,
+                        message: format!("unknown function `{name}`"),
+                        needle: Some(name.to_string()),
+                        hint: Some(match crate::spec::diagnostic::did_you_mean(name, FUNCTIONS.iter().copied()) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => format!("functions: {}", list(FUNCTIONS)),
+                        }),
+                    });
+                } else if *name == "ref" || *name == "lookup" {
+                    match tokens.get(i + 2) {
+                        Some(Token::Str(s)) => {
+                            let set = if *name == "ref" { &mut uses.refs } else { &mut uses.lookups };
+                            set.insert(s.to_string());
+                        }
+                        Some(Token::String(s)) => {
+                            let set = if *name == "ref" { &mut uses.refs } else { &mut uses.lookups };
+                            set.insert(s.to_string());
+                        }
+                        _ => problems.push(TemplateProblem {
+                            kind: ProblemKind::DynamicName,
+                            message: format!("the first argument of `{name}()` must be a quoted name"),
+                            needle: Some(name.to_string()),
+                            hint: Some(format!(
+                                "write `{name}('name', key)` so `validate` can check the name; branch with `a if cond else b` to choose between two"
+                            )),
+                        }),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `a.b[0]["c"]` → a direct JSON lookup.
+fn plain_path(tokens: &[Token]) -> Option<(String, Vec<Step>)> {
+    let mut it = tokens.iter().peekable();
+    let Some(Token::Ident(var)) = it.next() else { return None };
+    if matches!(*var, "true" | "false" | "none" | "True" | "False" | "None") {
+        return None;
+    }
+    let mut steps = Vec::new();
+    while let Some(t) = it.next() {
+        match t {
+            Token::Dot => match it.next() {
+                Some(Token::Ident(k)) => steps.push(Step::Key(k.to_string())),
+                Some(Token::Int(i)) => steps.push(Step::Index(usize::try_from(*i).ok()?)),
+                _ => return None,
+            },
+            Token::BracketOpen => {
+                match it.next() {
+                    Some(Token::Str(k)) => steps.push(Step::Key(k.to_string())),
+                    Some(Token::String(k)) => steps.push(Step::Key(k.to_string())),
+                    Some(Token::Int(i)) => steps.push(Step::Index(usize::try_from(*i).ok()?)),
+                    _ => return None,
+                }
+                if !matches!(it.next(), Some(Token::BracketClose)) {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+    Some((var.to_string(), steps))
+}
+
+/// The variables of one evaluation: JSON values by name, plus the record's runtime.
+pub struct Scope<'a> {
+    pub vars: Vec<(&'a str, &'a Value)>,
+    pub rt: &'a Arc<RecordRt>,
+    /// minijinja copies of `vars`, made on first use by an expression and shared by later ones.
+    pub cache: &'a ScopeCache,
+}
+
+/// Converted values, kept per record so each JSON value is converted at most once.
+#[derive(Default)]
+pub struct ScopeCache {
+    /// Keyed by the JSON value's address: every value in scope outlives the record's evaluation.
+    converted: Mutex<Vec<(usize, MjValue)>>,
+}
+
+impl ScopeCache {
+    fn get(&self, v: &Value) -> MjValue {
+        // Scalars are cheap to convert, and may be short-lived (loop indexes).
+        if !v.is_object() && !v.is_array() {
+            return mj(v);
+        }
+        let key = v as *const Value as usize;
+        if let Ok(mut c) = self.converted.lock() {
+            if let Some((_, m)) = c.iter().find(|(p, _)| *p == key) {
+                return m.clone();
+            }
+            let m = mj(v);
+            c.push((key, m.clone()));
+            return m;
+        }
+        mj(v)
+    }
+}
+
+/// The result of evaluating a template.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Out {
+    Value(Value),
+    /// None or undefined: the field is left out.
+    Absent,
+}
+
+/// An evaluation failure, for the record (not the mapping).
+#[derive(Debug, Clone)]
+pub struct EvalError(pub String);
+
+impl Template {
+    pub fn eval(&self, scope: &Scope) -> Result<Out, EvalError> {
+        match self {
+            Template::Const(v) => Ok(Out::Value(v.clone())),
+            Template::Path { var, steps } => Ok(match lookup_path(scope, var, steps) {
+                Some(Value::Null) | None => Out::Absent,
+                Some(v) => Out::Value(v.clone()),
+            }),
+            Template::Expr(e) => {
+                let v = eval_expr(e, scope)?;
+                if v.is_undefined() || v.is_none() {
+                    return Ok(Out::Absent);
+                }
+                serde_json::to_value(&v)
+                    .map(Out::Value)
+                    .map_err(|err| EvalError(format!("value cannot be sent as JSON: {err}")))
+            }
+            Template::Interp(parts) => {
+                let mut s = String::new();
+                for p in parts {
+                    match p {
+                        Part::Text(t) => s.push_str(t),
+                        Part::Value(t) => match t.eval(scope)? {
+                            Out::Absent => {}
+                            Out::Value(Value::String(x)) => s.push_str(&x),
+                            Out::Value(v) => s.push_str(&text_of(&v)),
+                        },
+                    }
+                }
+                Ok(Out::Value(Value::String(s)))
+            }
+        }
+    }
+
+    /// Truthiness, the way Jinja sees it, for `when` conditions.
+    pub fn eval_bool(&self, scope: &Scope) -> Result<bool, EvalError> {
+        Ok(match self.eval(scope)? {
+            Out::Absent => false,
+            Out::Value(v) => truthy(&v),
+        })
+    }
+}
+
+pub fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+    }
+}
+
+/// A JSON value as text inside an interpolation.
+pub fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn lookup_path<'a>(scope: &Scope<'a>, var: &str, steps: &[Step]) -> Option<&'a Value> {
+    let mut cur: &'a Value = scope.vars.iter().rev().find(|(n, _)| *n == var)?.1;
+    for s in steps {
+        cur = match (s, cur) {
+            (Step::Key(k), Value::Object(m)) => m.get(k)?,
+            (Step::Index(i), Value::Array(a)) => a.get(*i)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+fn eval_expr(e: &Expression<'static, 'static>, scope: &Scope) -> Result<MjValue, EvalError> {
+    let mut ctx: Vec<(&str, MjValue)> = Vec::with_capacity(scope.vars.len() + 1);
+    for (name, v) in &scope.vars {
+        ctx.push((name, scope.cache.get(v)));
+    }
+    ctx.push((RT, MjValue::from_dyn_object(scope.rt.clone())));
+    let ctx: MjValue = ctx.into_iter().collect::<std::collections::BTreeMap<_, _>>().into();
+    e.eval(ctx).map_err(|err| {
+        let mut msg = err.detail().map(str::to_string).unwrap_or_else(|| err.kind().to_string());
+        if let Some(src) = err.template_source() {
+            msg = format!("{msg} (in `{{{{ {src} }}}}`)");
+        }
+        EvalError(msg)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval_str(src: &str) -> MjValue {
+        ENV.compile_expression(src).and_then(|e| e.eval(())).unwrap_or(MjValue::UNDEFINED)
+    }
+
+    #[test]
+    fn decimal_filters_do_not_drift() {
+        assert_eq!(eval_str("0.1 | add(0.2)"), MjValue::from(0.3));
+        assert_eq!(eval_str("149.0 | with_vat(25)"), MjValue::from(186.25));
+        assert_eq!(eval_str("186.25 | without_vat(25)"), MjValue::from(149));
+        assert_eq!(eval_str("99.99 | discount(12.5) | round_to(2)"), MjValue::from(87.49));
+        assert_eq!(eval_str("'1 234' | digits"), MjValue::from("1234"));
+    }
+
+    #[test]
+    fn dates_add_days_across_months_and_leap_years() {
+        assert_eq!(eval_str("'2024-02-28' | add_days(1)"), MjValue::from("2024-02-29"));
+        assert_eq!(eval_str("'2025-12-31T10:00:00+01:00' | add_days(1)"), MjValue::from("2026-01-01"));
+        assert_eq!(eval_str("'2025-03-01' | add_days(-1)"), MjValue::from("2025-02-28"));
+    }
+
+    #[test]
+    fn keys_lose_the_point_zero() {
+        assert_eq!(key_text(&MjValue::from(25.0)).as_deref(), Some("25"));
+        assert_eq!(key_text(&MjValue::from(12.5)).as_deref(), Some("12.5"));
+        assert_eq!(key_text(&MjValue::from("A/1")).as_deref(), Some("A/1"));
+    }
+
+    #[test]
+    fn plain_paths_skip_the_engine() {
+        let mut u = Uses::default();
+        assert!(matches!(compile("{{ source.group.vat_domestic }}", &["source"], &mut u), Ok(Template::Path { .. })));
+        assert!(matches!(compile("{{ source.lines[0] }}", &["source"], &mut u), Ok(Template::Path { .. })));
+        assert!(matches!(compile("{{ source.a or 1 }}", &["source"], &mut u), Ok(Template::Expr(_))));
+        assert!(matches!(compile("n {{ source.a }}", &["source"], &mut u), Ok(Template::Interp(_))));
+    }
+}

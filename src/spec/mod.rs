@@ -1,0 +1,346 @@
+//! The YAML contract: what an integrator writes. These types are the only ones serialized or turned
+//! into JSON Schema; the runtime never executes them directly (see `plan`).
+
+pub mod diagnostic;
+pub mod yaml;
+
+use std::borrow::Cow;
+
+use indexmap::IndexMap;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+
+pub use diagnostic::{Code, Diagnostic, Severity};
+pub use yaml::{Document, Spans};
+
+/// One mapping file: how one entity moves in one direction.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "rbtx mapping", extend("$id" = "https://rbtx.dev/schemas/mapping.schema.json"))]
+pub struct Mapping {
+    /// Version of the mapping language. Only `1` exists.
+    #[schemars(range(min = 1, max = 1))]
+    pub version: u32,
+    /// The entity this file maps, in snake_case (`product`, `customer`, `payment_term`, …). References
+    /// (`ref('customer', …)`) name entities of the same direction by this name.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9_]*$"))]
+    pub entity: String,
+    /// Which way records flow.
+    pub direction: Direction,
+    /// For entities with alternative mappings (customer invoices), the mode this file implements. The
+    /// tenant's configuration picks one mode per entity; files without a mode are always active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9_]*$"))]
+    pub mode: Option<String>,
+    /// Source events that trigger this mapping (Rackbeat webhook names such as `product.created`).
+    /// Only `rackbeat_to_tripletex` mappings have triggers; the other direction runs in the initial sync.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on: Vec<EventName>,
+    /// Expression over `source`; when it is false the record is skipped (and the skip is logged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+    /// How to read source records.
+    pub source: Source,
+    /// How to find, create and update the target record.
+    pub target: Target,
+    /// Named lookup tables used in templates as `lookup('name', key)`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub lookups: IndexMap<String, Lookup>,
+    /// The target request body: one node per target field.
+    pub body: IndexMap<String, Node>,
+}
+
+/// Which system is read and which is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Real-time: Rackbeat webhooks drive writes to Tripletex.
+    RackbeatToTripletex,
+    /// One-off initial sync: Tripletex lists drive writes to Rackbeat.
+    TripletexToRackbeat,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::RackbeatToTripletex => "rackbeat_to_tripletex",
+            Direction::TripletexToRackbeat => "tripletex_to_rackbeat",
+        }
+    }
+    /// The system records are read from.
+    pub fn source(self) -> Connection {
+        match self {
+            Direction::RackbeatToTripletex => Connection::Rackbeat,
+            Direction::TripletexToRackbeat => Connection::Tripletex,
+        }
+    }
+    /// The system records are written to.
+    pub fn target(self) -> Connection {
+        match self {
+            Direction::RackbeatToTripletex => Connection::Tripletex,
+            Direction::TripletexToRackbeat => Connection::Rackbeat,
+        }
+    }
+}
+
+/// One of the two APIs rbtx talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Connection {
+    Rackbeat,
+    Tripletex,
+}
+
+/// A Rackbeat webhook event name: `<resource>.<verb>`, e.g. `lot.created`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct EventName(#[schemars(regex(pattern = r"^[a-z_]+\.[a-z_]+$"))] pub String);
+
+/// Where source records come from. Envelopes and paging belong to the connector.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// Path template that reads one record by its key (variable `key`), e.g.
+    /// `/products/{{ key | urlencode }}`. Needed by mappings with triggers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub get: Option<String>,
+    /// JSONPath that selects the record inside the response of `get` (e.g. `$.product`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select: Option<String>,
+    /// Requests that together list every record (initial sync, catch-up). Each is paged by the
+    /// connector; use several to cover, say, active and inactive customers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub list: Vec<ListRequest>,
+    /// Template over `source` giving the record's key, under which its binding is remembered.
+    pub key: String,
+}
+
+/// One paged list request.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListRequest {
+    /// Path, e.g. `/customer`.
+    pub path: String,
+    /// Query parameters (constant strings).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub query: IndexMap<String, String>,
+}
+
+/// How the target record is found, created and updated.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// The body field that holds the natural key (`number`, `customerNumber`, …). It must be set in
+    /// `body`; a record whose natural key is empty is rejected rather than created blind.
+    pub natural_key: String,
+    /// Finds an existing record by its natural key before anything is created (variables `source`,
+    /// `body`). The first list item for which `match` holds is the existing record.
+    pub find: FindRequest,
+    /// Creates the record.
+    pub create: WriteRequest,
+    /// Updates an existing record (variables `source`, `body`, `target`). Without it, an existing
+    /// record is left as it is (invoices are never sent twice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<WriteRequest>,
+}
+
+/// A GET that looks the target record up.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FindRequest {
+    /// Path template.
+    pub path: String,
+    /// Query parameter templates.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub query: IndexMap<String, String>,
+    /// Expression over `item` (one record of the response), `body` and `source`; the default takes
+    /// the first record returned.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "match")]
+    pub matches: Option<String>,
+}
+
+/// A request that writes the body.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WriteRequest {
+    /// HTTP method.
+    pub method: WriteMethod,
+    /// Path template.
+    pub path: String,
+    /// Query parameter templates, e.g. `sendToCustomer: "false"`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub query: IndexMap<String, String>,
+}
+
+/// Methods that write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum WriteMethod {
+    Post,
+    Put,
+}
+
+impl WriteMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriteMethod::Post => "POST",
+            WriteMethod::Put => "PUT",
+        }
+    }
+}
+
+/// A lookup table, used in templates as `lookup('name', key)`. Keys are compared as text, and whole
+/// numbers lose their `.0` (`25.0` finds the entry `"25"`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Lookup {
+    /// A table written in the mapping.
+    Static {
+        /// Key → value.
+        entries: IndexMap<String, serde_json::Value>,
+        /// Value for keys not in `entries`; without it a missing key is an error for that record.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        default: Option<serde_json::Value>,
+    },
+    /// A table read once per tenant from a list endpoint (e.g. Tripletex VAT types, whose ids differ
+    /// between companies).
+    Api {
+        /// Which API to read.
+        connection: Connection,
+        /// List path, e.g. `/ledger/vatType`.
+        path: String,
+        /// Query parameters (constant strings).
+        #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+        query: IndexMap<String, String>,
+        /// Field of each listed record used as the key (e.g. `number`).
+        key: String,
+        /// Field of each listed record returned as the value (e.g. `id`).
+        value: String,
+    },
+}
+
+/// A node of the target body.
+///
+/// * a string is a template: `"{{ expr }}"` alone keeps the expression's type (number, bool, object,
+///   list); text around or between `{{ }}` makes a string; no `{{` at all is a constant string;
+/// * a number, boolean or null is a constant;
+/// * a list is a list of nodes;
+/// * a mapping is an object of nodes, with optional directives, keys starting with `$`:
+///   `$when` (expression; the field is left out when false), `$for_each` (JSONPath; the node becomes
+///   a list with one item per match, bound to `$as`, default `item`), `$value` (the node's value, for
+///   a condition or loop over a non-object), `$join` (join the list's items into one string).
+///
+/// A field whose value is none or undefined is left out of the body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Node(pub serde_json::Value);
+
+/// Directive keys a mapping node may carry.
+pub const DIRECTIVES: &[&str] = &["$when", "$for_each", "$as", "$value", "$join"];
+
+impl JsonSchema for Node {
+    fn schema_name() -> Cow<'static, str> {
+        "Node".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        let node = generator.subschema_for::<Node>();
+        json_schema!({
+            "description": "A body node: a template string, a constant, a list of nodes, or an object of nodes with optional `$` directives.",
+            "type": ["string", "number", "boolean", "null", "array", "object"],
+            "items": node,
+            "properties": {
+                "$when": { "type": "string", "description": "Expression; the field is left out when it is false." },
+                "$for_each": { "type": "string", "description": "JSONPath over the source (`$…`) or the enclosing item (`@…`); the node becomes a list." },
+                "$as": { "type": "string", "pattern": "^[a-z_][a-z0-9_]*$", "description": "Name of the loop variable (default `item`)." },
+                "$value": node,
+                "$join": { "type": "string", "description": "Join the items of a `$for_each` list into one string with this separator." }
+            },
+            "additionalProperties": node
+        })
+    }
+}
+
+/// A file of unit tests for one mapping, beside it as `<name>.test.yaml`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(
+    title = "rbtx mapping tests",
+    extend("$id" = "https://rbtx.dev/schemas/mapping-test.schema.json")
+)]
+pub struct TestFile {
+    /// The mapping under test, relative to this file.
+    pub mapping: String,
+    /// Fixtures shared by every case; a case's own fixtures are layered on top.
+    #[serde(default)]
+    pub fixtures: Fixtures,
+    /// The cases.
+    pub cases: Vec<TestCase>,
+}
+
+/// What the engine would have resolved through the APIs, given as data.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Fixtures {
+    /// Entity → source key → target id (`ref('customer', 10001)` → `refs.customer["10001"]`).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub refs: IndexMap<String, IndexMap<String, serde_json::Value>>,
+    /// API lookup name → key → value.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub lookups: IndexMap<String, IndexMap<String, serde_json::Value>>,
+}
+
+/// One case: a source record in, the exact requests out.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestCase {
+    /// What the case shows.
+    pub name: String,
+    /// The source record, inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<serde_json::Value>,
+    /// The source record, from a JSON file relative to this file (the response of `source.get`, or
+    /// one listed record; `select` applies when `source.get` has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_file: Option<String>,
+    /// The existing target record that `find` returned; without it the record is new.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<serde_json::Value>,
+    /// Fixtures for this case only.
+    #[serde(default)]
+    pub fixtures: Fixtures,
+    /// The requests the mapping must produce, in order (empty when nothing is written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Vec<ExpectedRequest>>,
+    /// The expected requests, from a JSON file relative to this file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_file: Option<String>,
+    /// The record must be skipped by `when`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expect_skip: bool,
+    /// The record must fail with an error containing this text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_error: Option<String>,
+}
+
+/// A request as the engine would send it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedRequest {
+    pub method: String,
+    pub path: String,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub query: IndexMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<serde_json::Value>,
+}
+
+/// The JSON Schema of a mapping file, as committed in `schemas/mapping.schema.json`.
+pub fn mapping_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(Mapping)).unwrap_or_default()
+}
+
+/// The JSON Schema of a mapping test file, as committed in `schemas/mapping-test.schema.json`.
+pub fn test_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(TestFile)).unwrap_or_default()
+}

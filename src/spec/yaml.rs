@@ -1,0 +1,288 @@
+//! Loading YAML with a position for every node. saphyr parses the text; the tree is turned into a
+//! `serde_json::Value` (so the JSON Schema and serde see exactly what the user wrote) plus a table
+//! from JSON pointer to source span, which every later diagnostic uses.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use saphyr::{LoadableYamlNode, MarkedYamlOwned, ScalarOwned, YamlDataOwned};
+use serde_json::{Map, Number, Value};
+
+use super::diagnostic::{Code, Diagnostic};
+
+/// Where a node sits in its file, in byte offsets.
+#[derive(Debug, Clone, Default)]
+pub struct NodeSpan {
+    /// The key that introduced the node, for mapping values.
+    pub key: Option<Range<usize>>,
+    /// The node itself.
+    pub value: Range<usize>,
+}
+
+/// JSON pointer → span.
+#[derive(Debug, Clone, Default)]
+pub struct Spans(HashMap<String, NodeSpan>);
+
+impl Spans {
+    /// The span of the node at `pointer`, or of its nearest ancestor that has one.
+    pub fn value(&self, pointer: &str) -> Range<usize> {
+        let mut p = pointer;
+        loop {
+            if let Some(s) = self.0.get(p) {
+                return s.value.clone();
+            }
+            match p.rfind('/') {
+                Some(i) => p = &p[..i],
+                None => return 0..0,
+            }
+        }
+    }
+
+    /// The span of the key that introduced `pointer`, falling back to the value.
+    pub fn key(&self, pointer: &str) -> Range<usize> {
+        match self.0.get(pointer).and_then(|s| s.key.clone()) {
+            Some(k) => k,
+            None => self.value(pointer),
+        }
+    }
+}
+
+/// A loaded source file: its text (shared with diagnostics), its value and its spans.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub path: PathBuf,
+    pub text: Arc<str>,
+    pub value: Value,
+    pub spans: Spans,
+}
+
+impl Document {
+    /// Reads and parses one YAML file. A file that cannot be parsed gives one diagnostic at the
+    /// place the parser stopped.
+    pub fn load(path: &Path) -> Result<Document, Box<Diagnostic>> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Box::new(Diagnostic::bare(
+                Code::Io,
+                path,
+                format!("cannot read {}: {e}", path.display()),
+            ))
+        })?;
+        Document::parse(path, text)
+    }
+
+    /// Parses YAML text that came from `path`.
+    pub fn parse(path: &Path, text: String) -> Result<Document, Box<Diagnostic>> {
+        let text: Arc<str> = Arc::from(text);
+        let offsets = CharOffsets::new(&text);
+        let docs = MarkedYamlOwned::load_from_str(&text).map_err(|e| {
+            let at = offsets.byte(e.marker().index());
+            let code = if e.info().contains("duplicated key") {
+                Code::DuplicateKey
+            } else {
+                Code::YamlSyntax
+            };
+            Box::new(Diagnostic::new(
+                code,
+                path,
+                text.clone(),
+                at..at,
+                "",
+                format!("invalid YAML: {}", e.info()),
+            ))
+        })?;
+        let root = match docs.len() {
+            1 => docs.into_iter().next(),
+            0 => None,
+            _ => {
+                let span = offsets.span(&docs[1].span);
+                return Err(Box::new(Diagnostic::new(
+                    Code::YamlSyntax,
+                    path,
+                    text.clone(),
+                    span.start..span.start,
+                    "",
+                    "a mapping file holds exactly one YAML document".to_string(),
+                )));
+            }
+        };
+        let Some(root) = root else {
+            return Err(Box::new(Diagnostic::new(
+                Code::YamlSyntax,
+                path,
+                text.clone(),
+                0..0,
+                "",
+                "the file is empty".to_string(),
+            )));
+        };
+        let mut conv = Converter {
+            offsets: &offsets,
+            spans: HashMap::new(),
+            error: None,
+        };
+        let value = conv.node(&root, String::new(), None);
+        if let Some((span, message)) = conv.error {
+            return Err(Box::new(Diagnostic::new(
+                Code::YamlSyntax,
+                path,
+                text.clone(),
+                span,
+                "",
+                message,
+            )));
+        }
+        Ok(Document {
+            path: path.to_path_buf(),
+            text,
+            value,
+            spans: Spans(conv.spans),
+        })
+    }
+}
+
+/// saphyr counts characters; diagnostics need bytes.
+struct CharOffsets {
+    /// Byte offset of each char, or empty when the text is ASCII (then they are equal).
+    table: Vec<usize>,
+    len: usize,
+}
+
+impl CharOffsets {
+    fn new(text: &str) -> Self {
+        let table = if text.is_ascii() {
+            Vec::new()
+        } else {
+            text.char_indices().map(|(i, _)| i).collect()
+        };
+        CharOffsets {
+            table,
+            len: text.len(),
+        }
+    }
+    fn byte(&self, char_index: usize) -> usize {
+        if self.table.is_empty() {
+            char_index.min(self.len)
+        } else {
+            self.table.get(char_index).copied().unwrap_or(self.len)
+        }
+    }
+    fn span(&self, s: &saphyr_parser::Span) -> Range<usize> {
+        let start = self.byte(s.start.index());
+        let end = self.byte(s.end.index()).max(start);
+        start..end
+    }
+}
+
+struct Converter<'a> {
+    offsets: &'a CharOffsets,
+    spans: HashMap<String, NodeSpan>,
+    error: Option<(Range<usize>, String)>,
+}
+
+impl Converter<'_> {
+    fn node(&mut self, n: &MarkedYamlOwned, pointer: String, key: Option<Range<usize>>) -> Value {
+        let span = self.offsets.span(&n.span);
+        let value = match &n.data {
+            YamlDataOwned::Value(s) => self.scalar(s, &span),
+            YamlDataOwned::Representation(raw, _, _) => Value::String(raw.clone()),
+            YamlDataOwned::Sequence(items) => Value::Array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| self.node(item, format!("{pointer}/{i}"), None))
+                    .collect(),
+            ),
+            YamlDataOwned::Mapping(map) => {
+                let mut out = Map::new();
+                for (k, v) in map {
+                    let kspan = self.offsets.span(&k.span);
+                    let name = match &k.data {
+                        YamlDataOwned::Value(ScalarOwned::String(s)) => s.clone(),
+                        YamlDataOwned::Value(ScalarOwned::Integer(i)) => i.to_string(),
+                        YamlDataOwned::Value(ScalarOwned::FloatingPoint(f)) => f.to_string(),
+                        YamlDataOwned::Value(ScalarOwned::Boolean(b)) => b.to_string(),
+                        _ => {
+                            self.fail(kspan.clone(), "mapping keys must be plain scalars");
+                            continue;
+                        }
+                    };
+                    let child = format!("{pointer}/{}", escape_pointer(&name));
+                    let value = self.node(v, child, Some(kspan));
+                    out.insert(name, value);
+                }
+                Value::Object(out)
+            }
+            YamlDataOwned::Tagged(tag, _) => {
+                self.fail(
+                    span.clone(),
+                    &format!("YAML tags (here `{tag}`) are not part of the mapping language"),
+                );
+                Value::Null
+            }
+            YamlDataOwned::Alias(_) | YamlDataOwned::BadValue => {
+                self.fail(span.clone(), "this value could not be read");
+                Value::Null
+            }
+        };
+        // A collection's own span may be empty; its key still places it.
+        let value_span = if span.is_empty() {
+            key.clone().unwrap_or(span)
+        } else {
+            span
+        };
+        self.spans.insert(
+            pointer,
+            NodeSpan {
+                key,
+                value: value_span,
+            },
+        );
+        value
+    }
+
+    fn scalar(&mut self, s: &ScalarOwned, span: &Range<usize>) -> Value {
+        match s {
+            ScalarOwned::Null => Value::Null,
+            ScalarOwned::Boolean(b) => Value::Bool(*b),
+            ScalarOwned::Integer(i) => Value::Number((*i).into()),
+            ScalarOwned::FloatingPoint(f) => match Number::from_f64(f.into_inner()) {
+                Some(n) => Value::Number(n),
+                None => {
+                    self.fail(span.clone(), "NaN and infinity are not valid numbers here");
+                    Value::Null
+                }
+            },
+            ScalarOwned::String(s) => Value::String(s.clone()),
+        }
+    }
+
+    fn fail(&mut self, span: Range<usize>, message: &str) {
+        if self.error.is_none() {
+            self.error = Some((span, message.to_string()));
+        }
+    }
+}
+
+/// Escapes one JSON pointer segment (RFC 6901).
+pub fn escape_pointer(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+/// `/body/orderLines/0/count` → `body.orderLines[0].count`, the way a person reads a field path.
+pub fn field_path(pointer: &str) -> String {
+    let mut out = String::new();
+    for seg in pointer.split('/').skip(1) {
+        let seg = seg.replace("~1", "/").replace("~0", "~");
+        if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{seg}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&seg);
+        }
+    }
+    out
+}

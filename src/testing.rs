@@ -1,0 +1,257 @@
+//! Mapping unit tests (`rbtx test`): a source record and fixtures in, the exact requests out.
+//! Every request a Tripletex-bound mapping makes is also checked against Tripletex's spec.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
+
+use serde_json::Value;
+
+use crate::engine::{FixtureResolver, Outcome, Request};
+use crate::plan::{Cx, Pack, Plan, schema_check};
+use crate::spec::{Code, Connection, Diagnostic, Document, ExpectedRequest, TestCase, TestFile};
+
+/// The result of one case.
+#[derive(Debug)]
+pub struct CaseResult {
+    pub file: PathBuf,
+    pub name: String,
+    /// `None` when it passed.
+    pub failure: Option<String>,
+}
+
+/// What `rbtx test` found.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub cases: Vec<CaseResult>,
+    /// Test files that could not be read.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Requests the cases produced for Tripletex, for callers that check them further.
+    pub tripletex_requests: Vec<(String, Request)>,
+}
+
+impl Report {
+    pub fn failed(&self) -> usize {
+        self.cases.iter().filter(|c| c.failure.is_some()).count()
+    }
+
+    /// Human-readable summary: one line per case, failures with their diff.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for c in &self.cases {
+            match &c.failure {
+                None => out.push_str(&format!("ok    {} :: {}\n", c.file.display(), c.name)),
+                Some(f) => {
+                    out.push_str(&format!("FAIL  {} :: {}\n", c.file.display(), c.name));
+                    for line in f.lines() {
+                        out.push_str(&format!("      {line}\n"));
+                    }
+                }
+            }
+        }
+        out.push_str(&format!(
+            "\n{} passed, {} failed\n",
+            self.cases.len() - self.failed(),
+            self.failed()
+        ));
+        out
+    }
+}
+
+/// Finds `*.test.yaml` files under `paths`.
+pub fn discover(paths: &[PathBuf]) -> Vec<PathBuf> {
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+        if p.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(p) {
+                for e in rd.flatten() {
+                    walk(&e.path(), out);
+                }
+            }
+        } else if p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(".test.yaml") || n.ends_with(".test.yml"))
+        {
+            out.push(p.to_path_buf());
+        }
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        walk(p, &mut out);
+    }
+    out.sort();
+    out
+}
+
+static TEST_SCHEMA: LazyLock<Value> = LazyLock::new(crate::spec::test_schema);
+static TEST_VALIDATOR: LazyLock<Option<jsonschema::Validator>> =
+    LazyLock::new(|| jsonschema::validator_for(&TEST_SCHEMA).ok());
+
+/// Runs every test file under `paths` against the compiled `pack`. With `bless`, cases that keep
+/// their expectation in an `expect_file` get it rewritten from what the mapping produced.
+pub fn run(paths: &[PathBuf], pack: &Pack, bless: bool) -> Report {
+    let mut report = Report::default();
+    for file in discover(paths) {
+        let doc = match Document::load(&file) {
+            Ok(d) => d,
+            Err(d) => {
+                report.diagnostics.push(*d);
+                continue;
+            }
+        };
+        let mut cx = Cx::new(&doc);
+        let mut value = doc.value.clone();
+        if schema_check(&mut cx, &TEST_SCHEMA, TEST_VALIDATOR.as_ref(), &mut value) {
+            report.diagnostics.append(&mut cx.diags);
+            continue;
+        }
+        let tf: TestFile = match serde_json::from_value(value) {
+            Ok(t) => t,
+            Err(e) => {
+                cx.error(Code::InvalidValue, "", format!("invalid test file: {e}"));
+                report.diagnostics.append(&mut cx.diags);
+                continue;
+            }
+        };
+        let dir = file.parent().unwrap_or(Path::new("."));
+        let mapping_path = dir.join(&tf.mapping);
+        let plan = find_plan(pack, &mapping_path);
+        for case in &tf.cases {
+            let failure = match plan {
+                None => Some(format!(
+                    "mapping {} did not compile (run `rbtx validate`)",
+                    mapping_path.display()
+                )),
+                Some(plan) => run_case(plan, &tf, case, dir, bless, &mut report.tripletex_requests).err(),
+            };
+            report.cases.push(CaseResult {
+                file: file.clone(),
+                name: case.name.clone(),
+                failure,
+            });
+        }
+    }
+    report
+}
+
+fn find_plan<'a>(pack: &'a Pack, path: &Path) -> Option<&'a Plan> {
+    let want = std::fs::canonicalize(path).ok()?;
+    pack.plans
+        .iter()
+        .find(|p| std::fs::canonicalize(&p.file).ok().as_ref() == Some(&want))
+}
+
+fn read_json(dir: &Path, rel: &str) -> Result<Value, String> {
+    let p = dir.join(rel);
+    let text = std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{} is not valid JSON: {e}", p.display()))
+}
+
+fn run_case(
+    plan: &Plan,
+    tf: &TestFile,
+    case: &TestCase,
+    dir: &Path,
+    bless: bool,
+    seen: &mut Vec<(String, Request)>,
+) -> Result<(), String> {
+    let source = match (&case.source, &case.source_file) {
+        (Some(s), None) => s.clone(),
+        (None, Some(f)) => {
+            let raw = read_json(dir, f)?;
+            plan.select(&raw)
+                .cloned()
+                .ok_or_else(|| format!("`source.select` finds nothing in {f}"))?
+        }
+        _ => return Err("give exactly one of `source` and `source_file`".into()),
+    };
+    let resolver = Arc::new(FixtureResolver::layered(&tf.fixtures, &case.fixtures));
+    let result = plan.apply(&source, case.target.as_ref(), resolver);
+
+    if let Some(want) = &case.expect_error {
+        return match result {
+            Err(e) if e.to_string().contains(want.as_str()) => Ok(()),
+            Err(e) => Err(format!("expected an error containing `{want}`, got: {e}")),
+            Ok(a) => Err(format!("expected an error containing `{want}`, got {:?}", a.outcome)),
+        };
+    }
+    let applied = result.map_err(|e| format!("mapping failed: {e}"))?;
+    if case.expect_skip {
+        return match applied.outcome {
+            Outcome::Skip { .. } => Ok(()),
+            other => Err(format!("expected the record to be skipped, got {other:?}")),
+        };
+    }
+    let actual: Vec<ExpectedRequest> = match &applied.outcome {
+        Outcome::Write(r) => vec![ExpectedRequest {
+            method: r.method.clone(),
+            path: r.path.clone(),
+            query: r.query.clone(),
+            body: r.body.clone(),
+        }],
+        Outcome::Keep => vec![],
+        Outcome::Skip { reason } => return Err(format!("record was skipped: {reason}")),
+    };
+
+    if plan.direction.target() == Connection::Tripletex {
+        if let Outcome::Write(r) = &applied.outcome {
+            let q: Vec<(&str, &str)> = r.query.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let violations = crate::tripletex_spec::check(&r.method, &r.path, &q, r.body.as_ref());
+            if !violations.is_empty() {
+                let list: Vec<String> = violations.iter().map(|v| format!("  - {v}")).collect();
+                return Err(format!(
+                    "{} {} breaks Tripletex's OpenAPI spec:\n{}",
+                    r.method,
+                    r.path,
+                    list.join("\n")
+                ));
+            }
+            seen.push((plan.file.display().to_string(), r.clone()));
+        }
+    }
+
+    let expected: Vec<ExpectedRequest> = match (&case.expect, &case.expect_file) {
+        (Some(e), None) => e.clone(),
+        (None, Some(f)) => {
+            if bless {
+                let text = serde_json::to_string_pretty(&actual).map_err(|e| e.to_string())? + "\n";
+                std::fs::write(dir.join(f), text).map_err(|e| format!("cannot write {f}: {e}"))?;
+            }
+            serde_json::from_value(read_json(dir, f)?)
+                .map_err(|e| format!("{f} does not hold a list of requests: {e}"))?
+        }
+        _ => return Err("give exactly one of `expect`, `expect_file`, `expect_skip` and `expect_error`".into()),
+    };
+    let (mut expected, mut actual) = (expected, actual);
+    for r in expected.iter_mut().chain(actual.iter_mut()) {
+        if let Some(b) = r.body.as_mut() {
+            normalize_numbers(b);
+        }
+    }
+    if expected == actual {
+        return Ok(());
+    }
+    let e = serde_json::to_string_pretty(&expected).unwrap_or_default();
+    let a = serde_json::to_string_pretty(&actual).unwrap_or_default();
+    let diff = similar::TextDiff::from_lines(&e, &a)
+        .unified_diff()
+        .context_radius(3)
+        .header("expected", "actual")
+        .to_string();
+    Err(format!("requests differ:\n{diff}"))
+}
+
+/// `149.0` and `149` are the same JSON number; compare them as such.
+fn normalize_numbers(v: &mut Value) {
+    match v {
+        Value::Number(n) => {
+            if let Some(f) = n.as_f64().filter(|_| n.is_f64()) {
+                if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                    *v = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(normalize_numbers),
+        Value::Object(m) => m.values_mut().for_each(normalize_numbers),
+        _ => {}
+    }
+}
