@@ -98,7 +98,7 @@ impl JsonPath {
             None if text.starts_with('$') => (false, text.to_string()),
             None => return Err("a JSONPath starts with `$` (the source record) or `@` (the current item)".into()),
         };
-        let query = parse_json_path(&rooted).map_err(|e| first_line(&e.to_string()))?;
+        let query = parse_json_path(&rooted).map_err(|e| describe_jsonpath_error(&e.to_string()))?;
         Ok(JsonPath {
             text: text.to_string(),
             relative,
@@ -110,6 +110,24 @@ impl JsonPath {
         jsonpath_rust::query::js_path_process(&self.query, root)
             .map(|v| v.into_iter().map(|r| r.val()).collect())
             .unwrap_or_default()
+    }
+}
+
+/// pest's multi-line report → "at column N: expected …".
+fn describe_jsonpath_error(s: &str) -> String {
+    let col = s
+        .lines()
+        .find_map(|l| l.split_once("--> ").map(|(_, pos)| pos.trim()))
+        .and_then(|pos| pos.split(':').nth(1))
+        .map(|c| format!("at column {c}"));
+    let what = s
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("= "))
+        .map(str::to_string);
+    match (col, what) {
+        (Some(c), Some(w)) => format!("{c}: {w}"),
+        (Some(c), None) => c,
+        _ => first_line(s),
     }
 }
 
@@ -238,25 +256,77 @@ pub struct RefUse {
 
 /// Compiles one loaded mapping file.
 pub fn compile(doc: &Document) -> (Option<Plan>, Vec<Diagnostic>, Vec<RefUse>) {
-    let mut cx = Cx {
-        doc,
-        diags: Vec::new(),
-        refs: Vec::new(),
-        lookups_used: Vec::new(),
-    };
+    let mut cx = Cx::new(doc);
     let mut value = doc.value.clone();
-    let pruned = schema_check(&mut cx, &MAPPING_SCHEMA, MAPPING_VALIDATOR.as_ref(), &mut value);
+    let broken = schema_check(&mut cx, &MAPPING_SCHEMA, MAPPING_VALIDATOR.as_ref(), &mut value);
+    if broken {
+        salvage(&mut value);
+    }
     let mapping: Mapping = match serde_json::from_value(value) {
         Ok(m) => m,
         Err(e) => {
-            if !pruned {
+            if !broken {
                 cx.error(Code::InvalidValue, "", format!("invalid mapping: {e}"));
             }
             return (None, cx.diags, cx.refs);
         }
     };
+    // A salvaged mapping is compiled only to find the remaining problems in its templates.
+    cx.salvaged = broken;
     let plan = cx.mapping(&mapping);
+    if broken {
+        return (None, cx.diags, cx.refs);
+    }
     (plan, cx.diags, cx.refs)
+}
+
+/// After schema errors: drop every value the schema rejected and put placeholders in the required
+/// places, so the templates can still be compiled and their problems reported in the same run.
+fn salvage(value: &mut Value) {
+    let Some(validator) = MAPPING_VALIDATOR.as_ref() else { return };
+    for _ in 0..8 {
+        let bad: Vec<String> = validator
+            .iter_errors(value)
+            .filter(|e| !matches!(e.kind(), ValidationErrorKind::Required { .. }))
+            .map(|e| e.instance_path().as_str().to_string())
+            .collect();
+        if bad.is_empty() {
+            break;
+        }
+        for p in bad.iter().rev() {
+            if p.is_empty() {
+                return;
+            }
+            remove_pointer(value, p);
+            if let Some(Value::Array(_)) = value.pointer(p.rsplit_once('/').map(|x| x.0).unwrap_or("")) {
+                // An item of a list was bad: drop the whole list.
+                let parent = p.rsplit_once('/').map(|x| x.0).unwrap_or("").to_string();
+                remove_pointer(value, &parent);
+            }
+        }
+    }
+    let Value::Object(root) = value else { return };
+    root.entry("version").or_insert(Value::from(1));
+    root.entry("entity").or_insert(Value::from("unknown"));
+    root.entry("direction").or_insert(Value::from("rackbeat_to_tripletex"));
+    root.entry("body").or_insert(Value::Object(Default::default()));
+    let source = root.entry("source").or_insert(Value::Object(Default::default()));
+    if let Value::Object(s) = source {
+        s.entry("key").or_insert(Value::from(""));
+    }
+    let target = root.entry("target").or_insert(Value::Object(Default::default()));
+    if let Value::Object(t) = target {
+        t.entry("natural_key").or_insert(Value::from(""));
+        for k in ["find", "create"] {
+            let r = t.entry(k).or_insert(Value::Object(Default::default()));
+            if let Value::Object(r) = r {
+                r.entry("path").or_insert(Value::from("/"));
+                if k == "create" {
+                    r.entry("method").or_insert(Value::from("POST"));
+                }
+            }
+        }
+    }
 }
 
 /// Validates `value` against `schema`, turning each error into a diagnostic. Unknown keys are
@@ -296,6 +366,8 @@ fn remove_pointer(value: &mut Value, pointer: &str) {
 pub struct Cx<'a> {
     pub doc: &'a Document,
     pub diags: Vec<Diagnostic>,
+    /// The mapping had schema errors and was patched up: checks that relate fields are skipped.
+    salvaged: bool,
     refs: Vec<RefUse>,
     lookups_used: Vec<(String, String)>,
 }
@@ -305,6 +377,7 @@ impl<'a> Cx<'a> {
         Cx {
             doc,
             diags: Vec::new(),
+            salvaged: false,
             refs: Vec::new(),
             lookups_used: Vec::new(),
         }
@@ -432,6 +505,28 @@ impl<'a> Cx<'a> {
                 self.error_hint(Code::InvalidValue, &at, format!("`{got}` is not a valid value here"), hint);
             }
             ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
+                let consts = |ptr: &str| -> Vec<String> {
+                    context
+                        .iter()
+                        .flatten()
+                        .filter(|e| e.instance_path().as_str() == ptr)
+                        .filter_map(|e| match e.kind() {
+                            ValidationErrorKind::Constant { expected_value } => expected_value.as_str().map(str::to_string),
+                            ValidationErrorKind::Enum { options } => options.get(0).and_then(|v| v.as_str()).map(str::to_string),
+                            _ => None,
+                        })
+                        .collect()
+                };
+                if !err.instance().is_object() {
+                    // A one-of of constants: an enum whose variants carry descriptions.
+                    let opts = consts(&at);
+                    let got = err.instance().as_str().map(str::to_string).unwrap_or_else(|| err.instance().to_string());
+                    let hint = did_you_mean(&got, opts.iter().map(String::as_str))
+                        .map(|s| format!("did you mean `{s}`?"))
+                        .or_else(|| Some(format!("one of: {}", opts.join(", "))));
+                    self.error_hint(Code::InvalidValue, &at, format!("`{got}` is not allowed here"), hint);
+                    return;
+                }
                 // Tagged unions: report the errors of the branch whose tag matches.
                 let tag_ptr = format!("{at}/type");
                 let tag = err.instance().get("type").cloned();
@@ -445,16 +540,7 @@ impl<'a> Cx<'a> {
                         }
                     }
                     (tag, _) => {
-                        let tags: Vec<String> = context
-                            .iter()
-                            .flatten()
-                            .filter(|e| e.instance_path().as_str() == tag_ptr)
-                            .filter_map(|e| match e.kind() {
-                                ValidationErrorKind::Constant { expected_value } => expected_value.as_str().map(str::to_string),
-                                ValidationErrorKind::Enum { options } => options.get(0).and_then(|v| v.as_str()).map(str::to_string),
-                                _ => None,
-                            })
-                            .collect();
+                        let tags = consts(&tag_ptr);
                         match tag {
                             Some(t) => {
                                 let got = t.as_str().unwrap_or("?").to_string();
@@ -560,10 +646,9 @@ impl<'a> Cx<'a> {
             .collect()
     }
 
-    fn mapping(&mut self, m: &Mapping) -> Option<Plan> {
-        let before = self.diags.len();
-        let dir = m.direction;
-        if dir == Direction::TripletexToRackbeat && !m.on.is_empty() {
+    /// Checks that relate one part of a mapping to another.
+    fn relations(&mut self, m: &Mapping) {
+        if m.direction == Direction::TripletexToRackbeat && !m.on.is_empty() {
             self.error_hint(
                 Code::TriggerDirection,
                 "/on",
@@ -579,7 +664,7 @@ impl<'a> Cx<'a> {
                 Some("e.g. `get: \"/products/{{ key | urlencode }}\"`".into()),
             );
         }
-        if dir == Direction::TripletexToRackbeat && m.source.list.is_empty() {
+        if m.direction == Direction::TripletexToRackbeat && m.source.list.is_empty() {
             self.error_hint(
                 Code::MissingSource,
                 "/source",
@@ -597,6 +682,15 @@ impl<'a> Cx<'a> {
             );
         }
 
+    }
+
+    fn mapping(&mut self, m: &Mapping) -> Option<Plan> {
+        let before = self.diags.len();
+        let dir = m.direction;
+        if !self.salvaged {
+            self.relations(m);
+        }
+        
         let when = m.when.as_ref().and_then(|w| self.expression(w, "/when", &["source"]));
         let get = m.source.get.as_ref().and_then(|g| self.template(g, "/source/get", &["key"]));
         let select = m.source.select.as_ref().and_then(|s| self.jsonpath(s, "/source/select"));
@@ -655,8 +749,13 @@ impl<'a> Cx<'a> {
             }
         }
 
+        // A salvaged file may have lost a malformed lookup; it was reported already.
+        let declared: Vec<String> = match self.doc.value.get("lookups") {
+            Some(Value::Object(l)) if self.salvaged => l.keys().cloned().collect(),
+            _ => m.lookups.keys().cloned().collect(),
+        };
         for (name, pointer) in std::mem::take(&mut self.lookups_used) {
-            if !m.lookups.contains_key(&name) {
+            if !declared.contains(&name) {
                 let names: Vec<&str> = m.lookups.keys().map(String::as_str).collect();
                 let hint = did_you_mean(&name, names.iter().copied())
                     .map(|s| format!("did you mean `{s}`?"))
@@ -971,5 +1070,14 @@ fn push(
         let mut cx = Cx::new(doc);
         cx.error_hint(code, pointer, message, hint);
         diags.append(&mut cx.diags);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn jsonpath_errors_are_one_line() {
+        let e = super::JsonPath::compile("$.[product").err().unwrap_or_default();
+        assert!(e.starts_with("at column 3"), "{e}");
     }
 }

@@ -204,9 +204,9 @@ pub fn key_text(v: &MjValue) -> Option<String> {
     if let Some(s) = v.as_str() {
         return Some(s.to_string());
     }
-    if let Ok(f) = f64::try_from(v.clone()) {
-        if v.as_i64().is_none() && f.fract() == 0.0 && f.abs() < 1e15 {
-            return Some(format!("{}", f as i64));
+    if v.kind() == minijinja::value::ValueKind::Number {
+        if let Some(i) = v.as_i64() {
+            return Some(i.to_string());
         }
     }
     Some(v.to_string())

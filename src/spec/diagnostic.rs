@@ -274,9 +274,6 @@ impl fmt::Display for Report<'_> {
 impl std::error::Error for Report<'_> {}
 
 impl miette::Diagnostic for Report<'_> {
-    fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        Some(Box::new(format!("rbtx::{}", self.d.code)))
-    }
     fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
         self.d
             .hint
