@@ -1,0 +1,149 @@
+//! Mapping throughput, against the plain JSON round trip of the same records, in the same run.
+//!
+//! For each mapping: records/s on one core for (a) parse the API response + apply the mapping +
+//! serialize the request body, and (b) parse + serialize the same bytes with serde_json alone.
+//! The target is a ratio (a)/(b) of at least 0.5: mapping costs no more than one extra round trip.
+//! Run: `cargo bench --bench mapping`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rbtx::engine::{FixtureResolver, Outcome};
+use rbtx::plan::{Plan, load_pack};
+use rbtx::spec::{Direction, Fixtures};
+use serde_json::{Value, json};
+
+const ROUNDS: usize = 7;
+const ROUND_TIME: Duration = Duration::from_millis(400);
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let pack = load_pack(&[root.join("mappings")]);
+    assert!(pack.diagnostics.is_empty(), "the pack does not validate");
+    let samples = root.join("mappings/rackbeat-to-tripletex/samples");
+
+    let product = std::fs::read_to_string(samples.join("product.json")).expect("product sample");
+    let invoice = invoice_with_lines(20);
+
+    let resolver: Arc<FixtureResolver> = Arc::new(fixtures());
+    println!("mapping throughput, {ROUNDS} rounds of {} ms, one thread", ROUND_TIME.as_millis());
+    println!(
+        "{:<28} {:>14} {:>14} {:>8} {:>8} {:>8}",
+        "mapping", "map rec/s", "json rec/s", "min", "median", "max"
+    );
+    for (name, entity, mode, input) in [
+        ("product", "product", None, product.as_str()),
+        ("invoice-booked (20 lines)", "invoice", Some("booked"), invoice.as_str()),
+    ] {
+        let plan = pack
+            .plans
+            .iter()
+            .find(|p| p.direction == Direction::RackbeatToTripletex && p.entity == entity && p.mode.as_deref() == mode)
+            .expect("mapping in pack");
+        check_once(plan, input, &resolver);
+        let mut ratios = Vec::new();
+        let (mut map_rates, mut json_rates) = (Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            let j = rate(|| json_round_trip(input));
+            let m = rate(|| map_record(plan, input, &resolver));
+            ratios.push(m / j);
+            map_rates.push(m);
+            json_rates.push(j);
+        }
+        ratios.sort_by(f64::total_cmp);
+        map_rates.sort_by(f64::total_cmp);
+        json_rates.sort_by(f64::total_cmp);
+        println!(
+            "{:<28} {:>14.0} {:>14.0} {:>8.2} {:>8.2} {:>8.2}",
+            name,
+            map_rates[ROUNDS / 2],
+            json_rates[ROUNDS / 2],
+            ratios[0],
+            ratios[ROUNDS / 2],
+            ratios[ROUNDS - 1]
+        );
+    }
+    println!("ratio = mapping rate / JSON round-trip rate (target >= 0.5)");
+}
+
+fn rate(mut f: impl FnMut() -> usize) -> f64 {
+    let start = Instant::now();
+    let mut n = 0usize;
+    let mut sink = 0usize;
+    while start.elapsed() < ROUND_TIME {
+        for _ in 0..64 {
+            sink = sink.wrapping_add(f());
+            n += 1;
+        }
+    }
+    std::hint::black_box(sink);
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn json_round_trip(input: &str) -> usize {
+    let v: Value = serde_json::from_str(input).unwrap_or(Value::Null);
+    serde_json::to_vec(&v).map(|b| b.len()).unwrap_or(0)
+}
+
+fn map_record(plan: &Plan, input: &str, resolver: &Arc<FixtureResolver>) -> usize {
+    let v: Value = serde_json::from_str(input).unwrap_or(Value::Null);
+    let Some(source) = plan.select(&v) else { return 0 };
+    match plan.apply(source, None, resolver.clone()) {
+        Ok(a) => match a.outcome {
+            Outcome::Write(r) => serde_json::to_vec(&r.body).map(|b| b.len()).unwrap_or(0),
+            _ => 0,
+        },
+        Err(_) => 0,
+    }
+}
+
+fn check_once(plan: &Plan, input: &str, resolver: &Arc<FixtureResolver>) {
+    let v: Value = serde_json::from_str(input).expect("sample JSON");
+    let source = plan.select(&v).expect("select");
+    match plan.apply(source, None, resolver.clone()) {
+        Ok(a) => assert!(matches!(a.outcome, Outcome::Write(_)), "{:?}", a.outcome),
+        Err(e) => panic!("{}: {e}", plan.file.display()),
+    }
+}
+
+fn invoice_with_lines(n: usize) -> String {
+    let lines: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({
+                "id": 900 + i, "child_id": format!("VARE-{}", 1000 + i % 7), "child_type": "product",
+                "location_id": 1, "name": format!("Vare nr {i} – hylle"), "quantity": (i % 5) + 1,
+                "line_price": 149.0 + i as f64 * 0.37, "discount_percentage": if i % 3 == 0 { 10 } else { 0 },
+                "vat_percentage": 25, "variations": []
+            })
+        })
+        .collect();
+    json!({"customer_invoice": {
+        "number": 20045, "heading": "Ordre 10042", "note": null, "currency": "NOK", "currency_rate": 1.0,
+        "total_subtotal": 1192.0, "total_total": 1490.0, "is_booked": true,
+        "booked_at": "2025-03-01T10:00:00+01:00", "due_date": "2025-03-15", "customer_id": 10001,
+        "customer": {"number": 10001, "name": "Fjord Bygg AS", "vat_zone": "domestic"},
+        "order_id": 10042, "address_street": "Strandveien 12", "address_city": "Bergen",
+        "address_zipcode": "5003", "address_country": "NO", "lines": lines,
+        "created_at": "2025-03-01T09:58:00+01:00", "updated_at": "2025-03-01T10:00:00+01:00",
+        "self": "https://app.rackbeat.com/api/customer-invoices/20045"
+    }})
+    .to_string()
+}
+
+fn fixtures() -> FixtureResolver {
+    let f: Fixtures = serde_json::from_value(json!({
+        "refs": {
+            "customer": {"10001": 501},
+            "product": (0..7).map(|i| (format!("VARE-{}", 1000 + i), json!(7000 + i))).collect::<serde_json::Map<_, _>>()
+        },
+        "lookups": {
+            "vat_type": {"3": 3, "31": 31, "33": 32, "5": 5, "6": 6, "52": 52},
+            "unit": {"stk": 14},
+            "currency": {"NOK": 1},
+            "country": {"NO": 161}
+        }
+    }))
+    .expect("fixtures");
+    FixtureResolver::layered(&f, &Fixtures::default())
+}

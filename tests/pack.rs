@@ -1,0 +1,121 @@
+//! The shipped mapping pack: it validates, its unit tests pass, every Tripletex request they make
+//! satisfies Tripletex's official spec, and the committed schemas match the Rust types.
+
+use std::path::{Path, PathBuf};
+
+use rbtx::plan::load_pack;
+use rbtx::spec::Direction;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn mappings() -> PathBuf {
+    root().join("mappings")
+}
+
+#[test]
+fn the_pack_validates() {
+    let pack = load_pack(&[mappings()]);
+    let rendered = rbtx::spec::diagnostic::render(&pack.diagnostics, rbtx::spec::diagnostic::Format::Human);
+    assert!(pack.diagnostics.is_empty(), "{rendered}");
+}
+
+#[test]
+fn the_pack_has_every_entity_in_both_directions() {
+    let pack = load_pack(&[mappings()]);
+    let mut have: Vec<(Direction, String, Option<String>)> = pack
+        .plans
+        .iter()
+        .map(|p| (p.direction, p.entity.clone(), p.mode.clone()))
+        .collect();
+    have.sort();
+    let r2t = Direction::RackbeatToTripletex;
+    let t2r = Direction::TripletexToRackbeat;
+    let mut want = vec![
+        (r2t, "bom".to_string(), None),
+        (r2t, "customer".to_string(), None),
+        (r2t, "invoice".to_string(), Some("as_order".to_string())),
+        (r2t, "invoice".to_string(), Some("booked".to_string())),
+        (r2t, "product".to_string(), None),
+        (r2t, "supplier".to_string(), None),
+        (t2r, "customer".to_string(), None),
+        (t2r, "employee".to_string(), None),
+        (t2r, "payment_term".to_string(), None),
+        (t2r, "product".to_string(), None),
+        (t2r, "supplier".to_string(), None),
+    ];
+    want.sort();
+    assert_eq!(have, want);
+}
+
+#[test]
+fn every_mapping_has_tests_and_they_pass() {
+    let pack = load_pack(&[mappings()]);
+    let report = rbtx::testing::run(&[mappings()], &pack, false);
+    assert!(report.diagnostics.is_empty(), "{:?}", report.diagnostics);
+    assert_eq!(report.failed(), 0, "{}", report.render());
+    for plan in &pack.plans {
+        let cases = report
+            .cases
+            .iter()
+            .filter(|c| c.file == plan.file.with_extension("test.yaml"))
+            .count();
+        assert!(cases >= 3, "{} has {cases} test cases; each mapping needs at least 3", plan.file.display());
+    }
+}
+
+#[test]
+fn every_tripletex_request_in_the_tests_is_spec_valid() {
+    // rbtx::testing fails a case whose request breaks the spec; this checks the coverage: each
+    // Tripletex-bound mapping actually produced requests that went through that check.
+    let pack = load_pack(&[mappings()]);
+    let report = rbtx::testing::run(&[mappings()], &pack, false);
+    for plan in pack.plans.iter().filter(|p| p.direction == Direction::RackbeatToTripletex) {
+        let file = plan.file.display().to_string();
+        let n = report.tripletex_requests.iter().filter(|(f, _)| *f == file).count();
+        assert!(n > 0, "{file}: no test produced a Tripletex request");
+        for (_, r) in report.tripletex_requests.iter().filter(|(f, _)| *f == file) {
+            let q: Vec<(&str, &str)> = r.query.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            assert_eq!(rbtx::tripletex_spec::check(&r.method, &r.path, &q, r.body.as_ref()), vec![]);
+        }
+    }
+}
+
+#[test]
+fn a_body_with_an_unknown_field_is_rejected_by_the_spec_check() {
+    let body = serde_json::json!({"name": "x", "numbr": "1"});
+    let v = rbtx::tripletex_spec::check("POST", "/product", &[], Some(&body));
+    assert_eq!(v.len(), 1);
+    assert!(v[0].message.contains("`numbr`"), "{v:?}");
+}
+
+fn committed(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn committed_schemas_match_the_rust_types() {
+    let hint = "regenerate with `cargo run -- schema > schemas/mapping.schema.json` and \
+                `cargo run -- schema test > schemas/mapping-test.schema.json`";
+    assert!(committed(&root().join("schemas/mapping.schema.json")) == rbtx::spec::mapping_schema(), "{hint}");
+    assert!(committed(&root().join("schemas/mapping-test.schema.json")) == rbtx::spec::test_schema(), "{hint}");
+}
+
+#[test]
+fn every_shipped_yaml_file_starts_with_the_schema_modeline() {
+    let mut files = rbtx::plan::discover(&[mappings()]).unwrap_or_default();
+    files.extend(rbtx::testing::discover(&[mappings()]));
+    assert!(files.len() >= 22, "{files:?}");
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        let first = text.lines().next().unwrap_or("");
+        let schema = if f.to_string_lossy().contains(".test.") { "mapping-test.schema.json" } else { "mapping.schema.json" };
+        assert!(
+            first.starts_with("# yaml-language-server: $schema=") && first.ends_with(schema),
+            "{} must start with the modeline for {schema}",
+            f.display()
+        );
+    }
+}
