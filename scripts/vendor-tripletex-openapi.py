@@ -24,6 +24,7 @@ OPERATIONS = [
     ("GET", "/product/unit"),
     ("GET", "/employee"),
     ("GET", "/ledger/vatType"),
+    ("GET", "/country"), ("GET", "/currency"),
     ("GET", "/ledger/account"), ("PUT", "/ledger/account/{id}"),
     ("GET", "/order"), ("POST", "/order"), ("PUT", "/order/{id}"),
     ("PUT", "/order/{id}/:invoice"),

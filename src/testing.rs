@@ -165,7 +165,34 @@ fn run_case(
         _ => return Err("give exactly one of `source` and `source_file`".into()),
     };
     let resolver = Arc::new(FixtureResolver::layered(&tf.fixtures, &case.fixtures));
-    let result = plan.apply(&source, case.target.as_ref(), resolver);
+    match (&case.key, &case.expect_get) {
+        (Some(key), Some(want)) => {
+            let got = plan.source_path(key).map_err(|e| format!("source.get failed: {e}"))?;
+            if got.as_deref() != Some(want.as_str()) {
+                return Err(format!("source.get for key `{key}`: expected `{want}`, got `{}`", got.unwrap_or_default()));
+            }
+        }
+        (None, None) => {}
+        _ => return Err("`key` and `expect_get` go together".into()),
+    }
+    let result = plan.apply(&source, case.target.as_ref(), resolver.clone());
+    if let (Some(want), Ok(applied)) = (&case.expect_find, &result) {
+        let got = plan
+            .find_request(&source, &applied.body, resolver)
+            .map_err(|e| format!("target.find failed: {e}"))?;
+        let got = ExpectedRequest { method: got.method, path: got.path, query: got.query, body: None };
+        if &got != want {
+            return Err(format!("target.find: expected {want:?}, got {got:?}"));
+        }
+        if plan.direction.target() == Connection::Tripletex {
+            let q: Vec<(&str, &str)> = got.query.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let violations = crate::tripletex_spec::check(&got.method, &got.path, &q, None);
+            if !violations.is_empty() {
+                let list: Vec<String> = violations.iter().map(|v| format!("  - {v}")).collect();
+                return Err(format!("target.find breaks Tripletex's OpenAPI spec:\n{}", list.join("\n")));
+            }
+        }
+    }
 
     if let Some(want) = &case.expect_error {
         return match result {

@@ -51,7 +51,7 @@ pub enum RecordError {
     #[error("{field}: {message}")]
     Field { field: String, message: String },
     /// References that are not bound yet; the runtime syncs them, then retries this record.
-    #[error("waiting for {}", .0.iter().map(|(e, k)| format!("{e} {k}")).collect::<Vec<_>>().join(", "))]
+    #[error("{} not synced yet", .0.iter().map(|(e, k)| format!("{e} {k}")).collect::<Vec<_>>().join(", "))]
     Missing(Vec<(String, String)>),
 }
 
@@ -128,12 +128,6 @@ impl Plan {
             Out::Value(v) => text_of(&v),
             Out::Absent => String::new(),
         };
-        if key.trim().is_empty() {
-            return Err(RecordError::Field {
-                field: "source.key".into(),
-                message: "the record has no key".into(),
-            });
-        }
         if let Some(w) = &self.when {
             let keep = w
                 .eval_bool(&ctx.scope(vec![("source", source)]))
@@ -147,6 +141,12 @@ impl Plan {
                 });
             }
         }
+        if key.trim().is_empty() {
+            return Err(RecordError::Field {
+                field: "source.key".into(),
+                message: "the record has no key".into(),
+            });
+        }
         let null = Value::Null;
         let target_v = target.unwrap_or(&null);
         let mut body = Map::new();
@@ -155,6 +155,10 @@ impl Plan {
             if let Some(v) = render(&ctx, node, vars, None, &format!("body.{name}"))? {
                 body.insert(name.clone(), v);
             }
+        }
+        let missing = ctx.rt.missing.lock().map(|m| m.clone()).unwrap_or_default();
+        if !missing.is_empty() {
+            return Err(RecordError::Missing(missing));
         }
         let body = Value::Object(body);
         match body.get(&self.target.natural_key) {
@@ -361,7 +365,8 @@ impl FixtureResolver {
 
 impl Resolver for FixtureResolver {
     fn reference(&self, entity: &str, key: &str) -> Option<Value> {
-        self.refs.get(entity)?.get(key).cloned()
+        // A fixture of `null` means "not bound", so a case can unset a shared fixture.
+        self.refs.get(entity)?.get(key).filter(|v| !v.is_null()).cloned()
     }
     fn lookup(&self, table: &str, key: &str) -> Option<Value> {
         self.lookups.get(table)?.get(key).cloned()

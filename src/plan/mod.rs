@@ -238,7 +238,18 @@ pub fn load_pack(paths: &[PathBuf]) -> Pack {
             compiled.push((plan, doc, uses));
         }
     }
-    check_pack(&compiled, &mut pack.diagnostics);
+    // Entities as the files declare them, compiled or not, so one broken file does not make every
+    // reference to its entity an error too.
+    let declared: Vec<(String, String)> = docs
+        .iter()
+        .filter_map(|d| {
+            Some((
+                d.value.get("direction")?.as_str()?.to_string(),
+                d.value.get("entity")?.as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    check_pack(&compiled, &declared, &mut pack.diagnostics);
     pack.plans = compiled.into_iter().map(|(p, _, _)| p).collect();
     crate::spec::diagnostic::sort(&mut pack.diagnostics);
     pack
@@ -407,11 +418,27 @@ impl<'a> Cx<'a> {
 
     /// Points at `needle` inside the node at `pointer` when it can be found there.
     fn error_at_text(&mut self, code: Code, pointer: &str, needle: Option<&str>, message: String, hint: Option<String>) {
+        self.error_at_offset(code, pointer, needle, None, message, hint);
+    }
+
+    /// Like `error_at_text`, searching from `offset` bytes into the value (quotes and escapes
+    /// only ever move text to the right, so the offset in the template is a lower bound).
+    fn error_at_offset(
+        &mut self,
+        code: Code,
+        pointer: &str,
+        needle: Option<&str>,
+        offset: Option<usize>,
+        message: String,
+        hint: Option<String>,
+    ) {
         let span = self.doc.spans.value(pointer);
         let span = needle
             .and_then(|n| {
                 let text = self.doc.text.get(span.clone())?;
-                let at = find_word(text, n)?;
+                let from = offset.unwrap_or(0).min(text.len());
+                let from = (0..=from).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+                let at = find_word(&text[from..], n).map(|i| i + from).or_else(|| find_word(text, n))?;
                 Some(span.start + at..span.start + at + n.len())
             })
             .unwrap_or(span);
@@ -453,9 +480,27 @@ impl<'a> Cx<'a> {
             }
             ValidationErrorKind::Required { property } => {
                 let name = property.as_str().unwrap_or("?");
+                // A typo of this very field is reported as an unknown field with a hint; saying
+                // it is missing too would only be noise.
+                let typo = err.instance().as_object().is_some_and(|m| {
+                    m.keys().any(|k| !k.starts_with('$') && did_you_mean(k, [name]).is_some() && k != name)
+                });
+                if typo {
+                    return;
+                }
                 let where_ = if at.is_empty() { "the mapping".to_string() } else { format!("`{}`", field_path(&at)) };
-                let span = if at.is_empty() { 0..0 } else { self.doc.spans.key(&at) };
-                let d = self.diag(Code::MissingField, &at, span, format!("missing field `{name}` in {where_}"));
+                let span = if at.is_empty() {
+                    // The first key of the file, rather than a comment at 1:1.
+                    err.instance()
+                        .as_object()
+                        .and_then(|m| m.keys().next())
+                        .map(|k| self.doc.spans.key(&format!("/{}", escape_pointer(k))))
+                        .unwrap_or(0..0)
+                } else {
+                    self.doc.spans.key(&at)
+                };
+                let mut d = self.diag(Code::MissingField, &at, span, format!("missing field `{name}` in {where_}"));
+                d.hint = Some(format!("add `{name}:`"));
                 self.diags.push(d);
             }
             ValidationErrorKind::Type { kind } => {
@@ -499,63 +544,92 @@ impl<'a> Cx<'a> {
                 let got = err.instance().as_str().unwrap_or("").to_string();
                 let hint = match at.as_str() {
                     "/entity" | "/mode" => Some("use snake_case: lower-case letters, digits and `_`".to_string()),
+                    p if p.ends_with("/$as") => Some("a loop variable name: lower-case letters, digits and `_`".to_string()),
                     p if p.starts_with("/on/") => Some("Rackbeat event names look like `product.created`".to_string()),
                     _ => Some(format!("it must match `{pattern}`")),
                 };
                 self.error_hint(Code::InvalidValue, &at, format!("`{got}` is not a valid value here"), hint);
             }
             ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
-                let consts = |ptr: &str| -> Vec<String> {
-                    context
-                        .iter()
-                        .flatten()
-                        .filter(|e| e.instance_path().as_str() == ptr)
-                        .filter_map(|e| match e.kind() {
-                            ValidationErrorKind::Constant { expected_value } => expected_value.as_str().map(str::to_string),
-                            ValidationErrorKind::Enum { options } => options.get(0).and_then(|v| v.as_str()).map(str::to_string),
-                            _ => None,
-                        })
-                        .collect()
+                let branches = schema
+                    .pointer(err.schema_path().as_str())
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let resolve = |b: &Value| -> Value {
+                    match b.get("$ref").and_then(Value::as_str) {
+                        Some(r) => schema.pointer(r.trim_start_matches('#')).cloned().unwrap_or(Value::Null),
+                        None => b.clone(),
+                    }
                 };
-                if !err.instance().is_object() {
-                    // A one-of of constants: an enum whose variants carry descriptions.
-                    let opts = consts(&at);
-                    let got = err.instance().as_str().map(str::to_string).unwrap_or_else(|| err.instance().to_string());
-                    let hint = did_you_mean(&got, opts.iter().map(String::as_str))
+                let branches: Vec<Value> = branches.iter().map(resolve).collect();
+                // The constants a one-of chooses between: enum variants, or union tags.
+                let consts: Vec<String> = branches
+                    .iter()
+                    .filter_map(|b| b.get("const").or_else(|| b.pointer("/enum/0")).and_then(Value::as_str).map(str::to_string))
+                    .collect();
+                let tags: Vec<String> = branches
+                    .iter()
+                    .filter_map(|b| {
+                        b.pointer("/properties/type/const")
+                            .or_else(|| b.pointer("/properties/type/enum/0"))
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                    })
+                    .collect();
+                let inst = err.instance();
+                if !consts.is_empty() && !inst.is_object() {
+                    let got = inst.as_str().map(str::to_string).unwrap_or_else(|| inst.to_string());
+                    let hint = did_you_mean(&got, consts.iter().map(String::as_str))
                         .map(|s| format!("did you mean `{s}`?"))
-                        .or_else(|| Some(format!("one of: {}", opts.join(", "))));
+                        .or_else(|| Some(format!("one of: {}", consts.join(", "))));
                     self.error_hint(Code::InvalidValue, &at, format!("`{got}` is not allowed here"), hint);
                     return;
                 }
-                // Tagged unions: report the errors of the branch whose tag matches.
+                // Branches whose type fits the value (drops `null` for an optional field).
+                let fits: Vec<usize> = (0..context.len())
+                    .filter(|i| {
+                        !context[*i].iter().any(|e| {
+                            e.instance_path().as_str() == at.as_str()
+                                && matches!(e.kind(), ValidationErrorKind::Type { .. })
+                        })
+                    })
+                    .collect();
+                if fits.is_empty() {
+                    let expected = if tags.is_empty() { "a mapping".to_string() } else { format!("a mapping with `type: {}`", tags.join("|")) };
+                    self.error_hint(Code::WrongType, &at, format!("expected {expected}, found {}", type_name(inst)), None);
+                    return;
+                }
                 let tag_ptr = format!("{at}/type");
-                let tag = err.instance().get("type").cloned();
-                let branch = context.iter().find(|errs| {
-                    !errs.iter().any(|e| e.instance_path().as_str() == tag_ptr)
-                });
-                match (tag, branch) {
-                    (Some(_), Some(errs)) => {
-                        for e in errs {
-                            self.schema_error(schema, e, unknown);
-                        }
+                let tag = inst.get("type").and_then(Value::as_str).map(str::to_string);
+                let chosen: Vec<usize> = fits
+                    .iter()
+                    .copied()
+                    .filter(|i| !context[*i].iter().any(|e| e.instance_path().as_str() == tag_ptr))
+                    .collect();
+                if tags.is_empty() || (tag.is_some() && chosen.len() == 1) {
+                    let i = if tags.is_empty() { fits[0] } else { chosen[0] };
+                    for e in &context[i] {
+                        self.schema_error(schema, e, unknown);
                     }
-                    (tag, _) => {
-                        let tags = consts(&tag_ptr);
-                        match tag {
-                            Some(t) => {
-                                let got = t.as_str().unwrap_or("?").to_string();
-                                let hint = did_you_mean(&got, tags.iter().map(String::as_str))
-                                    .map(|s| format!("did you mean `{s}`?"))
-                                    .unwrap_or_else(|| format!("one of: {}", tags.join(", ")));
-                                self.error_hint(Code::InvalidValue, &tag_ptr, format!("unknown type `{got}`"), Some(hint));
-                            }
-                            None => self.error_hint(
-                                Code::MissingField,
-                                &at,
-                                format!("missing field `type` in `{}`", field_path(&at)),
-                                Some(format!("one of: {}", tags.join(", "))),
-                            ),
-                        }
+                    return;
+                }
+                match tag {
+                    Some(got) => {
+                        let hint = did_you_mean(&got, tags.iter().map(String::as_str))
+                            .map(|s| format!("did you mean `{s}`?"))
+                            .unwrap_or_else(|| format!("one of: {}", tags.join(", ")));
+                        self.error_hint(Code::InvalidValue, &tag_ptr, format!("unknown type `{got}`"), Some(hint));
+                    }
+                    None => {
+                        let mut d = self.diag(
+                            Code::MissingField,
+                            &at,
+                            self.doc.spans.key(&at),
+                            format!("missing field `type` in `{}`", field_path(&at)),
+                        );
+                        d.hint = Some(format!("add `type:` with one of: {}", tags.join(", ")));
+                        self.diags.push(d);
                     }
                 }
             }
@@ -588,6 +662,15 @@ impl<'a> Cx<'a> {
             .strip_prefix("{{")
             .and_then(|s| s.strip_suffix("}}"))
             .unwrap_or(inner);
+        if inner.contains("{{") || inner.contains("}}") {
+            self.error_hint(
+                Code::BadTemplate,
+                pointer,
+                "this is one bare expression, not a template".into(),
+                Some("write `a and b` rather than `{{ a }} and {{ b }}`".into()),
+            );
+            return None;
+        }
         let mut uses = Uses::default();
         match template::compile_expr(inner, vars, &mut uses) {
             Ok(t) => {
@@ -618,22 +701,49 @@ impl<'a> Cx<'a> {
                 ProblemKind::UnknownFunction => Code::UnknownFunction,
                 ProblemKind::UnknownFilter => Code::UnknownFilter,
             };
-            self.error_at_text(code, pointer, p.needle.as_deref(), p.message, p.hint);
+            self.error_at_offset(code, pointer, p.needle.as_deref(), p.offset, p.message, p.hint);
         }
     }
 
-    fn jsonpath(&mut self, text: &str, pointer: &str) -> Option<JsonPath> {
+    /// Compiles a JSONPath; `in_loop` says whether an enclosing item exists for `@` to mean.
+    fn jsonpath(&mut self, text: &str, pointer: &str, in_loop: bool) -> Option<JsonPath> {
+        let example = if pointer == "/source/select" {
+            "e.g. `$.product` selects the record inside the response envelope"
+        } else {
+            "e.g. `$.lines[*]` over the source record, `@.lines[*]` over the current item"
+        };
         match JsonPath::compile(text) {
+            Ok(p) if p.relative && !in_loop => {
+                self.error_hint(
+                    Code::BadJsonpath,
+                    pointer,
+                    format!("`{text}` starts with `@`, the current item, but there is no enclosing `$for_each` here"),
+                    Some("start it with `$` to select from the source record".into()),
+                );
+                None
+            }
             Ok(p) => Some(p),
             Err(e) => {
                 self.error_hint(
                     Code::BadJsonpath,
                     pointer,
                     format!("invalid JSONPath `{text}`: {e}"),
-                    Some("e.g. `$.lines[*]` over the source record, `@.lines[*]` over the current item".into()),
+                    Some(example.into()),
                 );
                 None
             }
+        }
+    }
+
+    /// Values sent as written: a template there would be sent verbatim, so it is an error.
+    fn constant(&mut self, value: &str, pointer: &str) {
+        if value.contains("{{") || value.contains("{%") {
+            self.error_hint(
+                Code::BadTemplate,
+                pointer,
+                "templates are not evaluated here; this value is sent as written".into(),
+                Some("use a constant".into()),
+            );
         }
     }
 
@@ -656,21 +766,26 @@ impl<'a> Cx<'a> {
                 Some("remove `on`, or change `direction` to rackbeat_to_tripletex".into()),
             );
         }
-        if !m.on.is_empty() && m.source.get.is_none() {
-            self.error_hint(
+        let source_key = self.doc.spans.key("/source");
+        if m.direction == Direction::RackbeatToTripletex && !m.on.is_empty() && m.source.get.is_none() {
+            let mut d = self.diag(
                 Code::MissingSource,
                 "/source",
+                source_key.clone(),
                 "a mapping with triggers needs `source.get` to read the record a webhook names".into(),
-                Some("e.g. `get: \"/products/{{ key | urlencode }}\"`".into()),
             );
+            d.hint = Some("e.g. `get: \"/<resource>/{{ key | urlencode }}\"`".into());
+            self.diags.push(d);
         }
         if m.direction == Direction::TripletexToRackbeat && m.source.list.is_empty() {
-            self.error_hint(
+            let mut d = self.diag(
                 Code::MissingSource,
                 "/source",
+                source_key,
                 "an initial-sync mapping needs `source.list` to page through the records".into(),
-                Some("e.g. `list: [{ path: /customer }]`".into()),
             );
+            d.hint = Some("e.g. `list: [{ path: /customer }]`".into());
+            self.diags.push(d);
         }
         if !m.body.contains_key(&m.target.natural_key) {
             let keys: Vec<&str> = m.body.keys().map(String::as_str).collect();
@@ -678,7 +793,11 @@ impl<'a> Cx<'a> {
                 Code::NaturalKey,
                 "/target/natural_key",
                 format!("natural key `{}` is not a field of `body`", m.target.natural_key),
-                did_you_mean(&m.target.natural_key, keys).map(|s| format!("did you mean `{s}`?")),
+                Some(
+                    did_you_mean(&m.target.natural_key, keys.iter().copied())
+                        .map(|s| format!("did you mean `{s}`?"))
+                        .unwrap_or_else(|| format!("body fields: {}", keys.join(", "))),
+                ),
             );
         }
 
@@ -693,8 +812,22 @@ impl<'a> Cx<'a> {
         
         let when = m.when.as_ref().and_then(|w| self.expression(w, "/when", &["source"]));
         let get = m.source.get.as_ref().and_then(|g| self.template(g, "/source/get", &["key"]));
-        let select = m.source.select.as_ref().and_then(|s| self.jsonpath(s, "/source/select"));
+        let select = m.source.select.as_ref().and_then(|s| self.jsonpath(s, "/source/select", false));
         let key = self.template(&m.source.key, "/source/key", &["source"]);
+        if let Some(Template::Const(_)) = &key {
+            self.error_hint(
+                Code::BadTemplate,
+                "/source/key",
+                "the key is the same for every record".into(),
+                Some("read it from the record, e.g. `\"{{ source.number }}\"`".into()),
+            );
+        }
+        for (i, l) in m.source.list.iter().enumerate() {
+            self.constant(&l.path, &format!("/source/list/{i}/path"));
+            for (k, v) in &l.query {
+                self.constant(v, &format!("/source/list/{i}/query/{}", escape_pointer(k)));
+            }
+        }
 
         let find_vars = ["source", "body"];
         let find_path = self.template(&m.target.find.path, "/target/find/path", &find_vars);
@@ -729,14 +862,21 @@ impl<'a> Cx<'a> {
                         },
                     );
                 }
-                Lookup::Api { connection, path, query, key, value } => api_lookups.push(ApiLookup {
+                Lookup::Api { connection, path, query, key, value } => {
+                    let lp = format!("/lookups/{}", escape_pointer(name));
+                    self.constant(path, &format!("{lp}/path"));
+                    for (k, v) in query {
+                        self.constant(v, &format!("{lp}/query/{}", escape_pointer(k)));
+                    }
+                    api_lookups.push(ApiLookup {
                     name: name.clone(),
                     connection: *connection,
                     path: path.clone(),
                     query: query.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                     key: key.clone(),
                     value: value.clone(),
-                }),
+                    })
+                }
             }
         }
 
@@ -744,17 +884,35 @@ impl<'a> Cx<'a> {
         let mut scope = vec!["source".to_string(), "target".to_string()];
         for (name, node) in &m.body {
             let p = format!("/body/{}", escape_pointer(name));
+            if name.starts_with('$') {
+                self.error_hint(
+                    Code::BadDirective,
+                    &p,
+                    format!("`{name}` cannot stand at the top of `body`: directives go inside a field's mapping"),
+                    Some(if name == "$when" {
+                        "to skip whole records, use the top-level `when:`".to_string()
+                    } else {
+                        "put it under the field it applies to".to_string()
+                    }),
+                );
+                continue;
+            }
             if let Some(n) = self.node(&node.0, &p, &mut scope) {
                 body.push((name.clone(), n));
             }
         }
 
         // A salvaged file may have lost a malformed lookup; it was reported already.
-        let declared: Vec<String> = match self.doc.value.get("lookups") {
-            Some(Value::Object(l)) if self.salvaged => l.keys().cloned().collect(),
-            _ => m.lookups.keys().cloned().collect(),
+        let declared: Option<Vec<String>> = match self.doc.value.get("lookups") {
+            Some(Value::Object(l)) if self.salvaged => Some(l.keys().cloned().collect()),
+            Some(_) if self.salvaged => None,
+            _ => Some(m.lookups.keys().cloned().collect()),
         };
-        for (name, pointer) in std::mem::take(&mut self.lookups_used) {
+        let used = std::mem::take(&mut self.lookups_used);
+        let Some(declared) = declared else {
+            return None;
+        };
+        for (name, pointer) in used {
             if !declared.contains(&name) {
                 let names: Vec<&str> = m.lookups.keys().map(String::as_str).collect();
                 let hint = did_you_mean(&name, names.iter().copied())
@@ -838,6 +996,20 @@ impl<'a> Cx<'a> {
             }
         };
         let fields: Vec<(&String, &Value)> = map.iter().filter(|(k, _)| !k.starts_with('$')).collect();
+        let mut unknown_directive = false;
+        for k in map.keys().filter(|k| k.starts_with('$') && !DIRECTIVES.contains(&k.as_str())) {
+            let hint = did_you_mean(k, DIRECTIVES.iter().copied())
+                .map(|s| format!("did you mean `{s}`?"))
+                .unwrap_or_else(|| format!("directives are {}", DIRECTIVES.join(", ")));
+            let p = format!("{pointer}/{}", escape_pointer(k));
+            let mut d = self.diag(Code::BadDirective, &p, self.doc.spans.key(&p), format!("unknown directive `{k}`"));
+            d.hint = Some(hint);
+            self.diags.push(d);
+            unknown_directive = true;
+        }
+        if unknown_directive {
+            return None;
+        }
         let for_each = str_directive(self, "$for_each")?;
         let as_ = str_directive(self, "$as")?;
         let join = str_directive(self, "$join")?;
@@ -916,7 +1088,9 @@ impl<'a> Cx<'a> {
         let inner = inner?;
         match for_each {
             Some(path) => {
-                let path = self.jsonpath(&path, &format!("{pointer}/$for_each"))?;
+                // `index` is in scope exactly inside a loop.
+                let in_loop = scope.iter().any(|v| v == "index");
+                let path = self.jsonpath(&path, &format!("{pointer}/$for_each"), in_loop)?;
                 Some(Node {
                     when: None,
                     kind: NodeKind::ForEach {
@@ -981,24 +1155,29 @@ fn allowed_properties(schema: &Value, schema_path: &str) -> Vec<String> {
 }
 
 /// Checks across files: unknown references, duplicate mappings and triggers, mode conflicts.
-fn check_pack(compiled: &[(Plan, &Document, Vec<RefUse>)], diags: &mut Vec<Diagnostic>) {
+fn check_pack(compiled: &[(Plan, &Document, Vec<RefUse>)], declared: &[(String, String)], diags: &mut Vec<Diagnostic>) {
     let mut entities: BTreeMap<(Direction, &str), Vec<&Plan>> = BTreeMap::new();
     for (p, _, _) in compiled {
         entities.entry((p.direction, p.entity.as_str())).or_default().push(p);
     }
     for (plan, doc, uses) in compiled {
         let mut cx = Cx::new(doc);
+        let dir = plan.direction.as_str();
         for u in uses {
-            if !entities.contains_key(&(plan.direction, u.entity.as_str())) {
-                let known: Vec<&str> = entities
-                    .keys()
-                    .filter(|(d, _)| *d == plan.direction)
-                    .map(|(_, e)| *e)
-                    .collect();
+            let exists = declared.iter().any(|(d, e)| d == dir && *e == u.entity);
+            if !exists {
+                let mut known: Vec<&str> = declared.iter().filter(|(d, _)| d == dir).map(|(_, e)| e.as_str()).collect();
+                known.sort();
+                known.dedup();
+                let other = declared.iter().any(|(d, e)| d != dir && *e == u.entity);
                 let hint = did_you_mean(&u.entity, known.iter().copied())
                     .map(|s| format!("did you mean `{s}`?"))
                     .unwrap_or_else(|| {
-                        format!("{} entities in this pack: {}", plan.direction.as_str(), known.join(", "))
+                        if other {
+                            format!("`{}` is mapped only in the other direction; references stay within {dir}", u.entity)
+                        } else {
+                            format!("{dir} entities in this pack: {}", known.join(", "))
+                        }
                     });
                 cx.error_at_text(
                     Code::UnknownReference,
@@ -1013,6 +1192,7 @@ fn check_pack(compiled: &[(Plan, &Document, Vec<RefUse>)], diags: &mut Vec<Diagn
     }
 
     // Duplicate mappings and modes.
+    let mut duplicates: Vec<&Plan> = Vec::new();
     for ((_, entity), plans) in &entities {
         let with_mode = plans.iter().filter(|p| p.mode.is_some()).count();
         if with_mode > 0 && with_mode < plans.len() {
@@ -1025,6 +1205,7 @@ fn check_pack(compiled: &[(Plan, &Document, Vec<RefUse>)], diags: &mut Vec<Diagn
         let mut seen: BTreeMap<Option<&str>, &Plan> = BTreeMap::new();
         for p in plans {
             if let Some(first) = seen.get(&p.mode.as_deref()) {
+                duplicates.push(p);
                 push(diags, compiled, p, "/entity", Code::DuplicateMapping,
                     format!("`{entity}` ({}) is already mapped in {}", p.direction.as_str(), first.file.display()),
                     Some("one file per entity and direction; use `mode` for alternatives".into()));
@@ -1037,7 +1218,16 @@ fn check_pack(compiled: &[(Plan, &Document, Vec<RefUse>)], diags: &mut Vec<Diagn
     // Triggers: one event drives one mapping, or alternative modes of one entity.
     let mut triggers: BTreeMap<(Direction, &str), (&Plan, usize)> = BTreeMap::new();
     for (p, _, _) in compiled {
+        // A duplicate mapping's triggers are the same problem again; it was reported once.
+        if duplicates.iter().any(|d| std::ptr::eq(*d, p)) {
+            continue;
+        }
         for (i, ev) in p.on.iter().enumerate() {
+            if p.on[..i].contains(ev) {
+                push(diags, compiled, p, &format!("/on/{i}"), Code::DuplicateTrigger,
+                    format!("event `{ev}` is listed twice"), Some("remove one of them".into()));
+                continue;
+            }
             match triggers.get(&(p.direction, ev.as_str())) {
                 Some((first, _)) if !(first.entity == p.entity && first.mode != p.mode) => {
                     push(diags, compiled, p, &format!("/on/{i}"), Code::DuplicateTrigger,
@@ -1048,10 +1238,6 @@ fn check_pack(compiled: &[(Plan, &Document, Vec<RefUse>)], diags: &mut Vec<Diagn
                 None => {
                     triggers.insert((p.direction, ev.as_str()), (p, i));
                 }
-            }
-            if p.on[..i].contains(ev) {
-                push(diags, compiled, p, &format!("/on/{i}"), Code::DuplicateTrigger,
-                    format!("event `{ev}` is listed twice"), None);
             }
         }
     }

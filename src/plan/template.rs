@@ -39,6 +39,12 @@ pub const RBTX_FILTERS: &[&str] = &[
     "blank_to_none",
 ];
 
+/// Words of the expression language that may precede `(` without being calls.
+const KEYWORDS: &[&str] = &["and", "or", "not", "if", "else", "in", "is"];
+
+/// Every variable some part of a mapping can see, to tell "not available here" from a typo.
+const ALL_VARS: &[&str] = &["source", "target", "body", "key", "item", "index"];
+
 /// Functions templates may call.
 pub const FUNCTIONS: &[&str] = &["ref", "lookup", "range", "dict"];
 
@@ -54,6 +60,9 @@ pub static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
         dec2(a, b, |x, y| if y.is_zero() { None } else { x.checked_div(y) })
     });
     env.add_filter("round_to", |a: MjValue, dp: u32| -> Result<MjValue, MjError> {
+        if a.is_undefined() || a.is_none() {
+            return Ok(a);
+        }
         let x = decimal(&a)?;
         Ok(from_decimal(x.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero)))
     });
@@ -89,6 +98,9 @@ pub static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
             _ => s,
         }
     });
+    // One full percent-encoding (RFC 3986 unreserved characters kept), so a number with `/`, `#`
+    // or spaces is one path segment; minijinja's own filter keeps `/`.
+    env.add_filter("urlencode", urlencode);
     env.add_function("ref", ref_fn);
     env.add_function("lookup", lookup_fn);
     env
@@ -142,6 +154,34 @@ pub fn from_decimal(d: Decimal) -> MjValue {
         Ok(f) => MjValue::from(f),
         Err(_) => MjValue::from(d.to_string()),
     }
+}
+
+fn urlencode(v: MjValue) -> MjValue {
+    fn enc(s: &str) -> String {
+        let mut out = String::with_capacity(s.len());
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out
+    }
+    if v.is_undefined() || v.is_none() {
+        return MjValue::from("");
+    }
+    if v.kind() == minijinja::value::ValueKind::Map {
+        let mut parts = Vec::new();
+        if let Ok(iter) = v.try_iter() {
+            for k in iter {
+                let val = v.get_item(&k).unwrap_or_default();
+                parts.push(format!("{}={}", enc(&k.to_string()), enc(&val.to_string())));
+            }
+        }
+        return MjValue::from(parts.join("&"));
+    }
+    MjValue::from(enc(&key_text(&v).unwrap_or_default()))
 }
 
 fn add_days(date: MjValue, days: i64) -> Result<MjValue, MjError> {
@@ -261,13 +301,14 @@ fn ref_fn(state: &State, entity: &str, key: MjValue) -> Result<MjValue, MjError>
     match rt.resolver.reference(entity, &k) {
         Some(id) => Ok(mj(&id)),
         None => {
+            // Note it and go on, so one pass finds every record that must be synced first.
             if let Ok(mut m) = rt.missing.lock() {
-                m.push((entity.to_string(), k.clone()));
+                let dep = (entity.to_string(), k);
+                if !m.contains(&dep) {
+                    m.push(dep);
+                }
             }
-            Err(MjError::new(
-                ErrorKind::InvalidOperation,
-                format!("{entity} {k} is not synced yet"),
-            ))
+            Ok(MjValue::UNDEFINED)
         }
     }
 }
@@ -275,6 +316,7 @@ fn ref_fn(state: &State, entity: &str, key: MjValue) -> Result<MjValue, MjError>
 fn lookup_fn(state: &State, table: &str, key: MjValue) -> Result<MjValue, MjError> {
     let rt = rt(state)?;
     let Some(k) = key_text(&key) else {
+        // No key, no value: the field is left out.
         return Ok(MjValue::UNDEFINED);
     };
     if let Some(t) = rt.statics.get(table) {
@@ -334,6 +376,8 @@ pub struct TemplateProblem {
     pub message: String,
     /// A fragment of the template to point at.
     pub needle: Option<String>,
+    /// Roughly where in the template the fragment is (a lower bound), to find the right one.
+    pub offset: Option<usize>,
     pub hint: Option<String>,
 }
 
@@ -374,7 +418,7 @@ pub fn compile(src: &str, vars: &[&str], uses: &mut Uses) -> Result<Template, Ve
             Ok((Token::VariableEnd, span)) => {
                 if let Some(s) = expr_start.take() {
                     let e = span.start_offset as usize;
-                    pieces.push(Piece::Expr(src.get(s..e).unwrap_or("").trim().to_string()));
+                    pieces.push(Piece::Expr(src.get(s..e).unwrap_or("").trim().to_string(), s));
                 }
             }
             Ok((Token::BlockStart, _)) => {
@@ -382,6 +426,7 @@ pub fn compile(src: &str, vars: &[&str], uses: &mut Uses) -> Result<Template, Ve
                     kind: ProblemKind::Syntax,
                     message: "statements (`{% … %}`) are not supported in mapping templates".into(),
                     needle: Some("{%".into()),
+                    offset: None,
                     hint: Some("write one expression, e.g. `{{ a if cond else b }}`, or use `$for_each` / `$when`".into()),
                 });
                 return Err(problems);
@@ -389,13 +434,26 @@ pub fn compile(src: &str, vars: &[&str], uses: &mut Uses) -> Result<Template, Ve
             Ok(_) => {}
         }
     }
+    if expr_start.is_some() {
+        problems.push(TemplateProblem {
+            kind: ProblemKind::Syntax,
+            message: "`{{` is never closed".into(),
+            needle: Some("{{".into()),
+            offset: src.rfind("{{"),
+            hint: Some("end the expression with `}}`".into()),
+        });
+        return Err(problems);
+    }
     let mut compiled = Vec::new();
     for p in pieces {
         match p {
             Piece::Text(t) => compiled.push(Part::Text(t)),
-            Piece::Expr(e) => match compile_expr(&e, vars, uses) {
+            Piece::Expr(e, at) => match compile_expr(&e, vars, uses) {
                 Ok(t) => compiled.push(Part::Value(t)),
-                Err(mut ps) => problems.append(&mut ps),
+                Err(ps) => problems.extend(ps.into_iter().map(|mut p| {
+                    p.offset = Some(at + p.offset.unwrap_or(0));
+                    p
+                })),
             },
         }
     }
@@ -412,7 +470,8 @@ pub fn compile(src: &str, vars: &[&str], uses: &mut Uses) -> Result<Template, Ve
 
 enum Piece {
     Text(String),
-    Expr(String),
+    /// The expression and its byte offset in the template.
+    Expr(String, usize),
 }
 
 fn syntax_problem(src: &str, e: &MjError) -> TemplateProblem {
@@ -425,6 +484,7 @@ fn syntax_problem(src: &str, e: &MjError) -> TemplateProblem {
         kind: ProblemKind::Syntax,
         message: format!("template syntax error: {}", e.detail().unwrap_or("invalid template")),
         needle,
+        offset: e.range().map(|r| r.start),
         hint: None,
     }
 }
@@ -439,8 +499,9 @@ pub fn compile_expr(src: &str, vars: &[&str], uses: &mut Uses) -> Result<Templat
     if tokens.is_empty() {
         return Err(vec![TemplateProblem {
             kind: ProblemKind::Syntax,
-            message: "empty expression `{{ }}`".into(),
+            message: "empty expression".into(),
             needle: None,
+            offset: None,
             hint: None,
         }]);
     }
@@ -454,17 +515,36 @@ pub fn compile_expr(src: &str, vars: &[&str], uses: &mut Uses) -> Result<Templat
     };
     let mut undeclared: Vec<String> = expr.undeclared_variables(false).into_iter().collect();
     undeclared.sort();
+    let called: Vec<&str> = tokens
+        .windows(2)
+        .filter_map(|w| match (&w[0], &w[1]) {
+            (Token::Ident(n), Token::ParenOpen) => Some(*n),
+            _ => None,
+        })
+        .collect();
     for name in undeclared {
-        if vars.contains(&name.as_str()) || FUNCTIONS.contains(&name.as_str()) || name == "loop" {
+        if vars.contains(&name.as_str())
+            || FUNCTIONS.contains(&name.as_str())
+            || called.contains(&name.as_str())
+            || name == "loop"
+        {
             continue;
         }
+        let known_elsewhere = ALL_VARS.contains(&name.as_str());
         let hint = crate::spec::diagnostic::did_you_mean(&name, vars.iter().copied())
+            .filter(|_| !known_elsewhere)
             .map(|s| format!("did you mean `{s}`?"))
             .unwrap_or_else(|| format!("variables here: {}", list(vars)));
+        let message = if known_elsewhere {
+            format!("variable `{name}` is not available here")
+        } else {
+            format!("unknown variable `{name}`")
+        };
         problems.push(TemplateProblem {
             kind: ProblemKind::UnknownVariable,
-            message: format!("unknown variable `{name}`"),
+            message,
             needle: Some(name.clone()),
+            offset: None,
             hint: Some(hint),
         });
     }
@@ -495,6 +575,7 @@ fn scan_calls(tokens: &[Token], uses: &mut Uses, problems: &mut Vec<TemplateProb
                         kind: ProblemKind::UnknownFilter,
                         message: format!("unknown filter `{name}`"),
                         needle: Some(name.to_string()),
+                        offset: None,
                         hint: Some(match crate::spec::diagnostic::did_you_mean(name, all) {
                             Some(s) => format!("did you mean `{s}`?"),
                             None => format!("rbtx filters: {}", list(RBTX_FILTERS)),
@@ -503,18 +584,33 @@ fn scan_calls(tokens: &[Token], uses: &mut Uses, problems: &mut Vec<TemplateProb
                 }
             }
             Some(Token::Dot) | Some(Token::Ident("is")) | Some(Token::Ident("not")) => {}
+            _ if KEYWORDS.contains(name) => {}
             _ if matches!(next, Some(Token::ParenOpen)) => {
                 if !FUNCTIONS.contains(name) {
+                    let is_filter = BUILTIN_FILTERS.contains(name) || RBTX_FILTERS.contains(name);
                     problems.push(TemplateProblem {
                         kind: ProblemKind::UnknownFunction,
                         message: format!("unknown function `{name}`"),
                         needle: Some(name.to_string()),
+                        offset: None,
                         hint: Some(match crate::spec::diagnostic::did_you_mean(name, FUNCTIONS.iter().copied()) {
+                            _ if is_filter => format!("`{name}` is a filter: write `value | {name}`"),
                             Some(s) => format!("did you mean `{s}`?"),
                             None => format!("functions: {}", list(FUNCTIONS)),
                         }),
                     });
                 } else if *name == "ref" || *name == "lookup" {
+                    let args = count_args(&tokens[i + 1..]);
+                    if args != 2 {
+                        problems.push(TemplateProblem {
+                            kind: ProblemKind::Syntax,
+                            message: format!("`{name}()` takes 2 arguments, found {args}"),
+                            needle: Some(name.to_string()),
+                            offset: None,
+                            hint: Some(format!("`{name}('name', key)`")),
+                        });
+                        continue;
+                    }
                     match tokens.get(i + 2) {
                         Some(Token::Str(s)) => {
                             let set = if *name == "ref" { &mut uses.refs } else { &mut uses.lookups };
@@ -528,6 +624,7 @@ fn scan_calls(tokens: &[Token], uses: &mut Uses, problems: &mut Vec<TemplateProb
                             kind: ProblemKind::DynamicName,
                             message: format!("the first argument of `{name}()` must be a quoted name"),
                             needle: Some(name.to_string()),
+                            offset: None,
                             hint: Some(format!(
                                 "write `{name}('name', key)` so `validate` can check the name; branch with `a if cond else b` to choose between two"
                             )),
@@ -538,6 +635,33 @@ fn scan_calls(tokens: &[Token], uses: &mut Uses, problems: &mut Vec<TemplateProb
             _ => {}
         }
     }
+}
+
+/// Arguments of the call whose `(` starts `tokens`.
+fn count_args(tokens: &[Token]) -> usize {
+    let mut depth = 0usize;
+    let mut args = 0usize;
+    let mut empty = true;
+    for t in tokens {
+        match t {
+            Token::ParenOpen | Token::BracketOpen | Token::BraceOpen => {
+                if depth > 0 && empty {
+                    empty = false;
+                }
+                depth += 1;
+            }
+            Token::ParenClose | Token::BracketClose | Token::BraceClose => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return if empty { 0 } else { args + 1 };
+                }
+            }
+            Token::Comma if depth == 1 => args += 1,
+            _ if depth >= 1 => empty = false,
+            _ => {}
+        }
+    }
+    args + usize::from(!empty)
 }
 
 /// `a.b[0]["c"]` → a direct JSON lookup.
@@ -724,6 +848,7 @@ mod tests {
         assert_eq!(eval_str("186.25 | without_vat(25)"), MjValue::from(149));
         assert_eq!(eval_str("99.99 | discount(12.5) | round_to(2)"), MjValue::from(87.49));
         assert_eq!(eval_str("'1 234' | digits"), MjValue::from("1234"));
+        assert_eq!(eval_str("'HK 30/45#ø' | urlencode"), MjValue::from("HK%2030%2F45%23%C3%B8"));
     }
 
     #[test]

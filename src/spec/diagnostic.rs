@@ -311,8 +311,10 @@ pub fn render_human(d: &Diagnostic) -> String {
         headline,
     };
     let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor())
-        .with_width(100)
-        .with_context_lines(1);
+        .with_width(160)
+        .with_context_lines(1)
+        // miette counts the header's column in bytes; the first line already gives file:line:col.
+        .without_primary_span_start();
     let mut out = format!("{}: error[{}]\n", d.location(), d.code);
     if handler.render_report(&mut out, &report).is_err() {
         out.push_str(&d.message);
@@ -334,18 +336,28 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
     best.map(|(_, c)| c)
 }
 
+/// Edit distance counting a swap of two neighbouring letters as one edit (`itme` → `item`).
 fn levenshtein(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -356,6 +368,7 @@ mod tests {
     fn suggestions_catch_typos_only() {
         assert_eq!(did_you_mean("boddy", ["body", "source"]), Some("body"));
         assert_eq!(did_you_mean("xyz", ["body", "source"]), None);
+        assert_eq!(did_you_mean("itme", ["item", "source"]), Some("item"));
     }
 
     #[test]

@@ -303,6 +303,15 @@ pub struct TestCase {
     /// one listed record; `select` applies when `source.get` has one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_file: Option<String>,
+    /// The key a webhook would name, to check the path `source.get` reads (with `expect_get`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The path `source.get` must read for `key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_get: Option<String>,
+    /// The lookup `target.find` must send for this record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_find: Option<ExpectedRequest>,
     /// The existing target record that `find` returned; without it the record is new.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<serde_json::Value>,

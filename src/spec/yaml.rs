@@ -78,33 +78,29 @@ impl Document {
         let offsets = CharOffsets::new(&text);
         let docs = MarkedYamlOwned::load_from_str(&text).map_err(|e| {
             let at = offsets.byte(e.marker().index());
-            let code = if e.info().contains("duplicated key") {
-                Code::DuplicateKey
-            } else {
-                Code::YamlSyntax
-            };
-            Box::new(Diagnostic::new(
-                code,
-                path,
-                text.clone(),
-                at..at,
-                "",
-                format!("invalid YAML: {}", e.info()),
-            ))
+            Box::new(syntax_diagnostic(path, &text, at, e.info()))
         })?;
         let root = match docs.len() {
             1 => docs.into_iter().next(),
             0 => None,
             _ => {
-                let span = offsets.span(&docs[1].span);
-                return Err(Box::new(Diagnostic::new(
-                    Code::YamlSyntax,
-                    path,
-                    text.clone(),
-                    span.start..span.start,
-                    "",
-                    "a mapping file holds exactly one YAML document".to_string(),
-                )));
+                let start = offsets.span(&docs[1].span).start;
+                // Point at the `---` that starts the second document.
+                let at = text[..start.min(text.len())]
+                    .rfind("---")
+                    .map(|i| i..i + 3)
+                    .unwrap_or(start..start);
+                return Err(Box::new(
+                    Diagnostic::new(
+                        Code::YamlSyntax,
+                        path,
+                        text.clone(),
+                        at,
+                        "",
+                        "a mapping file holds exactly one YAML document".to_string(),
+                    )
+                    .with_hint("remove the `---` and what follows, or move it to a file of its own"),
+                ));
             }
         };
         let Some(root) = root else {
@@ -123,15 +119,10 @@ impl Document {
             error: None,
         };
         let value = conv.node(&root, String::new(), None);
-        if let Some((span, message)) = conv.error {
-            return Err(Box::new(Diagnostic::new(
-                Code::YamlSyntax,
-                path,
-                text.clone(),
-                span,
-                "",
-                message,
-            )));
+        if let Some((span, message, hint)) = conv.error {
+            let mut d = Diagnostic::new(Code::YamlSyntax, path, text.clone(), span, "", message);
+            d.hint = hint;
+            return Err(Box::new(d));
         }
         Ok(Document {
             path: path.to_path_buf(),
@@ -178,7 +169,7 @@ impl CharOffsets {
 struct Converter<'a> {
     offsets: &'a CharOffsets,
     spans: HashMap<String, NodeSpan>,
-    error: Option<(Range<usize>, String)>,
+    error: Option<(Range<usize>, String, Option<String>)>,
 }
 
 impl Converter<'_> {
@@ -203,6 +194,15 @@ impl Converter<'_> {
                         YamlDataOwned::Value(ScalarOwned::Integer(i)) => i.to_string(),
                         YamlDataOwned::Value(ScalarOwned::FloatingPoint(f)) => f.to_string(),
                         YamlDataOwned::Value(ScalarOwned::Boolean(b)) => b.to_string(),
+                        YamlDataOwned::Mapping(_) => {
+                            // `name: {{ x }}` parses as a flow mapping used as a key.
+                            self.fail_hint(
+                                kspan.clone(),
+                                "mapping keys must be plain scalars",
+                                "templates must be quoted: `name: \"{{ source.name }}\"`",
+                            );
+                            continue;
+                        }
                         _ => {
                             self.fail(kspan.clone(), "mapping keys must be plain scalars");
                             continue;
@@ -260,9 +260,56 @@ impl Converter<'_> {
 
     fn fail(&mut self, span: Range<usize>, message: &str) {
         if self.error.is_none() {
-            self.error = Some((span, message.to_string()));
+            self.error = Some((span, message.to_string(), None));
         }
     }
+
+    fn fail_hint(&mut self, span: Range<usize>, message: &str, hint: &str) {
+        if self.error.is_none() {
+            self.error = Some((span, message.to_string(), Some(hint.to_string())));
+        }
+    }
+}
+
+/// A parser error as a diagnostic, with a hint for the usual causes.
+fn syntax_diagnostic(path: &Path, text: &Arc<str>, at: usize, info: &str) -> Diagnostic {
+    if info.contains("duplicated key") {
+        // Name the key: it starts where the parser stopped.
+        let rest = text.get(at..).unwrap_or("");
+        let key: String = rest
+            .chars()
+            .take_while(|c| *c != ':' && *c != '\n')
+            .collect::<String>()
+            .trim()
+            .trim_matches(['"', '\''])
+            .to_string();
+        let end = at + rest.find(':').unwrap_or(0);
+        return Diagnostic::new(
+            Code::DuplicateKey,
+            path,
+            text.clone(),
+            at..end.max(at),
+            "",
+            format!("duplicate key `{key}`"),
+        )
+        .with_hint("each key may appear once in a mapping; remove one of them");
+    }
+    let hint = if info.contains("tab") {
+        Some("YAML indents with spaces, not tabs")
+    } else if info.contains("quoted scalar") {
+        Some("a quoted string may not be closed: check that every `\"` or `'` has its partner")
+    } else if info.contains("flow") || info.contains("did not find expected ',' or ']'") || info.contains("','") {
+        Some("a `[` or `{` may not be closed")
+    } else if info.contains("mapping values are not allowed") || info.contains("':'") {
+        Some("a value containing `: ` must be quoted, and so must templates (`\"{{ … }}\"`); check also for an unclosed `[` or `{` above")
+    } else if info.contains("indentation") {
+        Some("check the indentation: keys of one mapping line up, with spaces")
+    } else {
+        None
+    };
+    let mut d = Diagnostic::new(Code::YamlSyntax, path, text.clone(), at..at, "", format!("invalid YAML: {info}"));
+    d.hint = hint.map(str::to_string);
+    d
 }
 
 /// Escapes one JSON pointer segment (RFC 6901).
