@@ -12,7 +12,6 @@ fn rendered(path: &Path) -> String {
     // Relative paths, so the golden files do not depend on where the checkout lives.
     let pack = load_pack(&[rel]);
     assert!(!pack.diagnostics.is_empty(), "{} validated clean", path.display());
-    assert!(pack.plans.is_empty() || path.is_dir(), "{} produced a plan despite problems", path.display());
     let json = render(&pack.diagnostics, Format::Json);
     let github = render(&pack.diagnostics, Format::Github);
     format!(
