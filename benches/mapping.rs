@@ -36,6 +36,10 @@ fn main() {
         ("product", "product", None, product.as_str()),
         ("invoice-booked (20 lines)", "invoice", Some("booked"), invoice.as_str()),
     ] {
+        // RBTX_BENCH_ONLY=invoice runs one scenario (for profiling).
+        if std::env::var("RBTX_BENCH_ONLY").is_ok_and(|only| !name.starts_with(&only)) {
+            continue;
+        }
         let plan = pack
             .plans
             .iter()
@@ -88,8 +92,8 @@ fn json_round_trip(input: &str) -> usize {
 
 fn map_record(plan: &Plan, input: &str, resolver: &Arc<FixtureResolver>) -> usize {
     let v: Value = serde_json::from_str(input).unwrap_or(Value::Null);
-    let Some(source) = plan.select(&v) else { return 0 };
-    match plan.apply(source, None, resolver.clone()) {
+    let Some(source) = plan.select_owned(v) else { return 0 };
+    match plan.apply_shared(&Arc::new(source), None, resolver.clone()) {
         Ok(a) => match a.outcome {
             Outcome::Write(r) => serde_json::to_vec(&r.body).map(|b| b.len()).unwrap_or(0),
             _ => 0,

@@ -153,7 +153,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     let out = match applied.outcome {
                         Outcome::Write(r) => serde_json::json!({"key": applied.key, "requests": [r]}),
                         Outcome::Skip { reason } => serde_json::json!({"key": applied.key, "skipped": reason, "requests": []}),
-                        Outcome::Keep => serde_json::json!({"key": applied.key, "kept": "the target record exists and this mapping has no update", "requests": []}),
+                        Outcome::Keep { .. } => serde_json::json!({"key": applied.key, "kept": "the target record exists and this mapping has no update", "requests": []}),
                     };
                     println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
                     Ok(ExitCode::SUCCESS)

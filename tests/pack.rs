@@ -119,3 +119,53 @@ fn every_shipped_yaml_file_starts_with_the_schema_modeline() {
         );
     }
 }
+
+#[test]
+fn the_fast_path_agrees_with_minijinja_on_every_case() {
+    // Every expression with a native evaluation is also evaluated by minijinja; any difference
+    // fails the case.
+    rbtx::plan::template::set_cross_check(true);
+    let pack = load_pack(&[mappings()]);
+    let report = rbtx::testing::run(&[mappings()], &pack, false);
+    assert_eq!(report.failed(), 0, "{}", report.render());
+}
+
+#[test]
+fn most_pack_expressions_take_the_fast_path() {
+    use rbtx::plan::template::Template;
+    use rbtx::plan::{Node, NodeKind};
+    fn count(t: &Template, fast: &mut usize, slow: &mut Vec<String>, at: &str) {
+        match t {
+            Template::Expr { fast: Some(_), .. } => *fast += 1,
+            Template::Expr { fast: None, .. } => slow.push(at.to_string()),
+            Template::Interp(parts) => {
+                for p in parts {
+                    if let rbtx::plan::template::Part::Value(t) = p {
+                        count(t, fast, slow, at);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    fn walk(n: &Node, fast: &mut usize, slow: &mut Vec<String>, at: &str) {
+        if let Some(w) = &n.when {
+            count(w, fast, slow, at);
+        }
+        match &n.kind {
+            NodeKind::Value(t) => count(t, fast, slow, at),
+            NodeKind::Object(fields) => fields.iter().for_each(|(k, n)| walk(n, fast, slow, &format!("{at}.{k}"))),
+            NodeKind::List(items) => items.iter().for_each(|n| walk(n, fast, slow, at)),
+            NodeKind::ForEach { item, .. } => walk(item, fast, slow, at),
+        }
+    }
+    let pack = load_pack(&[mappings()]);
+    let (mut fast, mut slow) = (0, Vec::new());
+    for p in &pack.plans {
+        for (k, n) in &p.body {
+            walk(n, &mut fast, &mut slow, &format!("{}:{k}", p.file.display()));
+        }
+    }
+    let share = fast as f64 / (fast + slow.len()) as f64;
+    assert!(share >= 0.8, "only {fast} of {} expressions are fast; slow: {slow:#?}", fast + slow.len());
+}

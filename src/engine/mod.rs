@@ -9,7 +9,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::plan::template::{Out, RecordRt, Resolver, Scope, ScopeCache, Template, text_of};
+use crate::plan::template::{Out, RecordRt, Resolver, Scope, Template, Var, text_of};
 use crate::plan::{Node, NodeKind, Plan};
 
 /// A request the engine wants sent.
@@ -31,7 +31,7 @@ pub enum Outcome {
     /// `when` was false.
     Skip { reason: String },
     /// The target record exists and the mapping has no `update`: leave it alone.
-    Keep,
+    Keep { body: Value },
 }
 
 /// The result of applying a plan to one record.
@@ -39,9 +39,18 @@ pub enum Outcome {
 pub struct Applied {
     /// The source record's key (bindings are remembered under it).
     pub key: String,
-    /// The rendered body (empty when skipped).
-    pub body: Value,
     pub outcome: Outcome,
+}
+
+impl Applied {
+    /// The rendered body; `None` when the record was skipped.
+    pub fn body(&self) -> Option<&Value> {
+        match &self.outcome {
+            Outcome::Write(r) => r.body.as_ref(),
+            Outcome::Keep { body } => Some(body),
+            Outcome::Skip { .. } => None,
+        }
+    }
 }
 
 /// Why a record could not be mapped. It names the record's field so the person fixing the data or
@@ -57,23 +66,32 @@ pub enum RecordError {
 
 struct Ctx {
     rt: Arc<RecordRt>,
-    cache: ScopeCache,
+}
+
+/// Where a node sits in the body, for error messages; formatted only when an error happens.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Root(&'a str),
+    Field(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, usize),
+}
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            At::Root(s) => f.write_str(s),
+            At::Field(p, k) => write!(f, "{p}.{k}"),
+            At::Index(p, i) => write!(f, "{p}[{i}]"),
+        }
+    }
 }
 
 impl Ctx {
-    fn scope<'a>(&'a self, vars: Vec<(&'a str, &'a Value)>) -> Scope<'a> {
-        Scope {
-            vars,
-            rt: &self.rt,
-            cache: &self.cache,
-        }
+    fn eval(&self, t: &Template, scope: &Scope, field: &dyn std::fmt::Display) -> Result<Out, RecordError> {
+        t.eval(scope).map_err(|e| self.error(field, e.0))
     }
 
-    fn eval(&self, t: &Template, vars: Vec<(&str, &Value)>, field: &str) -> Result<Out, RecordError> {
-        t.eval(&self.scope(vars)).map_err(|e| self.error(field, e.0))
-    }
-
-    fn error(&self, field: &str, message: String) -> RecordError {
+    fn error(&self, field: &dyn std::fmt::Display, message: String) -> RecordError {
         let missing = self.rt.missing.lock().map(|m| m.clone()).unwrap_or_default();
         if !missing.is_empty() {
             return RecordError::Missing(missing);
@@ -93,7 +111,6 @@ impl Plan {
                 statics: self.statics.clone(),
                 missing: Mutex::new(Vec::new()),
             }),
-            cache: ScopeCache::default(),
         }
     }
 
@@ -101,8 +118,9 @@ impl Plan {
     pub fn source_path(&self, key: &str) -> Result<Option<String>, RecordError> {
         let Some(get) = &self.source.get else { return Ok(None) };
         let ctx = self.ctx(Arc::new(NoResolver));
-        let key = Value::String(key.to_string());
-        match ctx.eval(get, vec![("key", &key)], "source.get")? {
+        let key = Arc::new(Value::String(key.to_string()));
+        let scope = Scope::new(vec![("key", Var::root(&key))], &ctx.rt);
+        match ctx.eval(get, &scope, &"source.get")? {
             Out::Value(v) => Ok(Some(text_of(&v))),
             Out::Absent => Ok(None),
         }
@@ -116,6 +134,21 @@ impl Plan {
         }
     }
 
+    /// Like [`Plan::select`], taking the record out of the response instead of borrowing it.
+    pub fn select_owned(&self, mut response: Value) -> Option<Value> {
+        let Some(p) = &self.source.select else { return Some(response) };
+        let (path, _) = p.select_with_paths(&response).into_iter().next()?;
+        let mut cur = &mut response;
+        for step in path {
+            cur = match (step, cur) {
+                (crate::plan::template::Step::Key(k), Value::Object(m)) => m.get_mut(&k)?,
+                (crate::plan::template::Step::Index(i), Value::Array(a)) => a.get_mut(i)?,
+                _ => return None,
+            };
+        }
+        Some(cur.take())
+    }
+
     /// Applies the mapping to one source record. `target` is the existing record `find` returned.
     pub fn apply(
         &self,
@@ -123,20 +156,37 @@ impl Plan {
         target: Option<&Value>,
         resolver: Arc<dyn Resolver>,
     ) -> Result<Applied, RecordError> {
+        self.apply_shared(
+            &Arc::new(source.clone()),
+            target.map(|t| Arc::new(t.clone())).as_ref(),
+            resolver,
+        )
+    }
+
+    /// [`Plan::apply`] without copying the records: templates read them in place.
+    pub fn apply_shared(
+        &self,
+        source: &Arc<Value>,
+        target: Option<&Arc<Value>>,
+        resolver: Arc<dyn Resolver>,
+    ) -> Result<Applied, RecordError> {
         let ctx = self.ctx(resolver);
-        let key = match ctx.eval(&self.source.key, vec![("source", source)], "source.key")? {
+        let null = Arc::new(Value::Null);
+        let target_root = target.unwrap_or(&null);
+        let scope = Scope::new(
+            vec![("source", Var::root(source)), ("target", Var::root(target_root))],
+            &ctx.rt,
+        );
+        let key = match ctx.eval(&self.source.key, &scope, &"source.key")? {
             Out::Value(v) => text_of(&v),
             Out::Absent => String::new(),
         };
         if let Some(w) = &self.when {
-            let keep = w
-                .eval_bool(&ctx.scope(vec![("source", source)]))
-                .map_err(|e| ctx.error("when", e.0))?;
+            let keep = w.eval_bool(&scope).map_err(|e| ctx.error(&"when", e.0))?;
             if !keep {
                 let reason = format!("`when` is false for {} {}", self.entity, key_display(&key));
                 return Ok(Applied {
                     key,
-                    body: Value::Null,
                     outcome: Outcome::Skip { reason },
                 });
             }
@@ -147,12 +197,10 @@ impl Plan {
                 message: "the record has no key".into(),
             });
         }
-        let null = Value::Null;
-        let target_v = target.unwrap_or(&null);
-        let mut body = Map::new();
+        let mut body = Map::with_capacity(self.body.len());
+        let root = At::Root("body");
         for (name, node) in &self.body {
-            let vars = vec![("source", source), ("target", target_v)];
-            if let Some(v) = render(&ctx, node, vars, None, &format!("body.{name}"))? {
+            if let Some(v) = render(&ctx, node, &scope, None, &At::Field(&root, name))? {
                 body.insert(name.clone(), v);
             }
         }
@@ -182,20 +230,33 @@ impl Plan {
             (Some(_), None) => None,
         };
         let outcome = match write {
-            None => Outcome::Keep,
+            None => Outcome::Keep { body },
             Some(w) => {
-                let vars = vec![("source", source), ("body", &body), ("target", target_v)];
-                let path = request_text(&ctx, &w.path, vars.clone(), "target.path")?;
-                let query = request_query(&ctx, &w.query, vars, "target.query")?;
-                Outcome::Write(Request {
-                    method: w.method.as_str().to_string(),
-                    path,
-                    query,
-                    body: Some(body.clone()),
-                })
+                let body_root = Arc::new(body);
+                let scope = Scope::new(
+                    vec![
+                        ("source", Var::root(source)),
+                        ("body", Var::root(&body_root)),
+                        ("target", Var::root(target_root)),
+                    ],
+                    &ctx.rt,
+                );
+                let path = request_text(&ctx, &w.path, &scope, "target.path")?;
+                let query = request_query(&ctx, &w.query, &scope, "target.query")?;
+                drop(scope);
+                let body = Arc::try_unwrap(body_root).unwrap_or_else(|b| (*b).clone());
+                return Ok(Applied {
+                    key,
+                    outcome: Outcome::Write(Request {
+                        method: w.method.as_str().to_string(),
+                        path,
+                        query,
+                        body: Some(body),
+                    }),
+                });
             }
         };
-        Ok(Applied { key, body, outcome })
+        Ok(Applied { key, outcome })
     }
 
     /// The GET that looks for an existing target record with this body's natural key.
@@ -206,11 +267,12 @@ impl Plan {
         resolver: Arc<dyn Resolver>,
     ) -> Result<Request, RecordError> {
         let ctx = self.ctx(resolver);
-        let vars = vec![("source", source), ("body", body)];
+        let (source, body) = (Arc::new(source.clone()), Arc::new(body.clone()));
+        let scope = Scope::new(vec![("source", Var::root(&source)), ("body", Var::root(&body))], &ctx.rt);
         Ok(Request {
             method: "GET".into(),
-            path: request_text(&ctx, &self.target.find.path, vars.clone(), "target.find.path")?,
-            query: request_query(&ctx, &self.target.find.query, vars, "target.find.query")?,
+            path: request_text(&ctx, &self.target.find.path, &scope, "target.find.path")?,
+            query: request_query(&ctx, &self.target.find.query, &scope, "target.find.query")?,
             body: None,
         })
     }
@@ -227,9 +289,14 @@ impl Plan {
             return Ok(items.first());
         };
         let ctx = self.ctx(resolver);
+        let (source, body) = (Arc::new(source.clone()), Arc::new(body.clone()));
         for item in items {
-            let scope = ctx.scope(vec![("item", item), ("source", source), ("body", body)]);
-            if m.eval_bool(&scope).map_err(|e| ctx.error("target.find.match", e.0))? {
+            let item_root = Arc::new(item.clone());
+            let scope = Scope::new(
+                vec![("item", Var::root(&item_root)), ("source", Var::root(&source)), ("body", Var::root(&body))],
+                &ctx.rt,
+            );
+            if m.eval_bool(&scope).map_err(|e| ctx.error(&"target.find.match", e.0))? {
                 return Ok(Some(item));
             }
         }
@@ -241,8 +308,9 @@ fn key_display(k: &str) -> String {
     format!("`{k}`")
 }
 
-fn request_text(ctx: &Ctx, t: &Template, vars: Vec<(&str, &Value)>, field: &str) -> Result<String, RecordError> {
-    match ctx.eval(t, vars, field)? {
+fn request_text(ctx: &Ctx, t: &Template, scope: &Scope, field: &str) -> Result<String, RecordError> {
+    let field: &dyn std::fmt::Display = &field;
+    match ctx.eval(t, scope, field)? {
         Out::Value(v) => Ok(text_of(&v)),
         Out::Absent => Err(ctx.error(field, "is empty".into())),
     }
@@ -251,43 +319,41 @@ fn request_text(ctx: &Ctx, t: &Template, vars: Vec<(&str, &Value)>, field: &str)
 fn request_query(
     ctx: &Ctx,
     q: &[(String, Template)],
-    vars: Vec<(&str, &Value)>,
+    scope: &Scope,
     field: &str,
 ) -> Result<IndexMap<String, String>, RecordError> {
     let mut out = IndexMap::new();
     for (k, t) in q {
-        if let Out::Value(v) = ctx.eval(t, vars.clone(), &format!("{field}.{k}"))? {
+        if let Out::Value(v) = ctx.eval(t, scope, &format!("{field}.{k}"))? {
             out.insert(k.clone(), text_of(&v));
         }
     }
     Ok(out)
 }
 
-/// Renders one node; `None` means the field is left out.
-fn render(
+/// Renders one node; `None` means the field is left out. `item` is the innermost loop item.
+fn render<'a>(
     ctx: &Ctx,
     node: &Node,
-    vars: Vec<(&str, &Value)>,
-    item: Option<&Value>,
-    field: &str,
+    scope: &Scope<'a>,
+    item: Option<&Var<'a>>,
+    field: &At,
 ) -> Result<Option<Value>, RecordError> {
     if let Some(w) = &node.when {
-        let keep = w
-            .eval_bool(&ctx.scope(vars.clone()))
-            .map_err(|e| ctx.error(field, e.0))?;
+        let keep = w.eval_bool(scope).map_err(|e| ctx.error(field, e.0))?;
         if !keep {
             return Ok(None);
         }
     }
     match &node.kind {
-        NodeKind::Value(t) => match ctx.eval(t, vars, field)? {
+        NodeKind::Value(t) => match ctx.eval(t, scope, field)? {
             Out::Value(v) => Ok(Some(v)),
             Out::Absent => Ok(None),
         },
         NodeKind::Object(fields) => {
             let mut m = Map::with_capacity(fields.len());
             for (name, n) in fields {
-                if let Some(v) = render(ctx, n, vars.clone(), item, &format!("{field}.{name}"))? {
+                if let Some(v) = render(ctx, n, scope, item, &At::Field(field, name))? {
                     m.insert(name.clone(), v);
                 }
             }
@@ -296,26 +362,22 @@ fn render(
         NodeKind::List(items) => {
             let mut out = Vec::with_capacity(items.len());
             for (i, n) in items.iter().enumerate() {
-                if let Some(v) = render(ctx, n, vars.clone(), item, &format!("{field}[{i}]"))? {
+                if let Some(v) = render(ctx, n, scope, item, &At::Index(field, i))? {
                     out.push(v);
                 }
             }
             Ok(Some(Value::Array(out)))
         }
         NodeKind::ForEach { path, var, item: each, join } => {
-            let root = if path.relative {
-                item.unwrap_or(&Value::Null)
-            } else {
-                vars.iter().find(|(n, _)| *n == "source").map(|(_, v)| *v).unwrap_or(&Value::Null)
-            };
-            let matches = path.select(root);
+            let base = if path.relative { item.cloned() } else { scope.var("source").cloned() };
+            let Some(base) = base else { return Ok(Some(Value::Array(Vec::new()))) };
+            let matches = path.select_with_paths(base.value);
+            let indexes: Vec<Value> = (0..matches.len()).map(Value::from).collect();
             let mut out = Vec::with_capacity(matches.len());
-            for (i, m) in matches.into_iter().enumerate() {
-                let index = Value::from(i);
-                let mut inner = vars.clone();
-                inner.push((var.as_str(), m));
-                inner.push(("index", &index));
-                if let Some(v) = render(ctx, each, inner, Some(m), &format!("{field}[{i}]"))? {
+            for (i, (p, m)) in matches.into_iter().enumerate() {
+                let this = base.child(m, p);
+                let inner = scope.with(vec![(var.as_str(), this.clone()), ("index", Var::scalar(&indexes[i]))]);
+                if let Some(v) = render(ctx, each, &inner, Some(&this), &At::Index(field, i))? {
                     out.push(v);
                 }
             }

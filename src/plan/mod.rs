@@ -1,6 +1,7 @@
 //! Compiling mapping files into plans the engine executes. `rbtx validate` and start-up both call
 //! [`load_pack`]: if it returns no diagnostics, the runtime can run what it returns.
 
+mod fast;
 pub mod template;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -83,6 +84,8 @@ pub struct JsonPath {
     pub text: String,
     pub relative: bool,
     pub query: JpQuery,
+    /// `$.a.b[*]`-shaped paths, walked directly: keys, then every item of the array.
+    simple: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for JsonPath {
@@ -99,16 +102,57 @@ impl JsonPath {
             None => return Err("a JSONPath starts with `$` (the source record) or `@` (the current item)".into()),
         };
         let query = parse_json_path(&rooted).map_err(|e| describe_jsonpath_error(&e.to_string()))?;
+        let simple = rooted
+            .strip_prefix("$.")
+            .and_then(|r| r.strip_suffix("[*]"))
+            .map(|keys| keys.split('.').map(str::to_string).collect::<Vec<_>>())
+            .filter(|keys| {
+                keys.iter().all(|k| !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || c == '_'))
+            });
         Ok(JsonPath {
             text: text.to_string(),
             relative,
             query,
+            simple,
         })
     }
 
     pub fn select<'a>(&self, root: &'a Value) -> Vec<&'a Value> {
         jsonpath_rust::query::js_path_process(&self.query, root)
             .map(|v| v.into_iter().map(|r| r.val()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Matches with their paths (as steps), relative to `root`.
+    pub fn select_with_paths<'a>(&self, root: &'a Value) -> Vec<(Vec<template::Step>, &'a Value)> {
+        if let Some(keys) = &self.simple {
+            let mut cur = root;
+            for k in keys {
+                match cur.get(k) {
+                    Some(v) => cur = v,
+                    None => return Vec::new(),
+                }
+            }
+            let Value::Array(items) = cur else { return Vec::new() };
+            return items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    let mut steps: Vec<template::Step> = keys.iter().map(|k| template::Step::Key(k.clone())).collect();
+                    steps.push(template::Step::Index(i));
+                    (steps, v)
+                })
+                .collect();
+        }
+        jsonpath_rust::query::js_path_process(&self.query, root)
+            .map(|v| {
+                v.into_iter()
+                    .map(|r| {
+                        let val = r.clone().val();
+                        (template::parse_normalized_path(&r.path()), val)
+                    })
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }

@@ -53,58 +53,66 @@ pub const FUNCTIONS: &[&str] = &["ref", "lookup", "range", "dict"];
 pub static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Chainable);
-    env.add_filter("add", |a: MjValue, b: MjValue| dec2(a, b, |x, y| x.checked_add(y)));
-    env.add_filter("sub", |a: MjValue, b: MjValue| dec2(a, b, |x, y| x.checked_sub(y)));
-    env.add_filter("mul", |a: MjValue, b: MjValue| dec2(a, b, |x, y| x.checked_mul(y)));
-    env.add_filter("div", |a: MjValue, b: MjValue| {
-        dec2(a, b, |x, y| if y.is_zero() { None } else { x.checked_div(y) })
-    });
-    env.add_filter("round_to", |a: MjValue, dp: u32| -> Result<MjValue, MjError> {
-        if a.is_undefined() || a.is_none() {
-            return Ok(a);
-        }
-        let x = decimal(&a)?;
-        Ok(from_decimal(x.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero)))
-    });
-    env.add_filter("with_vat", |a: MjValue, rate: MjValue| {
-        dec2(a, rate, |x, r| {
-            x.checked_mul(Decimal::ONE_HUNDRED.checked_add(r)?)?
-                .checked_div(Decimal::ONE_HUNDRED)
-        })
-    });
-    env.add_filter("without_vat", |a: MjValue, rate: MjValue| {
-        dec2(a, rate, |x, r| {
-            x.checked_mul(Decimal::ONE_HUNDRED)?
-                .checked_div(Decimal::ONE_HUNDRED.checked_add(r)?)
-        })
-    });
-    env.add_filter("discount", |a: MjValue, pct: MjValue| {
-        dec2(a, pct, |x, p| {
-            x.checked_mul(Decimal::ONE_HUNDRED.checked_sub(p)?)?
-                .checked_div(Decimal::ONE_HUNDRED)
-        })
-    });
-    env.add_filter("add_days", add_days);
-    env.add_filter("digits", |s: MjValue| -> MjValue {
-        if s.is_undefined() || s.is_none() {
-            return s;
-        }
-        let d: String = s.to_string().chars().filter(char::is_ascii_digit).collect();
-        MjValue::from(d)
-    });
-    env.add_filter("blank_to_none", |s: MjValue| -> MjValue {
-        match s.as_str() {
-            Some(t) if t.trim().is_empty() => MjValue::from(()),
-            _ => s,
-        }
-    });
+    for name in RBTX_FILTERS {
+        env.add_filter(*name, move |v: MjValue, rest: minijinja::value::Rest<MjValue>| {
+            let mut args = Vec::with_capacity(rest.0.len() + 1);
+            args.push(v);
+            args.extend(rest.0);
+            rbtx_filter(name, &args).unwrap_or_else(|| Err(MjError::from(ErrorKind::UnknownFilter)))
+        });
+    }
     // One full percent-encoding (RFC 3986 unreserved characters kept), so a number with `/`, `#`
     // or spaces is one path segment; minijinja's own filter keeps `/`.
-    env.add_filter("urlencode", urlencode);
+    env.add_filter("urlencode", |v: MjValue| urlencode(v));
     env.add_function("ref", ref_fn);
     env.add_function("lookup", lookup_fn);
     env
 });
+
+/// rbtx's own filters, by name: one implementation for templates and for the fast path.
+fn rbtx_filter(name: &str, args: &[MjValue]) -> Option<Result<MjValue, MjError>> {
+    let a = args.first().cloned().unwrap_or(MjValue::UNDEFINED);
+    let arg = |i: usize| {
+        args.get(i).cloned().ok_or_else(|| {
+            MjError::new(ErrorKind::MissingArgument, format!("`{name}` needs {i} argument{}", if i == 1 { "" } else { "s" }))
+        })
+    };
+    let hundred = Decimal::ONE_HUNDRED;
+    Some(match name {
+        "add" => arg(1).and_then(|b| dec2(a, b, |x, y| x.checked_add(y))),
+        "sub" => arg(1).and_then(|b| dec2(a, b, |x, y| x.checked_sub(y))),
+        "mul" => arg(1).and_then(|b| dec2(a, b, |x, y| x.checked_mul(y))),
+        "div" => arg(1).and_then(|b| dec2(a, b, |x, y| if y.is_zero() { None } else { x.checked_div(y) })),
+        "with_vat" => arg(1).and_then(|r| dec2(a, r, |x, r| x.checked_mul(hundred.checked_add(r)?)?.checked_div(hundred))),
+        "without_vat" => arg(1).and_then(|r| dec2(a, r, |x, r| x.checked_mul(hundred)?.checked_div(hundred.checked_add(r)?))),
+        "discount" => arg(1).and_then(|p| dec2(a, p, |x, p| x.checked_mul(hundred.checked_sub(p)?)?.checked_div(hundred))),
+        "round_to" => arg(1).and_then(|dp| {
+            if a.is_undefined() || a.is_none() {
+                return Ok(a);
+            }
+            let dp = u32::try_from(dp.clone())
+                .map_err(|_| MjError::new(ErrorKind::InvalidOperation, format!("`round_to` takes a number of decimals, not `{dp}`")))?;
+            let x = decimal(&a)?;
+            Ok(from_decimal(x.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero)))
+        }),
+        "add_days" => arg(1).and_then(|n| {
+            let n = i64::try_from(n.clone())
+                .map_err(|_| MjError::new(ErrorKind::InvalidOperation, format!("`add_days` takes a whole number, not `{n}`")))?;
+            add_days(a, n)
+        }),
+        "digits" => Ok(if a.is_undefined() || a.is_none() {
+            a
+        } else {
+            MjValue::from(a.to_string().chars().filter(char::is_ascii_digit).collect::<String>())
+        }),
+        "blank_to_none" => Ok(match a.as_str() {
+            Some(t) if t.trim().is_empty() => MjValue::from(()),
+            _ => a,
+        }),
+        "urlencode" => Ok(urlencode(a)),
+        _ => return None,
+    })
+}
 
 /// Most decimal places a computed number keeps (Tripletex accepts ten on unit prices).
 const MAX_DP: u32 = 10;
@@ -319,22 +327,58 @@ fn lookup_fn(state: &State, table: &str, key: MjValue) -> Result<MjValue, MjErro
         // No key, no value: the field is left out.
         return Ok(MjValue::UNDEFINED);
     };
+    lookup_value(&rt, table, &k)
+        .map(|v| mj(&v))
+        .map_err(|m| MjError::new(ErrorKind::InvalidOperation, m))
+}
+
+/// The value of lookup `table` at `key`: the mapping's static tables first, then the API ones.
+pub fn lookup_value(rt: &RecordRt, table: &str, k: &str) -> Result<Value, String> {
     if let Some(t) = rt.statics.get(table) {
-        return match t.entries.get(&k).or(t.default.as_ref()) {
-            Some(v) => Ok(mj(v)),
-            None => Err(MjError::new(
-                ErrorKind::InvalidOperation,
-                format!("lookup `{table}` has no entry for `{k}` and no default"),
-            )),
-        };
+        return t
+            .entries
+            .get(k)
+            .or(t.default.as_ref())
+            .cloned()
+            .ok_or_else(|| format!("lookup `{table}` has no entry for `{k}` and no default"));
     }
-    match rt.resolver.lookup(table, &k) {
-        Some(v) => Ok(mj(&v)),
-        None => Err(MjError::new(
-            ErrorKind::InvalidOperation,
-            format!("lookup `{table}` has no entry for `{k}`"),
-        )),
+    rt.resolver
+        .lookup(table, k)
+        .ok_or_else(|| format!("lookup `{table}` has no entry for `{k}`"))
+}
+
+/// A JSON scalar as a key, exactly as [`key_text`] sees its template value.
+pub fn key_text_json(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(_) => {
+            let Some(f) = v.as_f64() else { return key_text(&mj(v)) };
+            if v.as_i64().is_none() && f.fract() == 0.0 && f.abs() < 9.0e15 {
+                Some((f as i64).to_string())
+            } else {
+                key_text(&mj(v))
+            }
+        }
+        other => key_text(&mj(other)),
     }
+}
+
+/// Applies a filter by name, with the same implementation templates use.
+pub fn call_filter(name: &str, args: &[MjValue]) -> Result<MjValue, String> {
+    let detail = |e: MjError| e.detail().map(str::to_string).unwrap_or_else(|| e.to_string());
+    if let Some(r) = rbtx_filter(name, args) {
+        return r.map_err(detail);
+    }
+    let mut state = ENV.empty_state();
+    state.apply_filter(name, args).map_err(|e| e.detail().map(str::to_string).unwrap_or_else(|| e.to_string()))
+}
+
+/// When on, every expression with a fast path is also evaluated by minijinja, and a difference
+/// is an error. Tests turn it on to prove the two agree on every mapping case.
+static CROSS_CHECK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_cross_check(on: bool) {
+    CROSS_CHECK.store(on, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// One step of a plain path.
@@ -349,7 +393,11 @@ pub enum Template {
     Const(Value),
     /// A variable followed by attribute or index steps, read directly from JSON.
     Path { var: String, steps: Vec<Step> },
-    Expr(Box<Expression<'static, 'static>>),
+    Expr {
+        /// The native evaluation, when the expression is within what it supports.
+        fast: Option<super::fast::Fast>,
+        expr: Box<Expression<'static, 'static>>,
+    },
     Interp(Vec<Part>),
 }
 
@@ -363,7 +411,7 @@ impl std::fmt::Debug for Template {
         match self {
             Template::Const(v) => write!(f, "Const({v})"),
             Template::Path { var, steps } => write!(f, "Path({var}, {steps:?})"),
-            Template::Expr(_) => f.write_str("Expr"),
+            Template::Expr { fast, .. } => write!(f, "Expr(fast: {})", fast.is_some()),
             Template::Interp(p) => write!(f, "Interp({} parts)", p.len()),
         }
     }
@@ -554,7 +602,7 @@ pub fn compile_expr(src: &str, vars: &[&str], uses: &mut Uses) -> Result<Templat
     if let Some((var, steps)) = plain_path(&tokens) {
         return Ok(Template::Path { var, steps });
     }
-    Ok(Template::Expr(Box::new(expr)))
+    Ok(Template::Expr { fast: super::fast::compile(src), expr: Box::new(expr) })
 }
 
 fn list(names: &[&str]) -> String {
@@ -696,37 +744,226 @@ fn plain_path(tokens: &[Token]) -> Option<(String, Vec<Step>)> {
     Some((var.to_string(), steps))
 }
 
-/// The variables of one evaluation: JSON values by name, plus the record's runtime.
-pub struct Scope<'a> {
-    pub vars: Vec<(&'a str, &'a Value)>,
-    pub rt: &'a Arc<RecordRt>,
-    /// minijinja copies of `vars`, made on first use by an expression and shared by later ones.
-    pub cache: &'a ScopeCache,
+/// A JSON value in scope: the shared document it belongs to, and where in it.
+#[derive(Clone)]
+pub struct Var<'a> {
+    pub value: &'a Value,
+    root: &'a Arc<Value>,
+    path: Arc<[Step]>,
 }
 
-/// Converted values, kept per record so each JSON value is converted at most once.
-#[derive(Default)]
-pub struct ScopeCache {
-    /// Keyed by the JSON value's address: every value in scope outlives the record's evaluation.
-    converted: Mutex<Vec<(usize, MjValue)>>,
+static NULL_ROOT: LazyLock<Arc<Value>> = LazyLock::new(|| Arc::new(Value::Null));
+
+impl<'a> Var<'a> {
+    /// A whole document.
+    pub fn root(root: &'a Arc<Value>) -> Var<'a> {
+        Var { value: root, root, path: Arc::from(Vec::new()) }
+    }
+
+    /// A scalar that belongs to no document (a loop index).
+    pub fn scalar(value: &'a Value) -> Var<'a> {
+        Var { value, root: &NULL_ROOT, path: Arc::from(Vec::new()) }
+    }
+
+    /// A value inside this one, `steps` below it.
+    pub fn child(&self, value: &'a Value, steps: Vec<Step>) -> Var<'a> {
+        let mut path: Vec<Step> = self.path.to_vec();
+        path.extend(steps);
+        Var { value, root: self.root, path: Arc::from(path) }
+    }
+
+    fn view(&self) -> MjValue {
+        view(self.value, self.root, &self.path)
+    }
 }
 
-impl ScopeCache {
-    fn get(&self, v: &Value) -> MjValue {
-        // Scalars are cheap to convert, and may be short-lived (loop indexes).
-        if !v.is_object() && !v.is_array() {
-            return mj(v);
+/// A JSON object or array seen from templates without copying it: the document is shared, and
+/// attribute access walks `path` from its root.
+#[derive(Debug)]
+struct JsonView {
+    root: Arc<Value>,
+    path: Arc<[Step]>,
+}
+
+impl JsonView {
+    fn node(&self) -> &Value {
+        let mut cur: &Value = &self.root;
+        for s in self.path.iter() {
+            cur = match (s, cur) {
+                (Step::Key(k), Value::Object(m)) => m.get(k.as_str()).unwrap_or(&Value::Null),
+                (Step::Index(i), Value::Array(a)) => a.get(*i).unwrap_or(&Value::Null),
+                _ => &Value::Null,
+            };
         }
-        let key = v as *const Value as usize;
-        if let Ok(mut c) = self.converted.lock() {
-            if let Some((_, m)) = c.iter().find(|(p, _)| *p == key) {
-                return m.clone();
+        cur
+    }
+
+    fn child(&self, step: Step) -> Arc<[Step]> {
+        let mut p = self.path.to_vec();
+        p.push(step);
+        Arc::from(p)
+    }
+}
+
+/// A JSON value as a template value: scalars directly (whole floats as integers, since JSON does
+/// not tell 25 from 25.0), objects and arrays as views.
+fn view(v: &Value, root: &Arc<Value>, path: &Arc<[Step]>) -> MjValue {
+    match v {
+        Value::Null => MjValue::from(()),
+        Value::Bool(b) => MjValue::from(*b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                MjValue::from(i)
+            } else if let Some(u) = n.as_u64() {
+                MjValue::from(u)
+            } else {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                    MjValue::from(f as i64)
+                } else {
+                    MjValue::from(f)
+                }
             }
-            let m = mj(v);
-            c.push((key, m.clone()));
-            return m;
         }
-        mj(v)
+        Value::String(s) => MjValue::from(s.as_str()),
+        Value::Object(_) | Value::Array(_) => MjValue::from_object(JsonView {
+            root: root.clone(),
+            path: path.clone(),
+        }),
+    }
+}
+
+impl Object for JsonView {
+    fn repr(self: &Arc<Self>) -> minijinja::value::ObjectRepr {
+        match self.node() {
+            Value::Array(_) => minijinja::value::ObjectRepr::Seq,
+            _ => minijinja::value::ObjectRepr::Map,
+        }
+    }
+
+    fn get_value(self: &Arc<Self>, key: &MjValue) -> Option<MjValue> {
+        let (step, child) = match self.node() {
+            Value::Object(m) => {
+                let k = key.as_str()?;
+                (Step::Key(k.to_string()), m.get(k)?)
+            }
+            Value::Array(a) => {
+                let i = key.as_i64()?;
+                let i = if i < 0 { a.len().checked_sub(i.unsigned_abs() as usize)? } else { i as usize };
+                (Step::Index(i), a.get(i)?)
+            }
+            _ => return None,
+        };
+        if child.is_object() || child.is_array() {
+            return Some(MjValue::from_object(JsonView { root: self.root.clone(), path: self.child(step) }));
+        }
+        Some(view(child, &self.root, &self.path))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        match self.node() {
+            Value::Object(m) => minijinja::value::Enumerator::Values(m.keys().map(|k| MjValue::from(k.as_str())).collect()),
+            Value::Array(a) => minijinja::value::Enumerator::Seq(a.len()),
+            _ => minijinja::value::Enumerator::Empty,
+        }
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        match self.node() {
+            Value::Object(m) => Some(m.len()),
+            Value::Array(a) => Some(a.len()),
+            _ => Some(0),
+        }
+    }
+}
+
+/// `$['lines'][0]` (a normalized path) → steps. Unknown syntax gives no steps for that part.
+pub(crate) fn parse_normalized_path(p: &str) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut chars = p.trim_start_matches('$').chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '[' {
+            continue;
+        }
+        if chars.peek() == Some(&'\'') {
+            chars.next();
+            let mut name = String::new();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\'' => break,
+                    '\\' => match chars.next() {
+                        Some('b') => name.push('\u{8}'),
+                        Some('f') => name.push('\u{c}'),
+                        Some('n') => name.push('\n'),
+                        Some('r') => name.push('\r'),
+                        Some('t') => name.push('\t'),
+                        Some('u') => {
+                            let hex: String = chars.by_ref().take(4).collect();
+                            if let Some(ch) = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                                name.push(ch);
+                            }
+                        }
+                        Some(other) => name.push(other),
+                        None => {}
+                    },
+                    other => name.push(other),
+                }
+            }
+            steps.push(Step::Key(name));
+        } else {
+            let digits: String = chars.by_ref().take_while(|c| *c != ']').collect();
+            if let Ok(i) = digits.parse() {
+                steps.push(Step::Index(i));
+            }
+            continue;
+        }
+        // Skip to the closing bracket.
+        for c in chars.by_ref() {
+            if c == ']' {
+                break;
+            }
+        }
+    }
+    steps
+}
+
+/// The variables of one evaluation, plus the record's runtime. One scope serves every field at one
+/// level (the record, or one loop item), so its template context is built once.
+pub struct Scope<'a> {
+    vars: Vec<(&'a str, Var<'a>)>,
+    rt: &'a Arc<RecordRt>,
+    ctx: std::sync::OnceLock<MjValue>,
+}
+
+impl<'a> Scope<'a> {
+    pub fn new(vars: Vec<(&'a str, Var<'a>)>, rt: &'a Arc<RecordRt>) -> Scope<'a> {
+        Scope { vars, rt, ctx: std::sync::OnceLock::new() }
+    }
+
+    /// This scope plus more variables (a loop item).
+    pub fn with(&self, extra: Vec<(&'a str, Var<'a>)>) -> Scope<'a> {
+        let mut vars = self.vars.clone();
+        vars.extend(extra);
+        Scope::new(vars, self.rt)
+    }
+
+    pub fn rt(&self) -> &Arc<RecordRt> {
+        self.rt
+    }
+
+    pub fn var(&self, name: &str) -> Option<&Var<'a>> {
+        self.vars.iter().rev().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    fn context(&self) -> MjValue {
+        self.ctx
+            .get_or_init(|| {
+                let mut m: std::collections::BTreeMap<&str, MjValue> =
+                    self.vars.iter().map(|(n, v)| (*n, v.view())).collect();
+                m.insert(RT, MjValue::from_dyn_object(self.rt.clone()));
+                MjValue::from(m)
+            })
+            .clone()
     }
 }
 
@@ -750,14 +987,25 @@ impl Template {
                 Some(Value::Null) | None => Out::Absent,
                 Some(v) => Out::Value(v.clone()),
             }),
-            Template::Expr(e) => {
-                let v = eval_expr(e, scope)?;
-                if v.is_undefined() || v.is_none() {
-                    return Ok(Out::Absent);
+            Template::Expr { fast, expr } => {
+                if let Some(f) = fast {
+                    if let Ok(v) = f.eval(scope)? {
+                        let out = match v.into_json() {
+                            None | Some(Value::Null) => Out::Absent,
+                            Some(v) => Out::Value(v),
+                        };
+                        if CROSS_CHECK.load(std::sync::atomic::Ordering::Relaxed) {
+                            let slow = slow_eval(expr, scope)?;
+                            if !same_json(&slow, &out) {
+                                return Err(EvalError(format!(
+                                    "fast path differs from minijinja: {out:?} vs {slow:?}"
+                                )));
+                            }
+                        }
+                        return Ok(out);
+                    }
                 }
-                serde_json::to_value(&v)
-                    .map(Out::Value)
-                    .map_err(|err| EvalError(format!("value cannot be sent as JSON: {err}")))
+                slow_eval(expr, scope)
             }
             Template::Interp(parts) => {
                 let mut s = String::new();
@@ -778,10 +1026,49 @@ impl Template {
 
     /// Truthiness, the way Jinja sees it, for `when` conditions.
     pub fn eval_bool(&self, scope: &Scope) -> Result<bool, EvalError> {
+        // Read in place where possible: a condition needs no copy of the value it tests.
+        match self {
+            Template::Path { var, steps } => return Ok(lookup_path(scope, var, steps).is_some_and(truthy)),
+            Template::Expr { fast: Some(f), .. } if !CROSS_CHECK.load(std::sync::atomic::Ordering::Relaxed) => {
+                if let Ok(v) = f.eval(scope)? {
+                    return Ok(v.truthy());
+                }
+            }
+            _ => {}
+        }
         Ok(match self.eval(scope)? {
             Out::Absent => false,
             Out::Value(v) => truthy(&v),
         })
+    }
+}
+
+fn slow_eval(e: &Expression<'static, 'static>, scope: &Scope) -> Result<Out, EvalError> {
+    let v = eval_expr(e, scope)?;
+    if v.is_undefined() || v.is_none() {
+        return Ok(Out::Absent);
+    }
+    serde_json::to_value(&v)
+        .map(Out::Value)
+        .map_err(|err| EvalError(format!("value cannot be sent as JSON: {err}")))
+}
+
+/// Equal as JSON numbers and values (25 and 25.0 are one number).
+fn same_json(a: &Out, b: &Out) -> bool {
+    fn eq(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+            (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| eq(p, q)),
+            (Value::Object(x), Value::Object(y)) => {
+                x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| eq(v, w)))
+            }
+            _ => a == b,
+        }
+    }
+    match (a, b) {
+        (Out::Absent, Out::Absent) => true,
+        (Out::Value(x), Out::Value(y)) => eq(x, y),
+        _ => false,
     }
 }
 
@@ -806,7 +1093,7 @@ pub fn text_of(v: &Value) -> String {
 }
 
 fn lookup_path<'a>(scope: &Scope<'a>, var: &str, steps: &[Step]) -> Option<&'a Value> {
-    let mut cur: &'a Value = scope.vars.iter().rev().find(|(n, _)| *n == var)?.1;
+    let mut cur: &'a Value = scope.var(var)?.value;
     for s in steps {
         cur = match (s, cur) {
             (Step::Key(k), Value::Object(m)) => m.get(k)?,
@@ -818,12 +1105,7 @@ fn lookup_path<'a>(scope: &Scope<'a>, var: &str, steps: &[Step]) -> Option<&'a V
 }
 
 fn eval_expr(e: &Expression<'static, 'static>, scope: &Scope) -> Result<MjValue, EvalError> {
-    let mut ctx: Vec<(&str, MjValue)> = Vec::with_capacity(scope.vars.len() + 1);
-    for (name, v) in &scope.vars {
-        ctx.push((name, scope.cache.get(v)));
-    }
-    ctx.push((RT, MjValue::from_dyn_object(scope.rt.clone())));
-    let ctx: MjValue = ctx.into_iter().collect::<std::collections::BTreeMap<_, _>>().into();
+    let ctx = scope.context();
     e.eval(ctx).map_err(|err| {
         let mut msg = err.detail().map(str::to_string).unwrap_or_else(|| err.kind().to_string());
         if let Some(src) = err.template_source() {
@@ -866,11 +1148,17 @@ mod tests {
     }
 
     #[test]
+    fn normalized_paths_parse() {
+        let steps = parse_normalized_path("$['lines'][12]['it\\'s']");
+        assert!(matches!(&steps[..], [Step::Key(a), Step::Index(12), Step::Key(b)] if a == "lines" && b == "it's"));
+    }
+
+    #[test]
     fn plain_paths_skip_the_engine() {
         let mut u = Uses::default();
         assert!(matches!(compile("{{ source.group.vat_domestic }}", &["source"], &mut u), Ok(Template::Path { .. })));
         assert!(matches!(compile("{{ source.lines[0] }}", &["source"], &mut u), Ok(Template::Path { .. })));
-        assert!(matches!(compile("{{ source.a or 1 }}", &["source"], &mut u), Ok(Template::Expr(_))));
+        assert!(matches!(compile("{{ source.a or 1 }}", &["source"], &mut u), Ok(Template::Expr { .. })));
         assert!(matches!(compile("n {{ source.a }}", &["source"], &mut u), Ok(Template::Interp(_))));
     }
 }

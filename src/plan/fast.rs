@@ -1,0 +1,472 @@
+//! A native evaluator for the expressions mappings use most (paths, `or`/`and`, `~`, comparisons,
+//! `if`/`else`, `ref()`, `lookup()` and the common filters), reading JSON in place. Anything else,
+//! at compile time or at run time, falls back to minijinja, whose semantics this follows; a test
+//! runs every mapping case through both and compares (`set_cross_check`).
+
+use std::sync::Arc;
+
+use minijinja::machinery::ast::{BinOpKind, CallArg, CompareOpKind, Expr, UnaryOpKind};
+use minijinja::machinery::parse_expr;
+use minijinja::value::Value as MjValue;
+use serde_json::Value;
+
+use super::template::{EvalError, RecordRt, Scope, Step, call_filter, key_text_json};
+
+
+/// A compiled fast expression.
+#[derive(Debug)]
+pub enum Fast {
+    Const(Value),
+    Path { var: String, steps: Vec<Step> },
+    Attr(Box<Fast>, Step),
+    Slice(Box<Fast>, Option<i64>, Option<i64>),
+    Not(Box<Fast>),
+    And(Box<Fast>, Box<Fast>),
+    Or(Box<Fast>, Box<Fast>),
+    Concat(Box<Fast>, Box<Fast>),
+    Cmp(Box<Fast>, Cmp, Box<Fast>),
+    If(Box<Fast>, Box<Fast>, Option<Box<Fast>>),
+    Ref(String, Box<Fast>),
+    Lookup(String, Box<Fast>),
+    Filter(String, Box<Fast>, Vec<Fast>),
+    Test(String, Box<Fast>, bool),
+    List(Vec<Fast>),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Cmp {
+    Eq,
+    Ne,
+    Lt,
+    Lte,
+    Gt,
+    Gte,
+    In,
+    NotIn,
+}
+
+/// Filters evaluated natively; the rest go to minijinja.
+const FILTERS: &[&str] = &[
+    "default", "d", "trim", "upper", "lower", "blank_to_none", "digits", "round_to", "with_vat",
+    "without_vat", "discount", "add", "sub", "mul", "div", "add_days", "urlencode",
+];
+const TESTS: &[&str] = &["number", "none", "defined", "undefined", "string"];
+
+/// Compiles `src` if every part of it is supported.
+pub fn compile(src: &str) -> Option<Fast> {
+    let ast = parse_expr(src).ok()?;
+    build(&ast)
+}
+
+fn build(e: &Expr) -> Option<Fast> {
+    Some(match e {
+        Expr::Var(v) => Fast::Path { var: v.id.to_string(), steps: Vec::new() },
+        Expr::Const(c) => Fast::Const(serde_json::to_value(&c.value).ok()?),
+        Expr::GetAttr(g) => attr(build(&g.expr)?, Step::Key(g.name.to_string())),
+        Expr::GetItem(g) => {
+            let step = match &g.subscript_expr {
+                Expr::Const(c) => match (c.value.as_str(), c.value.as_i64()) {
+                    (Some(s), _) => Step::Key(s.to_string()),
+                    (None, Some(i)) if i >= 0 => Step::Index(usize::try_from(i).ok()?),
+                    _ => return None,
+                },
+                _ => return None,
+            };
+            attr(build(&g.expr)?, step)
+        }
+        Expr::Slice(s) => {
+            if s.step.is_some() {
+                return None;
+            }
+            let bound = |b: &Option<Expr>| -> Option<Option<i64>> {
+                match b {
+                    None => Some(None),
+                    Some(Expr::Const(c)) => c.value.as_i64().filter(|i| *i >= 0).map(Some),
+                    Some(_) => None,
+                }
+            };
+            Fast::Slice(Box::new(build(&s.expr)?), bound(&s.start)?, bound(&s.stop)?)
+        }
+        Expr::UnaryOp(u) => match u.op {
+            UnaryOpKind::Not => Fast::Not(Box::new(build(&u.expr)?)),
+            UnaryOpKind::Neg => return None,
+        },
+        Expr::BinOp(b) => {
+            let (l, r) = (Box::new(build(&b.left)?), Box::new(build(&b.right)?));
+            match b.op {
+                BinOpKind::ScAnd => Fast::And(l, r),
+                BinOpKind::ScOr => Fast::Or(l, r),
+                BinOpKind::Concat => Fast::Concat(l, r),
+                BinOpKind::Eq => Fast::Cmp(l, Cmp::Eq, r),
+                BinOpKind::Ne => Fast::Cmp(l, Cmp::Ne, r),
+                BinOpKind::Lt => Fast::Cmp(l, Cmp::Lt, r),
+                BinOpKind::Lte => Fast::Cmp(l, Cmp::Lte, r),
+                BinOpKind::Gt => Fast::Cmp(l, Cmp::Gt, r),
+                BinOpKind::Gte => Fast::Cmp(l, Cmp::Gte, r),
+                BinOpKind::In => Fast::Cmp(l, Cmp::In, r),
+                _ => return None,
+            }
+        }
+        Expr::Compare(c) => {
+            let [op] = &c.ops[..] else { return None };
+            let cmp = match op.op {
+                CompareOpKind::Eq => Cmp::Eq,
+                CompareOpKind::Ne => Cmp::Ne,
+                CompareOpKind::Lt => Cmp::Lt,
+                CompareOpKind::Lte => Cmp::Lte,
+                CompareOpKind::Gt => Cmp::Gt,
+                CompareOpKind::Gte => Cmp::Gte,
+                CompareOpKind::In => Cmp::In,
+                CompareOpKind::NotIn => Cmp::NotIn,
+            };
+            Fast::Cmp(Box::new(build(&c.expr)?), cmp, Box::new(build(&op.expr)?))
+        }
+        Expr::IfExpr(i) => Fast::If(
+            Box::new(build(&i.test_expr)?),
+            Box::new(build(&i.true_expr)?),
+            match &i.false_expr {
+                Some(f) => Some(Box::new(build(f)?)),
+                None => None,
+            },
+        ),
+        Expr::Filter(f) => {
+            if !FILTERS.contains(&f.name) {
+                return None;
+            }
+            let subject = build(f.expr.as_ref()?)?;
+            Fast::Filter(f.name.to_string(), Box::new(subject), positional(&f.args)?)
+        }
+        Expr::Test(t) => {
+            if !TESTS.contains(&t.name) || !t.args.is_empty() {
+                return None;
+            }
+            Fast::Test(t.name.to_string(), Box::new(build(&t.expr)?), false)
+        }
+        Expr::Call(c) => {
+            let Expr::Var(f) = &c.expr else { return None };
+            let args = positional(&c.args)?;
+            let [Fast::Const(Value::String(name)), key] = <[Fast; 2]>::try_from(args).ok()? else {
+                return None;
+            };
+            match f.id {
+                "ref" => Fast::Ref(name, Box::new(key)),
+                "lookup" => Fast::Lookup(name, Box::new(key)),
+                _ => return None,
+            }
+        }
+        Expr::List(l) => Fast::List(l.items.iter().map(build).collect::<Option<Vec<_>>>()?),
+        Expr::Tuple(_) | Expr::Map(_) => return None,
+    })
+}
+
+fn positional(args: &[CallArg]) -> Option<Vec<Fast>> {
+    args.iter()
+        .map(|a| match a {
+            CallArg::Pos(e) => build(e),
+            _ => None,
+        })
+        .collect()
+}
+
+fn attr(base: Fast, step: Step) -> Fast {
+    match base {
+        Fast::Path { var, mut steps } => {
+            steps.push(step);
+            Fast::Path { var, steps }
+        }
+        other => Fast::Attr(Box::new(other), step),
+    }
+}
+
+/// A value during evaluation: JSON read in place, a computed one, or undefined.
+#[derive(Debug, Clone)]
+pub enum V<'a> {
+    Undef,
+    Ref(&'a Value),
+    Own(Value),
+}
+
+impl V<'_> {
+    fn get(&self) -> Option<&Value> {
+        match self {
+            V::Undef => None,
+            V::Ref(v) => Some(v),
+            V::Own(v) => Some(v),
+        }
+    }
+
+    pub fn truthy(&self) -> bool {
+        self.get().is_some_and(super::template::truthy)
+    }
+
+    pub fn into_json(self) -> Option<Value> {
+        match self {
+            V::Undef => None,
+            V::Ref(v) => Some(v.clone()),
+            V::Own(v) => Some(v),
+        }
+    }
+}
+
+/// Signals that this evaluation must go to minijinja.
+pub struct Fallback;
+
+pub type R<'a> = Result<Result<V<'a>, Fallback>, EvalError>;
+
+macro_rules! tri {
+    ($e:expr) => {
+        match $e? {
+            Ok(v) => v,
+            Err(Fallback) => return Ok(Err(Fallback)),
+        }
+    };
+}
+
+impl Fast {
+    pub fn eval<'a>(&'a self, scope: &Scope<'a>) -> R<'a> {
+        Ok(Ok(match self {
+            Fast::Const(v) => V::Ref(v),
+            Fast::Path { var, steps } => match scope.var(var) {
+                None => V::Undef,
+                Some(v) => walk(V::Ref(v.value), steps),
+            },
+            Fast::Attr(base, step) => walk(tri!(base.eval(scope)), std::slice::from_ref(step)),
+            Fast::Slice(base, start, stop) => match tri!(base.eval(scope)).get() {
+                Some(Value::String(s)) => {
+                    let chars: Vec<char> = s.chars().collect();
+                    let (a, b) = bounds(chars.len(), *start, *stop);
+                    V::Own(Value::String(chars[a..b].iter().collect()))
+                }
+                _ => return Ok(Err(Fallback)),
+            },
+            Fast::Not(e) => V::Own(Value::Bool(!tri!(e.eval(scope)).truthy())),
+            Fast::And(l, r) => {
+                let l = tri!(l.eval(scope));
+                if l.truthy() { tri!(r.eval(scope)) } else { l }
+            }
+            Fast::Or(l, r) => {
+                let l = tri!(l.eval(scope));
+                if l.truthy() { l } else { tri!(r.eval(scope)) }
+            }
+            Fast::Concat(l, r) => {
+                let (l, r) = (tri!(l.eval(scope)), tri!(r.eval(scope)));
+                let (Some(a), Some(b)) = (display(&l), display(&r)) else { return Ok(Err(Fallback)) };
+                V::Own(Value::String(a + &b))
+            }
+            Fast::Cmp(l, op, r) => {
+                let (l, r) = (tri!(l.eval(scope)), tri!(r.eval(scope)));
+                match compare(&l, *op, &r) {
+                    Some(b) => V::Own(Value::Bool(b)),
+                    None => return Ok(Err(Fallback)),
+                }
+            }
+            Fast::If(t, a, b) => {
+                if tri!(t.eval(scope)).truthy() {
+                    tri!(a.eval(scope))
+                } else {
+                    match b {
+                        Some(b) => tri!(b.eval(scope)),
+                        None => V::Undef,
+                    }
+                }
+            }
+            Fast::Ref(entity, key) => {
+                let key = tri!(key.eval(scope));
+                let Some(k) = key_of(&key) else { return Ok(Err(Fallback)) };
+                let Some(k) = k else { return Ok(Ok(V::Undef)) };
+                match scope.rt().resolver.reference(entity, &k) {
+                    Some(id) => V::Own(id),
+                    None => {
+                        note_missing(scope.rt(), entity, k);
+                        V::Undef
+                    }
+                }
+            }
+            Fast::Lookup(table, key) => {
+                let key = tri!(key.eval(scope));
+                let Some(k) = key_of(&key) else { return Ok(Err(Fallback)) };
+                let Some(k) = k else { return Ok(Ok(V::Undef)) };
+                V::Own(super::template::lookup_value(scope.rt(), table, &k).map_err(EvalError)?)
+            }
+            Fast::Filter(name, subject, args) => {
+                let subject = tri!(subject.eval(scope));
+                let mut mj_args = Vec::with_capacity(args.len() + 1);
+                mj_args.push(tri!(Ok::<_, EvalError>(to_mj(&subject))));
+                for a in args {
+                    let a = tri!(a.eval(scope));
+                    mj_args.push(tri!(Ok::<_, EvalError>(to_mj(&a))));
+                }
+                let out = call_filter(name, &mj_args).map_err(EvalError)?;
+                if out.is_undefined() {
+                    V::Undef
+                } else {
+                    V::Own(serde_json::to_value(&out).map_err(|e| EvalError(e.to_string()))?)
+                }
+            }
+            Fast::Test(name, e, _) => {
+                let v = tri!(e.eval(scope));
+                let b = match (name.as_str(), v.get()) {
+                    ("defined", v) => v.is_some(),
+                    ("undefined", v) => v.is_none(),
+                    ("none", v) => matches!(v, Some(Value::Null)),
+                    ("number", v) => matches!(v, Some(Value::Number(_))),
+                    ("string", v) => matches!(v, Some(Value::String(_))),
+                    _ => return Ok(Err(Fallback)),
+                };
+                V::Own(Value::Bool(b))
+            }
+            Fast::List(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for i in items {
+                    match tri!(i.eval(scope)).into_json() {
+                        Some(v) => out.push(v),
+                        None => return Ok(Err(Fallback)),
+                    }
+                }
+                V::Own(Value::Array(out))
+            }
+        }))
+    }
+}
+
+fn note_missing(rt: &Arc<RecordRt>, entity: &str, key: String) {
+    if let Ok(mut m) = rt.missing.lock() {
+        let dep = (entity.to_string(), key);
+        if !m.contains(&dep) {
+            m.push(dep);
+        }
+    }
+}
+
+fn bounds(len: usize, start: Option<i64>, stop: Option<i64>) -> (usize, usize) {
+    let clamp = |i: i64| usize::try_from(i).unwrap_or(0).min(len);
+    let a = start.map(clamp).unwrap_or(0);
+    let b = stop.map(clamp).unwrap_or(len).max(a);
+    (a, b)
+}
+
+fn walk<'a>(mut cur: V<'a>, steps: &[Step]) -> V<'a> {
+    for s in steps {
+        cur = match cur {
+            V::Ref(v) => match (s, v) {
+                (Step::Key(k), Value::Object(m)) => m.get(k.as_str()).map(V::Ref).unwrap_or(V::Undef),
+                (Step::Index(i), Value::Array(a)) => a.get(*i).map(V::Ref).unwrap_or(V::Undef),
+                _ => V::Undef,
+            },
+            V::Own(v) => match (s, v) {
+                (Step::Key(k), Value::Object(mut m)) => m.shift_remove(k.as_str()).map(V::Own).unwrap_or(V::Undef),
+                (Step::Index(i), Value::Array(mut a)) if *i < a.len() => V::Own(a.swap_remove(*i)),
+                _ => V::Undef,
+            },
+            V::Undef => V::Undef,
+        };
+    }
+    cur
+}
+
+/// A number as minijinja shows it: whole numbers without a fraction (JSON does not tell 25 from
+/// 25.0, and templates see both as 25).
+fn number_text(n: &serde_json::Number) -> String {
+    if let Some(i) = n.as_i64() {
+        return i.to_string();
+    }
+    if let Some(u) = n.as_u64() {
+        return u.to_string();
+    }
+    let f = n.as_f64().unwrap_or(f64::NAN);
+    if f.fract() == 0.0 && f.abs() < 9.0e15 {
+        return (f as i64).to_string();
+    }
+    let s = f.to_string();
+    if s.contains('.') || s.contains('e') || s.contains("inf") || s.contains("NaN") { s } else { format!("{s}.0") }
+}
+
+/// Text for `~`, as minijinja prints the value; `None` for values it prints unlike JSON.
+fn display(v: &V) -> Option<String> {
+    Some(match v.get() {
+        None => String::new(),
+        Some(Value::Null) => "None".into(),
+        Some(Value::Bool(b)) => if *b { "True" } else { "False" }.into(),
+        Some(Value::Number(n)) => number_text(n),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return None,
+    })
+}
+
+/// A key for `ref()`/`lookup()`: `Some(None)` for no key, `None` to fall back.
+fn key_of(v: &V) -> Option<Option<String>> {
+    match v.get() {
+        None | Some(Value::Null) => Some(None),
+        Some(Value::Array(_)) | Some(Value::Object(_)) => None,
+        Some(other) => Some(key_text_json(other)),
+    }
+}
+
+fn compare(l: &V, op: Cmp, r: &V) -> Option<bool> {
+    use std::cmp::Ordering;
+    let (a, b) = (l.get(), r.get());
+    let ord = || -> Option<Ordering> {
+        match (a?, b?) {
+            (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
+            (Value::String(x), Value::String(y)) => Some(x.cmp(y)),
+            _ => None,
+        }
+    };
+    let eq = |x: Option<&Value>, y: Option<&Value>| -> Option<bool> {
+        Some(match (x, y) {
+            (None, None) => true,
+            (None, _) | (_, None) => false,
+            (Some(Value::Number(p)), Some(Value::Number(q))) => p.as_f64()? == q.as_f64()?,
+            (Some(Value::Array(_)) | Some(Value::Object(_)), _) | (_, Some(Value::Array(_)) | Some(Value::Object(_))) => {
+                return None;
+            }
+            (Some(p), Some(q)) => p == q,
+        })
+    };
+    match op {
+        Cmp::Eq => eq(a, b),
+        Cmp::Ne => eq(a, b).map(|e| !e),
+        Cmp::Lt => ord().map(|o| o == Ordering::Less),
+        Cmp::Lte => ord().map(|o| o != Ordering::Greater),
+        Cmp::Gt => ord().map(|o| o == Ordering::Greater),
+        Cmp::Gte => ord().map(|o| o != Ordering::Less),
+        Cmp::In | Cmp::NotIn => {
+            let found = match (a, b) {
+                (Some(Value::String(x)), Some(Value::String(y))) => y.contains(x.as_str()),
+                (x, Some(Value::Array(items))) => {
+                    let mut hit = false;
+                    for i in items {
+                        if eq(x, Some(i))? {
+                            hit = true;
+                            break;
+                        }
+                    }
+                    hit
+                }
+                _ => return None,
+            };
+            Some(if matches!(op, Cmp::In) { found } else { !found })
+        }
+    }
+}
+
+/// A scalar as a minijinja value, for the filters both paths share.
+fn to_mj(v: &V) -> Result<MjValue, Fallback> {
+    Ok(match v.get() {
+        None => MjValue::UNDEFINED,
+        Some(Value::Null) => MjValue::from(()),
+        Some(Value::Bool(b)) => MjValue::from(*b),
+        Some(Value::Number(n)) => {
+            if let Some(i) = n.as_i64() {
+                MjValue::from(i)
+            } else if let Some(u) = n.as_u64() {
+                MjValue::from(u)
+            } else {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                if f.fract() == 0.0 && f.abs() < 9.0e15 { MjValue::from(f as i64) } else { MjValue::from(f) }
+            }
+        }
+        Some(Value::String(s)) => MjValue::from(s.as_str()),
+        Some(_) => return Err(Fallback),
+    })
+}
