@@ -9,8 +9,8 @@ use indexmap::IndexMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::plan::template::{Out, RecordRt, Resolver, Scope, Template, Var, text_of};
-use crate::plan::{Node, NodeKind, Plan};
+use crate::plan::template::{Out, RecordRt, Resolver, Scope, Step, Template, Var, text_of};
+use crate::plan::{Matches, Node, NodeKind, Plan};
 
 /// A request the engine wants sent.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -137,12 +137,19 @@ impl Plan {
     /// Like [`Plan::select`], taking the record out of the response instead of borrowing it.
     pub fn select_owned(&self, mut response: Value) -> Option<Value> {
         let Some(p) = &self.source.select else { return Some(response) };
-        let (path, _) = p.select_with_paths(&response).into_iter().next()?;
+        let path: Vec<Step> = match p.matches(&response) {
+            Matches::Items { mut prefix, items } if !items.is_empty() => {
+                prefix.push(Step::Index(0));
+                prefix
+            }
+            Matches::General(found) => found.into_iter().next()?.0,
+            Matches::Items { .. } => return None,
+        };
         let mut cur = &mut response;
         for step in path {
             cur = match (step, cur) {
-                (crate::plan::template::Step::Key(k), Value::Object(m)) => m.get_mut(&k)?,
-                (crate::plan::template::Step::Index(i), Value::Array(a)) => a.get_mut(i)?,
+                (Step::Key(k), Value::Object(m)) => m.get_mut(&k)?,
+                (Step::Index(i), Value::Array(a)) => a.get_mut(i)?,
                 _ => return None,
             };
         }
@@ -371,11 +378,17 @@ fn render<'a>(
         NodeKind::ForEach { path, var, item: each, join } => {
             let base = if path.relative { item.cloned() } else { scope.var("source").cloned() };
             let Some(base) = base else { return Ok(Some(Value::Array(Vec::new()))) };
-            let matches = path.select_with_paths(base.value);
-            let indexes: Vec<Value> = (0..matches.len()).map(Value::from).collect();
-            let mut out = Vec::with_capacity(matches.len());
-            for (i, (p, m)) in matches.into_iter().enumerate() {
-                let this = base.child(m, p);
+            // Each item as a variable: its value, and its path below `base` (shared prefix).
+            let items: Vec<Var> = match path.matches(base.value) {
+                Matches::Items { prefix, items } => {
+                    let list = base.child(base.value, prefix);
+                    items.iter().enumerate().map(|(i, m)| list.child(m, [Step::Index(i)])).collect()
+                }
+                Matches::General(found) => found.into_iter().map(|(p, m)| base.child(m, p)).collect(),
+            };
+            let indexes: Vec<Value> = (0..items.len()).map(Value::from).collect();
+            let mut out = Vec::with_capacity(items.len());
+            for (i, this) in items.into_iter().enumerate() {
                 let inner = scope.with(vec![(var.as_str(), this.clone()), ("index", Var::scalar(&indexes[i]))]);
                 if let Some(v) = render(ctx, each, &inner, Some(&this), &At::Index(field, i))? {
                     out.push(v);

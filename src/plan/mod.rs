@@ -123,38 +123,45 @@ impl JsonPath {
             .unwrap_or_default()
     }
 
-    /// Matches with their paths (as steps), relative to `root`.
-    pub fn select_with_paths<'a>(&self, root: &'a Value) -> Vec<(Vec<template::Step>, &'a Value)> {
+    /// Matches with the steps that lead to them from `root`.
+    pub fn matches<'a>(&self, root: &'a Value) -> Matches<'a> {
         if let Some(keys) = &self.simple {
             let mut cur = root;
             for k in keys {
                 match cur.get(k) {
                     Some(v) => cur = v,
-                    None => return Vec::new(),
+                    None => return Matches::General(Vec::new()),
                 }
             }
-            let Value::Array(items) = cur else { return Vec::new() };
-            return items
-                .iter()
-                .enumerate()
-                .map(|(i, v)| {
-                    let mut steps: Vec<template::Step> = keys.iter().map(|k| template::Step::Key(k.clone())).collect();
-                    steps.push(template::Step::Index(i));
-                    (steps, v)
-                })
-                .collect();
+            return match cur {
+                Value::Array(items) => Matches::Items {
+                    prefix: keys.iter().map(|k| template::Step::Key(k.clone())).collect(),
+                    items,
+                },
+                _ => Matches::General(Vec::new()),
+            };
         }
-        jsonpath_rust::query::js_path_process(&self.query, root)
-            .map(|v| {
-                v.into_iter()
-                    .map(|r| {
-                        let val = r.clone().val();
-                        (template::parse_normalized_path(&r.path()), val)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        Matches::General(
+            jsonpath_rust::query::js_path_process(&self.query, root)
+                .map(|v| {
+                    v.into_iter()
+                        .map(|r| {
+                            let val = r.clone().val();
+                            (template::parse_normalized_path(&r.path()), val)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )
     }
+}
+
+/// What a JSONPath found.
+pub enum Matches<'a> {
+    /// Every item of one array, reached by `prefix`.
+    Items { prefix: Vec<template::Step>, items: &'a [Value] },
+    /// Any matches, each with its own steps.
+    General(Vec<(Vec<template::Step>, &'a Value)>),
 }
 
 /// pest's multi-line report → "at column N: expected …".

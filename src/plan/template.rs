@@ -744,12 +744,36 @@ fn plain_path(tokens: &[Token]) -> Option<(String, Vec<Step>)> {
     Some((var.to_string(), steps))
 }
 
+/// A path from a document's root, shared between siblings: each step is one node.
+#[derive(Debug)]
+pub struct PathNode {
+    parent: Path,
+    step: Step,
+}
+
+pub type Path = Option<Arc<PathNode>>;
+
+fn extend(path: &Path, step: Step) -> Path {
+    Some(Arc::new(PathNode { parent: path.clone(), step }))
+}
+
+fn resolve<'v>(root: &'v Value, path: &Path) -> &'v Value {
+    match path {
+        None => root,
+        Some(n) => match (&n.step, resolve(root, &n.parent)) {
+            (Step::Key(k), Value::Object(m)) => m.get(k.as_str()).unwrap_or(&Value::Null),
+            (Step::Index(i), Value::Array(a)) => a.get(*i).unwrap_or(&Value::Null),
+            _ => &Value::Null,
+        },
+    }
+}
+
 /// A JSON value in scope: the shared document it belongs to, and where in it.
 #[derive(Clone)]
 pub struct Var<'a> {
     pub value: &'a Value,
     root: &'a Arc<Value>,
-    path: Arc<[Step]>,
+    path: Path,
 }
 
 static NULL_ROOT: LazyLock<Arc<Value>> = LazyLock::new(|| Arc::new(Value::Null));
@@ -757,19 +781,21 @@ static NULL_ROOT: LazyLock<Arc<Value>> = LazyLock::new(|| Arc::new(Value::Null))
 impl<'a> Var<'a> {
     /// A whole document.
     pub fn root(root: &'a Arc<Value>) -> Var<'a> {
-        Var { value: root, root, path: Arc::from(Vec::new()) }
+        Var { value: root, root, path: None }
     }
 
     /// A scalar that belongs to no document (a loop index).
     pub fn scalar(value: &'a Value) -> Var<'a> {
-        Var { value, root: &NULL_ROOT, path: Arc::from(Vec::new()) }
+        Var { value, root: &NULL_ROOT, path: None }
     }
 
     /// A value inside this one, `steps` below it.
-    pub fn child(&self, value: &'a Value, steps: Vec<Step>) -> Var<'a> {
-        let mut path: Vec<Step> = self.path.to_vec();
-        path.extend(steps);
-        Var { value, root: self.root, path: Arc::from(path) }
+    pub fn child(&self, value: &'a Value, steps: impl IntoIterator<Item = Step>) -> Var<'a> {
+        let mut path = self.path.clone();
+        for s in steps {
+            path = extend(&path, s);
+        }
+        Var { value, root: self.root, path }
     }
 
     fn view(&self) -> MjValue {
@@ -782,32 +808,18 @@ impl<'a> Var<'a> {
 #[derive(Debug)]
 struct JsonView {
     root: Arc<Value>,
-    path: Arc<[Step]>,
+    path: Path,
 }
 
 impl JsonView {
     fn node(&self) -> &Value {
-        let mut cur: &Value = &self.root;
-        for s in self.path.iter() {
-            cur = match (s, cur) {
-                (Step::Key(k), Value::Object(m)) => m.get(k.as_str()).unwrap_or(&Value::Null),
-                (Step::Index(i), Value::Array(a)) => a.get(*i).unwrap_or(&Value::Null),
-                _ => &Value::Null,
-            };
-        }
-        cur
-    }
-
-    fn child(&self, step: Step) -> Arc<[Step]> {
-        let mut p = self.path.to_vec();
-        p.push(step);
-        Arc::from(p)
+        resolve(&self.root, &self.path)
     }
 }
 
 /// A JSON value as a template value: scalars directly (whole floats as integers, since JSON does
 /// not tell 25 from 25.0), objects and arrays as views.
-fn view(v: &Value, root: &Arc<Value>, path: &Arc<[Step]>) -> MjValue {
+fn view(v: &Value, root: &Arc<Value>, path: &Path) -> MjValue {
     match v {
         Value::Null => MjValue::from(()),
         Value::Bool(b) => MjValue::from(*b),
@@ -855,7 +867,7 @@ impl Object for JsonView {
             _ => return None,
         };
         if child.is_object() || child.is_array() {
-            return Some(MjValue::from_object(JsonView { root: self.root.clone(), path: self.child(step) }));
+            return Some(MjValue::from_object(JsonView { root: self.root.clone(), path: extend(&self.path, step) }));
         }
         Some(view(child, &self.root, &self.path))
     }
@@ -931,20 +943,19 @@ pub(crate) fn parse_normalized_path(p: &str) -> Vec<Step> {
 /// level (the record, or one loop item), so its template context is built once.
 pub struct Scope<'a> {
     vars: Vec<(&'a str, Var<'a>)>,
+    parent: Option<&'a Scope<'a>>,
     rt: &'a Arc<RecordRt>,
     ctx: std::sync::OnceLock<MjValue>,
 }
 
 impl<'a> Scope<'a> {
     pub fn new(vars: Vec<(&'a str, Var<'a>)>, rt: &'a Arc<RecordRt>) -> Scope<'a> {
-        Scope { vars, rt, ctx: std::sync::OnceLock::new() }
+        Scope { vars, parent: None, rt, ctx: std::sync::OnceLock::new() }
     }
 
     /// This scope plus more variables (a loop item).
-    pub fn with(&self, extra: Vec<(&'a str, Var<'a>)>) -> Scope<'a> {
-        let mut vars = self.vars.clone();
-        vars.extend(extra);
-        Scope::new(vars, self.rt)
+    pub fn with<'b>(&'b self, extra: Vec<(&'b str, Var<'b>)>) -> Scope<'b> {
+        Scope { vars: extra, parent: Some(self), rt: self.rt, ctx: std::sync::OnceLock::new() }
     }
 
     pub fn rt(&self) -> &Arc<RecordRt> {
@@ -952,14 +963,26 @@ impl<'a> Scope<'a> {
     }
 
     pub fn var(&self, name: &str) -> Option<&Var<'a>> {
-        self.vars.iter().rev().find(|(n, _)| *n == name).map(|(_, v)| v)
+        match self.vars.iter().rev().find(|(n, _)| *n == name) {
+            Some((_, v)) => Some(v),
+            None => self.parent?.var(name),
+        }
+    }
+
+    fn all_vars(&self, out: &mut std::collections::BTreeMap<&'a str, MjValue>) {
+        if let Some(p) = self.parent {
+            p.all_vars(out);
+        }
+        for (n, v) in &self.vars {
+            out.insert(n, v.view());
+        }
     }
 
     fn context(&self) -> MjValue {
         self.ctx
             .get_or_init(|| {
-                let mut m: std::collections::BTreeMap<&str, MjValue> =
-                    self.vars.iter().map(|(n, v)| (*n, v.view())).collect();
+                let mut m = std::collections::BTreeMap::new();
+                self.all_vars(&mut m);
                 m.insert(RT, MjValue::from_dyn_object(self.rt.clone()));
                 MjValue::from(m)
             })
