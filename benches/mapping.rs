@@ -27,14 +27,22 @@ fn main() {
     let invoice = invoice_with_lines(20);
 
     let resolver: Arc<FixtureResolver> = Arc::new(fixtures());
-    println!("mapping throughput, {ROUNDS} rounds of {} ms, one thread", ROUND_TIME.as_millis());
+    println!(
+        "mapping throughput, {ROUNDS} rounds of {} ms, one thread",
+        ROUND_TIME.as_millis()
+    );
     println!(
         "{:<28} {:>14} {:>14} {:>8} {:>8} {:>8}",
         "mapping", "map rec/s", "json rec/s", "min", "median", "max"
     );
     for (name, entity, mode, input) in [
         ("product", "product", None, product.as_str()),
-        ("invoice-booked (20 lines)", "invoice", Some("booked"), invoice.as_str()),
+        (
+            "invoice-booked (20 lines)",
+            "invoice",
+            Some("booked"),
+            invoice.as_str(),
+        ),
     ] {
         // RBTX_BENCH_ONLY=invoice runs one scenario (for profiling).
         if std::env::var("RBTX_BENCH_ONLY").is_ok_and(|only| !name.starts_with(&only)) {
@@ -43,7 +51,11 @@ fn main() {
         let plan = pack
             .plans
             .iter()
-            .find(|p| p.direction == Direction::RackbeatToTripletex && p.entity == entity && p.mode.as_deref() == mode)
+            .find(|p| {
+                p.direction == Direction::RackbeatToTripletex
+                    && p.entity == entity
+                    && p.mode.as_deref() == mode
+            })
             .expect("mapping in pack");
         check_once(plan, input, &resolver);
         let mut ratios = Vec::new();
@@ -92,7 +104,9 @@ fn json_round_trip(input: &str) -> usize {
 
 fn map_record(plan: &Plan, input: &str, resolver: &Arc<FixtureResolver>) -> usize {
     let v: Value = serde_json::from_str(input).unwrap_or(Value::Null);
-    let Some(source) = plan.select_owned(v) else { return 0 };
+    let Some(source) = plan.select_owned(v) else {
+        return 0;
+    };
     match plan.apply_shared(&Arc::new(source), None, resolver.clone()) {
         Ok(a) => match a.outcome {
             Outcome::Write(r) => serde_json::to_vec(&r.body).map(|b| b.len()).unwrap_or(0),

@@ -12,7 +12,11 @@ use rbtx::spec::diagnostic::{Format, render, sort};
 use rbtx::spec::{Document, Fixtures};
 
 #[derive(Parser)]
-#[command(name = "rbtx", version, about = "Keeps Rackbeat and Tripletex in sync, driven by YAML mappings")]
+#[command(
+    name = "rbtx",
+    version,
+    about = "Keeps Rackbeat and Tripletex in sync, driven by YAML mappings"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -88,25 +92,44 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let pack = load_pack(&paths);
             let mut diags = pack.diagnostics;
             sort(&mut diags);
-            if diags.iter().any(|d| d.code == rbtx::spec::Code::Io && d.text.is_none()) && pack.plans.is_empty() {
-                return Err(diags.iter().map(|d| d.message.clone()).collect::<Vec<_>>().join("; "));
+            if diags
+                .iter()
+                .any(|d| d.code == rbtx::spec::Code::Io && d.text.is_none())
+                && pack.plans.is_empty()
+            {
+                return Err(diags
+                    .iter()
+                    .map(|d| d.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; "));
             }
             print!("{}", render(&diags, format));
             if format == Format::Human {
                 if diags.is_empty() {
                     println!("{} mappings valid", pack.plans.len());
                 } else {
-                    println!("{} problem{} found", diags.len(), if diags.len() == 1 { "" } else { "s" });
+                    println!(
+                        "{} problem{} found",
+                        diags.len(),
+                        if diags.len() == 1 { "" } else { "s" }
+                    );
                 }
             }
-            Ok(if diags.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if diags.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Schema { kind } => {
             let schema = match kind {
                 SchemaKind::Mapping => rbtx::spec::mapping_schema(),
                 SchemaKind::Test => rbtx::spec::test_schema(),
             };
-            println!("{}", serde_json::to_string_pretty(&schema).map_err(|e| e.to_string())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).map_err(|e| e.to_string())?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Test { paths, pack, bless } => {
@@ -117,9 +140,19 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             sort(&mut diags);
             print!("{}", render(&diags, Format::Human));
             print!("{}", report.render());
-            Ok(if report.failed() == 0 && diags.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if report.failed() == 0 && diags.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
-        Command::Preview { mapping, input, target, fixtures, pack } => {
+        Command::Preview {
+            mapping,
+            input,
+            target,
+            fixtures,
+            pack,
+        } => {
             let mut roots = vec![pack];
             if !roots.iter().any(|r| mapping.starts_with(r)) {
                 roots = vec![mapping.clone()];
@@ -129,7 +162,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 eprint!("{}", render(&pack.diagnostics, Format::Human));
                 return Ok(ExitCode::from(1));
             }
-            let want = std::fs::canonicalize(&mapping).map_err(|e| format!("{}: {e}", mapping.display()))?;
+            let want = std::fs::canonicalize(&mapping)
+                .map_err(|e| format!("{}: {e}", mapping.display()))?;
             let plan = pack
                 .plans
                 .iter()
@@ -140,9 +174,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let target = target.map(|t| read_json(&t)).transpose()?;
             let fixtures = match fixtures {
                 Some(f) => {
-                    let doc = Document::load(&f).map_err(|d| rbtx::spec::diagnostic::render_human(&d))?;
-                    let fx: Fixtures = serde_json::from_value(doc.value)
-                        .map_err(|e| format!("{}: not fixtures (`refs:` and `lookups:`): {e}", f.display()))?;
+                    let doc =
+                        Document::load(&f).map_err(|d| rbtx::spec::diagnostic::render_human(&d))?;
+                    let fx: Fixtures = serde_json::from_value(doc.value).map_err(|e| {
+                        format!(
+                            "{}: not fixtures (`refs:` and `lookups:`): {e}",
+                            f.display()
+                        )
+                    })?;
                     FixtureResolver::layered(&fx, &Fixtures::default())
                 }
                 None => FixtureResolver::default(),
@@ -151,11 +190,20 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             match plan.apply(&source, target.as_ref(), resolver) {
                 Ok(applied) => {
                     let out = match applied.outcome {
-                        Outcome::Write(r) => serde_json::json!({"key": applied.key, "requests": [r]}),
-                        Outcome::Skip { reason } => serde_json::json!({"key": applied.key, "skipped": reason, "requests": []}),
-                        Outcome::Keep { .. } => serde_json::json!({"key": applied.key, "kept": "the target record exists and this mapping has no update", "requests": []}),
+                        Outcome::Write(r) => {
+                            serde_json::json!({"key": applied.key, "requests": [r]})
+                        }
+                        Outcome::Skip { reason } => {
+                            serde_json::json!({"key": applied.key, "skipped": reason, "requests": []})
+                        }
+                        Outcome::Keep { .. } => {
+                            serde_json::json!({"key": applied.key, "kept": "the target record exists and this mapping has no update", "requests": []})
+                        }
                     };
-                    println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
+                    );
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
@@ -168,6 +216,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
 }
 
 fn read_json(path: &PathBuf) -> Result<serde_json::Value, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{} is not valid JSON: {e}", path.display()))
 }

@@ -121,7 +121,9 @@ pub fn run(paths: &[PathBuf], pack: &Pack, bless: bool) -> Report {
                     "mapping {} did not compile (run `rbtx validate`)",
                     mapping_path.display()
                 )),
-                Some(plan) => run_case(plan, &tf, case, dir, bless, &mut report.tripletex_requests).err(),
+                Some(plan) => {
+                    run_case(plan, &tf, case, dir, bless, &mut report.tripletex_requests).err()
+                }
             };
             report.cases.push(CaseResult {
                 file: file.clone(),
@@ -142,7 +144,8 @@ fn find_plan<'a>(pack: &'a Pack, path: &Path) -> Option<&'a Plan> {
 
 fn read_json(dir: &Path, rel: &str) -> Result<Value, String> {
     let p = dir.join(rel);
-    let text = std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+    let text =
+        std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{} is not valid JSON: {e}", p.display()))
 }
 
@@ -167,9 +170,14 @@ fn run_case(
     let resolver = Arc::new(FixtureResolver::layered(&tf.fixtures, &case.fixtures));
     match (&case.key, &case.expect_get) {
         (Some(key), Some(want)) => {
-            let got = plan.source_path(key).map_err(|e| format!("source.get failed: {e}"))?;
+            let got = plan
+                .source_path(key)
+                .map_err(|e| format!("source.get failed: {e}"))?;
             if got.as_deref() != Some(want.as_str()) {
-                return Err(format!("source.get for key `{key}`: expected `{want}`, got `{}`", got.unwrap_or_default()));
+                return Err(format!(
+                    "source.get for key `{key}`: expected `{want}`, got `{}`",
+                    got.unwrap_or_default()
+                ));
             }
         }
         (None, None) => {}
@@ -181,16 +189,28 @@ fn run_case(
         let got = plan
             .find_request(&source, &body, resolver)
             .map_err(|e| format!("target.find failed: {e}"))?;
-        let got = ExpectedRequest { method: got.method, path: got.path, query: got.query, body: None };
+        let got = ExpectedRequest {
+            method: got.method,
+            path: got.path,
+            query: got.query,
+            body: None,
+        };
         if &got != want {
             return Err(format!("target.find: expected {want:?}, got {got:?}"));
         }
         if plan.direction.target() == Connection::Tripletex {
-            let q: Vec<(&str, &str)> = got.query.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let q: Vec<(&str, &str)> = got
+                .query
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
             let violations = crate::tripletex_spec::check(&got.method, &got.path, &q, None);
             if !violations.is_empty() {
                 let list: Vec<String> = violations.iter().map(|v| format!("  - {v}")).collect();
-                return Err(format!("target.find breaks Tripletex's OpenAPI spec:\n{}", list.join("\n")));
+                return Err(format!(
+                    "target.find breaks Tripletex's OpenAPI spec:\n{}",
+                    list.join("\n")
+                ));
             }
         }
     }
@@ -199,7 +219,10 @@ fn run_case(
         return match result {
             Err(e) if e.to_string().contains(want.as_str()) => Ok(()),
             Err(e) => Err(format!("expected an error containing `{want}`, got: {e}")),
-            Ok(a) => Err(format!("expected an error containing `{want}`, got {:?}", a.outcome)),
+            Ok(a) => Err(format!(
+                "expected an error containing `{want}`, got {:?}",
+                a.outcome
+            )),
         };
     }
     let applied = result.map_err(|e| format!("mapping failed: {e}"))?;
@@ -220,21 +243,25 @@ fn run_case(
         Outcome::Skip { reason } => return Err(format!("record was skipped: {reason}")),
     };
 
-    if plan.direction.target() == Connection::Tripletex {
-        if let Outcome::Write(r) = &applied.outcome {
-            let q: Vec<(&str, &str)> = r.query.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            let violations = crate::tripletex_spec::check(&r.method, &r.path, &q, r.body.as_ref());
-            if !violations.is_empty() {
-                let list: Vec<String> = violations.iter().map(|v| format!("  - {v}")).collect();
-                return Err(format!(
-                    "{} {} breaks Tripletex's OpenAPI spec:\n{}",
-                    r.method,
-                    r.path,
-                    list.join("\n")
-                ));
-            }
-            seen.push((plan.file.display().to_string(), r.clone()));
+    if plan.direction.target() == Connection::Tripletex
+        && let Outcome::Write(r) = &applied.outcome
+    {
+        let q: Vec<(&str, &str)> = r
+            .query
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let violations = crate::tripletex_spec::check(&r.method, &r.path, &q, r.body.as_ref());
+        if !violations.is_empty() {
+            let list: Vec<String> = violations.iter().map(|v| format!("  - {v}")).collect();
+            return Err(format!(
+                "{} {} breaks Tripletex's OpenAPI spec:\n{}",
+                r.method,
+                r.path,
+                list.join("\n")
+            ));
         }
+        seen.push((plan.file.display().to_string(), r.clone()));
     }
 
     let expected: Vec<ExpectedRequest> = match (&case.expect, &case.expect_file) {
@@ -247,7 +274,12 @@ fn run_case(
             serde_json::from_value(read_json(dir, f)?)
                 .map_err(|e| format!("{f} does not hold a list of requests: {e}"))?
         }
-        _ => return Err("give exactly one of `expect`, `expect_file`, `expect_skip` and `expect_error`".into()),
+        _ => {
+            return Err(
+                "give exactly one of `expect`, `expect_file`, `expect_skip` and `expect_error`"
+                    .into(),
+            );
+        }
     };
     let (mut expected, mut actual) = (expected, actual);
     for r in expected.iter_mut().chain(actual.iter_mut()) {
@@ -272,10 +304,11 @@ fn run_case(
 fn normalize_numbers(v: &mut Value) {
     match v {
         Value::Number(n) => {
-            if let Some(f) = n.as_f64().filter(|_| n.is_f64()) {
-                if f.fract() == 0.0 && f.abs() < 9.0e15 {
-                    *v = Value::from(f as i64);
-                }
+            if let Some(f) = n.as_f64().filter(|_| n.is_f64())
+                && f.fract() == 0.0
+                && f.abs() < 9.0e15
+            {
+                *v = Value::from(f as i64);
             }
         }
         Value::Array(a) => a.iter_mut().for_each(normalize_numbers),

@@ -39,20 +39,28 @@ pub fn operation(method: &str, path: &str) -> Option<String> {
         }
         let pat: Vec<&str> = p.split('/').collect();
         let same = pat.len() == segs.len()
-            && pat.iter().zip(&segs).all(|(a, b)| {
-                (a.starts_with('{') && a.ends_with('}') && !b.is_empty()) || a == b
-            });
+            && pat
+                .iter()
+                .zip(&segs)
+                .all(|(a, b)| (a.starts_with('{') && a.ends_with('}') && !b.is_empty()) || a == b);
         same.then(|| op.clone())
     })
 }
 
 /// Checks a request against the spec: the operation exists, every query parameter is one it
 /// declares, and the body matches the request schema (unknown fields included).
-pub fn check(method: &str, path: &str, query: &[(&str, &str)], body: Option<&Value>) -> Vec<Violation> {
+pub fn check(
+    method: &str,
+    path: &str,
+    query: &[(&str, &str)],
+    body: Option<&Value>,
+) -> Vec<Violation> {
     let Some(op) = operation(method, path) else {
         return vec![Violation {
             field: String::new(),
-            message: format!("{method} {path} is not an operation rbtx knows from Tripletex's spec"),
+            message: format!(
+                "{method} {path} is not an operation rbtx knows from Tripletex's spec"
+            ),
         }];
     };
     let spec = &DOC["operations"][&op];
@@ -91,7 +99,11 @@ fn describe(e: &jsonschema::ValidationError) -> String {
         K::AdditionalProperties { unexpected } => format!(
             "unknown field{} {} (Tripletex answers 422/16000)",
             if unexpected.len() > 1 { "s" } else { "" },
-            unexpected.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", ")
+            unexpected
+                .iter()
+                .map(|u| format!("`{u}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         _ => e.to_string(),
     }
@@ -133,9 +145,17 @@ mod tests {
 
     #[test]
     fn operations_match_path_templates_and_query_parameters() {
-        assert_eq!(operation("PUT", "/product/42").as_deref(), Some("PUT /product/{id}"));
+        assert_eq!(
+            operation("PUT", "/product/42").as_deref(),
+            Some("PUT /product/{id}")
+        );
         assert_eq!(operation("DELETE", "/product/42"), None);
-        let v = check("POST", "/invoice", &[("sendToCustomer", "false"), ("send", "x")], None);
+        let v = check(
+            "POST",
+            "/invoice",
+            &[("sendToCustomer", "false"), ("send", "x")],
+            None,
+        );
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].field, "?send");
     }

@@ -11,7 +11,11 @@ fn rendered(path: &Path) -> String {
     let rel = path.strip_prefix(&root).unwrap_or(path).to_path_buf();
     // Relative paths, so the golden files do not depend on where the checkout lives.
     let pack = load_pack(&[rel]);
-    assert!(!pack.diagnostics.is_empty(), "{} validated clean", path.display());
+    assert!(
+        !pack.diagnostics.is_empty(),
+        "{} validated clean",
+        path.display()
+    );
     let json = render(&pack.diagnostics, Format::Json);
     let github = render(&pack.diagnostics, Format::Github);
     format!(

@@ -17,7 +17,8 @@ fn mappings() -> PathBuf {
 #[test]
 fn the_pack_validates() {
     let pack = load_pack(&[mappings()]);
-    let rendered = rbtx::spec::diagnostic::render(&pack.diagnostics, rbtx::spec::diagnostic::Format::Human);
+    let rendered =
+        rbtx::spec::diagnostic::render(&pack.diagnostics, rbtx::spec::diagnostic::Format::Human);
     assert!(pack.diagnostics.is_empty(), "{rendered}");
 }
 
@@ -61,7 +62,11 @@ fn every_mapping_has_tests_and_they_pass() {
             .iter()
             .filter(|c| c.file == plan.file.with_extension("test.yaml"))
             .count();
-        assert!(cases >= 3, "{} has {cases} test cases; each mapping needs at least 3", plan.file.display());
+        assert!(
+            cases >= 3,
+            "{} has {cases} test cases; each mapping needs at least 3",
+            plan.file.display()
+        );
     }
 }
 
@@ -71,13 +76,28 @@ fn every_tripletex_request_in_the_tests_is_spec_valid() {
     // Tripletex-bound mapping actually produced requests that went through that check.
     let pack = load_pack(&[mappings()]);
     let report = rbtx::testing::run(&[mappings()], &pack, false);
-    for plan in pack.plans.iter().filter(|p| p.direction == Direction::RackbeatToTripletex) {
+    for plan in pack
+        .plans
+        .iter()
+        .filter(|p| p.direction == Direction::RackbeatToTripletex)
+    {
         let file = plan.file.display().to_string();
-        let n = report.tripletex_requests.iter().filter(|(f, _)| *f == file).count();
+        let n = report
+            .tripletex_requests
+            .iter()
+            .filter(|(f, _)| *f == file)
+            .count();
         assert!(n > 0, "{file}: no test produced a Tripletex request");
         for (_, r) in report.tripletex_requests.iter().filter(|(f, _)| *f == file) {
-            let q: Vec<(&str, &str)> = r.query.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            assert_eq!(rbtx::tripletex_spec::check(&r.method, &r.path, &q, r.body.as_ref()), vec![]);
+            let q: Vec<(&str, &str)> = r
+                .query
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            assert_eq!(
+                rbtx::tripletex_spec::check(&r.method, &r.path, &q, r.body.as_ref()),
+                vec![]
+            );
         }
     }
 }
@@ -99,8 +119,14 @@ fn committed(path: &Path) -> serde_json::Value {
 fn committed_schemas_match_the_rust_types() {
     let hint = "regenerate with `cargo run -- schema > schemas/mapping.schema.json` and \
                 `cargo run -- schema test > schemas/mapping-test.schema.json`";
-    assert!(committed(&root().join("schemas/mapping.schema.json")) == rbtx::spec::mapping_schema(), "{hint}");
-    assert!(committed(&root().join("schemas/mapping-test.schema.json")) == rbtx::spec::test_schema(), "{hint}");
+    assert!(
+        committed(&root().join("schemas/mapping.schema.json")) == rbtx::spec::mapping_schema(),
+        "{hint}"
+    );
+    assert!(
+        committed(&root().join("schemas/mapping-test.schema.json")) == rbtx::spec::test_schema(),
+        "{hint}"
+    );
 }
 
 #[test]
@@ -111,7 +137,11 @@ fn every_shipped_yaml_file_starts_with_the_schema_modeline() {
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap_or_default();
         let first = text.lines().next().unwrap_or("");
-        let schema = if f.to_string_lossy().contains(".test.") { "mapping-test.schema.json" } else { "mapping.schema.json" };
+        let schema = if f.to_string_lossy().contains(".test.") {
+            "mapping-test.schema.json"
+        } else {
+            "mapping.schema.json"
+        };
         assert!(
             first.starts_with("# yaml-language-server: $schema=") && first.ends_with(schema),
             "{} must start with the modeline for {schema}",
@@ -154,7 +184,9 @@ fn most_pack_expressions_take_the_fast_path() {
         }
         match &n.kind {
             NodeKind::Value(t) => count(t, fast, slow, at),
-            NodeKind::Object(fields) => fields.iter().for_each(|(k, n)| walk(n, fast, slow, &format!("{at}.{k}"))),
+            NodeKind::Object(fields) => fields
+                .iter()
+                .for_each(|(k, n)| walk(n, fast, slow, &format!("{at}.{k}"))),
             NodeKind::List(items) => items.iter().for_each(|n| walk(n, fast, slow, at)),
             NodeKind::ForEach { item, .. } => walk(item, fast, slow, at),
         }
@@ -163,9 +195,18 @@ fn most_pack_expressions_take_the_fast_path() {
     let (mut fast, mut slow) = (0, Vec::new());
     for p in &pack.plans {
         for (k, n) in &p.body {
-            walk(n, &mut fast, &mut slow, &format!("{}:{k}", p.file.display()));
+            walk(
+                n,
+                &mut fast,
+                &mut slow,
+                &format!("{}:{k}", p.file.display()),
+            );
         }
     }
     let share = fast as f64 / (fast + slow.len()) as f64;
-    assert!(share >= 0.8, "only {fast} of {} expressions are fast; slow: {slow:#?}", fast + slow.len());
+    assert!(
+        share >= 0.8,
+        "only {fast} of {} expressions are fast; slow: {slow:#?}",
+        fast + slow.len()
+    );
 }

@@ -87,12 +87,22 @@ impl std::fmt::Display for At<'_> {
 }
 
 impl Ctx {
-    fn eval(&self, t: &Template, scope: &Scope, field: &dyn std::fmt::Display) -> Result<Out, RecordError> {
+    fn eval(
+        &self,
+        t: &Template,
+        scope: &Scope,
+        field: &dyn std::fmt::Display,
+    ) -> Result<Out, RecordError> {
         t.eval(scope).map_err(|e| self.error(field, e.0))
     }
 
     fn error(&self, field: &dyn std::fmt::Display, message: String) -> RecordError {
-        let missing = self.rt.missing.lock().map(|m| m.clone()).unwrap_or_default();
+        let missing = self
+            .rt
+            .missing
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default();
         if !missing.is_empty() {
             return RecordError::Missing(missing);
         }
@@ -116,7 +126,9 @@ impl Plan {
 
     /// The path that reads the record a webhook named.
     pub fn source_path(&self, key: &str) -> Result<Option<String>, RecordError> {
-        let Some(get) = &self.source.get else { return Ok(None) };
+        let Some(get) = &self.source.get else {
+            return Ok(None);
+        };
         let ctx = self.ctx(Arc::new(NoResolver));
         let key = Arc::new(Value::String(key.to_string()));
         let scope = Scope::new(vec![("key", Var::root(&key))], &ctx.rt);
@@ -136,7 +148,9 @@ impl Plan {
 
     /// Like [`Plan::select`], taking the record out of the response instead of borrowing it.
     pub fn select_owned(&self, mut response: Value) -> Option<Value> {
-        let Some(p) = &self.source.select else { return Some(response) };
+        let Some(p) = &self.source.select else {
+            return Some(response);
+        };
         let path: Vec<Step> = match p.matches(&response) {
             Matches::Items { mut prefix, items } if !items.is_empty() => {
                 prefix.push(Step::Index(0));
@@ -181,7 +195,10 @@ impl Plan {
         let null = Arc::new(Value::Null);
         let target_root = target.unwrap_or(&null);
         let scope = Scope::new(
-            vec![("source", Var::root(source)), ("target", Var::root(target_root))],
+            vec![
+                ("source", Var::root(source)),
+                ("target", Var::root(target_root)),
+            ],
             &ctx.rt,
         );
         let key = match ctx.eval(&self.source.key, &scope, &"source.key")? {
@@ -220,13 +237,15 @@ impl Plan {
             None => {
                 return Err(RecordError::Field {
                     field: format!("body.{}", self.target.natural_key),
-                    message: "the natural key is empty, so the record cannot be matched safely".into(),
+                    message: "the natural key is empty, so the record cannot be matched safely"
+                        .into(),
                 });
             }
             Some(Value::String(s)) if s.trim().is_empty() => {
                 return Err(RecordError::Field {
                     field: format!("body.{}", self.target.natural_key),
-                    message: "the natural key is empty, so the record cannot be matched safely".into(),
+                    message: "the natural key is empty, so the record cannot be matched safely"
+                        .into(),
                 });
             }
             _ => {}
@@ -275,7 +294,10 @@ impl Plan {
     ) -> Result<Request, RecordError> {
         let ctx = self.ctx(resolver);
         let (source, body) = (Arc::new(source.clone()), Arc::new(body.clone()));
-        let scope = Scope::new(vec![("source", Var::root(&source)), ("body", Var::root(&body))], &ctx.rt);
+        let scope = Scope::new(
+            vec![("source", Var::root(&source)), ("body", Var::root(&body))],
+            &ctx.rt,
+        );
         Ok(Request {
             method: "GET".into(),
             path: request_text(&ctx, &self.target.find.path, &scope, "target.find.path")?,
@@ -300,10 +322,16 @@ impl Plan {
         for item in items {
             let item_root = Arc::new(item.clone());
             let scope = Scope::new(
-                vec![("item", Var::root(&item_root)), ("source", Var::root(&source)), ("body", Var::root(&body))],
+                vec![
+                    ("item", Var::root(&item_root)),
+                    ("source", Var::root(&source)),
+                    ("body", Var::root(&body)),
+                ],
                 &ctx.rt,
             );
-            if m.eval_bool(&scope).map_err(|e| ctx.error(&"target.find.match", e.0))? {
+            if m.eval_bool(&scope)
+                .map_err(|e| ctx.error(&"target.find.match", e.0))?
+            {
                 return Ok(Some(item));
             }
         }
@@ -315,7 +343,12 @@ fn key_display(k: &str) -> String {
     format!("`{k}`")
 }
 
-fn request_text(ctx: &Ctx, t: &Template, scope: &Scope, field: &str) -> Result<String, RecordError> {
+fn request_text(
+    ctx: &Ctx,
+    t: &Template,
+    scope: &Scope,
+    field: &str,
+) -> Result<String, RecordError> {
     let field: &dyn std::fmt::Display = &field;
     match ctx.eval(t, scope, field)? {
         Out::Value(v) => Ok(text_of(&v)),
@@ -375,21 +408,41 @@ fn render<'a>(
             }
             Ok(Some(Value::Array(out)))
         }
-        NodeKind::ForEach { path, var, item: each, join } => {
-            let base = if path.relative { item.cloned() } else { scope.var("source").cloned() };
-            let Some(base) = base else { return Ok(Some(Value::Array(Vec::new()))) };
+        NodeKind::ForEach {
+            path,
+            var,
+            item: each,
+            join,
+        } => {
+            let base = if path.relative {
+                item.cloned()
+            } else {
+                scope.var("source").cloned()
+            };
+            let Some(base) = base else {
+                return Ok(Some(Value::Array(Vec::new())));
+            };
             // Each item as a variable: its value, and its path below `base` (shared prefix).
             let items: Vec<Var> = match path.matches(base.value) {
                 Matches::Items { prefix, items } => {
                     let list = base.child(base.value, prefix);
-                    items.iter().enumerate().map(|(i, m)| list.child(m, [Step::Index(i)])).collect()
+                    items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, m)| list.child(m, [Step::Index(i)]))
+                        .collect()
                 }
-                Matches::General(found) => found.into_iter().map(|(p, m)| base.child(m, p)).collect(),
+                Matches::General(found) => {
+                    found.into_iter().map(|(p, m)| base.child(m, p)).collect()
+                }
             };
             let indexes: Vec<Value> = (0..items.len()).map(Value::from).collect();
             let mut out = Vec::with_capacity(items.len());
             for (i, this) in items.into_iter().enumerate() {
-                let inner = scope.with(vec![(var.as_str(), this.clone()), ("index", Var::scalar(&indexes[i]))]);
+                let inner = scope.with(vec![
+                    (var.as_str(), this.clone()),
+                    ("index", Var::scalar(&indexes[i])),
+                ]);
                 if let Some(v) = render(ctx, each, &inner, Some(&this), &At::Index(field, i))? {
                     out.push(v);
                 }
@@ -441,7 +494,11 @@ impl FixtureResolver {
 impl Resolver for FixtureResolver {
     fn reference(&self, entity: &str, key: &str) -> Option<Value> {
         // A fixture of `null` means "not bound", so a case can unset a shared fixture.
-        self.refs.get(entity)?.get(key).filter(|v| !v.is_null()).cloned()
+        self.refs
+            .get(entity)?
+            .get(key)
+            .filter(|v| !v.is_null())
+            .cloned()
     }
     fn lookup(&self, table: &str, key: &str) -> Option<Value> {
         self.lookups.get(table)?.get(key).cloned()

@@ -12,7 +12,6 @@ use serde_json::Value;
 
 use super::template::{EvalError, RecordRt, Scope, Step, call_filter, key_text_json};
 
-
 /// A compiled fast expression.
 #[derive(Debug)]
 pub enum Fast {
@@ -47,8 +46,23 @@ pub enum Cmp {
 
 /// Filters evaluated natively; the rest go to minijinja.
 const FILTERS: &[&str] = &[
-    "default", "d", "trim", "upper", "lower", "blank_to_none", "digits", "round_to", "with_vat",
-    "without_vat", "discount", "add", "sub", "mul", "div", "add_days", "urlencode",
+    "default",
+    "d",
+    "trim",
+    "upper",
+    "lower",
+    "blank_to_none",
+    "digits",
+    "round_to",
+    "with_vat",
+    "without_vat",
+    "discount",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "add_days",
+    "urlencode",
 ];
 const TESTS: &[&str] = &["number", "none", "defined", "undefined", "string"];
 
@@ -60,7 +74,10 @@ pub fn compile(src: &str) -> Option<Fast> {
 
 fn build(e: &Expr) -> Option<Fast> {
     Some(match e {
-        Expr::Var(v) => Fast::Path { var: v.id.to_string(), steps: Vec::new() },
+        Expr::Var(v) => Fast::Path {
+            var: v.id.to_string(),
+            steps: Vec::new(),
+        },
         Expr::Const(c) => Fast::Const(serde_json::to_value(&c.value).ok()?),
         Expr::GetAttr(g) => attr(build(&g.expr)?, Step::Key(g.name.to_string())),
         Expr::GetItem(g) => {
@@ -250,7 +267,9 @@ impl Fast {
             }
             Fast::Concat(l, r) => {
                 let (l, r) = (tri!(l.eval(scope)), tri!(r.eval(scope)));
-                let (Some(a), Some(b)) = (display(&l), display(&r)) else { return Ok(Err(Fallback)) };
+                let (Some(a), Some(b)) = (display(&l), display(&r)) else {
+                    return Ok(Err(Fallback));
+                };
                 V::Own(Value::String(a + &b))
             }
             Fast::Cmp(l, op, r) => {
@@ -272,7 +291,9 @@ impl Fast {
             }
             Fast::Ref(entity, key) => {
                 let key = tri!(key.eval(scope));
-                let Some(k) = key_of(&key) else { return Ok(Err(Fallback)) };
+                let Some(k) = key_of(&key) else {
+                    return Ok(Err(Fallback));
+                };
                 let Some(k) = k else { return Ok(Ok(V::Undef)) };
                 match scope.rt().resolver.reference(entity, &k) {
                     Some(id) => V::Own(id),
@@ -284,7 +305,9 @@ impl Fast {
             }
             Fast::Lookup(table, key) => {
                 let key = tri!(key.eval(scope));
-                let Some(k) = key_of(&key) else { return Ok(Err(Fallback)) };
+                let Some(k) = key_of(&key) else {
+                    return Ok(Err(Fallback));
+                };
                 let Some(k) = k else { return Ok(Ok(V::Undef)) };
                 V::Own(super::template::lookup_value(scope.rt(), table, &k).map_err(EvalError)?)
             }
@@ -349,12 +372,16 @@ fn walk<'a>(mut cur: V<'a>, steps: &[Step]) -> V<'a> {
     for s in steps {
         cur = match cur {
             V::Ref(v) => match (s, v) {
-                (Step::Key(k), Value::Object(m)) => m.get(k.as_str()).map(V::Ref).unwrap_or(V::Undef),
+                (Step::Key(k), Value::Object(m)) => {
+                    m.get(k.as_str()).map(V::Ref).unwrap_or(V::Undef)
+                }
                 (Step::Index(i), Value::Array(a)) => a.get(*i).map(V::Ref).unwrap_or(V::Undef),
                 _ => V::Undef,
             },
             V::Own(v) => match (s, v) {
-                (Step::Key(k), Value::Object(mut m)) => m.shift_remove(k.as_str()).map(V::Own).unwrap_or(V::Undef),
+                (Step::Key(k), Value::Object(mut m)) => {
+                    m.shift_remove(k.as_str()).map(V::Own).unwrap_or(V::Undef)
+                }
                 (Step::Index(i), Value::Array(mut a)) if *i < a.len() => V::Own(a.swap_remove(*i)),
                 _ => V::Undef,
             },
@@ -378,7 +405,11 @@ fn number_text(n: &serde_json::Number) -> String {
         return (f as i64).to_string();
     }
     let s = f.to_string();
-    if s.contains('.') || s.contains('e') || s.contains("inf") || s.contains("NaN") { s } else { format!("{s}.0") }
+    if s.contains('.') || s.contains('e') || s.contains("inf") || s.contains("NaN") {
+        s
+    } else {
+        format!("{s}.0")
+    }
 }
 
 /// Text for `~`, as minijinja prints the value; `None` for values it prints unlike JSON.
@@ -417,7 +448,8 @@ fn compare(l: &V, op: Cmp, r: &V) -> Option<bool> {
             (None, None) => true,
             (None, _) | (_, None) => false,
             (Some(Value::Number(p)), Some(Value::Number(q))) => p.as_f64()? == q.as_f64()?,
-            (Some(Value::Array(_)) | Some(Value::Object(_)), _) | (_, Some(Value::Array(_)) | Some(Value::Object(_))) => {
+            (Some(Value::Array(_)) | Some(Value::Object(_)), _)
+            | (_, Some(Value::Array(_)) | Some(Value::Object(_))) => {
                 return None;
             }
             (Some(p), Some(q)) => p == q,
@@ -463,7 +495,11 @@ fn to_mj(v: &V) -> Result<MjValue, Fallback> {
                 MjValue::from(u)
             } else {
                 let f = n.as_f64().unwrap_or(f64::NAN);
-                if f.fract() == 0.0 && f.abs() < 9.0e15 { MjValue::from(f as i64) } else { MjValue::from(f) }
+                if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                    MjValue::from(f as i64)
+                } else {
+                    MjValue::from(f)
+                }
             }
         }
         Some(Value::String(s)) => MjValue::from(s.as_str()),

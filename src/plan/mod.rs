@@ -99,15 +99,22 @@ impl JsonPath {
         let (relative, rooted) = match text.strip_prefix('@') {
             Some(rest) => (true, format!("${rest}")),
             None if text.starts_with('$') => (false, text.to_string()),
-            None => return Err("a JSONPath starts with `$` (the source record) or `@` (the current item)".into()),
+            None => {
+                return Err(
+                    "a JSONPath starts with `$` (the source record) or `@` (the current item)"
+                        .into(),
+                );
+            }
         };
-        let query = parse_json_path(&rooted).map_err(|e| describe_jsonpath_error(&e.to_string()))?;
+        let query =
+            parse_json_path(&rooted).map_err(|e| describe_jsonpath_error(&e.to_string()))?;
         let simple = rooted
             .strip_prefix("$.")
             .and_then(|r| r.strip_suffix("[*]"))
             .map(|keys| keys.split('.').map(str::to_string).collect::<Vec<_>>())
             .filter(|keys| {
-                keys.iter().all(|k| !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || c == '_'))
+                keys.iter()
+                    .all(|k| !k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || c == '_'))
             });
         Ok(JsonPath {
             text: text.to_string(),
@@ -135,7 +142,10 @@ impl JsonPath {
             }
             return match cur {
                 Value::Array(items) => Matches::Items {
-                    prefix: keys.iter().map(|k| template::Step::Key(k.clone())).collect(),
+                    prefix: keys
+                        .iter()
+                        .map(|k| template::Step::Key(k.clone()))
+                        .collect(),
                     items,
                 },
                 _ => Matches::General(Vec::new()),
@@ -159,7 +169,10 @@ impl JsonPath {
 /// What a JSONPath found.
 pub enum Matches<'a> {
     /// Every item of one array, reached by `prefix`.
-    Items { prefix: Vec<template::Step>, items: &'a [Value] },
+    Items {
+        prefix: Vec<template::Step>,
+        items: &'a [Value],
+    },
     /// Any matches, each with its own steps.
     General(Vec<(Vec<template::Step>, &'a Value)>),
 }
@@ -183,7 +196,11 @@ fn describe_jsonpath_error(s: &str) -> String {
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s).trim().to_string()
+    s.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(s)
+        .trim()
+        .to_string()
 }
 
 /// A body node.
@@ -223,21 +240,25 @@ impl Pack {
 }
 
 /// Finds the mapping files under `paths`: YAML files, not the `*.test.yaml` beside them.
-pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostic> {
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Box<Diagnostic>> {
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
             walk(p, &mut out).map_err(|e| {
-                Diagnostic::bare(Code::Io, p, format!("cannot read {}: {e}", p.display()))
+                Box::new(Diagnostic::bare(
+                    Code::Io,
+                    p,
+                    format!("cannot read {}: {e}", p.display()),
+                ))
             })?;
         } else if p.exists() {
             out.push(p.clone());
         } else {
-            return Err(Diagnostic::bare(
+            return Err(Box::new(Diagnostic::bare(
                 Code::Io,
                 p,
                 format!("{} does not exist", p.display()),
-            ));
+            )));
         }
     }
     out.sort();
@@ -270,7 +291,7 @@ pub fn load_pack(paths: &[PathBuf]) -> Pack {
     let files = match discover(paths) {
         Ok(f) => f,
         Err(d) => {
-            pack.diagnostics.push(d);
+            pack.diagnostics.push(*d);
             return pack;
         }
     };
@@ -320,7 +341,12 @@ pub struct RefUse {
 pub fn compile(doc: &Document) -> (Option<Plan>, Vec<Diagnostic>, Vec<RefUse>) {
     let mut cx = Cx::new(doc);
     let mut value = doc.value.clone();
-    let broken = schema_check(&mut cx, &MAPPING_SCHEMA, MAPPING_VALIDATOR.as_ref(), &mut value);
+    let broken = schema_check(
+        &mut cx,
+        &MAPPING_SCHEMA,
+        MAPPING_VALIDATOR.as_ref(),
+        &mut value,
+    );
     if broken {
         salvage(&mut value);
     }
@@ -345,7 +371,9 @@ pub fn compile(doc: &Document) -> (Option<Plan>, Vec<Diagnostic>, Vec<RefUse>) {
 /// After schema errors: drop every value the schema rejected and put placeholders in the required
 /// places, so the templates can still be compiled and their problems reported in the same run.
 fn salvage(value: &mut Value) {
-    let Some(validator) = MAPPING_VALIDATOR.as_ref() else { return };
+    let Some(validator) = MAPPING_VALIDATOR.as_ref() else {
+        return;
+    };
     for _ in 0..8 {
         let bad: Vec<String> = validator
             .iter_errors(value)
@@ -360,7 +388,9 @@ fn salvage(value: &mut Value) {
                 return;
             }
             remove_pointer(value, p);
-            if let Some(Value::Array(_)) = value.pointer(p.rsplit_once('/').map(|x| x.0).unwrap_or("")) {
+            if let Some(Value::Array(_)) =
+                value.pointer(p.rsplit_once('/').map(|x| x.0).unwrap_or(""))
+            {
                 // An item of a list was bad: drop the whole list.
                 let parent = p.rsplit_once('/').map(|x| x.0).unwrap_or("").to_string();
                 remove_pointer(value, &parent);
@@ -370,13 +400,19 @@ fn salvage(value: &mut Value) {
     let Value::Object(root) = value else { return };
     root.entry("version").or_insert(Value::from(1));
     root.entry("entity").or_insert(Value::from("unknown"));
-    root.entry("direction").or_insert(Value::from("rackbeat_to_tripletex"));
-    root.entry("body").or_insert(Value::Object(Default::default()));
-    let source = root.entry("source").or_insert(Value::Object(Default::default()));
+    root.entry("direction")
+        .or_insert(Value::from("rackbeat_to_tripletex"));
+    root.entry("body")
+        .or_insert(Value::Object(Default::default()));
+    let source = root
+        .entry("source")
+        .or_insert(Value::Object(Default::default()));
     if let Value::Object(s) = source {
         s.entry("key").or_insert(Value::from(""));
     }
-    let target = root.entry("target").or_insert(Value::Object(Default::default()));
+    let target = root
+        .entry("target")
+        .or_insert(Value::Object(Default::default()));
     if let Value::Object(t) = target {
         t.entry("natural_key").or_insert(Value::from(""));
         for k in ["find", "create"] {
@@ -401,7 +437,11 @@ pub fn schema_check(
     value: &mut Value,
 ) -> bool {
     let Some(validator) = validator else {
-        cx.error(Code::Io, "", "internal error: the mapping schema does not compile".into());
+        cx.error(
+            Code::Io,
+            "",
+            "internal error: the mapping schema does not compile".into(),
+        );
         return true;
     };
     let mut unknown = Vec::new();
@@ -417,7 +457,9 @@ pub fn schema_check(
 }
 
 fn remove_pointer(value: &mut Value, pointer: &str) {
-    let Some((parent, last)) = pointer.rsplit_once('/') else { return };
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return;
+    };
     let last = last.replace("~1", "/").replace("~0", "~");
     if let Some(Value::Object(m)) = value.pointer_mut(parent) {
         m.shift_remove(&last);
@@ -445,7 +487,13 @@ impl<'a> Cx<'a> {
         }
     }
 
-    fn diag(&self, code: Code, pointer: &str, span: std::ops::Range<usize>, message: String) -> Diagnostic {
+    fn diag(
+        &self,
+        code: Code,
+        pointer: &str,
+        span: std::ops::Range<usize>,
+        message: String,
+    ) -> Diagnostic {
         Diagnostic::new(
             code,
             &self.doc.path,
@@ -468,7 +516,14 @@ impl<'a> Cx<'a> {
     }
 
     /// Points at `needle` inside the node at `pointer` when it can be found there.
-    fn error_at_text(&mut self, code: Code, pointer: &str, needle: Option<&str>, message: String, hint: Option<String>) {
+    fn error_at_text(
+        &mut self,
+        code: Code,
+        pointer: &str,
+        needle: Option<&str>,
+        message: String,
+        hint: Option<String>,
+    ) {
         self.error_at_offset(code, pointer, needle, None, message, hint);
     }
 
@@ -488,8 +543,13 @@ impl<'a> Cx<'a> {
             .and_then(|n| {
                 let text = self.doc.text.get(span.clone())?;
                 let from = offset.unwrap_or(0).min(text.len());
-                let from = (0..=from).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
-                let at = find_word(&text[from..], n).map(|i| i + from).or_else(|| find_word(text, n))?;
+                let from = (0..=from)
+                    .rev()
+                    .find(|i| text.is_char_boundary(*i))
+                    .unwrap_or(0);
+                let at = find_word(&text[from..], n)
+                    .map(|i| i + from)
+                    .or_else(|| find_word(text, n))?;
                 Some(span.start + at..span.start + at + n.len())
             })
             .unwrap_or(span);
@@ -498,7 +558,12 @@ impl<'a> Cx<'a> {
         self.diags.push(d);
     }
 
-    fn schema_error(&mut self, schema: &Value, err: &jsonschema::ValidationError, unknown: &mut Vec<String>) {
+    fn schema_error(
+        &mut self,
+        schema: &Value,
+        err: &jsonschema::ValidationError,
+        unknown: &mut Vec<String>,
+    ) {
         let at = err.instance_path().as_str().to_string();
         match err.kind() {
             ValidationErrorKind::AdditionalProperties { unexpected } => {
@@ -517,7 +582,11 @@ impl<'a> Cx<'a> {
                                     .then(|| format!("allowed here: {}", allowed.join(", ")))
                             })
                     };
-                    let where_ = if at.is_empty() { "the top level".to_string() } else { format!("`{}`", field_path(&at)) };
+                    let where_ = if at.is_empty() {
+                        "the top level".to_string()
+                    } else {
+                        format!("`{}`", field_path(&at))
+                    };
                     let mut d = self.diag(
                         Code::UnknownField,
                         &pointer,
@@ -534,12 +603,18 @@ impl<'a> Cx<'a> {
                 // A typo of this very field is reported as an unknown field with a hint; saying
                 // it is missing too would only be noise.
                 let typo = err.instance().as_object().is_some_and(|m| {
-                    m.keys().any(|k| !k.starts_with('$') && did_you_mean(k, [name]).is_some() && k != name)
+                    m.keys().any(|k| {
+                        !k.starts_with('$') && did_you_mean(k, [name]).is_some() && k != name
+                    })
                 });
                 if typo {
                     return;
                 }
-                let where_ = if at.is_empty() { "the mapping".to_string() } else { format!("`{}`", field_path(&at)) };
+                let where_ = if at.is_empty() {
+                    "the mapping".to_string()
+                } else {
+                    format!("`{}`", field_path(&at))
+                };
                 let span = if at.is_empty() {
                     // The first key of the file, rather than a comment at 1:1.
                     err.instance()
@@ -550,7 +625,12 @@ impl<'a> Cx<'a> {
                 } else {
                     self.doc.spans.key(&at)
                 };
-                let mut d = self.diag(Code::MissingField, &at, span, format!("missing field `{name}` in {where_}"));
+                let mut d = self.diag(
+                    Code::MissingField,
+                    &at,
+                    span,
+                    format!("missing field `{name}` in {where_}"),
+                );
                 d.hint = Some(format!("add `{name}:`"));
                 self.diags.push(d);
             }
@@ -560,7 +640,9 @@ impl<'a> Cx<'a> {
                     .replace("Multiple(", "")
                     .replace(')', "")
                     .to_lowercase();
-                let expected = expected.replace("jsontypeset", "").replace("jsontype::", "");
+                let expected = expected
+                    .replace("jsontypeset", "")
+                    .replace("jsontype::", "");
                 let found = type_name(err.instance());
                 self.error_hint(
                     Code::WrongType,
@@ -572,36 +654,74 @@ impl<'a> Cx<'a> {
             ValidationErrorKind::Enum { options } => {
                 let opts: Vec<String> = options
                     .as_array()
-                    .map(|a| a.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect())
+                    .map(|a| {
+                        a.iter()
+                            .map(|v| {
+                                v.as_str()
+                                    .map(str::to_string)
+                                    .unwrap_or_else(|| v.to_string())
+                            })
+                            .collect()
+                    })
                     .unwrap_or_default();
-                let got = err.instance().as_str().map(str::to_string).unwrap_or_else(|| err.instance().to_string());
+                let got = err
+                    .instance()
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| err.instance().to_string());
                 let hint = did_you_mean(&got, opts.iter().map(String::as_str))
                     .map(|s| format!("did you mean `{s}`?"))
                     .or_else(|| Some(format!("one of: {}", opts.join(", "))));
-                self.error_hint(Code::InvalidValue, &at, format!("`{got}` is not allowed here"), hint);
+                self.error_hint(
+                    Code::InvalidValue,
+                    &at,
+                    format!("`{got}` is not allowed here"),
+                    hint,
+                );
             }
             ValidationErrorKind::Constant { expected_value } => {
-                self.error(Code::InvalidValue, &at, format!("expected `{expected_value}`"));
+                self.error(
+                    Code::InvalidValue,
+                    &at,
+                    format!("expected `{expected_value}`"),
+                );
             }
-            ValidationErrorKind::Minimum { .. } | ValidationErrorKind::Maximum { .. } if at == "/version" => {
+            ValidationErrorKind::Minimum { .. } | ValidationErrorKind::Maximum { .. }
+                if at == "/version" =>
+            {
                 self.error_hint(
                     Code::UnsupportedVersion,
                     &at,
-                    format!("mapping language version {} is not supported", err.instance()),
+                    format!(
+                        "mapping language version {} is not supported",
+                        err.instance()
+                    ),
                     Some("this rbtx reads `version: 1`".into()),
                 );
             }
             ValidationErrorKind::Pattern { pattern } => {
                 let got = err.instance().as_str().unwrap_or("").to_string();
                 let hint = match at.as_str() {
-                    "/entity" | "/mode" => Some("use snake_case: lower-case letters, digits and `_`".to_string()),
-                    p if p.ends_with("/$as") => Some("a loop variable name: lower-case letters, digits and `_`".to_string()),
-                    p if p.starts_with("/on/") => Some("Rackbeat event names look like `product.created`".to_string()),
+                    "/entity" | "/mode" => {
+                        Some("use snake_case: lower-case letters, digits and `_`".to_string())
+                    }
+                    p if p.ends_with("/$as") => {
+                        Some("a loop variable name: lower-case letters, digits and `_`".to_string())
+                    }
+                    p if p.starts_with("/on/") => {
+                        Some("Rackbeat event names look like `product.created`".to_string())
+                    }
                     _ => Some(format!("it must match `{pattern}`")),
                 };
-                self.error_hint(Code::InvalidValue, &at, format!("`{got}` is not a valid value here"), hint);
+                self.error_hint(
+                    Code::InvalidValue,
+                    &at,
+                    format!("`{got}` is not a valid value here"),
+                    hint,
+                );
             }
-            ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
+            ValidationErrorKind::OneOfNotValid { context }
+            | ValidationErrorKind::AnyOf { context } => {
                 let branches = schema
                     .pointer(err.schema_path().as_str())
                     .and_then(Value::as_array)
@@ -609,7 +729,10 @@ impl<'a> Cx<'a> {
                     .unwrap_or_default();
                 let resolve = |b: &Value| -> Value {
                     match b.get("$ref").and_then(Value::as_str) {
-                        Some(r) => schema.pointer(r.trim_start_matches('#')).cloned().unwrap_or(Value::Null),
+                        Some(r) => schema
+                            .pointer(r.trim_start_matches('#'))
+                            .cloned()
+                            .unwrap_or(Value::Null),
                         None => b.clone(),
                     }
                 };
@@ -617,7 +740,12 @@ impl<'a> Cx<'a> {
                 // The constants a one-of chooses between: enum variants, or union tags.
                 let consts: Vec<String> = branches
                     .iter()
-                    .filter_map(|b| b.get("const").or_else(|| b.pointer("/enum/0")).and_then(Value::as_str).map(str::to_string))
+                    .filter_map(|b| {
+                        b.get("const")
+                            .or_else(|| b.pointer("/enum/0"))
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                    })
                     .collect();
                 let tags: Vec<String> = branches
                     .iter()
@@ -630,11 +758,19 @@ impl<'a> Cx<'a> {
                     .collect();
                 let inst = err.instance();
                 if !consts.is_empty() && !inst.is_object() {
-                    let got = inst.as_str().map(str::to_string).unwrap_or_else(|| inst.to_string());
+                    let got = inst
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| inst.to_string());
                     let hint = did_you_mean(&got, consts.iter().map(String::as_str))
                         .map(|s| format!("did you mean `{s}`?"))
                         .or_else(|| Some(format!("one of: {}", consts.join(", "))));
-                    self.error_hint(Code::InvalidValue, &at, format!("`{got}` is not allowed here"), hint);
+                    self.error_hint(
+                        Code::InvalidValue,
+                        &at,
+                        format!("`{got}` is not allowed here"),
+                        hint,
+                    );
                     return;
                 }
                 // Branches whose type fits the value (drops `null` for an optional field).
@@ -647,8 +783,17 @@ impl<'a> Cx<'a> {
                     })
                     .collect();
                 if fits.is_empty() {
-                    let expected = if tags.is_empty() { "a mapping".to_string() } else { format!("a mapping with `type: {}`", tags.join("|")) };
-                    self.error_hint(Code::WrongType, &at, format!("expected {expected}, found {}", type_name(inst)), None);
+                    let expected = if tags.is_empty() {
+                        "a mapping".to_string()
+                    } else {
+                        format!("a mapping with `type: {}`", tags.join("|"))
+                    };
+                    self.error_hint(
+                        Code::WrongType,
+                        &at,
+                        format!("expected {expected}, found {}", type_name(inst)),
+                        None,
+                    );
                     return;
                 }
                 let tag_ptr = format!("{at}/type");
@@ -656,7 +801,11 @@ impl<'a> Cx<'a> {
                 let chosen: Vec<usize> = fits
                     .iter()
                     .copied()
-                    .filter(|i| !context[*i].iter().any(|e| e.instance_path().as_str() == tag_ptr))
+                    .filter(|i| {
+                        !context[*i]
+                            .iter()
+                            .any(|e| e.instance_path().as_str() == tag_ptr)
+                    })
                     .collect();
                 if tags.is_empty() || (tag.is_some() && chosen.len() == 1) {
                     let i = if tags.is_empty() { fits[0] } else { chosen[0] };
@@ -670,7 +819,12 @@ impl<'a> Cx<'a> {
                         let hint = did_you_mean(&got, tags.iter().map(String::as_str))
                             .map(|s| format!("did you mean `{s}`?"))
                             .unwrap_or_else(|| format!("one of: {}", tags.join(", ")));
-                        self.error_hint(Code::InvalidValue, &tag_ptr, format!("unknown type `{got}`"), Some(hint));
+                        self.error_hint(
+                            Code::InvalidValue,
+                            &tag_ptr,
+                            format!("unknown type `{got}`"),
+                            Some(hint),
+                        );
                     }
                     None => {
                         let mut d = self.diag(
@@ -686,7 +840,11 @@ impl<'a> Cx<'a> {
             }
             other => {
                 let msg = format!("{other:?}");
-                self.error(Code::InvalidValue, &at, format!("invalid value: {}", first_line(&msg)));
+                self.error(
+                    Code::InvalidValue,
+                    &at,
+                    format!("invalid value: {}", first_line(&msg)),
+                );
             }
         }
     }
@@ -737,7 +895,10 @@ impl<'a> Cx<'a> {
 
     fn note_uses(&mut self, uses: Uses, pointer: &str) {
         for r in uses.refs {
-            self.refs.push(RefUse { entity: r, pointer: pointer.to_string() });
+            self.refs.push(RefUse {
+                entity: r,
+                pointer: pointer.to_string(),
+            });
         }
         for l in uses.lookups {
             self.lookups_used.push((l, pointer.to_string()));
@@ -752,7 +913,14 @@ impl<'a> Cx<'a> {
                 ProblemKind::UnknownFunction => Code::UnknownFunction,
                 ProblemKind::UnknownFilter => Code::UnknownFilter,
             };
-            self.error_at_offset(code, pointer, p.needle.as_deref(), p.offset, p.message, p.hint);
+            self.error_at_offset(
+                code,
+                pointer,
+                p.needle.as_deref(),
+                p.offset,
+                p.message,
+                p.hint,
+            );
         }
     }
 
@@ -798,7 +966,12 @@ impl<'a> Cx<'a> {
         }
     }
 
-    fn query(&mut self, q: &indexmap::IndexMap<String, String>, pointer: &str, vars: &[&str]) -> Vec<(String, Template)> {
+    fn query(
+        &mut self,
+        q: &indexmap::IndexMap<String, String>,
+        pointer: &str,
+        vars: &[&str],
+    ) -> Vec<(String, Template)> {
         q.iter()
             .filter_map(|(k, v)| {
                 let p = format!("{pointer}/{}", escape_pointer(k));
@@ -818,12 +991,16 @@ impl<'a> Cx<'a> {
             );
         }
         let source_key = self.doc.spans.key("/source");
-        if m.direction == Direction::RackbeatToTripletex && !m.on.is_empty() && m.source.get.is_none() {
+        if m.direction == Direction::RackbeatToTripletex
+            && !m.on.is_empty()
+            && m.source.get.is_none()
+        {
             let mut d = self.diag(
                 Code::MissingSource,
                 "/source",
                 source_key.clone(),
-                "a mapping with triggers needs `source.get` to read the record a webhook names".into(),
+                "a mapping with triggers needs `source.get` to read the record a webhook names"
+                    .into(),
             );
             d.hint = Some("e.g. `get: \"/<resource>/{{ key | urlencode }}\"`".into());
             self.diags.push(d);
@@ -843,7 +1020,10 @@ impl<'a> Cx<'a> {
             self.error_hint(
                 Code::NaturalKey,
                 "/target/natural_key",
-                format!("natural key `{}` is not a field of `body`", m.target.natural_key),
+                format!(
+                    "natural key `{}` is not a field of `body`",
+                    m.target.natural_key
+                ),
                 Some(
                     did_you_mean(&m.target.natural_key, keys.iter().copied())
                         .map(|s| format!("did you mean `{s}`?"))
@@ -851,7 +1031,6 @@ impl<'a> Cx<'a> {
                 ),
             );
         }
-
     }
 
     fn mapping(&mut self, m: &Mapping) -> Option<Plan> {
@@ -860,10 +1039,21 @@ impl<'a> Cx<'a> {
         if !self.salvaged {
             self.relations(m);
         }
-        
-        let when = m.when.as_ref().and_then(|w| self.expression(w, "/when", &["source"]));
-        let get = m.source.get.as_ref().and_then(|g| self.template(g, "/source/get", &["key"]));
-        let select = m.source.select.as_ref().and_then(|s| self.jsonpath(s, "/source/select", false));
+
+        let when = m
+            .when
+            .as_ref()
+            .and_then(|w| self.expression(w, "/when", &["source"]));
+        let get = m
+            .source
+            .get
+            .as_ref()
+            .and_then(|g| self.template(g, "/source/get", &["key"]));
+        let select = m
+            .source
+            .select
+            .as_ref()
+            .and_then(|s| self.jsonpath(s, "/source/select", false));
         let key = self.template(&m.source.key, "/source/key", &["source"]);
         if let Some(Template::Const(_)) = &key {
             self.error_hint(
@@ -883,12 +1073,10 @@ impl<'a> Cx<'a> {
         let find_vars = ["source", "body"];
         let find_path = self.template(&m.target.find.path, "/target/find/path", &find_vars);
         let find_query = self.query(&m.target.find.query, "/target/find/query", &find_vars);
-        let find_matches = m
-            .target
-            .find
-            .matches
-            .as_ref()
-            .and_then(|e| self.expression(e, "/target/find/match", &["item", "source", "body"]));
+        let find_matches =
+            m.target.find.matches.as_ref().and_then(|e| {
+                self.expression(e, "/target/find/match", &["item", "source", "body"])
+            });
         let create_path = self.template(&m.target.create.path, "/target/create/path", &find_vars);
         let create_query = self.query(&m.target.create.query, "/target/create/query", &find_vars);
         let update_vars = ["source", "body", "target"];
@@ -899,7 +1087,7 @@ impl<'a> Cx<'a> {
                 self.query(&u.query, "/target/update/query", &update_vars),
             )
         });
-        
+
         let mut statics = HashMap::new();
         let mut api_lookups = Vec::new();
         for (name, l) in &m.lookups {
@@ -908,24 +1096,33 @@ impl<'a> Cx<'a> {
                     statics.insert(
                         name.clone(),
                         StaticTable {
-                            entries: entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                            entries: entries
+                                .iter()
+                                .map(|(k, v)| (k.clone(), v.clone()))
+                                .collect(),
                             default: default.clone(),
                         },
                     );
                 }
-                Lookup::Api { connection, path, query, key, value } => {
+                Lookup::Api {
+                    connection,
+                    path,
+                    query,
+                    key,
+                    value,
+                } => {
                     let lp = format!("/lookups/{}", escape_pointer(name));
                     self.constant(path, &format!("{lp}/path"));
                     for (k, v) in query {
                         self.constant(v, &format!("{lp}/query/{}", escape_pointer(k)));
                     }
                     api_lookups.push(ApiLookup {
-                    name: name.clone(),
-                    connection: *connection,
-                    path: path.clone(),
-                    query: query.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                    key: key.clone(),
-                    value: value.clone(),
+                        name: name.clone(),
+                        connection: *connection,
+                        path: path.clone(),
+                        query: query.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                        key: key.clone(),
+                        value: value.clone(),
                     })
                 }
             }
@@ -960,16 +1157,20 @@ impl<'a> Cx<'a> {
             _ => Some(m.lookups.keys().cloned().collect()),
         };
         let used = std::mem::take(&mut self.lookups_used);
-        let Some(declared) = declared else {
-            return None;
-        };
+        let declared = declared?;
         for (name, pointer) in used {
             if !declared.contains(&name) {
                 let names: Vec<&str> = m.lookups.keys().map(String::as_str).collect();
                 let hint = did_you_mean(&name, names.iter().copied())
                     .map(|s| format!("did you mean `{s}`?"))
                     .unwrap_or_else(|| "declare it under `lookups:`".into());
-                self.error_at_text(Code::UnknownLookup, &pointer, Some(&name), format!("unknown lookup `{name}`"), Some(hint));
+                self.error_at_text(
+                    Code::UnknownLookup,
+                    &pointer,
+                    Some(&name),
+                    format!("unknown lookup `{name}`"),
+                    Some(hint),
+                );
             }
         }
 
@@ -980,7 +1181,11 @@ impl<'a> Cx<'a> {
             return None;
         };
         let update = match update {
-            Some((method, Some(path), query)) => Some(WritePlan { method, path, query }),
+            Some((method, Some(path), query)) => Some(WritePlan {
+                method,
+                path,
+                query,
+            }),
             Some((_, None, _)) => return None,
             None => None,
         };
@@ -1000,8 +1205,16 @@ impl<'a> Cx<'a> {
             },
             target: TargetPlan {
                 natural_key: m.target.natural_key.clone(),
-                find: FindPlan { path: find_path, query: find_query, matches: find_matches },
-                create: WritePlan { method: m.target.create.method, path: create_path, query: create_query },
+                find: FindPlan {
+                    path: find_path,
+                    query: find_query,
+                    matches: find_matches,
+                },
+                create: WritePlan {
+                    method: m.target.create.method,
+                    path: create_path,
+                    query: create_query,
+                },
                 update,
             },
             statics: Arc::new(statics),
@@ -1016,7 +1229,10 @@ impl<'a> Cx<'a> {
         match v {
             Value::String(s) => {
                 let t = self.template(s, pointer, &vars)?;
-                Some(Node { when: None, kind: NodeKind::Value(t) })
+                Some(Node {
+                    when: None,
+                    kind: NodeKind::Value(t),
+                })
             }
             Value::Array(items) => {
                 let mut out = Vec::new();
@@ -1027,33 +1243,57 @@ impl<'a> Cx<'a> {
                         None => ok = false,
                     }
                 }
-                ok.then_some(Node { when: None, kind: NodeKind::List(out) })
+                ok.then_some(Node {
+                    when: None,
+                    kind: NodeKind::List(out),
+                })
             }
             Value::Object(map) => self.object_node(map, pointer, scope),
-            other => Some(Node { when: None, kind: NodeKind::Value(Template::Const(other.clone())) }),
+            other => Some(Node {
+                when: None,
+                kind: NodeKind::Value(Template::Const(other.clone())),
+            }),
         }
     }
 
-    fn object_node(&mut self, map: &serde_json::Map<String, Value>, pointer: &str, scope: &mut Vec<String>) -> Option<Node> {
+    fn object_node(
+        &mut self,
+        map: &serde_json::Map<String, Value>,
+        pointer: &str,
+        scope: &mut Vec<String>,
+    ) -> Option<Node> {
         let directive = |k: &str| map.get(k);
         let str_directive = |cx: &mut Self, k: &str| -> Option<Option<String>> {
             match map.get(k) {
                 None => Some(None),
                 Some(Value::String(s)) => Some(Some(s.clone())),
                 Some(other) => {
-                    cx.error(Code::WrongType, &format!("{pointer}/{}", escape_pointer(k)), format!("`{k}` takes a string, found {}", type_name(other)));
+                    cx.error(
+                        Code::WrongType,
+                        &format!("{pointer}/{}", escape_pointer(k)),
+                        format!("`{k}` takes a string, found {}", type_name(other)),
+                    );
                     None
                 }
             }
         };
-        let fields: Vec<(&String, &Value)> = map.iter().filter(|(k, _)| !k.starts_with('$')).collect();
+        let fields: Vec<(&String, &Value)> =
+            map.iter().filter(|(k, _)| !k.starts_with('$')).collect();
         let mut unknown_directive = false;
-        for k in map.keys().filter(|k| k.starts_with('$') && !DIRECTIVES.contains(&k.as_str())) {
+        for k in map
+            .keys()
+            .filter(|k| k.starts_with('$') && !DIRECTIVES.contains(&k.as_str()))
+        {
             let hint = did_you_mean(k, DIRECTIVES.iter().copied())
                 .map(|s| format!("did you mean `{s}`?"))
                 .unwrap_or_else(|| format!("directives are {}", DIRECTIVES.join(", ")));
             let p = format!("{pointer}/{}", escape_pointer(k));
-            let mut d = self.diag(Code::BadDirective, &p, self.doc.spans.key(&p), format!("unknown directive `{k}`"));
+            let mut d = self.diag(
+                Code::BadDirective,
+                &p,
+                self.doc.spans.key(&p),
+                format!("unknown directive `{k}`"),
+            );
             d.hint = Some(hint);
             self.diags.push(d);
             unknown_directive = true;
@@ -1093,7 +1333,11 @@ impl<'a> Cx<'a> {
             Some(_) => {
                 let name = as_.clone().unwrap_or_else(|| "item".to_string());
                 if name == "source" || name == "target" {
-                    self.error(Code::BadDirective, &format!("{pointer}/$as"), format!("`{name}` is already a variable; pick another loop name"));
+                    self.error(
+                        Code::BadDirective,
+                        &format!("{pointer}/$as"),
+                        format!("`{name}` is already a variable; pick another loop name"),
+                    );
                     return None;
                 }
                 scope.push(name.clone());
@@ -1131,7 +1375,10 @@ impl<'a> Cx<'a> {
                     None => ok = false,
                 }
             }
-            ok.then_some(Node { when: None, kind: NodeKind::Object(out) })
+            ok.then_some(Node {
+                when: None,
+                kind: NodeKind::Object(out),
+            })
         };
         if var_pushed {
             scope.truncate(scope.len() - 2);
@@ -1147,12 +1394,18 @@ impl<'a> Cx<'a> {
                     kind: NodeKind::ForEach {
                         path,
                         var: var_name,
-                        item: Box::new(Node { when, kind: inner.kind }),
+                        item: Box::new(Node {
+                            when,
+                            kind: inner.kind,
+                        }),
                         join,
                     },
                 })
             }
-            None => Some(Node { when, kind: inner.kind }),
+            None => Some(Node {
+                when,
+                kind: inner.kind,
+            }),
         }
     }
 }
@@ -1197,7 +1450,9 @@ fn article(expected: &str) -> String {
 
 /// Property names allowed where an `additionalProperties` error was raised.
 fn allowed_properties(schema: &Value, schema_path: &str) -> Vec<String> {
-    let parent = schema_path.strip_suffix("/additionalProperties").unwrap_or(schema_path);
+    let parent = schema_path
+        .strip_suffix("/additionalProperties")
+        .unwrap_or(schema_path);
     schema
         .pointer(&format!("{parent}/properties"))
         .and_then(Value::as_object)
@@ -1206,10 +1461,17 @@ fn allowed_properties(schema: &Value, schema_path: &str) -> Vec<String> {
 }
 
 /// Checks across files: unknown references, duplicate mappings and triggers, mode conflicts.
-fn check_pack(compiled: &[(Plan, &Document, Vec<RefUse>)], declared: &[(String, String)], diags: &mut Vec<Diagnostic>) {
+fn check_pack(
+    compiled: &[(Plan, &Document, Vec<RefUse>)],
+    declared: &[(String, String)],
+    diags: &mut Vec<Diagnostic>,
+) {
     let mut entities: BTreeMap<(Direction, &str), Vec<&Plan>> = BTreeMap::new();
     for (p, _, _) in compiled {
-        entities.entry((p.direction, p.entity.as_str())).or_default().push(p);
+        entities
+            .entry((p.direction, p.entity.as_str()))
+            .or_default()
+            .push(p);
     }
     for (plan, doc, uses) in compiled {
         let mut cx = Cx::new(doc);
@@ -1217,7 +1479,11 @@ fn check_pack(compiled: &[(Plan, &Document, Vec<RefUse>)], declared: &[(String, 
         for u in uses {
             let exists = declared.iter().any(|(d, e)| d == dir && *e == u.entity);
             if !exists {
-                let mut known: Vec<&str> = declared.iter().filter(|(d, _)| d == dir).map(|(_, e)| e.as_str()).collect();
+                let mut known: Vec<&str> = declared
+                    .iter()
+                    .filter(|(d, _)| d == dir)
+                    .map(|(_, e)| e.as_str())
+                    .collect();
                 known.sort();
                 known.dedup();
                 let other = declared.iter().any(|(d, e)| d != dir && *e == u.entity);
@@ -1248,18 +1514,37 @@ fn check_pack(compiled: &[(Plan, &Document, Vec<RefUse>)], declared: &[(String, 
         let with_mode = plans.iter().filter(|p| p.mode.is_some()).count();
         if with_mode > 0 && with_mode < plans.len() {
             for p in plans.iter().filter(|p| p.mode.is_none()) {
-                push(diags, compiled, p, "/entity", Code::ModeConflict,
+                push(
+                    diags,
+                    compiled,
+                    p,
+                    "/entity",
+                    Code::ModeConflict,
                     format!("`{entity}` has mappings with a `mode`, so this one needs a mode too"),
-                    Some("give each alternative a distinct `mode`, e.g. `booked` and `as_order`".into()));
+                    Some(
+                        "give each alternative a distinct `mode`, e.g. `booked` and `as_order`"
+                            .into(),
+                    ),
+                );
             }
         }
         let mut seen: BTreeMap<Option<&str>, &Plan> = BTreeMap::new();
         for p in plans {
             if let Some(first) = seen.get(&p.mode.as_deref()) {
                 duplicates.push(p);
-                push(diags, compiled, p, "/entity", Code::DuplicateMapping,
-                    format!("`{entity}` ({}) is already mapped in {}", p.direction.as_str(), first.file.display()),
-                    Some("one file per entity and direction; use `mode` for alternatives".into()));
+                push(
+                    diags,
+                    compiled,
+                    p,
+                    "/entity",
+                    Code::DuplicateMapping,
+                    format!(
+                        "`{entity}` ({}) is already mapped in {}",
+                        p.direction.as_str(),
+                        first.file.display()
+                    ),
+                    Some("one file per entity and direction; use `mode` for alternatives".into()),
+                );
             } else {
                 seen.insert(p.mode.as_deref(), p);
             }
@@ -1275,8 +1560,15 @@ fn check_pack(compiled: &[(Plan, &Document, Vec<RefUse>)], declared: &[(String, 
         }
         for (i, ev) in p.on.iter().enumerate() {
             if p.on[..i].contains(ev) {
-                push(diags, compiled, p, &format!("/on/{i}"), Code::DuplicateTrigger,
-                    format!("event `{ev}` is listed twice"), Some("remove one of them".into()));
+                push(
+                    diags,
+                    compiled,
+                    p,
+                    &format!("/on/{i}"),
+                    Code::DuplicateTrigger,
+                    format!("event `{ev}` is listed twice"),
+                    Some("remove one of them".into()),
+                );
                 continue;
             }
             match triggers.get(&(p.direction, ev.as_str())) {
@@ -1314,7 +1606,9 @@ fn push(
 mod tests {
     #[test]
     fn jsonpath_errors_are_one_line() {
-        let e = super::JsonPath::compile("$.[product").err().unwrap_or_default();
+        let e = super::JsonPath::compile("$.[product")
+            .err()
+            .unwrap_or_default();
         assert!(e.starts_with("at column 3"), "{e}");
     }
 }

@@ -17,11 +17,55 @@ use serde_json::Value;
 
 /// Filters built into minijinja that mappings may use.
 const BUILTIN_FILTERS: &[&str] = &[
-    "abs", "attr", "batch", "bool", "capitalize", "chain", "count", "d", "default", "dictsort", "e",
-    "escape", "first", "float", "format", "groupby", "indent", "int", "items", "join", "last",
-    "length", "lines", "list", "lower", "map", "max", "min", "pprint", "reject", "rejectattr",
-    "replace", "reverse", "round", "safe", "select", "selectattr", "slice", "sort", "split", "string",
-    "sum", "title", "tojson", "trim", "unique", "upper", "urlencode", "zip",
+    "abs",
+    "attr",
+    "batch",
+    "bool",
+    "capitalize",
+    "chain",
+    "count",
+    "d",
+    "default",
+    "dictsort",
+    "e",
+    "escape",
+    "first",
+    "float",
+    "format",
+    "groupby",
+    "indent",
+    "int",
+    "items",
+    "join",
+    "last",
+    "length",
+    "lines",
+    "list",
+    "lower",
+    "map",
+    "max",
+    "min",
+    "pprint",
+    "reject",
+    "rejectattr",
+    "replace",
+    "reverse",
+    "round",
+    "safe",
+    "select",
+    "selectattr",
+    "slice",
+    "sort",
+    "split",
+    "string",
+    "sum",
+    "title",
+    "tojson",
+    "trim",
+    "unique",
+    "upper",
+    "urlencode",
+    "zip",
 ];
 
 /// Filters rbtx adds: decimal arithmetic on money, dates, text.
@@ -54,12 +98,16 @@ pub static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Chainable);
     for name in RBTX_FILTERS {
-        env.add_filter(*name, move |v: MjValue, rest: minijinja::value::Rest<MjValue>| {
-            let mut args = Vec::with_capacity(rest.0.len() + 1);
-            args.push(v);
-            args.extend(rest.0);
-            rbtx_filter(name, &args).unwrap_or_else(|| Err(MjError::from(ErrorKind::UnknownFilter)))
-        });
+        env.add_filter(
+            *name,
+            move |v: MjValue, rest: minijinja::value::Rest<MjValue>| {
+                let mut args = Vec::with_capacity(rest.0.len() + 1);
+                args.push(v);
+                args.extend(rest.0);
+                rbtx_filter(name, &args)
+                    .unwrap_or_else(|| Err(MjError::from(ErrorKind::UnknownFilter)))
+            },
+        );
     }
     // One full percent-encoding (RFC 3986 unreserved characters kept), so a number with `/`, `#`
     // or spaces is one path segment; minijinja's own filter keeps `/`.
@@ -74,7 +122,13 @@ fn rbtx_filter(name: &str, args: &[MjValue]) -> Option<Result<MjValue, MjError>>
     let a = args.first().cloned().unwrap_or(MjValue::UNDEFINED);
     let arg = |i: usize| {
         args.get(i).cloned().ok_or_else(|| {
-            MjError::new(ErrorKind::MissingArgument, format!("`{name}` needs {i} argument{}", if i == 1 { "" } else { "s" }))
+            MjError::new(
+                ErrorKind::MissingArgument,
+                format!(
+                    "`{name}` needs {i} argument{}",
+                    if i == 1 { "" } else { "s" }
+                ),
+            )
         })
     };
     let hundred = Decimal::ONE_HUNDRED;
@@ -82,28 +136,62 @@ fn rbtx_filter(name: &str, args: &[MjValue]) -> Option<Result<MjValue, MjError>>
         "add" => arg(1).and_then(|b| dec2(a, b, |x, y| x.checked_add(y))),
         "sub" => arg(1).and_then(|b| dec2(a, b, |x, y| x.checked_sub(y))),
         "mul" => arg(1).and_then(|b| dec2(a, b, |x, y| x.checked_mul(y))),
-        "div" => arg(1).and_then(|b| dec2(a, b, |x, y| if y.is_zero() { None } else { x.checked_div(y) })),
-        "with_vat" => arg(1).and_then(|r| dec2(a, r, |x, r| x.checked_mul(hundred.checked_add(r)?)?.checked_div(hundred))),
-        "without_vat" => arg(1).and_then(|r| dec2(a, r, |x, r| x.checked_mul(hundred)?.checked_div(hundred.checked_add(r)?))),
-        "discount" => arg(1).and_then(|p| dec2(a, p, |x, p| x.checked_mul(hundred.checked_sub(p)?)?.checked_div(hundred))),
+        "div" => arg(1).and_then(|b| {
+            dec2(
+                a,
+                b,
+                |x, y| if y.is_zero() { None } else { x.checked_div(y) },
+            )
+        }),
+        "with_vat" => arg(1).and_then(|r| {
+            dec2(a, r, |x, r| {
+                x.checked_mul(hundred.checked_add(r)?)?.checked_div(hundred)
+            })
+        }),
+        "without_vat" => arg(1).and_then(|r| {
+            dec2(a, r, |x, r| {
+                x.checked_mul(hundred)?.checked_div(hundred.checked_add(r)?)
+            })
+        }),
+        "discount" => arg(1).and_then(|p| {
+            dec2(a, p, |x, p| {
+                x.checked_mul(hundred.checked_sub(p)?)?.checked_div(hundred)
+            })
+        }),
         "round_to" => arg(1).and_then(|dp| {
             if a.is_undefined() || a.is_none() {
                 return Ok(a);
             }
-            let dp = u32::try_from(dp.clone())
-                .map_err(|_| MjError::new(ErrorKind::InvalidOperation, format!("`round_to` takes a number of decimals, not `{dp}`")))?;
+            let dp = u32::try_from(dp.clone()).map_err(|_| {
+                MjError::new(
+                    ErrorKind::InvalidOperation,
+                    format!("`round_to` takes a number of decimals, not `{dp}`"),
+                )
+            })?;
             let x = decimal(&a)?;
-            Ok(from_decimal(x.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero)))
+            Ok(from_decimal(x.round_dp_with_strategy(
+                dp,
+                RoundingStrategy::MidpointAwayFromZero,
+            )))
         }),
         "add_days" => arg(1).and_then(|n| {
-            let n = i64::try_from(n.clone())
-                .map_err(|_| MjError::new(ErrorKind::InvalidOperation, format!("`add_days` takes a whole number, not `{n}`")))?;
+            let n = i64::try_from(n.clone()).map_err(|_| {
+                MjError::new(
+                    ErrorKind::InvalidOperation,
+                    format!("`add_days` takes a whole number, not `{n}`"),
+                )
+            })?;
             add_days(a, n)
         }),
         "digits" => Ok(if a.is_undefined() || a.is_none() {
             a
         } else {
-            MjValue::from(a.to_string().chars().filter(char::is_ascii_digit).collect::<String>())
+            MjValue::from(
+                a.to_string()
+                    .chars()
+                    .filter(char::is_ascii_digit)
+                    .collect::<String>(),
+            )
         }),
         "blank_to_none" => Ok(match a.as_str() {
             Some(t) if t.trim().is_empty() => MjValue::from(()),
@@ -127,24 +215,39 @@ fn dec2(
     }
     let (x, y) = (decimal(&a)?, decimal(&b)?);
     let r = op(x, y).ok_or_else(|| {
-        MjError::new(ErrorKind::InvalidOperation, format!("arithmetic overflow or division by zero on {x} and {y}"))
+        MjError::new(
+            ErrorKind::InvalidOperation,
+            format!("arithmetic overflow or division by zero on {x} and {y}"),
+        )
     })?;
-    Ok(from_decimal(r.round_dp_with_strategy(MAX_DP, RoundingStrategy::MidpointAwayFromZero)))
+    Ok(from_decimal(r.round_dp_with_strategy(
+        MAX_DP,
+        RoundingStrategy::MidpointAwayFromZero,
+    )))
 }
 
 /// A minijinja number or numeric string as an exact decimal. Floats go through their shortest
 /// decimal form, so `0.1` is 0.1, not 0.1000000000000000055….
 pub fn decimal(v: &MjValue) -> Result<Decimal, MjError> {
-    let bad = || MjError::new(ErrorKind::InvalidOperation, format!("`{v}` is not a number"));
+    let bad = || {
+        MjError::new(
+            ErrorKind::InvalidOperation,
+            format!("`{v}` is not a number"),
+        )
+    };
     if let Some(s) = v.as_str() {
-        return Decimal::from_str(s.trim()).or_else(|_| Decimal::from_scientific(s.trim())).map_err(|_| bad());
+        return Decimal::from_str(s.trim())
+            .or_else(|_| Decimal::from_scientific(s.trim()))
+            .map_err(|_| bad());
     }
     if let Ok(i) = i64::try_from(v.clone()) {
         return Ok(Decimal::from(i));
     }
     if let Ok(f) = f64::try_from(v.clone()) {
         let s = format!("{f}");
-        return Decimal::from_str(&s).or_else(|_| Decimal::from_scientific(&s)).map_err(|_| bad());
+        return Decimal::from_str(&s)
+            .or_else(|_| Decimal::from_scientific(&s))
+            .map_err(|_| bad());
     }
     Err(bad())
 }
@@ -153,10 +256,10 @@ pub fn decimal(v: &MjValue) -> Result<Decimal, MjError> {
 /// shortest form is the decimal's digits (exact for the ≤15 significant digits money has).
 pub fn from_decimal(d: Decimal) -> MjValue {
     let d = d.normalize();
-    if d.scale() == 0 {
-        if let Ok(i) = i64::try_from(d) {
-            return MjValue::from(i);
-        }
+    if d.scale() == 0
+        && let Ok(i) = i64::try_from(d)
+    {
+        return MjValue::from(i);
     }
     match d.to_string().parse::<f64>() {
         Ok(f) => MjValue::from(f),
@@ -197,10 +300,17 @@ fn add_days(date: MjValue, days: i64) -> Result<MjValue, MjError> {
         return Ok(date);
     }
     let s = date.to_string();
-    let bad = || MjError::new(ErrorKind::InvalidOperation, format!("`{s}` is not a date (YYYY-MM-DD)"));
+    let bad = || {
+        MjError::new(
+            ErrorKind::InvalidOperation,
+            format!("`{s}` is not a date (YYYY-MM-DD)"),
+        )
+    };
     let head = s.get(..10).ok_or_else(bad)?;
     let mut parts = head.split('-');
-    let (Some(y), Some(m), Some(d), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(y), Some(m), Some(d), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(bad());
     };
     let (y, m, d) = (
@@ -252,10 +362,10 @@ pub fn key_text(v: &MjValue) -> Option<String> {
     if let Some(s) = v.as_str() {
         return Some(s.to_string());
     }
-    if v.kind() == minijinja::value::ValueKind::Number {
-        if let Some(i) = v.as_i64() {
-            return Some(i.to_string());
-        }
+    if v.kind() == minijinja::value::ValueKind::Number
+        && let Some(i) = v.as_i64()
+    {
+        return Some(i.to_string());
     }
     Some(v.to_string())
 }
@@ -298,7 +408,12 @@ fn rt(state: &State) -> Result<Arc<RecordRt>, MjError> {
     state
         .lookup(RT)
         .and_then(|v| v.downcast_object::<RecordRt>())
-        .ok_or_else(|| MjError::new(ErrorKind::InvalidOperation, "ref() and lookup() are only available inside a mapping"))
+        .ok_or_else(|| {
+            MjError::new(
+                ErrorKind::InvalidOperation,
+                "ref() and lookup() are only available inside a mapping",
+            )
+        })
 }
 
 fn ref_fn(state: &State, entity: &str, key: MjValue) -> Result<MjValue, MjError> {
@@ -352,7 +467,9 @@ pub fn key_text_json(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(_) => {
-            let Some(f) = v.as_f64() else { return key_text(&mj(v)) };
+            let Some(f) = v.as_f64() else {
+                return key_text(&mj(v));
+            };
             if v.as_i64().is_none() && f.fract() == 0.0 && f.abs() < 9.0e15 {
                 Some((f as i64).to_string())
             } else {
@@ -365,12 +482,20 @@ pub fn key_text_json(v: &Value) -> Option<String> {
 
 /// Applies a filter by name, with the same implementation templates use.
 pub fn call_filter(name: &str, args: &[MjValue]) -> Result<MjValue, String> {
-    let detail = |e: MjError| e.detail().map(str::to_string).unwrap_or_else(|| e.to_string());
+    let detail = |e: MjError| {
+        e.detail()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.to_string())
+    };
     if let Some(r) = rbtx_filter(name, args) {
         return r.map_err(detail);
     }
     let mut state = ENV.empty_state();
-    state.apply_filter(name, args).map_err(|e| e.detail().map(str::to_string).unwrap_or_else(|| e.to_string()))
+    state.apply_filter(name, args).map_err(|e| {
+        e.detail()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.to_string())
+    })
 }
 
 /// When on, every expression with a fast path is also evaluated by minijinja, and a difference
@@ -392,7 +517,10 @@ pub enum Step {
 pub enum Template {
     Const(Value),
     /// A variable followed by attribute or index steps, read directly from JSON.
-    Path { var: String, steps: Vec<Step> },
+    Path {
+        var: String,
+        steps: Vec<Step>,
+    },
     Expr {
         /// The native evaluation, when the expression is within what it supports.
         fast: Option<super::fast::Fast>,
@@ -447,7 +575,11 @@ pub struct Uses {
 }
 
 /// Compiles one template string. `vars` are the variables in scope.
-pub fn compile(src: &str, vars: &[&str], uses: &mut Uses) -> Result<Template, Vec<TemplateProblem>> {
+pub fn compile(
+    src: &str,
+    vars: &[&str],
+    uses: &mut Uses,
+) -> Result<Template, Vec<TemplateProblem>> {
     if !src.contains("{{") && !src.contains("{%") && !src.contains("{#") {
         return Ok(Template::Const(Value::String(src.to_string())));
     }
@@ -466,7 +598,10 @@ pub fn compile(src: &str, vars: &[&str], uses: &mut Uses) -> Result<Template, Ve
             Ok((Token::VariableEnd, span)) => {
                 if let Some(s) = expr_start.take() {
                     let e = span.start_offset as usize;
-                    pieces.push(Piece::Expr(src.get(s..e).unwrap_or("").trim().to_string(), s));
+                    pieces.push(Piece::Expr(
+                        src.get(s..e).unwrap_or("").trim().to_string(),
+                        s,
+                    ));
                 }
             }
             Ok((Token::BlockStart, _)) => {
@@ -508,10 +643,11 @@ pub fn compile(src: &str, vars: &[&str], uses: &mut Uses) -> Result<Template, Ve
     if !problems.is_empty() {
         return Err(problems);
     }
-    if compiled.len() == 1 && matches!(compiled[0], Part::Value(_)) {
-        if let Some(Part::Value(t)) = compiled.pop() {
-            return Ok(t);
-        }
+    if compiled.len() == 1
+        && matches!(compiled[0], Part::Value(_))
+        && let Some(Part::Value(t)) = compiled.pop()
+    {
+        return Ok(t);
     }
     Ok(Template::Interp(compiled))
 }
@@ -530,7 +666,10 @@ fn syntax_problem(src: &str, e: &MjError) -> TemplateProblem {
         .map(str::to_string);
     TemplateProblem {
         kind: ProblemKind::Syntax,
-        message: format!("template syntax error: {}", e.detail().unwrap_or("invalid template")),
+        message: format!(
+            "template syntax error: {}",
+            e.detail().unwrap_or("invalid template")
+        ),
         needle,
         offset: e.range().map(|r| r.start),
         hint: None,
@@ -538,12 +677,17 @@ fn syntax_problem(src: &str, e: &MjError) -> TemplateProblem {
 }
 
 /// Compiles one expression (the inside of `{{ }}`).
-pub fn compile_expr(src: &str, vars: &[&str], uses: &mut Uses) -> Result<Template, Vec<TemplateProblem>> {
+pub fn compile_expr(
+    src: &str,
+    vars: &[&str],
+    uses: &mut Uses,
+) -> Result<Template, Vec<TemplateProblem>> {
     let mut problems = Vec::new();
-    let tokens: Vec<Token> = match tokenize(src, true, Default::default()).collect::<Result<Vec<_>, _>>() {
-        Ok(t) => t.into_iter().map(|(t, _)| t).collect(),
-        Err(e) => return Err(vec![syntax_problem(src, &e)]),
-    };
+    let tokens: Vec<Token> =
+        match tokenize(src, true, Default::default()).collect::<Result<Vec<_>, _>>() {
+            Ok(t) => t.into_iter().map(|(t, _)| t).collect(),
+            Err(e) => return Err(vec![syntax_problem(src, &e)]),
+        };
     if tokens.is_empty() {
         return Err(vec![TemplateProblem {
             kind: ProblemKind::Syntax,
@@ -602,11 +746,18 @@ pub fn compile_expr(src: &str, vars: &[&str], uses: &mut Uses) -> Result<Templat
     if let Some((var, steps)) = plain_path(&tokens) {
         return Ok(Template::Path { var, steps });
     }
-    Ok(Template::Expr { fast: super::fast::compile(src), expr: Box::new(expr) })
+    Ok(Template::Expr {
+        fast: super::fast::compile(src),
+        expr: Box::new(expr),
+    })
 }
 
 fn list(names: &[&str]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Checks function and filter names and records `ref`/`lookup` targets.
@@ -616,20 +767,21 @@ fn scan_calls(tokens: &[Token], uses: &mut Uses, problems: &mut Vec<TemplateProb
         let prev = i.checked_sub(1).and_then(|p| tokens.get(p));
         let next = tokens.get(i + 1);
         match prev {
+            // A known filter is fine; the arm must match either way, or `| f(x)` would fall
+            // through to the function check below.
+            Some(Token::Pipe) if BUILTIN_FILTERS.contains(name) || RBTX_FILTERS.contains(name) => {}
             Some(Token::Pipe) => {
-                if !BUILTIN_FILTERS.contains(name) && !RBTX_FILTERS.contains(name) {
-                    let all = BUILTIN_FILTERS.iter().chain(RBTX_FILTERS).copied();
-                    problems.push(TemplateProblem {
-                        kind: ProblemKind::UnknownFilter,
-                        message: format!("unknown filter `{name}`"),
-                        needle: Some(name.to_string()),
-                        offset: None,
-                        hint: Some(match crate::spec::diagnostic::did_you_mean(name, all) {
-                            Some(s) => format!("did you mean `{s}`?"),
-                            None => format!("rbtx filters: {}", list(RBTX_FILTERS)),
-                        }),
-                    });
-                }
+                let all = BUILTIN_FILTERS.iter().chain(RBTX_FILTERS).copied();
+                problems.push(TemplateProblem {
+                    kind: ProblemKind::UnknownFilter,
+                    message: format!("unknown filter `{name}`"),
+                    needle: Some(name.to_string()),
+                    offset: None,
+                    hint: Some(match crate::spec::diagnostic::did_you_mean(name, all) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!("rbtx filters: {}", list(RBTX_FILTERS)),
+                    }),
+                });
             }
             Some(Token::Dot) | Some(Token::Ident("is")) | Some(Token::Ident("not")) => {}
             _ if KEYWORDS.contains(name) => {}
@@ -641,11 +793,18 @@ fn scan_calls(tokens: &[Token], uses: &mut Uses, problems: &mut Vec<TemplateProb
                         message: format!("unknown function `{name}`"),
                         needle: Some(name.to_string()),
                         offset: None,
-                        hint: Some(match crate::spec::diagnostic::did_you_mean(name, FUNCTIONS.iter().copied()) {
-                            _ if is_filter => format!("`{name}` is a filter: write `value | {name}`"),
-                            Some(s) => format!("did you mean `{s}`?"),
-                            None => format!("functions: {}", list(FUNCTIONS)),
-                        }),
+                        hint: Some(
+                            match crate::spec::diagnostic::did_you_mean(
+                                name,
+                                FUNCTIONS.iter().copied(),
+                            ) {
+                                _ if is_filter => {
+                                    format!("`{name}` is a filter: write `value | {name}`")
+                                }
+                                Some(s) => format!("did you mean `{s}`?"),
+                                None => format!("functions: {}", list(FUNCTIONS)),
+                            },
+                        ),
                     });
                 } else if *name == "ref" || *name == "lookup" {
                     let args = count_args(&tokens[i + 1..]);
@@ -715,7 +874,9 @@ fn count_args(tokens: &[Token]) -> usize {
 /// `a.b[0]["c"]` → a direct JSON lookup.
 fn plain_path(tokens: &[Token]) -> Option<(String, Vec<Step>)> {
     let mut it = tokens.iter().peekable();
-    let Some(Token::Ident(var)) = it.next() else { return None };
+    let Some(Token::Ident(var)) = it.next() else {
+        return None;
+    };
     if matches!(*var, "true" | "false" | "none" | "True" | "False" | "None") {
         return None;
     }
@@ -754,7 +915,10 @@ pub struct PathNode {
 pub type Path = Option<Arc<PathNode>>;
 
 fn extend(path: &Path, step: Step) -> Path {
-    Some(Arc::new(PathNode { parent: path.clone(), step }))
+    Some(Arc::new(PathNode {
+        parent: path.clone(),
+        step,
+    }))
 }
 
 fn resolve<'v>(root: &'v Value, path: &Path) -> &'v Value {
@@ -781,12 +945,20 @@ static NULL_ROOT: LazyLock<Arc<Value>> = LazyLock::new(|| Arc::new(Value::Null))
 impl<'a> Var<'a> {
     /// A whole document.
     pub fn root(root: &'a Arc<Value>) -> Var<'a> {
-        Var { value: root, root, path: None }
+        Var {
+            value: root,
+            root,
+            path: None,
+        }
     }
 
     /// A scalar that belongs to no document (a loop index).
     pub fn scalar(value: &'a Value) -> Var<'a> {
-        Var { value, root: &NULL_ROOT, path: None }
+        Var {
+            value,
+            root: &NULL_ROOT,
+            path: None,
+        }
     }
 
     /// A value inside this one, `steps` below it.
@@ -795,7 +967,11 @@ impl<'a> Var<'a> {
         for s in steps {
             path = extend(&path, s);
         }
-        Var { value, root: self.root, path }
+        Var {
+            value,
+            root: self.root,
+            path,
+        }
     }
 
     fn view(&self) -> MjValue {
@@ -861,20 +1037,29 @@ impl Object for JsonView {
             }
             Value::Array(a) => {
                 let i = key.as_i64()?;
-                let i = if i < 0 { a.len().checked_sub(i.unsigned_abs() as usize)? } else { i as usize };
+                let i = if i < 0 {
+                    a.len().checked_sub(i.unsigned_abs() as usize)?
+                } else {
+                    i as usize
+                };
                 (Step::Index(i), a.get(i)?)
             }
             _ => return None,
         };
         if child.is_object() || child.is_array() {
-            return Some(MjValue::from_object(JsonView { root: self.root.clone(), path: extend(&self.path, step) }));
+            return Some(MjValue::from_object(JsonView {
+                root: self.root.clone(),
+                path: extend(&self.path, step),
+            }));
         }
         Some(view(child, &self.root, &self.path))
     }
 
     fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
         match self.node() {
-            Value::Object(m) => minijinja::value::Enumerator::Values(m.keys().map(|k| MjValue::from(k.as_str())).collect()),
+            Value::Object(m) => minijinja::value::Enumerator::Values(
+                m.keys().map(|k| MjValue::from(k.as_str())).collect(),
+            ),
             Value::Array(a) => minijinja::value::Enumerator::Seq(a.len()),
             _ => minijinja::value::Enumerator::Empty,
         }
@@ -911,7 +1096,9 @@ pub(crate) fn parse_normalized_path(p: &str) -> Vec<Step> {
                         Some('t') => name.push('\t'),
                         Some('u') => {
                             let hex: String = chars.by_ref().take(4).collect();
-                            if let Some(ch) = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                            if let Some(ch) =
+                                u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32)
+                            {
                                 name.push(ch);
                             }
                         }
@@ -950,12 +1137,22 @@ pub struct Scope<'a> {
 
 impl<'a> Scope<'a> {
     pub fn new(vars: Vec<(&'a str, Var<'a>)>, rt: &'a Arc<RecordRt>) -> Scope<'a> {
-        Scope { vars, parent: None, rt, ctx: std::sync::OnceLock::new() }
+        Scope {
+            vars,
+            parent: None,
+            rt,
+            ctx: std::sync::OnceLock::new(),
+        }
     }
 
     /// This scope plus more variables (a loop item).
     pub fn with<'b>(&'b self, extra: Vec<(&'b str, Var<'b>)>) -> Scope<'b> {
-        Scope { vars: extra, parent: Some(self), rt: self.rt, ctx: std::sync::OnceLock::new() }
+        Scope {
+            vars: extra,
+            parent: Some(self),
+            rt: self.rt,
+            ctx: std::sync::OnceLock::new(),
+        }
     }
 
     pub fn rt(&self) -> &Arc<RecordRt> {
@@ -1011,22 +1208,22 @@ impl Template {
                 Some(v) => Out::Value(v.clone()),
             }),
             Template::Expr { fast, expr } => {
-                if let Some(f) = fast {
-                    if let Ok(v) = f.eval(scope)? {
-                        let out = match v.into_json() {
-                            None | Some(Value::Null) => Out::Absent,
-                            Some(v) => Out::Value(v),
-                        };
-                        if CROSS_CHECK.load(std::sync::atomic::Ordering::Relaxed) {
-                            let slow = slow_eval(expr, scope)?;
-                            if !same_json(&slow, &out) {
-                                return Err(EvalError(format!(
-                                    "fast path differs from minijinja: {out:?} vs {slow:?}"
-                                )));
-                            }
+                if let Some(f) = fast
+                    && let Ok(v) = f.eval(scope)?
+                {
+                    let out = match v.into_json() {
+                        None | Some(Value::Null) => Out::Absent,
+                        Some(v) => Out::Value(v),
+                    };
+                    if CROSS_CHECK.load(std::sync::atomic::Ordering::Relaxed) {
+                        let slow = slow_eval(expr, scope)?;
+                        if !same_json(&slow, &out) {
+                            return Err(EvalError(format!(
+                                "fast path differs from minijinja: {out:?} vs {slow:?}"
+                            )));
                         }
-                        return Ok(out);
                     }
+                    return Ok(out);
                 }
                 slow_eval(expr, scope)
             }
@@ -1051,8 +1248,12 @@ impl Template {
     pub fn eval_bool(&self, scope: &Scope) -> Result<bool, EvalError> {
         // Read in place where possible: a condition needs no copy of the value it tests.
         match self {
-            Template::Path { var, steps } => return Ok(lookup_path(scope, var, steps).is_some_and(truthy)),
-            Template::Expr { fast: Some(f), .. } if !CROSS_CHECK.load(std::sync::atomic::Ordering::Relaxed) => {
+            Template::Path { var, steps } => {
+                return Ok(lookup_path(scope, var, steps).is_some_and(truthy));
+            }
+            Template::Expr { fast: Some(f), .. }
+                if !CROSS_CHECK.load(std::sync::atomic::Ordering::Relaxed) =>
+            {
                 if let Ok(v) = f.eval(scope)? {
                     return Ok(v.truthy());
                 }
@@ -1081,7 +1282,9 @@ fn same_json(a: &Out, b: &Out) -> bool {
     fn eq(a: &Value, b: &Value) -> bool {
         match (a, b) {
             (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-            (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| eq(p, q)),
+            (Value::Array(x), Value::Array(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(p, q)| eq(p, q))
+            }
             (Value::Object(x), Value::Object(y)) => {
                 x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| eq(v, w)))
             }
@@ -1130,7 +1333,10 @@ fn lookup_path<'a>(scope: &Scope<'a>, var: &str, steps: &[Step]) -> Option<&'a V
 fn eval_expr(e: &Expression<'static, 'static>, scope: &Scope) -> Result<MjValue, EvalError> {
     let ctx = scope.context();
     e.eval(ctx).map_err(|err| {
-        let mut msg = err.detail().map(str::to_string).unwrap_or_else(|| err.kind().to_string());
+        let mut msg = err
+            .detail()
+            .map(str::to_string)
+            .unwrap_or_else(|| err.kind().to_string());
         if let Some(src) = err.template_source() {
             msg = format!("{msg} (in `{{{{ {src} }}}}`)");
         }
@@ -1143,7 +1349,9 @@ mod tests {
     use super::*;
 
     fn eval_str(src: &str) -> MjValue {
-        ENV.compile_expression(src).and_then(|e| e.eval(())).unwrap_or(MjValue::UNDEFINED)
+        ENV.compile_expression(src)
+            .and_then(|e| e.eval(()))
+            .unwrap_or(MjValue::UNDEFINED)
     }
 
     #[test]
@@ -1151,16 +1359,31 @@ mod tests {
         assert_eq!(eval_str("0.1 | add(0.2)"), MjValue::from(0.3));
         assert_eq!(eval_str("149.0 | with_vat(25)"), MjValue::from(186.25));
         assert_eq!(eval_str("186.25 | without_vat(25)"), MjValue::from(149));
-        assert_eq!(eval_str("99.99 | discount(12.5) | round_to(2)"), MjValue::from(87.49));
+        assert_eq!(
+            eval_str("99.99 | discount(12.5) | round_to(2)"),
+            MjValue::from(87.49)
+        );
         assert_eq!(eval_str("'1 234' | digits"), MjValue::from("1234"));
-        assert_eq!(eval_str("'HK 30/45#ø' | urlencode"), MjValue::from("HK%2030%2F45%23%C3%B8"));
+        assert_eq!(
+            eval_str("'HK 30/45#ø' | urlencode"),
+            MjValue::from("HK%2030%2F45%23%C3%B8")
+        );
     }
 
     #[test]
     fn dates_add_days_across_months_and_leap_years() {
-        assert_eq!(eval_str("'2024-02-28' | add_days(1)"), MjValue::from("2024-02-29"));
-        assert_eq!(eval_str("'2025-12-31T10:00:00+01:00' | add_days(1)"), MjValue::from("2026-01-01"));
-        assert_eq!(eval_str("'2025-03-01' | add_days(-1)"), MjValue::from("2025-02-28"));
+        assert_eq!(
+            eval_str("'2024-02-28' | add_days(1)"),
+            MjValue::from("2024-02-29")
+        );
+        assert_eq!(
+            eval_str("'2025-12-31T10:00:00+01:00' | add_days(1)"),
+            MjValue::from("2026-01-01")
+        );
+        assert_eq!(
+            eval_str("'2025-03-01' | add_days(-1)"),
+            MjValue::from("2025-02-28")
+        );
     }
 
     #[test]
@@ -1173,15 +1396,29 @@ mod tests {
     #[test]
     fn normalized_paths_parse() {
         let steps = parse_normalized_path("$['lines'][12]['it\\'s']");
-        assert!(matches!(&steps[..], [Step::Key(a), Step::Index(12), Step::Key(b)] if a == "lines" && b == "it's"));
+        assert!(
+            matches!(&steps[..], [Step::Key(a), Step::Index(12), Step::Key(b)] if a == "lines" && b == "it's")
+        );
     }
 
     #[test]
     fn plain_paths_skip_the_engine() {
         let mut u = Uses::default();
-        assert!(matches!(compile("{{ source.group.vat_domestic }}", &["source"], &mut u), Ok(Template::Path { .. })));
-        assert!(matches!(compile("{{ source.lines[0] }}", &["source"], &mut u), Ok(Template::Path { .. })));
-        assert!(matches!(compile("{{ source.a or 1 }}", &["source"], &mut u), Ok(Template::Expr { .. })));
-        assert!(matches!(compile("n {{ source.a }}", &["source"], &mut u), Ok(Template::Interp(_))));
+        assert!(matches!(
+            compile("{{ source.group.vat_domestic }}", &["source"], &mut u),
+            Ok(Template::Path { .. })
+        ));
+        assert!(matches!(
+            compile("{{ source.lines[0] }}", &["source"], &mut u),
+            Ok(Template::Path { .. })
+        ));
+        assert!(matches!(
+            compile("{{ source.a or 1 }}", &["source"], &mut u),
+            Ok(Template::Expr { .. })
+        ));
+        assert!(matches!(
+            compile("n {{ source.a }}", &["source"], &mut u),
+            Ok(Template::Interp(_))
+        ));
     }
 }

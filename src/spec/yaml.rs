@@ -99,7 +99,9 @@ impl Document {
                         "",
                         "a mapping file holds exactly one YAML document".to_string(),
                     )
-                    .with_hint("remove the `---` and what follows, or move it to a file of its own"),
+                    .with_hint(
+                        "remove the `---` and what follows, or move it to a file of its own",
+                    ),
                 ));
             }
         };
@@ -298,16 +300,28 @@ fn syntax_diagnostic(path: &Path, text: &Arc<str>, at: usize, info: &str) -> Dia
         Some("YAML indents with spaces, not tabs")
     } else if info.contains("quoted scalar") {
         Some("a quoted string may not be closed: check that every `\"` or `'` has its partner")
-    } else if info.contains("flow") || info.contains("did not find expected ',' or ']'") || info.contains("','") {
+    } else if info.contains("flow")
+        || info.contains("did not find expected ',' or ']'")
+        || info.contains("','")
+    {
         Some("a `[` or `{` may not be closed")
     } else if info.contains("mapping values are not allowed") || info.contains("':'") {
-        Some("a value containing `: ` must be quoted, and so must templates (`\"{{ … }}\"`); check also for an unclosed `[` or `{` above")
+        Some(
+            "a value containing `: ` must be quoted, and so must templates (`\"{{ … }}\"`); check also for an unclosed `[` or `{` above",
+        )
     } else if info.contains("indentation") {
         Some("check the indentation: keys of one mapping line up, with spaces")
     } else {
         None
     };
-    let mut d = Diagnostic::new(Code::YamlSyntax, path, text.clone(), at..at, "", format!("invalid YAML: {info}"));
+    let mut d = Diagnostic::new(
+        Code::YamlSyntax,
+        path,
+        text.clone(),
+        at..at,
+        "",
+        format!("invalid YAML: {info}"),
+    );
     d.hint = hint.map(str::to_string);
     d
 }
