@@ -490,12 +490,37 @@ pub fn call_filter(name: &str, args: &[MjValue]) -> Result<MjValue, String> {
     if let Some(r) = rbtx_filter(name, args) {
         return r.map_err(detail);
     }
+    if let Some(v) = common_builtin(name, args) {
+        return Ok(v);
+    }
     let mut state = ENV.empty_state();
     state.apply_filter(name, args).map_err(|e| {
         e.detail()
             .map(str::to_string)
             .unwrap_or_else(|| e.to_string())
     })
+}
+
+/// minijinja's most used filters, done here because building a `State` per call is the larger
+/// part of their cost. Same semantics (the cross-check test holds them to it); `None` for any
+/// other use.
+fn common_builtin(name: &str, args: &[MjValue]) -> Option<MjValue> {
+    let v = args.first()?;
+    match (name, args.len()) {
+        ("trim", 1) => Some(MjValue::from(v.to_string().trim())),
+        ("upper", 1) => Some(MjValue::from(v.to_string().to_uppercase())),
+        ("lower", 1) => Some(MjValue::from(v.to_string().to_lowercase())),
+        ("default" | "d", 1..=3) => {
+            let fallback = args.get(1).cloned().unwrap_or_else(|| MjValue::from(""));
+            let lax = args.get(2).is_some_and(MjValue::is_true);
+            Some(if v.is_undefined() || (lax && !v.is_true()) {
+                fallback
+            } else {
+                v.clone()
+            })
+        }
+        _ => None,
+    }
 }
 
 /// When on, every expression with a fast path is also evaluated by minijinja, and a difference
