@@ -6,6 +6,7 @@
 
 pub mod engine;
 pub mod plan;
+pub mod sandbox;
 pub mod spec;
 pub mod testing;
 pub mod tripletex_spec;

@@ -49,6 +49,8 @@ enum Command {
         #[arg(long)]
         bless: bool,
     },
+    /// Serve local sandboxes of the Tripletex and Rackbeat APIs until interrupted.
+    Sandbox(SandboxArgs),
     /// Print the request a mapping would send for one record; sends nothing.
     Preview {
         /// The mapping file.
@@ -67,6 +69,37 @@ enum Command {
         #[arg(long, default_value = "mappings")]
         pack: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+struct SandboxArgs {
+    /// Seed for the generated data and the fault generator.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// How much seed data to create.
+    #[arg(long, value_enum, default_value_t = rbtx::sandbox::DataSize::Small)]
+    data: rbtx::sandbox::DataSize,
+    /// Address of the Tripletex sandbox (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8480")]
+    tripletex_addr: std::net::SocketAddr,
+    /// Address of the Rackbeat sandbox (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8481")]
+    rackbeat_addr: std::net::SocketAddr,
+    /// Tripletex consumer token the sandbox accepts.
+    #[arg(long, default_value = rbtx::sandbox::CONSUMER_TOKEN)]
+    consumer_token: String,
+    /// Tripletex employee token the sandbox accepts.
+    #[arg(long, default_value = rbtx::sandbox::EMPLOYEE_TOKEN)]
+    employee_token: String,
+    /// Rackbeat API token the sandbox accepts.
+    #[arg(long, default_value = rbtx::sandbox::RACKBEAT_TOKEN)]
+    rackbeat_token: String,
+    /// Tripletex requests allowed per rate-limit period (unlimited when absent).
+    #[arg(long)]
+    tripletex_rate_limit: Option<u32>,
+    /// Fault injection, as JSON (see `FaultConfig`), e.g. '{"rate_429":0.1,"seed":3}'.
+    #[arg(long)]
+    faults: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -213,6 +246,38 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }
         }
     }
+}
+
+fn sandbox(args: SandboxArgs) -> Result<ExitCode, String> {
+    let faults = match args.faults {
+        Some(f) => serde_json::from_str(&f).map_err(|e| format!("--faults: {e}"))?,
+        None => rbtx::sandbox::faults::FaultConfig::default(),
+    };
+    let config = rbtx::sandbox::SandboxConfig {
+        seed: args.seed,
+        data: args.data,
+        tripletex_addr: args.tripletex_addr,
+        rackbeat_addr: args.rackbeat_addr,
+        consumer_token: args.consumer_token,
+        employee_token: args.employee_token,
+        rackbeat_token: args.rackbeat_token,
+        tripletex_rate_limit: args.tripletex_rate_limit,
+        faults,
+        ..Default::default()
+    };
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async {
+        let sandboxes = rbtx::sandbox::start(config.clone())
+            .await
+            .map_err(|e| format!("cannot start the sandboxes: {e}"))?;
+        println!("tripletex: {}", sandboxes.tripletex.base_url);
+        println!("rackbeat: {}", sandboxes.rackbeat.base_url);
+        println!("tripletex consumer token: {}", config.consumer_token);
+        println!("tripletex employee token: {}", config.employee_token);
+        println!("rackbeat api token: {}", config.rackbeat_token);
+        tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn read_json(path: &PathBuf) -> Result<serde_json::Value, String> {
