@@ -179,6 +179,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 ExitCode::from(1)
             })
         }
+        Command::Sandbox(args) => sandbox(args),
         Command::Preview {
             mapping,
             input,
