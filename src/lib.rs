@@ -4,6 +4,8 @@
 //! `testing` runs the mapping unit tests, and `tripletex_spec` checks bodies against Tripletex's
 //! official OpenAPI schemas. See ARCHITECTURE.md.
 
+pub mod connectors;
+pub mod dates;
 pub mod engine;
 pub mod plan;
 pub mod sandbox;

@@ -1,0 +1,254 @@
+//! The two API clients. A connector knows HTTP, auth, envelopes, paging, errors and rate limits
+//! of its API, and nothing about mappings. The only other code that speaks HTTP is the sandbox.
+
+pub mod rackbeat;
+pub mod tripletex;
+
+use std::fmt;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use serde::Serialize;
+
+/// A credential. It never appears in `Debug`, `Display`, logs or errors; `expose` is the one way
+/// to read it, at the place it goes on the wire.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Reads a secret from the environment variable `var`, or from the file named by `{var}_FILE`.
+    pub fn from_env(var: &str) -> Result<Option<Secret>, String> {
+        if let Ok(v) = std::env::var(var) {
+            return Ok(Some(Secret(v.trim().to_string())));
+        }
+        match std::env::var(format!("{var}_FILE")) {
+            Ok(path) => std::fs::read_to_string(&path)
+                .map(|v| Some(Secret(v.trim().to_string())))
+                .map_err(|e| format!("{var}_FILE={path}: {e}")),
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// One validation message from an API, with the field it is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldMessage {
+    /// Field path as the API gives it (`lines.0.item_id`, `orders[0].customer`); empty when none.
+    pub field: String,
+    pub message: String,
+}
+
+/// What went wrong talking to an API.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    /// The API answered with an error status.
+    #[error("{method} {path}: {status}{} {message}{}{}", code.map(|c| format!("/{c}")).unwrap_or_default(),
+        fields_text(.fields), request_id.as_ref().map(|r| format!(" (request id {r})")).unwrap_or_default())]
+    Status {
+        method: String,
+        path: String,
+        status: u16,
+        /// Tripletex's error code (3000 auth, 8000 revision, 16000 mapping, 18000 validation…).
+        code: Option<i64>,
+        message: String,
+        fields: Vec<FieldMessage>,
+        request_id: Option<String>,
+    },
+    /// No answer: connection refused or dropped, or a timeout. For a write, whether the server
+    /// applied it is unknown (`sent` says whether the request may have reached it).
+    #[error("{method} {path}: {message}")]
+    Transport {
+        method: String,
+        path: String,
+        message: String,
+        sent: bool,
+    },
+    /// An answer that is not what the API documents.
+    #[error("{method} {path}: unexpected response: {message}")]
+    Decode {
+        method: String,
+        path: String,
+        message: String,
+    },
+    /// The client is misconfigured (bad base URL, missing credentials).
+    #[error("{0}")]
+    Config(String),
+}
+
+fn fields_text(fields: &[FieldMessage]) -> String {
+    if fields.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = fields
+        .iter()
+        .map(|f| {
+            if f.field.is_empty() {
+                f.message.clone()
+            } else {
+                format!("{}: {}", f.field, f.message)
+            }
+        })
+        .collect();
+    format!(" [{}]", parts.join("; "))
+}
+
+impl ApiError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ApiError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Worth trying again later: throttling, server trouble, no answer. Decided on status and
+    /// code, never on message text.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ApiError::Status { status, code, .. } => {
+                *status == 429 || *status >= 500 || (*status == 409 && *code == Some(8000))
+            }
+            ApiError::Transport { .. } => true,
+            ApiError::Decode { .. } | ApiError::Config(_) => false,
+        }
+    }
+
+    /// The outcome of a write is unknown: look the record up before writing again.
+    pub fn is_ambiguous(&self) -> bool {
+        match self {
+            ApiError::Transport { sent, .. } => *sent,
+            ApiError::Status { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+
+    /// A 409 revision conflict (Tripletex code 8000): refetch, reapply, write again.
+    pub fn is_revision_conflict(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Status {
+                status: 409,
+                code: Some(8000),
+                ..
+            }
+        )
+    }
+}
+
+/// Timeouts and retry policy shared by both clients.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Attempts after the first one, for retryable failures.
+    pub max_retries: usize,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            max_retries: 5,
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Exponential delays with jitter (backon).
+    fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
+        ExponentialBuilder::default()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(self.max_retries)
+            .with_jitter()
+            .build()
+    }
+
+    fn client(&self, user_agent: &str) -> Result<reqwest::Client, ApiError> {
+        reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.connect_timeout)
+            .user_agent(user_agent)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| ApiError::Config(format!("cannot build the HTTP client: {e}")))
+    }
+}
+
+/// A request failure from reqwest as an `ApiError`: whether the server may have seen it decides
+/// whether a write is ambiguous.
+fn transport_error(method: &str, path: &str, e: &reqwest::Error) -> ApiError {
+    let sent = !e.is_connect() && !e.is_builder();
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "connection failed"
+    };
+    ApiError::Transport {
+        method: method.to_string(),
+        path: path.to_string(),
+        message: what.to_string(),
+        sent,
+    }
+}
+
+/// Only methods that cannot create a second record are retried after an ambiguous failure.
+fn idempotent(method: &reqwest::Method) -> bool {
+    *method != reqwest::Method::POST
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("eyJhbGciOi.super-secret");
+        assert_eq!(format!("{s}"), "[redacted]");
+        assert!(!format!("{s:?}").contains("super-secret"));
+    }
+
+    #[test]
+    fn retryability_follows_status_and_code() {
+        let e = |status, code| ApiError::Status {
+            method: "PUT".into(),
+            path: "/product/1".into(),
+            status,
+            code,
+            message: String::new(),
+            fields: vec![],
+            request_id: None,
+        };
+        assert!(e(429, None).is_retryable());
+        assert!(e(503, None).is_retryable());
+        assert!(e(409, Some(8000)).is_revision_conflict());
+        assert!(!e(422, Some(18000)).is_retryable());
+        assert!(!e(422, Some(16000)).is_retryable());
+    }
+}

@@ -1,0 +1,357 @@
+//! Rackbeat API: Bearer auth, consumer headers, 206 list envelopes paged by `page`, singular
+//! envelopes, 422 `{errors: {field: [..]}}`, 429/5xx retries, and a per-token request budget.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::Value;
+use tokio::sync::Mutex;
+use tracing::Instrument;
+
+use super::{ApiError, FieldMessage, RetryPolicy, Secret, idempotent, transport_error};
+
+/// How to reach one Rackbeat account.
+#[derive(Debug, Clone)]
+pub struct RackbeatConfig {
+    /// Base URL ending in `/api` (`https://app.rackbeat.com/api`).
+    pub base_url: String,
+    pub token: Secret,
+    /// `Consumer-Name` header (Rackbeat's SDK refuses to start without it).
+    pub consumer_name: String,
+    /// `Consumer-Contact` header: an e-mail address Rackbeat can reach.
+    pub consumer_contact: String,
+    /// Requests per minute for this token (Rackbeat's own client uses 480).
+    pub requests_per_minute: u32,
+    /// Page size for lists.
+    pub page_size: usize,
+    pub retry: RetryPolicy,
+}
+
+impl RackbeatConfig {
+    pub fn new(base_url: impl Into<String>, token: Secret) -> Self {
+        RackbeatConfig {
+            base_url: base_url.into(),
+            token,
+            consumer_name: "rbtx".into(),
+            consumer_contact: "integrations@example.invalid".into(),
+            requests_per_minute: 480,
+            page_size: 200,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// A token bucket: `capacity` requests, refilled evenly over a minute.
+struct Bucket {
+    capacity: f64,
+    tokens: f64,
+    per_second: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn new(per_minute: u32) -> Self {
+        let capacity = f64::from(per_minute.max(1));
+        Bucket {
+            capacity,
+            tokens: capacity,
+            per_second: capacity / 60.0,
+            at: Instant::now(),
+        }
+    }
+
+    /// Takes one token, or says how long until one is free.
+    fn take(&mut self) -> Option<Duration> {
+        let now = Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.per_second)
+            .min(self.capacity);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            None
+        } else {
+            Some(Duration::from_secs_f64(
+                (1.0 - self.tokens) / self.per_second,
+            ))
+        }
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub items: Vec<Value>,
+    /// The next page number, or `None` after the last.
+    pub next: Option<u64>,
+}
+
+/// A Rackbeat client for one account.
+pub struct Rackbeat {
+    http: reqwest::Client,
+    config: RackbeatConfig,
+    bucket: Mutex<Bucket>,
+}
+
+impl std::fmt::Debug for Rackbeat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rackbeat")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Rackbeat {
+    pub fn new(config: RackbeatConfig) -> Result<Self, ApiError> {
+        let ua = format!("{} ({})", config.consumer_name, config.consumer_contact);
+        let http = config.retry.client(&ua)?;
+        let bucket = Mutex::new(Bucket::new(config.requests_per_minute));
+        Ok(Rackbeat {
+            http,
+            config,
+            bucket,
+        })
+    }
+
+    /// `GET path` as Rackbeat sends it (the singular envelope included); `None` on 404.
+    pub async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Option<Value>, ApiError> {
+        match self.send(Method::GET, path, query, None).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One page of a list (`page` counts from 1).
+    pub async fn page(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        page: u64,
+    ) -> Result<Page, ApiError> {
+        let mut q: Vec<(&str, String)> = query.to_vec();
+        q.push(("page", page.to_string()));
+        q.push(("limit", self.config.page_size.to_string()));
+        let body = self.send(Method::GET, path, &q, None).await?;
+        let Value::Object(m) = &body else {
+            return Err(decode("GET", path, "a list response that is not an object"));
+        };
+        // The items sit under the resource's plural name: the one array among the paging keys.
+        let items = m
+            .iter()
+            .find(|(k, v)| {
+                v.is_array() && !matches!(k.as_str(), "total" | "pages" | "limit" | "page")
+            })
+            .and_then(|(_, v)| v.as_array().cloned())
+            .ok_or_else(|| decode("GET", path, "a list response without items"))?;
+        let pages = m.get("pages").and_then(Value::as_u64).unwrap_or(page);
+        Ok(Page {
+            items,
+            next: (page < pages).then_some(page + 1),
+        })
+    }
+
+    /// Every record of a list, page by page.
+    pub async fn list_all(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Vec<Value>, ApiError> {
+        let mut out = Vec::new();
+        let mut page = 1;
+        loop {
+            let p = self.page(path, query, page).await?;
+            out.extend(p.items);
+            match p.next {
+                Some(n) => page = n,
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// `POST path`; the response as Rackbeat sends it.
+    pub async fn post(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        body: &Value,
+    ) -> Result<Value, ApiError> {
+        self.send(Method::POST, path, query, Some(body)).await
+    }
+
+    /// `PUT path`; the response as Rackbeat sends it.
+    pub async fn put(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        body: &Value,
+    ) -> Result<Value, ApiError> {
+        self.send(Method::PUT, path, query, Some(body)).await
+    }
+
+    async fn wait_for_budget(&self) {
+        loop {
+            let wait = self.bucket.lock().await.take();
+            match wait {
+                None => return,
+                Some(d) => tokio::time::sleep(d).await,
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, ApiError> {
+        let url = format!("{}{path}", self.config.base_url);
+        let mut delays = self.config.retry.delays();
+        loop {
+            self.wait_for_budget().await;
+            let started = Instant::now();
+            let mut req = self
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(self.config.token.expose())
+                .header("Accept", "application/json")
+                .header("Consumer-Name", &self.config.consumer_name)
+                .header("Consumer-Contact", &self.config.consumer_contact)
+                .query(query);
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let span = tracing::debug_span!("rackbeat", method = %method, path, status = tracing::field::Empty);
+            let (err, wait) = match req.send().instrument(span.clone()).await {
+                Err(e) => {
+                    let err = transport_error(method.as_str(), path, &e);
+                    if err.is_ambiguous() && !idempotent(&method) {
+                        return Err(err);
+                    }
+                    (err, None)
+                }
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    span.record("status", status);
+                    let retry_after = resp
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|s| s.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    let text = resp
+                        .text()
+                        .await
+                        .map_err(|e| transport_error(method.as_str(), path, &e))?;
+                    tracing::debug!(parent: &span, duration_ms = started.elapsed().as_millis() as u64, "Rackbeat answered.");
+                    let v: Value = if text.trim().is_empty() {
+                        Value::Null
+                    } else {
+                        serde_json::from_str(&text).unwrap_or(Value::String(text))
+                    };
+                    // 206 Partial Content is how Rackbeat answers every list.
+                    if (200..300).contains(&status) {
+                        return Ok(v);
+                    }
+                    let err = status_error(method.as_str(), path, status, &v);
+                    if !err.is_retryable() || (status >= 500 && !idempotent(&method)) {
+                        return Err(err);
+                    }
+                    (err, retry_after)
+                }
+            };
+            match delays.next() {
+                Some(d) => {
+                    let d = wait.map(|w| w.max(d)).unwrap_or(d);
+                    tracing::warn!(error = %err, retry_in_ms = d.as_millis() as u64, "Rackbeat call failed; retrying.");
+                    tokio::time::sleep(d).await;
+                }
+                None => return Err(err),
+            }
+        }
+    }
+}
+
+fn decode(method: &str, path: &str, message: &str) -> ApiError {
+    ApiError::Decode {
+        method: method.into(),
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+fn status_error(method: &str, path: &str, status: u16, body: &Value) -> ApiError {
+    let mut fields = Vec::new();
+    if let Some(Value::Object(errors)) = body.get("errors") {
+        for (field, msgs) in errors {
+            let msgs: Vec<String> = match msgs {
+                Value::Array(a) => a
+                    .iter()
+                    .map(|m| {
+                        m.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| m.to_string())
+                    })
+                    .collect(),
+                other => vec![
+                    other
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| other.to_string()),
+                ],
+            };
+            for message in msgs {
+                fields.push(FieldMessage {
+                    field: field.clone(),
+                    message,
+                });
+            }
+        }
+    }
+    let message = body
+        .get("message")
+        .and_then(Value::as_str)
+        .or_else(|| body.as_str())
+        .unwrap_or(if status == 422 {
+            "validation failed"
+        } else {
+            ""
+        })
+        .to_string();
+    ApiError::Status {
+        method: method.into(),
+        path: path.into(),
+        status,
+        code: None,
+        message,
+        fields,
+        request_id: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_errors_keep_their_field_paths() {
+        let body: Value = serde_json::json!({"errors": {"lines.0.item_id": ["Product needed"], "customer_id": ["The selected Customer is invalid."]}});
+        let e = status_error("POST", "/orders", 422, &body);
+        let text = e.to_string();
+        assert!(text.contains("lines.0.item_id: Product needed"), "{text}");
+        assert!(!e.is_retryable());
+    }
+
+    #[test]
+    fn the_bucket_spaces_requests_out() {
+        let mut b = Bucket::new(60);
+        for _ in 0..60 {
+            assert_eq!(b.take(), None);
+        }
+        assert!(b.take().is_some_and(|d| d <= Duration::from_secs(1)));
+    }
+}

@@ -1,0 +1,454 @@
+//! Tripletex API v2: session tokens, Basic auth, `{value}` and `{values}` envelopes, `from`/`count`
+//! paging, typed errors with their codes, the rate-limit headers, and `version` conflicts.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+use tracing::Instrument;
+
+use super::{ApiError, FieldMessage, RetryPolicy, Secret, idempotent, transport_error};
+
+/// How to reach one Tripletex company.
+#[derive(Debug, Clone)]
+pub struct TripletexConfig {
+    /// Base URL ending in `/v2` (production `https://tripletex.no/v2`, test
+    /// `https://api-test.tripletex.tech/v2`).
+    pub base_url: String,
+    pub consumer_token: Secret,
+    pub employee_token: Secret,
+    /// `0` for the token owner's company, else an accountant's client company id.
+    pub company_id: u64,
+    /// Days a session token is asked to live.
+    pub session_days: i64,
+    /// Page size for lists.
+    pub page_size: usize,
+    pub retry: RetryPolicy,
+}
+
+impl TripletexConfig {
+    pub fn new(
+        base_url: impl Into<String>,
+        consumer_token: Secret,
+        employee_token: Secret,
+    ) -> Self {
+        TripletexConfig {
+            base_url: base_url.into(),
+            consumer_token,
+            employee_token,
+            company_id: 0,
+            session_days: 2,
+            page_size: 1000,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+struct Session {
+    token: Secret,
+    /// Days since 1970-01-01 of the expiration date; the token dies at its midnight.
+    expires: i64,
+}
+
+/// What the last response said about the rate budget.
+#[derive(Debug, Clone, Copy, Default)]
+struct Budget {
+    remaining: Option<u64>,
+    reset_at: Option<Instant>,
+}
+
+/// A Tripletex client for one company.
+pub struct Tripletex {
+    http: reqwest::Client,
+    config: TripletexConfig,
+    session: Mutex<Option<Session>>,
+    budget: std::sync::Mutex<Budget>,
+}
+
+impl std::fmt::Debug for Tripletex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tripletex")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub values: Vec<Value>,
+    /// Where the next page starts, or `None` after the last (short) page.
+    pub next: Option<usize>,
+}
+
+impl Tripletex {
+    pub fn new(config: TripletexConfig) -> Result<Self, ApiError> {
+        let http = config.retry.client("rbtx")?;
+        Ok(Tripletex {
+            http,
+            config,
+            session: Mutex::new(None),
+            budget: std::sync::Mutex::new(Budget::default()),
+        })
+    }
+
+    /// `GET path`, the object inside `{"value": …}`; `None` on 404.
+    pub async fn get(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Option<Value>, ApiError> {
+        match self.send(Method::GET, path, query, None).await {
+            Ok(v) => Ok(Some(unwrap_value(v))),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One page of `GET path`, starting at `from`.
+    pub async fn page(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        from: usize,
+    ) -> Result<Page, ApiError> {
+        let count = self.config.page_size;
+        let mut q: Vec<(&str, String)> = query.to_vec();
+        q.push(("from", from.to_string()));
+        q.push(("count", count.to_string()));
+        let body = self.send(Method::GET, path, &q, None).await?;
+        let values = match body.get("values") {
+            Some(Value::Array(v)) => v.clone(),
+            _ => {
+                return Err(ApiError::Decode {
+                    method: "GET".into(),
+                    path: path.into(),
+                    message: "a list response without `values`".into(),
+                });
+            }
+        };
+        // `fullResultSize` is deprecated and inexact: a short page is the end.
+        let next = (values.len() >= count && !values.is_empty()).then_some(from + values.len());
+        Ok(Page { values, next })
+    }
+
+    /// Every record of `GET path`, page by page.
+    pub async fn list_all(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Vec<Value>, ApiError> {
+        let mut out = Vec::new();
+        let mut from = 0;
+        loop {
+            let page = self.page(path, query, from).await?;
+            out.extend(page.values);
+            match page.next {
+                Some(n) => from = n,
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// `POST path`; the created object.
+    pub async fn post(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        body: &Value,
+    ) -> Result<Value, ApiError> {
+        self.send(Method::POST, path, query, Some(body))
+            .await
+            .map(unwrap_value)
+    }
+
+    /// `PUT path`; the updated object.
+    pub async fn put(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        body: &Value,
+    ) -> Result<Value, ApiError> {
+        self.send(Method::PUT, path, query, Some(body))
+            .await
+            .map(unwrap_value)
+    }
+
+    /// Updates `path` with optimistic locking: reads the record, lets `change` build the body from
+    /// it, and writes it with the record's `version`. A revision conflict (409/8000) rereads and
+    /// reapplies, up to `attempts` times.
+    pub async fn update_versioned(
+        &self,
+        path: &str,
+        attempts: usize,
+        change: impl Fn(&Value) -> Value,
+    ) -> Result<Value, ApiError> {
+        let mut last = None;
+        for _ in 0..attempts.max(1) {
+            let current = self.get(path, &[]).await?.ok_or_else(|| ApiError::Status {
+                method: "GET".into(),
+                path: path.into(),
+                status: 404,
+                code: None,
+                message: "not found".into(),
+                fields: vec![],
+                request_id: None,
+            })?;
+            let mut body = change(&current);
+            if let (Some(obj), Some(v)) = (body.as_object_mut(), current.get("version")) {
+                obj.insert("version".into(), v.clone());
+            }
+            match self.put(path, &[], &body).await {
+                Err(e) if e.is_revision_conflict() => last = Some(e),
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or_else(|| ApiError::Config("no attempt made".into())))
+    }
+
+    async fn auth_header(&self, renew: bool) -> Result<String, ApiError> {
+        let mut session = self.session.lock().await;
+        let today = crate::dates::today();
+        let fresh = session.as_ref().is_some_and(|s| s.expires > today);
+        if renew || !fresh {
+            *session = Some(self.create_session(today).await?);
+        }
+        let token = session
+            .as_ref()
+            .map(|s| s.token.expose().to_string())
+            .unwrap_or_default();
+        let raw = format!("{}:{}", self.config.company_id, token);
+        Ok(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        ))
+    }
+
+    async fn create_session(&self, today: i64) -> Result<Session, ApiError> {
+        let expires = today + self.config.session_days.max(1);
+        let path = "/token/session/:create";
+        let body = json!({
+            "consumerToken": self.config.consumer_token.expose(),
+            "employeeToken": self.config.employee_token.expose(),
+            "expirationDate": crate::dates::format(expires),
+        });
+        let url = format!("{}{path}", self.config.base_url);
+        let resp = self
+            .http
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| transport_error("POST", path, &e))?;
+        let status = resp.status().as_u16();
+        let request_id = request_id(&resp);
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| transport_error("POST", path, &e))?;
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if !(200..300).contains(&status) {
+            return Err(status_error("POST", path, status, &v, request_id));
+        }
+        let token = v
+            .pointer("/value/token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::Decode {
+                method: "POST".into(),
+                path: path.into(),
+                message: "session response without `value.token`".into(),
+            })?;
+        tracing::info!(expires = %crate::dates::format(expires), "Created a Tripletex session.");
+        Ok(Session {
+            token: Secret::new(token),
+            expires,
+        })
+    }
+
+    /// Waits while the last response said the budget is spent.
+    async fn respect_budget(&self) {
+        let wait = self
+            .budget
+            .lock()
+            .ok()
+            .and_then(|b| match (b.remaining, b.reset_at) {
+                (Some(0), Some(at)) => at.checked_duration_since(Instant::now()),
+                _ => None,
+            });
+        if let Some(d) = wait {
+            tracing::debug!(
+                wait_ms = d.as_millis() as u64,
+                "Tripletex rate budget spent; waiting for the reset."
+            );
+            tokio::time::sleep(d).await;
+        }
+    }
+
+    fn note_budget(&self, headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+        let num = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|s| s.trim().parse::<u64>().ok())
+        };
+        let reset = num("x-rate-limit-reset").map(Duration::from_secs);
+        if let Ok(mut b) = self.budget.lock() {
+            b.remaining = num("x-rate-limit-remaining");
+            b.reset_at = reset.map(|d| Instant::now() + d);
+        }
+        reset
+    }
+
+    /// Sends one request with auth, retries and budget; the parsed body of a 2xx answer.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, ApiError> {
+        let url = format!("{}{}", self.config.base_url, encode_path(path));
+        let mut delays = self.config.retry.delays();
+        let mut renewed = false;
+        loop {
+            self.respect_budget().await;
+            let auth = self.auth_header(false).await?;
+            let started = Instant::now();
+            let mut req = self
+                .http
+                .request(method.clone(), &url)
+                .header("Authorization", auth)
+                .query(query);
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let span = tracing::debug_span!("tripletex", method = %method, path, status = tracing::field::Empty, request_id = tracing::field::Empty);
+            let result = req.send().instrument(span.clone()).await;
+            let (err, wait) = match result {
+                Err(e) => {
+                    let err = transport_error(method.as_str(), path, &e);
+                    if err.is_ambiguous() && !idempotent(&method) {
+                        return Err(err);
+                    }
+                    (err, None)
+                }
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let rid = request_id(&resp);
+                    let reset = self.note_budget(resp.headers());
+                    span.record("status", status);
+                    if let Some(r) = &rid {
+                        span.record("request_id", r.as_str());
+                    }
+                    let text = resp
+                        .text()
+                        .await
+                        .map_err(|e| transport_error(method.as_str(), path, &e))?;
+                    tracing::debug!(parent: &span, duration_ms = started.elapsed().as_millis() as u64, "Tripletex answered.");
+                    let v: Value = if text.trim().is_empty() {
+                        Value::Null
+                    } else {
+                        serde_json::from_str(&text).map_err(|e| ApiError::Decode {
+                            method: method.to_string(),
+                            path: path.into(),
+                            message: format!("invalid JSON ({e})"),
+                        })?
+                    };
+                    if (200..300).contains(&status) {
+                        return Ok(v);
+                    }
+                    let err = status_error(method.as_str(), path, status, &v, rid);
+                    if status == 401 && !renewed {
+                        // An expired or revoked session: renew once and retry.
+                        renewed = true;
+                        self.auth_header(true).await?;
+                        continue;
+                    }
+                    // A write that failed with 5xx may have been applied: the caller decides.
+                    if !err.is_retryable()
+                        || err.is_revision_conflict()
+                        || (status >= 500 && !idempotent(&method))
+                    {
+                        return Err(err);
+                    }
+                    (err, if status == 429 { reset } else { None })
+                }
+            };
+            match delays.next() {
+                Some(d) => {
+                    let d = wait.map(|w| w.max(d)).unwrap_or(d);
+                    tracing::warn!(error = %err, retry_in_ms = d.as_millis() as u64, "Tripletex call failed; retrying.");
+                    tokio::time::sleep(d).await;
+                }
+                None => return Err(err),
+            }
+        }
+    }
+}
+
+fn unwrap_value(v: Value) -> Value {
+    match v {
+        Value::Object(mut m) if m.contains_key("value") => m.remove("value").unwrap_or(Value::Null),
+        other => other,
+    }
+}
+
+fn request_id(resp: &reqwest::Response) -> Option<String> {
+    resp.headers()
+        .get("x-tlx-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Path segments are sent as written, but `>` (aggregates like `>whoAmI`) must be encoded.
+fn encode_path(path: &str) -> String {
+    path.replace('>', "%3E")
+}
+
+fn status_error(
+    method: &str,
+    path: &str,
+    status: u16,
+    body: &Value,
+    request_id: Option<String>,
+) -> ApiError {
+    let fields = body
+        .get("validationMessages")
+        .and_then(Value::as_array)
+        .map(|ms| {
+            ms.iter()
+                .map(|m| FieldMessage {
+                    field: m
+                        .get("field")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    message: m
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ApiError::Status {
+        method: method.into(),
+        path: path.into(),
+        status,
+        code: body.get("code").and_then(Value::as_i64),
+        message: body
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        fields,
+        request_id: request_id.or_else(|| {
+            body.get("requestId")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        }),
+    }
+}
