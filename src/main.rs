@@ -266,7 +266,8 @@ fn sandbox(args: SandboxArgs) -> Result<ExitCode, String> {
         faults,
         ..Default::default()
     };
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let runtime =
+        tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async {
         let sandboxes = rbtx::sandbox::start(config.clone())
             .await
