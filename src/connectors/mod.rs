@@ -90,10 +90,12 @@ pub enum ApiError {
         path: String,
         message: String,
     },
-    /// The client is misconfigured (bad base URL, missing credentials).
-    #[error("{0}")]
-    Config(String),
 }
+
+/// A client that cannot be built (bad settings); separate from call errors, and small.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
 
 fn fields_text(fields: &[FieldMessage]) -> String {
     if fields.is_empty() {
@@ -128,7 +130,7 @@ impl ApiError {
                 *status == 429 || *status >= 500 || (*status == 409 && *code == Some(8000))
             }
             ApiError::Transport { .. } => true,
-            ApiError::Decode { .. } | ApiError::Config(_) => false,
+            ApiError::Decode { .. } => false,
         }
     }
 
@@ -188,14 +190,14 @@ impl RetryPolicy {
             .build()
     }
 
-    fn client(&self, user_agent: &str) -> Result<reqwest::Client, ApiError> {
+    fn client(&self, user_agent: &str) -> Result<reqwest::Client, ConfigError> {
         reqwest::Client::builder()
             .timeout(self.timeout)
             .connect_timeout(self.connect_timeout)
             .user_agent(user_agent)
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
-            .map_err(|e| ApiError::Config(format!("cannot build the HTTP client: {e}")))
+            .map_err(|e| ConfigError(format!("cannot build the HTTP client: {e}")))
     }
 }
 

@@ -8,7 +8,9 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use tracing::Instrument;
 
-use super::{ApiError, FieldMessage, RetryPolicy, Secret, idempotent, transport_error};
+use super::{
+    ApiError, ConfigError, FieldMessage, RetryPolicy, Secret, idempotent, transport_error,
+};
 
 /// How to reach one Rackbeat account.
 #[derive(Debug, Clone)]
@@ -101,7 +103,7 @@ impl std::fmt::Debug for Rackbeat {
 }
 
 impl Rackbeat {
-    pub fn new(config: RackbeatConfig) -> Result<Self, ApiError> {
+    pub fn new(config: RackbeatConfig) -> Result<Self, ConfigError> {
         let ua = format!("{} ({})", config.consumer_name, config.consumer_contact);
         let http = config.retry.client(&ua)?;
         let bucket = Mutex::new(Bucket::new(config.requests_per_minute));

@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use tracing::Instrument;
 
-use super::{ApiError, FieldMessage, RetryPolicy, Secret, idempotent, transport_error};
+use super::{
+    ApiError, ConfigError, FieldMessage, RetryPolicy, Secret, idempotent, transport_error,
+};
 
 /// How to reach one Tripletex company.
 #[derive(Debug, Clone)]
@@ -84,7 +86,7 @@ pub struct Page {
 }
 
 impl Tripletex {
-    pub fn new(config: TripletexConfig) -> Result<Self, ApiError> {
+    pub fn new(config: TripletexConfig) -> Result<Self, ConfigError> {
         let http = config.retry.client("rbtx")?;
         Ok(Tripletex {
             http,
@@ -205,7 +207,12 @@ impl Tripletex {
                 other => return other,
             }
         }
-        Err(last.unwrap_or_else(|| ApiError::Config("no attempt made".into())))
+        // `attempts.max(1)` ran at least once, so `last` holds the conflict that ended the loop.
+        Err(last.unwrap_or_else(|| ApiError::Decode {
+            method: "PUT".into(),
+            path: path.into(),
+            message: "no update attempted".into(),
+        }))
     }
 
     async fn auth_header(&self, renew: bool) -> Result<String, ApiError> {
@@ -226,7 +233,26 @@ impl Tripletex {
         ))
     }
 
+    /// Creates a session, retrying throttling, server errors and lost connections: an extra
+    /// session is harmless, so unlike other POSTs this one may be repeated.
     async fn create_session(&self, today: i64) -> Result<Session, ApiError> {
+        let mut delays = self.config.retry.delays();
+        loop {
+            match self.try_create_session(today).await {
+                Ok(s) => return Ok(s),
+                Err(e) if e.is_retryable() => match delays.next() {
+                    Some(d) => {
+                        tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "Creating a Tripletex session failed; retrying.");
+                        tokio::time::sleep(d).await;
+                    }
+                    None => return Err(e),
+                },
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn try_create_session(&self, today: i64) -> Result<Session, ApiError> {
         let expires = today + self.config.session_days.max(1);
         let path = "/token/session/:create";
         let body = json!({

@@ -488,20 +488,7 @@ fn to_mj(v: &V) -> Result<MjValue, Fallback> {
         None => MjValue::UNDEFINED,
         Some(Value::Null) => MjValue::from(()),
         Some(Value::Bool(b)) => MjValue::from(*b),
-        Some(Value::Number(n)) => {
-            if let Some(i) = n.as_i64() {
-                MjValue::from(i)
-            } else if let Some(u) = n.as_u64() {
-                MjValue::from(u)
-            } else {
-                let f = n.as_f64().unwrap_or(f64::NAN);
-                if f.fract() == 0.0 && f.abs() < 9.0e15 {
-                    MjValue::from(f as i64)
-                } else {
-                    MjValue::from(f)
-                }
-            }
-        }
+        Some(Value::Number(n)) => super::template::number(n),
         Some(Value::String(s)) => MjValue::from(s.as_str()),
         Some(_) => return Err(Fallback),
     })

@@ -979,26 +979,29 @@ impl JsonView {
     }
 }
 
+/// A JSON number as a template number; whole floats become integers.
+pub(crate) fn number(n: &serde_json::Number) -> MjValue {
+    if let Some(i) = n.as_i64() {
+        MjValue::from(i)
+    } else if let Some(u) = n.as_u64() {
+        MjValue::from(u)
+    } else {
+        let f = n.as_f64().unwrap_or(f64::NAN);
+        if f.fract() == 0.0 && f.abs() < 9.0e15 {
+            MjValue::from(f as i64)
+        } else {
+            MjValue::from(f)
+        }
+    }
+}
+
 /// A JSON value as a template value: scalars directly (whole floats as integers, since JSON does
 /// not tell 25 from 25.0), objects and arrays as views.
 fn view(v: &Value, root: &Arc<Value>, path: &Path) -> MjValue {
     match v {
         Value::Null => MjValue::from(()),
         Value::Bool(b) => MjValue::from(*b),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                MjValue::from(i)
-            } else if let Some(u) = n.as_u64() {
-                MjValue::from(u)
-            } else {
-                let f = n.as_f64().unwrap_or(f64::NAN);
-                if f.fract() == 0.0 && f.abs() < 9.0e15 {
-                    MjValue::from(f as i64)
-                } else {
-                    MjValue::from(f)
-                }
-            }
-        }
+        Value::Number(n) => number(n),
         Value::String(s) => MjValue::from(s.as_str()),
         Value::Object(_) | Value::Array(_) => MjValue::from_object(JsonView {
             root: root.clone(),

@@ -106,7 +106,12 @@ mod tests {
 
     #[test]
     fn the_same_seed_draws_the_same_faults() {
-        let cfg = FaultConfig { seed: 7, rate_429: 0.3, rate_5xx: 0.3, ..Default::default() };
+        let cfg = FaultConfig {
+            seed: 7,
+            rate_429: 0.3,
+            rate_5xx: 0.3,
+            ..Default::default()
+        };
         let (a, b) = (Faults::new(cfg.clone()), Faults::new(cfg));
         let xs: Vec<_> = (0..50).map(|_| a.draw(true).0).collect();
         let ys: Vec<_> = (0..50).map(|_| b.draw(true).0).collect();

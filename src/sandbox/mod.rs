@@ -68,5 +68,8 @@ pub struct Sandboxes {
 pub async fn start(config: SandboxConfig) -> std::io::Result<Sandboxes> {
     let tripletex = tripletex::start(&config).await?;
     let rackbeat = rackbeat::start(&config).await?;
-    Ok(Sandboxes { tripletex, rackbeat })
+    Ok(Sandboxes {
+        tripletex,
+        rackbeat,
+    })
 }

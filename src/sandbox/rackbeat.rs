@@ -1,21 +1,308 @@
-//! The Rackbeat sandbox (placeholder until implemented).
+//! The Rackbeat sandbox: Rackbeat's REST API (`/api`) on 127.0.0.1, as documented in
+//! `reference/rackbeat/API-NOTES.md`: bearer auth, 206 list envelopes with paging and filters,
+//! singular envelopes, 422 validation errors, percent-encoded item numbers, products, lots (BOMs),
+//! customers, suppliers, customer invoices with booking, payment terms, employees, product groups
+//! and units, and webhooks delivered to subscribers with retries.
+//!
+//! Tests drive it like a Rackbeat user through [`Handle`] (writes fire webhooks just as the UI's
+//! do) and read back what it delivered. `/admin/…` offers the same read-outs over HTTP for a
+//! sandbox in another process.
 
+mod http;
+mod query;
+mod resources;
+mod seed;
+mod store;
+mod time;
+mod webhooks;
+
+use std::collections::VecDeque;
+use std::fmt;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
-use super::SandboxConfig;
+use serde_json::Value;
+
+pub use resources::{INVOICE_BOOKED_EVENT, KNOWN_EVENTS, Resource};
+pub use store::{ApiError, Errors, Event};
+pub use webhooks::{Delivery, default_retry_delays};
+
+use super::faults::{FaultConfig, Faults};
+use super::{RACKBEAT_ACCOUNT_ID, SandboxConfig};
+use store::Store;
+use time::Unix;
+use webhooks::{Dispatcher, Job};
+
+/// Locks a mutex, recovering the data if a holder panicked (nothing here leaves it half-written).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One request the sandbox received on `/api`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RequestRecord {
+    pub method: String,
+    /// The path as sent (still percent-encoded).
+    pub path: String,
+    pub query: Option<String>,
+    /// The status answered; `None` when the connection was dropped (an injected fault).
+    pub status: Option<u16>,
+    /// The consumer headers Rackbeat asks integrations to send.
+    pub consumer_name: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// State shared by the HTTP handlers, the webhook workers and the [`Handle`].
+pub(crate) struct Shared {
+    store: Mutex<Store>,
+    faults: Faults,
+    token: String,
+    dispatcher: Dispatcher,
+    fired: Mutex<Vec<Event>>,
+    /// The latest requests, at most [`REQUEST_LOG_SIZE`].
+    requests: Mutex<VecDeque<RequestRecord>>,
+    /// 429s answered so far.
+    throttled: AtomicU64,
+}
+
+/// How many requests the log keeps (a long benchmark run must not grow it without bound).
+const REQUEST_LOG_SIZE: usize = 100_000;
+
+impl Shared {
+    fn log_request(&self, record: RequestRecord) {
+        let mut log = lock(&self.requests);
+        if log.len() == REQUEST_LOG_SIZE {
+            log.pop_front();
+        }
+        log.push_back(record);
+    }
+
+    /// Runs a write on the store and fires the events it caused (unless suppressed). Events are
+    /// queued while the store is still locked, so concurrent writes fire in the order they
+    /// happened.
+    fn write<T>(
+        self: &Arc<Self>,
+        suppress: bool,
+        op: impl FnOnce(&mut Store, Unix) -> Result<(T, Vec<Event>), ApiError>,
+    ) -> Result<T, ApiError> {
+        let mut store = lock(&self.store);
+        let (out, events) = op(&mut store, time::now())?;
+        if suppress {
+            return Ok(out);
+        }
+        for e in events {
+            for to in store.subscribers(&e.event) {
+                let job = Job {
+                    to,
+                    event: e.event.clone(),
+                    body: e.body.clone(),
+                    attempt: 1,
+                };
+                webhooks::enqueue(self, job);
+            }
+            lock(&self.fired).push(e);
+        }
+        Ok(out)
+    }
+
+    fn create(
+        self: &Arc<Self>,
+        r: Resource,
+        body: Value,
+        suppress: bool,
+    ) -> Result<Value, ApiError> {
+        self.write(suppress, |s, now| {
+            let (key, mut events) = s.create(r, body, now)?;
+            // A customer invoice created through the API is booked at once; drafts have their
+            // own endpoint.
+            if r == Resource::CustomerInvoice {
+                events.extend(s.book(&key, now)?.1);
+            }
+            Ok((s.get(r, &key).unwrap_or(Value::Null), events))
+        })
+    }
+
+    fn create_draft(self: &Arc<Self>, body: Value) -> Result<Value, ApiError> {
+        let r = Resource::CustomerInvoice;
+        self.write(true, |s, now| {
+            let (key, events) = s.create(r, body, now)?;
+            Ok((s.get(r, &key).unwrap_or(Value::Null), events))
+        })
+    }
+
+    fn update(
+        self: &Arc<Self>,
+        r: Resource,
+        key: &str,
+        body: Value,
+        suppress: bool,
+    ) -> Result<Value, ApiError> {
+        self.write(suppress, |s, now| {
+            let (key, events) = s.update(r, key, body, now)?;
+            Ok((s.get(r, &key).unwrap_or(Value::Null), events))
+        })
+    }
+
+    fn delete(self: &Arc<Self>, r: Resource, key: &str, suppress: bool) -> Result<(), ApiError> {
+        self.write(suppress, |s, _| Ok(((), s.delete(r, key)?)))
+    }
+
+    fn book(self: &Arc<Self>, key: &str, suppress: bool) -> Result<Value, ApiError> {
+        let r = Resource::CustomerInvoice;
+        self.write(suppress, |s, now| {
+            let (key, events) = s.book(key, now)?;
+            Ok((s.get(r, &key).unwrap_or(Value::Null), events))
+        })
+    }
+
+    fn convert(
+        self: &Arc<Self>,
+        key: &str,
+        body: Value,
+        suppress: bool,
+    ) -> Result<Value, ApiError> {
+        self.write(suppress, |s, now| {
+            let (key, events) = s.convert(key, body, now)?;
+            Ok((s.get(Resource::Lot, &key).unwrap_or(Value::Null), events))
+        })
+    }
+}
 
 /// A running Rackbeat sandbox.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Handle {
     pub addr: SocketAddr,
     /// Base URL ending in `/api`.
     pub base_url: String,
+    /// The API token it accepts.
+    pub token: String,
+    shared: Arc<Shared>,
 }
 
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("addr", &self.addr)
+            .field("base_url", &self.base_url)
+            .finish()
+    }
+}
+
+/// The admin surface: what a Rackbeat user does in the UI (every write fires its webhooks), and
+/// read-outs for assertions. Keys are numbers as in the API (items also by `urlfriendly_number`).
+impl Handle {
+    /// Creates a record. A customer invoice is booked at once, like `POST /customer-invoices`.
+    pub fn create(&self, r: Resource, body: Value) -> Result<Value, ApiError> {
+        self.shared.create(r, body, false)
+    }
+
+    /// Creates an unbooked customer invoice (`POST /customer-invoices/drafts`).
+    pub fn create_draft_invoice(&self, body: Value) -> Result<Value, ApiError> {
+        self.shared.create_draft(body)
+    }
+
+    pub fn update(&self, r: Resource, key: &str, body: Value) -> Result<Value, ApiError> {
+        self.shared.update(r, key, body, false)
+    }
+
+    pub fn delete(&self, r: Resource, key: &str) -> Result<(), ApiError> {
+        self.shared.delete(r, key, false)
+    }
+
+    /// Books a draft customer invoice, firing the booked-invoice webhook.
+    pub fn book_invoice(&self, number: u64) -> Result<Value, ApiError> {
+        self.shared.book(&number.to_string(), false)
+    }
+
+    /// Converts a product into a lot (BOM): `product.deleted` (converted_to_lot), `lot.created`.
+    pub fn convert_to_lot(&self, number: &str) -> Result<Value, ApiError> {
+        self.shared.convert(number, Value::Null, false)
+    }
+
+    /// A record as `GET /<resource>/{key}` shows it (without the envelope).
+    pub fn get(&self, r: Resource, key: &str) -> Option<Value> {
+        lock(&self.shared.store).get(r, key)
+    }
+
+    /// Every record of a kind, in list order.
+    pub fn list(&self, r: Resource) -> Vec<Value> {
+        lock(&self.shared.store).all(r)
+    }
+
+    /// The webhook subscriptions, as `GET /webhooks` shows them (without tokens).
+    pub fn webhooks(&self) -> Vec<Value> {
+        lock(&self.shared.store).webhooks(None)
+    }
+
+    /// Every delivery attempt so far, in the order made.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.shared.dispatcher.deliveries()
+    }
+
+    /// Waits until at least `count` delivery attempts have been made, or `timeout` passes;
+    /// returns the attempts made by then.
+    pub async fn wait_for_deliveries(&self, count: usize, timeout: Duration) -> Vec<Delivery> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let made = self.deliveries();
+            if made.len() >= count || tokio::time::Instant::now() >= deadline {
+                return made;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Every webhook event fired (subscribed to or not); suppressed writes fire none.
+    pub fn events(&self) -> Vec<Event> {
+        lock(&self.shared.fired).clone()
+    }
+
+    /// The requests received on `/api` (the latest 100 000).
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        lock(&self.shared.requests).iter().cloned().collect()
+    }
+
+    /// Replaces the fault injection for the requests that follow.
+    pub fn set_faults(&self, config: FaultConfig) {
+        self.shared.faults.set(config);
+    }
+
+    pub fn faults(&self) -> FaultConfig {
+        self.shared.faults.config()
+    }
+
+    /// Sets the waits before each retry of a failed delivery (one entry per retry).
+    pub fn set_retry_delays(&self, delays: Vec<Duration>) {
+        self.shared.dispatcher.set_retry_delays(delays);
+    }
+}
+
+/// Binds the sandbox, seeds it from `config.seed` and serves it on the current tokio runtime.
 pub async fn start(config: &SandboxConfig) -> std::io::Result<Handle> {
     let listener = tokio::net::TcpListener::bind(config.rackbeat_addr).await?;
     let addr = listener.local_addr()?;
-    let app = axum::Router::new();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok(Handle { addr, base_url: format!("http://{addr}/api") })
+    let base_url = format!("http://{addr}/api");
+    let mut store = Store::new(base_url.clone(), config.seed);
+    seed::seed(&mut store, config.seed, config.data)
+        .map_err(|e| std::io::Error::other(format!("seeding the Rackbeat sandbox: {e:?}")))?;
+    let shared = Arc::new(Shared {
+        store: Mutex::new(store),
+        faults: Faults::new(config.faults.clone()),
+        token: config.rackbeat_token.clone(),
+        dispatcher: Dispatcher::new(RACKBEAT_ACCOUNT_ID)?,
+        fired: Mutex::new(Vec::new()),
+        requests: Mutex::new(VecDeque::new()),
+        throttled: AtomicU64::new(0),
+    });
+    let app =
+        http::router(shared.clone()).into_make_service_with_connect_info::<http::Connection>();
+    tokio::spawn(async move { axum::serve(http::FaultyListener(listener), app).await });
+    Ok(Handle {
+        addr,
+        base_url,
+        token: config.rackbeat_token.clone(),
+        shared,
+    })
 }
