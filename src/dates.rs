@@ -25,13 +25,51 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// Seconds since 1970-01-01 00:00 UTC, now.
+pub fn now_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// Today's date (UTC) as days since 1970-01-01.
 pub fn today() -> i64 {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    (secs / 86_400) as i64
+    now_seconds().div_euclid(86_400)
+}
+
+pub fn days_in_month(y: i64, m: u32) -> i64 {
+    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    days_from_civil(ny, nm, 1) - days_from_civil(y, m, 1)
+}
+
+/// The same day `n` months later, clamped to the last day of a shorter month.
+pub fn add_months(days: i64, n: i64) -> i64 {
+    let (y, m, d) = civil_from_days(days);
+    let total = y * 12 + i64::from(m) - 1 + n;
+    let (ny, nm) = (total.div_euclid(12), (total.rem_euclid(12) + 1) as u32);
+    days_from_civil(ny, nm, d.min(days_in_month(ny, nm) as u32))
+}
+
+/// Exactly `YYYY-MM-DD` naming a real day (what Tripletex accepts).
+pub fn parse_strict(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        part.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| part.parse().ok())
+            .flatten()
+    };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let m = u32::try_from(m).ok().filter(|m| (1..=12).contains(m))?;
+    if d < 1 || d > days_in_month(y, m) {
+        return None;
+    }
+    Some(days_from_civil(y, m, d as u32))
 }
 
 /// Days since 1970-01-01 as `YYYY-MM-DD`.

@@ -27,12 +27,11 @@ fn repoint(v: &mut Value, ids: &HashMap<&str, i64>) {
     match v {
         Value::Object(m) => {
             for (k, child) in m.iter_mut() {
-                if let Some(id) = ids.get(k.as_str()) {
-                    if let Some(obj) = child.as_object_mut() {
-                        if obj.contains_key("id") {
-                            obj.insert("id".into(), json!(id));
-                        }
-                    }
+                if let Some(id) = ids.get(k.as_str())
+                    && let Some(obj) = child.as_object_mut()
+                    && obj.contains_key("id")
+                {
+                    obj.insert("id".into(), json!(id));
                 }
                 repoint(child, ids);
             }
@@ -45,7 +44,7 @@ fn repoint(v: &mut Value, ids: &HashMap<&str, i64>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sandbox_accepts_every_body_the_pack_makes_and_rejects_unknown_fields() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings");
-    let pack = load_pack(&[root.clone()]);
+    let pack = load_pack(std::slice::from_ref(&root));
     let report = rbtx::testing::run(&[root], &pack, false);
     assert_eq!(report.failed(), 0, "{}", report.render());
     assert!(
