@@ -201,6 +201,23 @@ impl RetryPolicy {
     }
 }
 
+/// After a retryable failure: sleeps for the next delay (or the server's own wait, if longer) and
+/// returns `Ok`, or gives the error back when the retries are used up.
+async fn back_off(
+    delays: &mut impl Iterator<Item = Duration>,
+    err: ApiError,
+    server_wait: Option<Duration>,
+    api: &str,
+) -> Result<(), ApiError> {
+    let Some(d) = delays.next() else {
+        return Err(err);
+    };
+    let d = server_wait.map_or(d, |w| w.max(d));
+    tracing::warn!(api, error = %err, retry_in_ms = d.as_millis() as u64, "API call failed; retrying.");
+    tokio::time::sleep(d).await;
+    Ok(())
+}
+
 /// A request failure from reqwest as an `ApiError`: whether the server may have seen it decides
 /// whether a write is ambiguous.
 fn transport_error(method: &str, path: &str, e: &reqwest::Error) -> ApiError {

@@ -9,7 +9,7 @@ use tokio::sync::Mutex;
 use tracing::Instrument;
 
 use super::{
-    ApiError, ConfigError, FieldMessage, RetryPolicy, Secret, idempotent, transport_error,
+    ApiError, ConfigError, FieldMessage, RetryPolicy, Secret, back_off, idempotent, transport_error,
 };
 
 /// How to reach one Rackbeat account.
@@ -266,14 +266,7 @@ impl Rackbeat {
                     (err, retry_after)
                 }
             };
-            match delays.next() {
-                Some(d) => {
-                    let d = wait.map(|w| w.max(d)).unwrap_or(d);
-                    tracing::warn!(error = %err, retry_in_ms = d.as_millis() as u64, "Rackbeat call failed; retrying.");
-                    tokio::time::sleep(d).await;
-                }
-                None => return Err(err),
-            }
+            back_off(&mut delays, err, wait, "rackbeat").await?;
         }
     }
 }

@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 use tracing::Instrument;
 
 use super::{
-    ApiError, ConfigError, FieldMessage, RetryPolicy, Secret, idempotent, transport_error,
+    ApiError, ConfigError, FieldMessage, RetryPolicy, Secret, back_off, idempotent, transport_error,
 };
 
 /// How to reach one Tripletex company.
@@ -240,13 +240,7 @@ impl Tripletex {
         loop {
             match self.try_create_session(today).await {
                 Ok(s) => return Ok(s),
-                Err(e) if e.is_retryable() => match delays.next() {
-                    Some(d) => {
-                        tracing::warn!(error = %e, retry_in_ms = d.as_millis() as u64, "Creating a Tripletex session failed; retrying.");
-                        tokio::time::sleep(d).await;
-                    }
-                    None => return Err(e),
-                },
+                Err(e) if e.is_retryable() => back_off(&mut delays, e, None, "tripletex").await?,
                 Err(e) => return Err(e),
             }
         }
@@ -402,14 +396,7 @@ impl Tripletex {
                     (err, if status == 429 { reset } else { None })
                 }
             };
-            match delays.next() {
-                Some(d) => {
-                    let d = wait.map(|w| w.max(d)).unwrap_or(d);
-                    tracing::warn!(error = %err, retry_in_ms = d.as_millis() as u64, "Tripletex call failed; retrying.");
-                    tokio::time::sleep(d).await;
-                }
-                None => return Err(err),
-            }
+            back_off(&mut delays, err, wait, "tripletex").await?;
         }
     }
 }
