@@ -416,3 +416,36 @@ async fn tripletex_session_is_renewed_after_a_401() {
         .expect("renewed and retried");
     assert_eq!(before.len(), after.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_answer_is_lost_is_reported_ambiguous_not_retried() {
+    let sb = sandboxes(SandboxConfig::default()).await;
+    let tx = tripletex_client(&sb.tripletex.base_url);
+    tx.list_all("/ledger/vatType", &[]).await.expect("session");
+    // The sandbox applies the write, then drops the connection without answering.
+    sb.tripletex.set_faults(FaultConfig {
+        seed: 1,
+        rate_drop: 1.0,
+        writes_only: true,
+        ..Default::default()
+    });
+    let e = tx
+        .post(
+            "/product",
+            &[],
+            &json!({"name": "Tapt svar", "number": "LOST-1"}),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ApiError::Transport { sent: true, .. }), "{e:?}");
+    assert!(
+        e.is_ambiguous(),
+        "the caller must look the record up before writing again"
+    );
+    sb.tripletex.set_faults(FaultConfig::default());
+    let found = tx
+        .list_all("/product", &[("productNumber", "LOST-1".to_string())])
+        .await
+        .expect("lookup");
+    assert_eq!(found.len(), 1, "the POST was applied once and not repeated");
+}
