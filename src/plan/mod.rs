@@ -312,8 +312,25 @@ pub fn load_pack(paths: &[PathBuf]) -> Pack {
     }
     // Entities as the files declare them, compiled or not, so one broken file does not make every
     // reference to its entity an error too.
+    // A file validated on its own is checked against the mappings beside it, which start-up
+    // would load with it; they are read for their entity only, and not reported on.
+    let mut context: Vec<Document> = Vec::new();
+    for p in paths.iter().filter(|p| p.is_file()) {
+        let siblings = p
+            .parent()
+            .map(|d| discover(&[d.to_path_buf()]))
+            .and_then(Result::ok);
+        for s in siblings.unwrap_or_default() {
+            if !docs.iter().chain(&context).any(|d| d.path == s) {
+                if let Ok(d) = Document::load(&s) {
+                    context.push(d);
+                }
+            }
+        }
+    }
     let declared: Vec<(String, String)> = docs
         .iter()
+        .chain(&context)
         .filter_map(|d| {
             Some((
                 d.value.get("direction")?.as_str()?.to_string(),
