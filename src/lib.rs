@@ -10,5 +10,6 @@ pub mod engine;
 pub mod plan;
 pub mod sandbox;
 pub mod spec;
+pub mod store;
 pub mod testing;
 pub mod tripletex_spec;

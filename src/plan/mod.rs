@@ -321,10 +321,10 @@ pub fn load_pack(paths: &[PathBuf]) -> Pack {
             .map(|d| discover(&[d.to_path_buf()]))
             .and_then(Result::ok);
         for s in siblings.unwrap_or_default() {
-            if !docs.iter().chain(&context).any(|d| d.path == s) {
-                if let Ok(d) = Document::load(&s) {
-                    context.push(d);
-                }
+            if !docs.iter().chain(&context).any(|d| d.path == s)
+                && let Ok(d) = Document::load(&s)
+            {
+                context.push(d);
             }
         }
     }

@@ -1,0 +1,199 @@
+//! The durable store of the sync runtime: the webhook event queue, dead letters, bindings
+//! (source key → target id) and checkpoints. One trait, [`Store`], with backends beside it
+//! ([`sqlite::SqliteStore`] embedded; PostgreSQL to come). The store never knows either API: it
+//! keeps events, keys and JSON values, and nothing here depends on what they mean.
+//!
+//! Time is passed in (`now_ms`, unix milliseconds) wherever the logic depends on it, so the
+//! behaviour is deterministic under test.
+//!
+//! # The queue
+//!
+//! An event is *open* from `enqueue` until it is completed, superseded or dead-lettered. A claim
+//! takes, per `(tenant, entity, key)`, only the latest open event and marks the older ones
+//! superseded in the same transaction (ten updates to one product become one push of its latest
+//! state). A key with an event under an unexpired lease is skipped, so one key is never worked on
+//! by two workers at once and its events are handled in arrival order. A lease that expires
+//! (the worker crashed) makes the event claimable again. `complete`, `retry` and `dead_letter`
+//! only act while the caller still holds the lease, so a worker whose lease expired and was taken
+//! over cannot overwrite the new owner's outcome.
+
+pub mod sqlite;
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// An event as received, before it has an id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewEvent {
+    pub tenant: String,
+    /// The entity the event is about (`product`, `customer`, …).
+    pub entity: String,
+    /// The entity's key in the source system (a product number, a customer number, …).
+    pub key: String,
+    /// The event name as delivered, e.g. `product.updated`.
+    pub event: String,
+    pub payload: Value,
+    /// Unix milliseconds.
+    pub received_at: i64,
+}
+
+/// A queued event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: i64,
+    pub tenant: String,
+    pub entity: String,
+    pub key: String,
+    pub event: String,
+    pub payload: Value,
+    /// Unix milliseconds.
+    pub received_at: i64,
+    /// Failed attempts so far (incremented by [`Store::retry`]).
+    pub attempts: u32,
+}
+
+/// What the runtime remembers about one synced record: where it went and what was last sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Binding {
+    pub tenant: String,
+    /// `rackbeat_to_tripletex` or `tripletex_to_rackbeat`; opaque to the store.
+    pub direction: String,
+    pub entity: String,
+    pub source_key: String,
+    /// The target's id, kept as JSON because the two APIs use numbers and strings.
+    pub target_id: Value,
+    /// The target's revision, for APIs with optimistic locking.
+    pub version: Option<i64>,
+    /// Hash of the last body sent, so an unchanged body is not sent again.
+    pub body_hash: Option<String>,
+    /// Unix milliseconds.
+    pub updated_at: i64,
+}
+
+/// An event that failed permanently, with why and where.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub event: Event,
+    pub reason: String,
+    /// The mapping that failed, when one was chosen.
+    pub mapping: Option<String>,
+    /// The field path the failure is about, when known.
+    pub field: Option<String>,
+    /// Unix milliseconds.
+    pub failed_at: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored JSON could not be read or written: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the store's connection is unusable after an earlier failure")]
+    Poisoned,
+    #[error("the store's background task failed: {0}")]
+    Task(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The durable store. Every method is one transaction: when it returns `Ok`, the change is on disk.
+pub trait Store: Send + Sync {
+    /// Applies the schema migrations not applied yet and returns how many it applied.
+    /// Running it again is a no-op.
+    fn migrate(&self) -> impl Future<Output = Result<usize>> + Send;
+
+    /// Persists an event and returns its id. Durable on return, so the intake may answer 2xx.
+    fn enqueue(&self, event: NewEvent) -> impl Future<Output = Result<i64>> + Send;
+
+    /// Claims up to `limit` keys that are ready at `now_ms` (of `tenant`, or of any tenant when
+    /// `None`) for `worker`, leased until `now_ms + lease_ms`, and returns the latest open event of
+    /// each, oldest waiting key first. Older open events of a claimed key are superseded.
+    /// `worker` must be unique among live workers (include the host and process).
+    fn claim(
+        &self,
+        tenant: Option<&str>,
+        worker: &str,
+        limit: usize,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> impl Future<Output = Result<Vec<Event>>> + Send;
+
+    /// Marks a claimed event done. `false` when `worker` no longer holds its lease.
+    fn complete(&self, id: i64, worker: &str) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Puts a claimed event back, counting one more attempt, ready again at `not_before_ms`.
+    /// `false` when `worker` no longer holds its lease.
+    fn retry(
+        &self,
+        id: i64,
+        worker: &str,
+        error: &str,
+        not_before_ms: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Moves a claimed event to the dead letters and returns the dead letter's id.
+    /// `None` when `worker` no longer holds its lease.
+    fn dead_letter(
+        &self,
+        id: i64,
+        worker: &str,
+        reason: &str,
+        mapping: Option<&str>,
+        field: Option<&str>,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Option<i64>>> + Send;
+
+    /// Dead letters, oldest first.
+    fn list_dead_letters(&self) -> impl Future<Output = Result<Vec<DeadLetter>>> + Send;
+
+    fn get_dead_letter(&self, id: i64) -> impl Future<Output = Result<Option<DeadLetter>>> + Send;
+
+    /// Puts a dead-lettered event back in the queue with its attempts reset; it keeps its id, so a
+    /// newer event for the same key still supersedes it. `false` when there is no such dead letter.
+    fn replay(&self, id: i64) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Replays every dead letter and returns how many.
+    fn replay_all(&self) -> impl Future<Output = Result<usize>> + Send;
+
+    /// Open events (waiting, scheduled for retry, or claimed).
+    fn queue_depth(&self) -> impl Future<Output = Result<u64>> + Send;
+
+    fn get_binding(
+        &self,
+        tenant: &str,
+        direction: &str,
+        entity: &str,
+        source_key: &str,
+    ) -> impl Future<Output = Result<Option<Binding>>> + Send;
+
+    /// Inserts the binding or replaces the one with the same tenant, direction, entity and key.
+    fn put_binding(&self, binding: Binding) -> impl Future<Output = Result<()>> + Send;
+
+    /// Moves a binding to a renumbered key, replacing any binding already at `new_key` (the moved
+    /// one points at the record that was renumbered). `false` when there was none at `old_key`.
+    fn move_binding(
+        &self,
+        tenant: &str,
+        direction: &str,
+        entity: &str,
+        old_key: &str,
+        new_key: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    fn get_checkpoint(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
+
+    fn set_checkpoint(
+        &self,
+        tenant: &str,
+        name: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+}

@@ -1,0 +1,479 @@
+//! The embedded store: one SQLite file in WAL mode.
+//!
+//! One connection behind a mutex, used from `spawn_blocking`: SQLite allows one writer at a time
+//! anyway, and every method here writes or must see a consistent queue, so a pool would only add
+//! lock contention. Writes that decide something (claims, migrations) use `BEGIN IMMEDIATE`, which
+//! takes the write lock up front, so two processes sharing a file cannot both claim one key.
+//!
+//! Durability: `synchronous=FULL`. In WAL mode, NORMAL survives a process crash but may lose the
+//! last commits on power loss or an OS crash; the intake answers 2xx only after `enqueue` returns,
+//! and that answer is a promise that the event will not be lost, so every commit is synced.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+
+use super::{Binding, DeadLetter, Event, NewEvent, Result, Store, StoreError};
+
+/// Versioned migrations, applied in order; a version is never edited once released.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/sqlite/0001_init.sql"))];
+
+/// How long a statement waits for another process's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+const EVENT_COLUMNS: &str =
+    "e.id, e.tenant, e.entity, e.key, e.event, e.payload, e.received_at, e.attempts";
+
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path`. Call [`Store::migrate`] before use.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        Self::configure(conn)
+    }
+
+    /// A private in-memory store, for tests.
+    pub fn in_memory() -> Result<Self> {
+        Self::configure(Connection::open_in_memory()?)
+    }
+
+    fn configure(conn: Connection) -> Result<Self> {
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` on the connection off the async threads.
+    async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().map_err(|_| StoreError::Poisoned)?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
+
+fn immediate(conn: &mut Connection) -> Result<Transaction<'_>> {
+    Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+}
+
+fn event_from_row(row: &Row<'_>) -> rusqlite::Result<(Event, String)> {
+    // The payload is parsed by the caller, where a JSON error can become a `StoreError`.
+    let payload: String = row.get(5)?;
+    Ok((
+        Event {
+            id: row.get(0)?,
+            tenant: row.get(1)?,
+            entity: row.get(2)?,
+            key: row.get(3)?,
+            event: row.get(4)?,
+            payload: serde_json::Value::Null,
+            received_at: row.get(6)?,
+            attempts: row.get(7)?,
+        },
+        payload,
+    ))
+}
+
+fn with_payload((mut event, payload): (Event, String)) -> Result<Event> {
+    event.payload = serde_json::from_str(&payload)?;
+    Ok(event)
+}
+
+fn dead_letters(conn: &Connection, id: Option<i64>) -> Result<Vec<DeadLetter>> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS}, d.id, d.reason, d.mapping, d.field, d.failed_at
+         FROM dead_letters d JOIN events e ON e.id = d.event_id
+         WHERE ?1 IS NULL OR d.id = ?1
+         ORDER BY d.id"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![id], |row| {
+        Ok((
+            event_from_row(row)?,
+            row.get::<_, i64>(8)?,
+            row.get::<_, String>(9)?,
+            row.get::<_, Option<String>>(10)?,
+            row.get::<_, Option<String>>(11)?,
+            row.get::<_, i64>(12)?,
+        ))
+    })?;
+    rows.map(|r| {
+        let (event, id, reason, mapping, field, failed_at) = r?;
+        Ok(DeadLetter {
+            id,
+            event: with_payload(event)?,
+            reason,
+            mapping,
+            field,
+            failed_at,
+        })
+    })
+    .collect()
+}
+
+/// Puts dead-lettered events back in the queue; `id` `None` means all of them.
+fn replay(conn: &mut Connection, id: Option<i64>) -> Result<usize> {
+    let tx = immediate(conn)?;
+    tx.execute(
+        "UPDATE events SET state = 'pending', attempts = 0, not_before = 0,
+                lease_owner = NULL, lease_until = NULL, last_error = NULL
+         WHERE id IN (SELECT event_id FROM dead_letters WHERE ?1 IS NULL OR id = ?1)",
+        params![id],
+    )?;
+    let n = tx.execute(
+        "DELETE FROM dead_letters WHERE ?1 IS NULL OR id = ?1",
+        params![id],
+    )?;
+    tx.commit()?;
+    Ok(n)
+}
+
+impl Store for SqliteStore {
+    async fn migrate(&self) -> Result<usize> {
+        self.run(|conn| {
+            let tx = immediate(conn)?;
+            tx.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)",
+                [],
+            )?;
+            let mut applied = 0;
+            for (version, sql) in MIGRATIONS {
+                let done: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
+                    params![version],
+                    |r| r.get(0),
+                )?;
+                if !done {
+                    tx.execute_batch(sql)?;
+                    tx.execute(
+                        "INSERT INTO schema_migrations (version) VALUES (?1)",
+                        params![version],
+                    )?;
+                    applied += 1;
+                }
+            }
+            tx.commit()?;
+            Ok(applied)
+        })
+        .await
+    }
+
+    async fn enqueue(&self, event: NewEvent) -> Result<i64> {
+        let payload = serde_json::to_string(&event.payload)?;
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO events (tenant, entity, key, event, payload, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                event.tenant,
+                event.entity,
+                event.key,
+                event.event,
+                payload,
+                event.received_at
+            ])?;
+            Ok(conn.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn claim(
+        &self,
+        tenant: Option<&str>,
+        worker: &str,
+        limit: usize,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<Event>> {
+        let tenant = tenant.map(str::to_owned);
+        let worker = worker.to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let lease_until = now_ms.saturating_add(lease_ms);
+        self.run(move |conn| {
+            let tx = immediate(conn)?;
+            // Per open key: skip it while any event holds an unexpired lease; otherwise take its
+            // latest event if that one is due. An expired claim counts as open again.
+            let sql = format!(
+                "WITH open_keys AS (
+                     SELECT MAX(id) AS latest, MIN(id) AS oldest
+                     FROM events
+                     WHERE state IN ('pending', 'claimed') AND (?1 IS NULL OR tenant = ?1)
+                     GROUP BY tenant, entity, key
+                     HAVING SUM(state = 'claimed' AND lease_until > ?2) = 0
+                 )
+                 SELECT {EVENT_COLUMNS}
+                 FROM open_keys o JOIN events e ON e.id = o.latest
+                 WHERE e.not_before <= ?2
+                 ORDER BY o.oldest
+                 LIMIT ?3"
+            );
+            let claimed = tx
+                .prepare_cached(&sql)?
+                .query_map(params![tenant, now_ms, limit], event_from_row)?
+                .map(|r| with_payload(r?))
+                .collect::<Result<Vec<Event>>>()?;
+            for event in &claimed {
+                tx.prepare_cached(
+                    "UPDATE events SET state = 'claimed', lease_owner = ?2, lease_until = ?3
+                     WHERE id = ?1",
+                )?
+                .execute(params![event.id, worker, lease_until])?;
+                tx.prepare_cached(
+                    "UPDATE events SET state = 'superseded', lease_owner = NULL, lease_until = NULL
+                     WHERE tenant = ?1 AND entity = ?2 AND key = ?3 AND id < ?4
+                       AND state IN ('pending', 'claimed')",
+                )?
+                .execute(params![
+                    event.tenant,
+                    event.entity,
+                    event.key,
+                    event.id
+                ])?;
+            }
+            tx.commit()?;
+            Ok(claimed)
+        })
+        .await
+    }
+
+    async fn complete(&self, id: i64, worker: &str) -> Result<bool> {
+        let worker = worker.to_owned();
+        self.run(move |conn| {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE events SET state = 'done', lease_owner = NULL, lease_until = NULL
+                     WHERE id = ?1 AND state = 'claimed' AND lease_owner = ?2",
+                )?
+                .execute(params![id, worker])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn retry(&self, id: i64, worker: &str, error: &str, not_before_ms: i64) -> Result<bool> {
+        let worker = worker.to_owned();
+        let error = error.to_owned();
+        self.run(move |conn| {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE events SET state = 'pending', attempts = attempts + 1,
+                            not_before = ?3, last_error = ?4, lease_owner = NULL, lease_until = NULL
+                     WHERE id = ?1 AND state = 'claimed' AND lease_owner = ?2",
+                )?
+                .execute(params![id, worker, not_before_ms, error])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn dead_letter(
+        &self,
+        id: i64,
+        worker: &str,
+        reason: &str,
+        mapping: Option<&str>,
+        field: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Option<i64>> {
+        let worker = worker.to_owned();
+        let reason = reason.to_owned();
+        let mapping = mapping.map(str::to_owned);
+        let field = field.map(str::to_owned);
+        self.run(move |conn| {
+            let tx = immediate(conn)?;
+            let n = tx.execute(
+                "UPDATE events SET state = 'dead', last_error = ?3,
+                        lease_owner = NULL, lease_until = NULL
+                 WHERE id = ?1 AND state = 'claimed' AND lease_owner = ?2",
+                params![id, worker, reason],
+            )?;
+            if n == 0 {
+                return Ok(None);
+            }
+            tx.execute(
+                "INSERT INTO dead_letters (event_id, reason, mapping, field, failed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, reason, mapping, field, now_ms],
+            )?;
+            let dead_id = tx.last_insert_rowid();
+            tx.commit()?;
+            Ok(Some(dead_id))
+        })
+        .await
+    }
+
+    async fn list_dead_letters(&self) -> Result<Vec<DeadLetter>> {
+        self.run(|conn| dead_letters(conn, None)).await
+    }
+
+    async fn get_dead_letter(&self, id: i64) -> Result<Option<DeadLetter>> {
+        self.run(move |conn| Ok(dead_letters(conn, Some(id))?.into_iter().next()))
+            .await
+    }
+
+    async fn replay(&self, id: i64) -> Result<bool> {
+        self.run(move |conn| Ok(replay(conn, Some(id))? == 1)).await
+    }
+
+    async fn replay_all(&self) -> Result<usize> {
+        self.run(|conn| replay(conn, None)).await
+    }
+
+    async fn queue_depth(&self) -> Result<u64> {
+        self.run(|conn| {
+            let n: i64 = conn.query_row(
+                "SELECT COUNT(*) FROM events WHERE state IN ('pending', 'claimed')",
+                [],
+                |r| r.get(0),
+            )?;
+            // COUNT(*) is never negative.
+            Ok(n.unsigned_abs())
+        })
+        .await
+    }
+
+    async fn get_binding(
+        &self,
+        tenant: &str,
+        direction: &str,
+        entity: &str,
+        source_key: &str,
+    ) -> Result<Option<Binding>> {
+        let key = [tenant, direction, entity, source_key].map(str::to_owned);
+        self.run(move |conn| {
+            let row = conn
+                .prepare_cached(
+                    "SELECT target_id, version, body_hash, updated_at FROM bindings
+                     WHERE tenant = ?1 AND direction = ?2 AND entity = ?3 AND source_key = ?4",
+                )?
+                .query_row(params![key[0], key[1], key[2], key[3]], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<i64>>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })
+                .optional()?;
+            let Some((target_id, version, body_hash, updated_at)) = row else {
+                return Ok(None);
+            };
+            let [tenant, direction, entity, source_key] = key;
+            Ok(Some(Binding {
+                tenant,
+                direction,
+                entity,
+                source_key,
+                target_id: serde_json::from_str(&target_id)?,
+                version,
+                body_hash,
+                updated_at,
+            }))
+        })
+        .await
+    }
+
+    async fn put_binding(&self, b: Binding) -> Result<()> {
+        let target_id = serde_json::to_string(&b.target_id)?;
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO bindings
+                     (tenant, direction, entity, source_key, target_id, version, body_hash, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (tenant, direction, entity, source_key) DO UPDATE SET
+                     target_id = excluded.target_id, version = excluded.version,
+                     body_hash = excluded.body_hash, updated_at = excluded.updated_at",
+            )?
+            .execute(params![
+                b.tenant,
+                b.direction,
+                b.entity,
+                b.source_key,
+                target_id,
+                b.version,
+                b.body_hash,
+                b.updated_at
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn move_binding(
+        &self,
+        tenant: &str,
+        direction: &str,
+        entity: &str,
+        old_key: &str,
+        new_key: &str,
+    ) -> Result<bool> {
+        let args = [tenant, direction, entity, old_key, new_key].map(str::to_owned);
+        self.run(move |conn| {
+            let [tenant, direction, entity, old_key, new_key] = &args;
+            let tx = immediate(conn)?;
+            let exists: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM bindings
+                 WHERE tenant = ?1 AND direction = ?2 AND entity = ?3 AND source_key = ?4)",
+                params![tenant, direction, entity, old_key],
+                |r| r.get(0),
+            )?;
+            if !exists || old_key == new_key {
+                return Ok(exists);
+            }
+            tx.execute(
+                "DELETE FROM bindings
+                 WHERE tenant = ?1 AND direction = ?2 AND entity = ?3 AND source_key = ?4",
+                params![tenant, direction, entity, new_key],
+            )?;
+            tx.execute(
+                "UPDATE bindings SET source_key = ?5
+                 WHERE tenant = ?1 AND direction = ?2 AND entity = ?3 AND source_key = ?4",
+                params![tenant, direction, entity, old_key, new_key],
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn get_checkpoint(&self, tenant: &str, name: &str) -> Result<Option<String>> {
+        let (tenant, name) = (tenant.to_owned(), name.to_owned());
+        self.run(move |conn| {
+            Ok(conn
+                .prepare_cached("SELECT value FROM checkpoints WHERE tenant = ?1 AND name = ?2")?
+                .query_row(params![tenant, name], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn set_checkpoint(&self, tenant: &str, name: &str, value: &str) -> Result<()> {
+        let args = [tenant, name, value].map(str::to_owned);
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO checkpoints (tenant, name, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (tenant, name) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![args[0], args[1], args[2]])?;
+            Ok(())
+        })
+        .await
+    }
+}

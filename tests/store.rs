@@ -1,0 +1,682 @@
+//! The store's contract, written once over `S: Store` and run against every backend.
+//!
+//! Each test below is a generic function; `store_tests!` lists them once, and each backend
+//! instantiates that list with its own constructor (`sqlite_suite!` here; a PostgreSQL backend
+//! adds its own `*_suite!` and calls `store_tests!` with it). Time is passed in, never slept.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rbtx::store::sqlite::SqliteStore;
+use rbtx::store::{Binding, NewEvent, Store};
+use serde_json::json;
+
+const LEASE_MS: i64 = 30_000;
+
+fn event(tenant: &str, key: &str, name: &str, n: i64) -> NewEvent {
+    NewEvent {
+        tenant: tenant.into(),
+        entity: "product".into(),
+        key: key.into(),
+        event: name.into(),
+        payload: json!({ "key_name": "number", "key": key, "n": n }),
+        received_at: 1_700_000_000_000 + n,
+    }
+}
+
+fn binding(key: &str, target_id: i64, version: Option<i64>) -> Binding {
+    Binding {
+        tenant: "t1".into(),
+        direction: "rackbeat_to_tripletex".into(),
+        entity: "product".into(),
+        source_key: key.into(),
+        target_id: json!(target_id),
+        version,
+        body_hash: Some(format!("hash-{target_id}-{version:?}")),
+        updated_at: 1_700_000_000_000,
+    }
+}
+
+async fn migrations_are_idempotent<S: Store>(s: &S) {
+    assert_eq!(
+        s.migrate().await.unwrap(),
+        0,
+        "the suite's store is already migrated"
+    );
+    s.enqueue(event("t1", "P1", "product.created", 1))
+        .await
+        .unwrap();
+    assert_eq!(s.migrate().await.unwrap(), 0);
+    assert_eq!(
+        s.queue_depth().await.unwrap(),
+        1,
+        "migrating again keeps the data"
+    );
+}
+
+async fn enqueue_claim_complete<S: Store>(s: &S) {
+    let new = event("t1", "P1", "product.created", 1);
+    let id = s.enqueue(new.clone()).await.unwrap();
+    assert_eq!(s.queue_depth().await.unwrap(), 1);
+
+    let claimed = s.claim(None, "w1", 10, 0, LEASE_MS).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let e = &claimed[0];
+    assert_eq!(e.id, id);
+    assert_eq!(
+        (&e.tenant, &e.entity, &e.key, &e.event),
+        (&new.tenant, &new.entity, &new.key, &new.event)
+    );
+    assert_eq!(e.payload, new.payload);
+    assert_eq!(e.received_at, new.received_at);
+    assert_eq!(e.attempts, 0);
+
+    assert!(
+        s.claim(None, "w2", 10, 1, LEASE_MS)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+    assert_eq!(
+        s.queue_depth().await.unwrap(),
+        1,
+        "claimed work still counts"
+    );
+    assert!(
+        !s.complete(id, "w2").await.unwrap(),
+        "only the lease holder completes"
+    );
+    assert!(s.complete(id, "w1").await.unwrap());
+    assert!(
+        !s.complete(id, "w1").await.unwrap(),
+        "completing twice is refused"
+    );
+    assert_eq!(s.queue_depth().await.unwrap(), 0);
+    assert!(
+        s.claim(None, "w1", 10, 2, LEASE_MS)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn claims_can_be_limited_to_one_tenant<S: Store>(s: &S) {
+    let a = s
+        .enqueue(event("t1", "P1", "product.updated", 1))
+        .await
+        .unwrap();
+    let b = s
+        .enqueue(event("t2", "P1", "product.updated", 2))
+        .await
+        .unwrap();
+    let t2 = s.claim(Some("t2"), "w1", 10, 0, LEASE_MS).await.unwrap();
+    assert_eq!(t2.iter().map(|e| e.id).collect::<Vec<_>>(), [b]);
+    let any = s.claim(None, "w2", 10, 0, LEASE_MS).await.unwrap();
+    assert_eq!(
+        any.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [a],
+        "same key, other tenant"
+    );
+}
+
+async fn ten_updates_to_one_key_coalesce_to_the_latest<S: Store>(s: &S) {
+    let mut last = 0;
+    for n in 1..=10 {
+        last = s
+            .enqueue(event("t1", "P1", "product.updated", n))
+            .await
+            .unwrap();
+    }
+    let other = s
+        .enqueue(event("t1", "P2", "product.updated", 11))
+        .await
+        .unwrap();
+    assert_eq!(s.queue_depth().await.unwrap(), 11);
+
+    let claimed = s.claim(None, "w1", 10, 0, LEASE_MS).await.unwrap();
+    let ids: Vec<i64> = claimed.iter().map(|e| e.id).collect();
+    assert_eq!(
+        ids,
+        [last, other],
+        "one event per key, the oldest waiting key first"
+    );
+    assert_eq!(claimed[0].payload["n"], 10, "the latest state of P1");
+    assert_eq!(
+        s.queue_depth().await.unwrap(),
+        2,
+        "the nine older updates are superseded"
+    );
+
+    for e in &claimed {
+        assert!(s.complete(e.id, "w1").await.unwrap());
+    }
+    assert_eq!(s.queue_depth().await.unwrap(), 0);
+    assert!(
+        s.claim(None, "w1", 10, 1, LEASE_MS)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn two_keys_run_concurrently_but_one_key_never_twice<S: Store>(s: &S) {
+    let p1 = s
+        .enqueue(event("t1", "P1", "product.updated", 1))
+        .await
+        .unwrap();
+    let p2 = s
+        .enqueue(event("t1", "P2", "product.updated", 2))
+        .await
+        .unwrap();
+
+    let w1 = s.claim(None, "w1", 1, 0, LEASE_MS).await.unwrap();
+    let w2 = s.claim(None, "w2", 1, 0, LEASE_MS).await.unwrap();
+    assert_eq!(w1.iter().map(|e| e.id).collect::<Vec<_>>(), [p1]);
+    assert_eq!(
+        w2.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [p2],
+        "another key, at once"
+    );
+
+    // A newer event for P1 waits while w1 holds P1, even for another worker.
+    let p1_again = s
+        .enqueue(event("t1", "P1", "product.updated", 3))
+        .await
+        .unwrap();
+    assert!(
+        s.claim(None, "w3", 10, 1, LEASE_MS)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.complete(p1, "w1").await.unwrap());
+    let w3 = s.claim(None, "w3", 10, 2, LEASE_MS).await.unwrap();
+    assert_eq!(w3.iter().map(|e| e.id).collect::<Vec<_>>(), [p1_again]);
+}
+
+async fn workers_racing_never_share_a_key<S: Store>(s: &S) {
+    const KEYS: i64 = 5;
+    const EVENTS: i64 = 60;
+    let producing = AtomicBool::new(true);
+    let in_flight = Mutex::new(HashSet::new());
+    let handled = Mutex::new(Vec::new());
+
+    let producer = async {
+        for n in 0..EVENTS {
+            let key = format!("P{}", n % KEYS);
+            s.enqueue(event("t1", &key, "product.updated", n))
+                .await
+                .unwrap();
+            tokio::task::yield_now().await;
+        }
+        producing.store(false, Ordering::SeqCst);
+    };
+    let worker = |name: &'static str| {
+        let (producing, in_flight, handled) = (&producing, &in_flight, &handled);
+        async move {
+            loop {
+                let batch = s.claim(None, name, 2, 0, LEASE_MS).await.unwrap();
+                if batch.is_empty() {
+                    if !producing.load(Ordering::SeqCst) && s.queue_depth().await.unwrap() == 0 {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                for e in batch {
+                    let fresh = in_flight.lock().unwrap().insert(e.key.clone());
+                    assert!(fresh, "{} claimed by two workers at once", e.key);
+                    tokio::task::yield_now().await;
+                    in_flight.lock().unwrap().remove(&e.key);
+                    handled.lock().unwrap().push((e.key.clone(), e.id));
+                    assert!(s.complete(e.id, name).await.unwrap());
+                }
+            }
+        }
+    };
+    tokio::join!(producer, worker("w1"), worker("w2"), worker("w3"));
+
+    let mut per_key: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for (key, id) in handled.into_inner().unwrap() {
+        per_key.entry(key).or_default().push(id);
+    }
+    assert_eq!(per_key.len(), KEYS as usize);
+    for (key, ids) in &per_key {
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "{key} out of order: {ids:?}"
+        );
+    }
+    // The last event of each key was handled, so every key ends in its latest state.
+    let last_ids: HashSet<i64> = per_key
+        .values()
+        .filter_map(|ids| ids.last().copied())
+        .collect();
+    assert_eq!(last_ids.len(), KEYS as usize);
+    assert_eq!(
+        *last_ids.iter().max().unwrap(),
+        EVENTS,
+        "ids start at 1 on a fresh store"
+    );
+    assert_eq!(s.queue_depth().await.unwrap(), 0);
+}
+
+async fn events_of_one_key_are_handed_out_in_order<S: Store>(s: &S) {
+    let created = s
+        .enqueue(event("t1", "P1", "product.created", 1))
+        .await
+        .unwrap();
+    let first = s.claim(None, "w1", 10, 0, LEASE_MS).await.unwrap();
+    assert_eq!(first[0].id, created);
+
+    // Arrives while the create is being applied: it waits, then follows.
+    let updated = s
+        .enqueue(event("t1", "P1", "product.updated", 2))
+        .await
+        .unwrap();
+    assert!(
+        s.claim(None, "w2", 10, 1, LEASE_MS)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.complete(created, "w1").await.unwrap());
+    let second = s.claim(None, "w2", 10, 2, LEASE_MS).await.unwrap();
+    assert_eq!(second[0].id, updated);
+    assert_eq!(second[0].event, "product.updated");
+    assert!(s.complete(updated, "w2").await.unwrap());
+
+    let deleted = s
+        .enqueue(event("t1", "P1", "product.deleted", 3))
+        .await
+        .unwrap();
+    let third = s.claim(None, "w1", 10, 3, LEASE_MS).await.unwrap();
+    assert_eq!(third[0].id, deleted);
+}
+
+async fn an_expired_lease_makes_the_event_claimable_again<S: Store>(s: &S) {
+    let id = s
+        .enqueue(event("t1", "P1", "product.updated", 1))
+        .await
+        .unwrap();
+    assert_eq!(s.claim(None, "w1", 1, 0, 1_000).await.unwrap()[0].id, id);
+    assert!(s.claim(None, "w2", 1, 999, 1_000).await.unwrap().is_empty());
+
+    // w1 crashed; at the lease's end w2 takes the event over.
+    let again = s.claim(None, "w2", 1, 1_000, 1_000).await.unwrap();
+    assert_eq!(again.iter().map(|e| e.id).collect::<Vec<_>>(), [id]);
+    assert!(
+        !s.complete(id, "w1").await.unwrap(),
+        "the old holder lost its lease"
+    );
+    assert!(!s.retry(id, "w1", "late", 0).await.unwrap());
+    assert_eq!(
+        s.dead_letter(id, "w1", "late", None, None, 0)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(s.complete(id, "w2").await.unwrap());
+    assert_eq!(s.queue_depth().await.unwrap(), 0);
+}
+
+async fn retry_waits_for_not_before<S: Store>(s: &S) {
+    let id = s
+        .enqueue(event("t1", "P1", "product.updated", 1))
+        .await
+        .unwrap();
+    s.claim(None, "w1", 1, 0, LEASE_MS).await.unwrap();
+    assert!(
+        s.retry(id, "w1", "503 from Tripletex", 5_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.retry(id, "w1", "again", 5_000).await.unwrap(),
+        "no longer claimed"
+    );
+    assert_eq!(s.queue_depth().await.unwrap(), 1);
+
+    assert!(
+        s.claim(None, "w1", 1, 4_999, LEASE_MS)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = s.claim(None, "w1", 1, 5_000, LEASE_MS).await.unwrap();
+    assert_eq!(
+        due.iter().map(|e| (e.id, e.attempts)).collect::<Vec<_>>(),
+        [(id, 1)]
+    );
+    assert!(s.retry(id, "w1", "503 again", 20_000).await.unwrap());
+
+    // A newer event for the key is due now and carries the latest state: it replaces the retry.
+    let newer = s
+        .enqueue(event("t1", "P1", "product.updated", 2))
+        .await
+        .unwrap();
+    let claimed = s.claim(None, "w1", 10, 6_000, LEASE_MS).await.unwrap();
+    assert_eq!(
+        claimed
+            .iter()
+            .map(|e| (e.id, e.attempts))
+            .collect::<Vec<_>>(),
+        [(newer, 0)]
+    );
+    assert!(s.complete(newer, "w1").await.unwrap());
+    assert_eq!(
+        s.queue_depth().await.unwrap(),
+        0,
+        "the scheduled retry was superseded"
+    );
+}
+
+async fn dead_letter_then_replay<S: Store>(s: &S) {
+    let new = event("t1", "P1", "product.updated", 1);
+    let id = s.enqueue(new.clone()).await.unwrap();
+    s.claim(None, "w1", 1, 0, LEASE_MS).await.unwrap();
+    s.retry(id, "w1", "503", 0).await.unwrap();
+    s.claim(None, "w1", 1, 0, LEASE_MS).await.unwrap();
+    let reason = "422 validation: vatType.id is required";
+    let dl = s
+        .dead_letter(
+            id,
+            "w1",
+            reason,
+            Some("rackbeat-to-tripletex/product"),
+            Some("vatType.id"),
+            77,
+        )
+        .await
+        .unwrap()
+        .expect("w1 holds the lease");
+    assert_eq!(s.queue_depth().await.unwrap(), 0);
+    assert!(
+        s.claim(None, "w1", 10, 100, LEASE_MS)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let listed = s.list_dead_letters().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let d = &listed[0];
+    assert_eq!((d.id, d.event.id, d.event.attempts), (dl, id, 1));
+    assert_eq!(d.event.payload, new.payload);
+    assert_eq!(d.reason, reason);
+    assert_eq!(d.mapping.as_deref(), Some("rackbeat-to-tripletex/product"));
+    assert_eq!(d.field.as_deref(), Some("vatType.id"));
+    assert_eq!(d.failed_at, 77);
+    assert_eq!(s.get_dead_letter(dl).await.unwrap().as_ref(), Some(d));
+    assert_eq!(s.get_dead_letter(dl + 1000).await.unwrap(), None);
+
+    assert!(s.replay(dl).await.unwrap());
+    assert!(!s.replay(dl).await.unwrap(), "already replayed");
+    assert!(s.list_dead_letters().await.unwrap().is_empty());
+    let again = s.claim(None, "w1", 10, 200, LEASE_MS).await.unwrap();
+    assert_eq!(
+        again.iter().map(|e| (e.id, e.attempts)).collect::<Vec<_>>(),
+        [(id, 0)]
+    );
+    assert!(s.complete(id, "w1").await.unwrap());
+
+    for (key, n) in [("P2", 2), ("P3", 3)] {
+        s.enqueue(event("t1", key, "product.updated", n))
+            .await
+            .unwrap();
+    }
+    for e in s.claim(None, "w1", 10, 300, LEASE_MS).await.unwrap() {
+        s.dead_letter(e.id, "w1", "403", None, None, 300)
+            .await
+            .unwrap();
+    }
+    assert_eq!(s.list_dead_letters().await.unwrap().len(), 2);
+    assert_eq!(s.replay_all().await.unwrap(), 2);
+    assert_eq!(s.replay_all().await.unwrap(), 0);
+    assert_eq!(s.queue_depth().await.unwrap(), 2);
+}
+
+async fn bindings_upsert_and_move<S: Store>(s: &S) {
+    let (t, d, e) = ("t1", "rackbeat_to_tripletex", "product");
+    assert_eq!(s.get_binding(t, d, e, "P1").await.unwrap(), None);
+
+    s.put_binding(binding("P1", 101, Some(1))).await.unwrap();
+    assert_eq!(
+        s.get_binding(t, d, e, "P1").await.unwrap(),
+        Some(binding("P1", 101, Some(1)))
+    );
+    s.put_binding(binding("P1", 101, Some(2))).await.unwrap();
+    assert_eq!(
+        s.get_binding(t, d, e, "P1").await.unwrap(),
+        Some(binding("P1", 101, Some(2)))
+    );
+    let mut no_version = binding("P1", 101, None);
+    no_version.body_hash = None;
+    no_version.target_id = json!("uuid-101");
+    s.put_binding(no_version.clone()).await.unwrap();
+    assert_eq!(
+        s.get_binding(t, d, e, "P1").await.unwrap(),
+        Some(no_version.clone())
+    );
+    for other in [
+        ("t2", d, e),
+        (t, "tripletex_to_rackbeat", e),
+        (t, d, "customer"),
+    ] {
+        assert_eq!(
+            s.get_binding(other.0, other.1, other.2, "P1")
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    // Renumbering P1 to P9 keeps the Tripletex record.
+    assert!(s.move_binding(t, d, e, "P1", "P9").await.unwrap());
+    assert_eq!(s.get_binding(t, d, e, "P1").await.unwrap(), None);
+    let moved = s.get_binding(t, d, e, "P9").await.unwrap().unwrap();
+    assert_eq!(
+        moved,
+        Binding {
+            source_key: "P9".into(),
+            ..no_version
+        }
+    );
+    assert!(
+        !s.move_binding(t, d, e, "P1", "P10").await.unwrap(),
+        "nothing at P1 any more"
+    );
+    assert_eq!(s.get_binding(t, d, e, "P10").await.unwrap(), None);
+
+    // Onto a key that is already bound: the moved binding wins.
+    s.put_binding(binding("P2", 102, Some(1))).await.unwrap();
+    assert!(s.move_binding(t, d, e, "P9", "P2").await.unwrap());
+    assert_eq!(
+        s.get_binding(t, d, e, "P2")
+            .await
+            .unwrap()
+            .unwrap()
+            .target_id,
+        json!("uuid-101")
+    );
+    assert!(
+        s.move_binding(t, d, e, "P2", "P2").await.unwrap(),
+        "moving onto itself keeps it"
+    );
+    assert!(s.get_binding(t, d, e, "P2").await.unwrap().is_some());
+}
+
+async fn checkpoints_are_kept_per_tenant<S: Store>(s: &S) {
+    assert_eq!(
+        s.get_checkpoint("t1", "rackbeat.products").await.unwrap(),
+        None
+    );
+    s.set_checkpoint("t1", "rackbeat.products", "2024-05-01T10:00:00Z")
+        .await
+        .unwrap();
+    s.set_checkpoint("t1", "rackbeat.customers", "c")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_checkpoint("t1", "rackbeat.products")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("2024-05-01T10:00:00Z")
+    );
+    s.set_checkpoint("t1", "rackbeat.products", "2024-05-02T10:00:00Z")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.get_checkpoint("t1", "rackbeat.products")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("2024-05-02T10:00:00Z")
+    );
+    assert_eq!(
+        s.get_checkpoint("t2", "rackbeat.products").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        s.get_checkpoint("t1", "rackbeat.customers")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("c")
+    );
+}
+
+/// Calls `$suite!` with every backend-agnostic test above.
+macro_rules! store_tests {
+    ($suite:ident) => {
+        $suite!(
+            migrations_are_idempotent,
+            enqueue_claim_complete,
+            claims_can_be_limited_to_one_tenant,
+            ten_updates_to_one_key_coalesce_to_the_latest,
+            two_keys_run_concurrently_but_one_key_never_twice,
+            workers_racing_never_share_a_key,
+            events_of_one_key_are_handed_out_in_order,
+            an_expired_lease_makes_the_event_claimable_again,
+            retry_waits_for_not_before,
+            dead_letter_then_replay,
+            bindings_upsert_and_move,
+            checkpoints_are_kept_per_tenant,
+        );
+    };
+}
+
+async fn fresh_sqlite() -> SqliteStore {
+    let s = SqliteStore::in_memory().unwrap();
+    assert!(s.migrate().await.unwrap() > 0);
+    s
+}
+
+macro_rules! sqlite_suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(&super::fresh_sqlite().await).await;
+                }
+            )*
+        }
+    };
+}
+
+store_tests!(sqlite_suite);
+
+/// A directory under the system temp dir, removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!("rbtx-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn sqlite_data_survives_reopening_the_file() {
+    let dir = TempDir::new("store");
+    let path = dir.0.join("rbtx.db");
+    let (claimed, waiting, dead);
+    {
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.migrate().await.unwrap(), 1);
+        claimed = s
+            .enqueue(event("t1", "P1", "product.updated", 1))
+            .await
+            .unwrap();
+        waiting = s
+            .enqueue(event("t1", "P2", "product.updated", 2))
+            .await
+            .unwrap();
+        s.enqueue(event("t1", "P3", "product.updated", 3))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.claim(None, "w1", 1, 0, 1_000).await.unwrap()[0].id,
+            claimed
+        );
+        let p3 = s.claim(None, "w1", 2, 0, 1_000).await.unwrap();
+        assert!(s.retry(waiting, "w1", "503", 0).await.unwrap());
+        dead = s
+            .dead_letter(p3[1].id, "w1", "422", None, None, 5)
+            .await
+            .unwrap()
+            .unwrap();
+        s.put_binding(binding("P1", 101, Some(3))).await.unwrap();
+        s.set_checkpoint("t1", "rackbeat.products", "cursor")
+            .await
+            .unwrap();
+        // Dropped with P1 still claimed, as if the process had been killed.
+    }
+
+    let s = SqliteStore::open(&path).unwrap();
+    assert_eq!(s.migrate().await.unwrap(), 0);
+    assert_eq!(s.queue_depth().await.unwrap(), 2);
+    let ready = s.claim(None, "w2", 10, 500, 1_000).await.unwrap();
+    assert_eq!(
+        ready.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [waiting],
+        "P1 is still leased"
+    );
+    let recovered = s.claim(None, "w2", 10, 1_000, 1_000).await.unwrap();
+    assert_eq!(
+        recovered.iter().map(|e| e.id).collect::<Vec<_>>(),
+        [claimed]
+    );
+    assert_eq!(
+        s.get_dead_letter(dead).await.unwrap().unwrap().reason,
+        "422"
+    );
+    assert_eq!(
+        s.get_binding("t1", "rackbeat_to_tripletex", "product", "P1")
+            .await
+            .unwrap(),
+        Some(binding("P1", 101, Some(3)))
+    );
+    assert_eq!(
+        s.get_checkpoint("t1", "rackbeat.products")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("cursor")
+    );
+}
