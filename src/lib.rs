@@ -8,6 +8,7 @@ pub mod connectors;
 pub mod dates;
 pub mod engine;
 pub mod plan;
+pub mod runtime;
 pub mod sandbox;
 pub mod spec;
 pub mod store;

@@ -1,0 +1,163 @@
+//! Webhook intake: `POST /webhooks/rackbeat`. A delivery is checked (tenant, token, event, body),
+//! persisted, and only then answered 2xx, well inside Rackbeat's 15 s timeout. Nothing that fails a
+//! check is enqueued; the answer says why.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use crate::connectors::Secret;
+use crate::plan::Pack;
+use crate::spec::Direction;
+use crate::store::{NewEvent, Store};
+
+/// One company pair as the intake sees it.
+#[derive(Debug, Clone)]
+pub struct IntakeTenant {
+    pub id: String,
+    /// The Rackbeat account whose deliveries belong to this tenant (`Rackbeat-Account-Id`).
+    pub account_id: String,
+    /// The tokens Rackbeat returned when the subscriptions were created (one per event).
+    pub webhook_tokens: Vec<Secret>,
+}
+
+/// The intake's state.
+pub struct Intake<S> {
+    store: Arc<S>,
+    tenants: Vec<IntakeTenant>,
+    /// Event name → the entity of the mapping it triggers.
+    events: HashMap<String, String>,
+    max_body_bytes: usize,
+}
+
+impl<S: Store + 'static> Intake<S> {
+    /// An intake for the real-time mappings of `pack`.
+    pub fn new(store: Arc<S>, tenants: Vec<IntakeTenant>, pack: &Pack) -> Self {
+        let events = pack
+            .plans
+            .iter()
+            .filter(|p| p.direction == Direction::RackbeatToTripletex)
+            .flat_map(|p| p.on.iter().map(|e| (e.clone(), p.entity.clone())))
+            .collect();
+        Intake {
+            store,
+            tenants,
+            events,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+
+    /// Largest body accepted; Rackbeat's deliveries are a few hundred bytes.
+    pub fn with_max_body_bytes(mut self, n: usize) -> Self {
+        self.max_body_bytes = n;
+        self
+    }
+
+    pub fn router(self: Arc<Self>) -> Router {
+        Router::new()
+            .route("/webhooks/rackbeat", post(receive::<S>))
+            .with_state(self)
+    }
+}
+
+fn answer(status: StatusCode, message: &str) -> Response {
+    (status, axum::Json(json!({ "message": message }))).into_response()
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+async fn receive<S: Store + 'static>(
+    State(intake): State<Arc<Intake<S>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(account) = header(&headers, "rackbeat-account-id") else {
+        return answer(StatusCode::BAD_REQUEST, "missing Rackbeat-Account-Id");
+    };
+    let Some(tenant) = intake.tenants.iter().find(|t| t.account_id == account) else {
+        tracing::warn!(account, "Webhook from an unknown Rackbeat account refused.");
+        return answer(StatusCode::UNAUTHORIZED, "unknown account");
+    };
+    let token = header(&headers, "rackbeat-webhook-token").unwrap_or("");
+    // Compare every token in constant time, so timing tells nothing about how much matched.
+    let known = tenant.webhook_tokens.iter().fold(false, |hit, t| {
+        hit | bool::from(t.expose().as_bytes().ct_eq(token.as_bytes()))
+    });
+    if !known {
+        tracing::warn!(tenant = %tenant.id, "Webhook with a wrong token refused.");
+        return answer(StatusCode::UNAUTHORIZED, "invalid webhook token");
+    }
+    let Some(event) = header(&headers, "rackbeat-webhook-event").map(str::to_string) else {
+        return answer(StatusCode::BAD_REQUEST, "missing Rackbeat-Webhook-Event");
+    };
+    let bytes = match to_bytes(body, intake.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => return answer(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+    };
+    let payload: Value = match serde_json::from_slice(&bytes) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return answer(StatusCode::BAD_REQUEST, "the body is not a JSON object"),
+    };
+    // A renumbered record is known by its new key from now on.
+    let key = ["new_key", "key"]
+        .iter()
+        .find_map(|k| match payload.get(*k) {
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        });
+    let Some(key) = key else {
+        return answer(StatusCode::BAD_REQUEST, "the body has no `key`");
+    };
+    let Some(entity) = intake.events.get(&event).cloned() else {
+        tracing::info!(tenant = %tenant.id, event, key, "Webhook for an event no mapping handles; ignored.");
+        return (StatusCode::OK, axum::Json(json!({ "status": "ignored" }))).into_response();
+    };
+    let new = NewEvent {
+        tenant: tenant.id.clone(),
+        entity,
+        key: key.clone(),
+        event: event.clone(),
+        payload,
+        received_at: now_millis(),
+    };
+    match intake.store.enqueue(new).await {
+        Ok(id) => {
+            tracing::debug!(tenant = %tenant.id, event, key, id, "Webhook persisted.");
+            (
+                StatusCode::OK,
+                axum::Json(json!({ "status": "queued", "id": id })),
+            )
+                .into_response()
+        }
+        Err(e) => {
+            // Not persisted: answer 5xx so Rackbeat delivers it again.
+            tracing::error!(tenant = %tenant.id, event, key, error = %e, "Webhook could not be persisted.");
+            answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "could not persist the event; deliver again",
+            )
+        }
+    }
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,3 @@
+//! The long-running process: webhook intake and the workers that apply queued events.
+
+pub mod intake;
