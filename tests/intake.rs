@@ -49,7 +49,7 @@ async fn deliver(url: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-fn good<'a>(event: &'a str) -> Vec<(&'a str, &'a str)> {
+fn good(event: &str) -> Vec<(&str, &str)> {
     vec![
         ("Rackbeat-Webhook-Token", TOKEN),
         ("Rackbeat-Webhook-Event", event),
@@ -103,7 +103,9 @@ async fn a_renumbered_record_is_queued_under_its_new_key() {
 async fn bad_deliveries_are_answered_and_enqueue_nothing() {
     let (url, store) = start().await;
     let thin = r#"{"key_name":"number","key":"1021"}"#;
-    let cases: Vec<(&str, Vec<(&str, &str)>, String, u16)> = vec![
+    // (what, headers, body, expected status)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, String, u16);
+    let cases: Vec<Case> = vec![
         (
             "wrong token",
             vec![

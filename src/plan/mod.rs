@@ -2,6 +2,8 @@
 //! [`load_pack`]: if it returns no diagnostics, the runtime can run what it returns.
 
 mod fast;
+pub mod filters;
+pub mod scope;
 pub mod template;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

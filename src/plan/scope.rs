@@ -1,0 +1,294 @@
+//! What templates see: JSON documents shared without copying (paths into them, and minijinja
+//! views over them), and the variables in scope at one point of a mapping.
+
+use std::sync::{Arc, LazyLock};
+
+use minijinja::value::{Object, Value as MjValue};
+use serde_json::Value;
+
+use super::template::{RT, RecordRt, Step};
+
+/// A path from a document's root, shared between siblings: each step is one node.
+#[derive(Debug)]
+pub struct PathNode {
+    parent: Path,
+    step: Step,
+}
+
+pub type Path = Option<Arc<PathNode>>;
+
+fn extend(path: &Path, step: Step) -> Path {
+    Some(Arc::new(PathNode {
+        parent: path.clone(),
+        step,
+    }))
+}
+
+fn resolve<'v>(root: &'v Value, path: &Path) -> &'v Value {
+    match path {
+        None => root,
+        Some(n) => match (&n.step, resolve(root, &n.parent)) {
+            (Step::Key(k), Value::Object(m)) => m.get(k.as_str()).unwrap_or(&Value::Null),
+            (Step::Index(i), Value::Array(a)) => a.get(*i).unwrap_or(&Value::Null),
+            _ => &Value::Null,
+        },
+    }
+}
+
+/// A JSON value in scope: the shared document it belongs to, and where in it.
+#[derive(Clone)]
+pub struct Var<'a> {
+    pub value: &'a Value,
+    root: &'a Arc<Value>,
+    path: Path,
+}
+
+static NULL_ROOT: LazyLock<Arc<Value>> = LazyLock::new(|| Arc::new(Value::Null));
+
+impl<'a> Var<'a> {
+    /// A whole document.
+    pub fn root(root: &'a Arc<Value>) -> Var<'a> {
+        Var {
+            value: root,
+            root,
+            path: None,
+        }
+    }
+
+    /// A scalar that belongs to no document (a loop index).
+    pub fn scalar(value: &'a Value) -> Var<'a> {
+        Var {
+            value,
+            root: &NULL_ROOT,
+            path: None,
+        }
+    }
+
+    /// A value inside this one, `steps` below it.
+    pub fn child(&self, value: &'a Value, steps: impl IntoIterator<Item = Step>) -> Var<'a> {
+        let mut path = self.path.clone();
+        for s in steps {
+            path = extend(&path, s);
+        }
+        Var {
+            value,
+            root: self.root,
+            path,
+        }
+    }
+
+    fn view(&self) -> MjValue {
+        view(self.value, self.root, &self.path)
+    }
+}
+
+/// A JSON object or array seen from templates without copying it: the document is shared, and
+/// attribute access walks `path` from its root.
+#[derive(Debug)]
+struct JsonView {
+    root: Arc<Value>,
+    path: Path,
+}
+
+impl JsonView {
+    fn node(&self) -> &Value {
+        resolve(&self.root, &self.path)
+    }
+}
+
+/// A JSON number as a template number; whole floats become integers.
+pub(crate) fn number(n: &serde_json::Number) -> MjValue {
+    if let Some(i) = n.as_i64() {
+        MjValue::from(i)
+    } else if let Some(u) = n.as_u64() {
+        MjValue::from(u)
+    } else {
+        let f = n.as_f64().unwrap_or(f64::NAN);
+        if f.fract() == 0.0 && f.abs() < 9.0e15 {
+            MjValue::from(f as i64)
+        } else {
+            MjValue::from(f)
+        }
+    }
+}
+
+/// A JSON value as a template value: scalars directly (whole floats as integers, since JSON does
+/// not tell 25 from 25.0), objects and arrays as views.
+fn view(v: &Value, root: &Arc<Value>, path: &Path) -> MjValue {
+    match v {
+        Value::Null => MjValue::from(()),
+        Value::Bool(b) => MjValue::from(*b),
+        Value::Number(n) => number(n),
+        Value::String(s) => MjValue::from(s.as_str()),
+        Value::Object(_) | Value::Array(_) => MjValue::from_object(JsonView {
+            root: root.clone(),
+            path: path.clone(),
+        }),
+    }
+}
+
+impl Object for JsonView {
+    fn repr(self: &Arc<Self>) -> minijinja::value::ObjectRepr {
+        match self.node() {
+            Value::Array(_) => minijinja::value::ObjectRepr::Seq,
+            _ => minijinja::value::ObjectRepr::Map,
+        }
+    }
+
+    fn get_value(self: &Arc<Self>, key: &MjValue) -> Option<MjValue> {
+        let (step, child) = match self.node() {
+            Value::Object(m) => {
+                let k = key.as_str()?;
+                (Step::Key(k.to_string()), m.get(k)?)
+            }
+            Value::Array(a) => {
+                let i = key.as_i64()?;
+                let i = if i < 0 {
+                    a.len().checked_sub(i.unsigned_abs() as usize)?
+                } else {
+                    i as usize
+                };
+                (Step::Index(i), a.get(i)?)
+            }
+            _ => return None,
+        };
+        if child.is_object() || child.is_array() {
+            return Some(MjValue::from_object(JsonView {
+                root: self.root.clone(),
+                path: extend(&self.path, step),
+            }));
+        }
+        Some(view(child, &self.root, &self.path))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        match self.node() {
+            Value::Object(m) => minijinja::value::Enumerator::Values(
+                m.keys().map(|k| MjValue::from(k.as_str())).collect(),
+            ),
+            Value::Array(a) => minijinja::value::Enumerator::Seq(a.len()),
+            _ => minijinja::value::Enumerator::Empty,
+        }
+    }
+
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        match self.node() {
+            Value::Object(m) => Some(m.len()),
+            Value::Array(a) => Some(a.len()),
+            _ => Some(0),
+        }
+    }
+}
+
+/// `$['lines'][0]` (a normalized path) → steps. Unknown syntax gives no steps for that part.
+pub(crate) fn parse_normalized_path(p: &str) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let mut chars = p.trim_start_matches('$').chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '[' {
+            continue;
+        }
+        if chars.peek() == Some(&'\'') {
+            chars.next();
+            let mut name = String::new();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\'' => break,
+                    '\\' => match chars.next() {
+                        Some('b') => name.push('\u{8}'),
+                        Some('f') => name.push('\u{c}'),
+                        Some('n') => name.push('\n'),
+                        Some('r') => name.push('\r'),
+                        Some('t') => name.push('\t'),
+                        Some('u') => {
+                            let hex: String = chars.by_ref().take(4).collect();
+                            if let Some(ch) =
+                                u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32)
+                            {
+                                name.push(ch);
+                            }
+                        }
+                        Some(other) => name.push(other),
+                        None => {}
+                    },
+                    other => name.push(other),
+                }
+            }
+            steps.push(Step::Key(name));
+        } else {
+            let digits: String = chars.by_ref().take_while(|c| *c != ']').collect();
+            if let Ok(i) = digits.parse() {
+                steps.push(Step::Index(i));
+            }
+            continue;
+        }
+        // Skip to the closing bracket.
+        for c in chars.by_ref() {
+            if c == ']' {
+                break;
+            }
+        }
+    }
+    steps
+}
+
+/// The variables of one evaluation, plus the record's runtime. One scope serves every field at one
+/// level (the record, or one loop item), so its template context is built once.
+pub struct Scope<'a> {
+    vars: Vec<(&'a str, Var<'a>)>,
+    parent: Option<&'a Scope<'a>>,
+    rt: &'a Arc<RecordRt>,
+    ctx: std::sync::OnceLock<MjValue>,
+}
+
+impl<'a> Scope<'a> {
+    pub fn new(vars: Vec<(&'a str, Var<'a>)>, rt: &'a Arc<RecordRt>) -> Scope<'a> {
+        Scope {
+            vars,
+            parent: None,
+            rt,
+            ctx: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// This scope plus more variables (a loop item).
+    pub fn with<'b>(&'b self, extra: Vec<(&'b str, Var<'b>)>) -> Scope<'b> {
+        Scope {
+            vars: extra,
+            parent: Some(self),
+            rt: self.rt,
+            ctx: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub fn rt(&self) -> &Arc<RecordRt> {
+        self.rt
+    }
+
+    pub fn var(&self, name: &str) -> Option<&Var<'a>> {
+        match self.vars.iter().rev().find(|(n, _)| *n == name) {
+            Some((_, v)) => Some(v),
+            None => self.parent?.var(name),
+        }
+    }
+
+    fn all_vars(&self, out: &mut std::collections::BTreeMap<&'a str, MjValue>) {
+        if let Some(p) = self.parent {
+            p.all_vars(out);
+        }
+        for (n, v) in &self.vars {
+            out.insert(n, v.view());
+        }
+    }
+
+    pub(crate) fn context(&self) -> MjValue {
+        self.ctx
+            .get_or_init(|| {
+                let mut m = std::collections::BTreeMap::new();
+                self.all_vars(&mut m);
+                m.insert(RT, MjValue::from_dyn_object(self.rt.clone()));
+                MjValue::from(m)
+            })
+            .clone()
+    }
+}
