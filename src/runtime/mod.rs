@@ -1,3 +1,4 @@
 //! The long-running process: webhook intake and the workers that apply queued events.
 
 pub mod intake;
+pub mod worker;
