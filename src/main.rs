@@ -49,6 +49,31 @@ enum Command {
         #[arg(long)]
         bless: bool,
     },
+    /// Keep Tripletex in sync with Rackbeat in real time: webhook intake and workers on an embedded
+    /// SQLite store. Accounts come from the environment (RBTX_TRIPLETEX_CONSUMER_TOKEN,
+    /// RBTX_TRIPLETEX_EMPLOYEE_TOKEN, RBTX_RACKBEAT_TOKEN, RBTX_RACKBEAT_ACCOUNT_ID,
+    /// RBTX_RACKBEAT_WEBHOOK_TOKENS; each also as *_FILE). With none of them set, or with --sandbox,
+    /// both APIs are simulated in-process.
+    Run {
+        /// Serve both API sandboxes in-process and sync against them (no accounts needed).
+        #[arg(long)]
+        sandbox: bool,
+        /// The mapping pack.
+        #[arg(long, default_value = "mappings")]
+        pack: PathBuf,
+        /// The SQLite file that keeps the queue, bindings and dead letters.
+        #[arg(long, default_value = "rbtx.sqlite")]
+        store: PathBuf,
+        /// Where the webhook intake listens.
+        #[arg(long, default_value = "127.0.0.1:8470")]
+        listen: std::net::SocketAddr,
+        /// The URL Rackbeat delivers webhooks to, when it differs from the listen address.
+        #[arg(long)]
+        public_url: Option<String>,
+        /// How booked invoices reach Tripletex: `booked` (an invoice) or `as_order` (an editable order).
+        #[arg(long, default_value = "booked")]
+        invoice_mode: String,
+    },
     /// Serve local sandboxes of the Tripletex and Rackbeat APIs until interrupted.
     Sandbox(SandboxArgs),
     /// Print the request a mapping would send for one record; sends nothing.
@@ -180,6 +205,40 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             })
         }
         Command::Sandbox(args) => sandbox(args),
+        Command::Run {
+            sandbox,
+            pack,
+            store,
+            listen,
+            public_url,
+            invoice_mode,
+        } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            let config = rbtx::runtime::run::RunConfig {
+                pack,
+                store,
+                listen,
+                public_url,
+                invoice_mode,
+                sandbox,
+            };
+            let runtime = tokio::runtime::Runtime::new()
+                .map_err(|e| format!("cannot start the runtime: {e}"))?;
+            runtime.block_on(rbtx::runtime::run::run(
+                config,
+                |url| println!("webhooks: {url}"),
+                async {
+                    tokio::signal::ctrl_c().await.ok();
+                },
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Preview {
             mapping,
             input,

@@ -1,4 +1,5 @@
 //! The long-running process: webhook intake and the workers that apply queued events.
 
 pub mod intake;
+pub mod run;
 pub mod worker;

@@ -1,0 +1,275 @@
+//! `rbtx run`: one tenant, the intake and a worker loop over an embedded SQLite store. With
+//! `sandbox`, both APIs are simulated in-process and rbtx subscribes itself to the Rackbeat
+//! sandbox's webhooks, so the real-time path can be watched with no accounts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::intake::{Intake, IntakeTenant};
+use super::worker::{Tenant, Worker};
+use crate::connectors::rackbeat::{Rackbeat, RackbeatConfig};
+use crate::connectors::tripletex::{Tripletex, TripletexConfig};
+use crate::connectors::{ApiError, Secret};
+use crate::plan::{Pack, load_pack};
+use crate::sandbox::{self, SandboxConfig};
+use crate::spec::Direction;
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+
+/// Settings for `rbtx run`.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub pack: PathBuf,
+    pub store: PathBuf,
+    /// Where the intake listens.
+    pub listen: SocketAddr,
+    /// The URL Rackbeat delivers to (defaults to the listen address).
+    pub public_url: Option<String>,
+    pub invoice_mode: String,
+    /// Serve both sandboxes in-process and sync against them (also the default when no
+    /// credentials are in the environment).
+    pub sandbox: bool,
+}
+
+/// Where the accounts are and how to authenticate, read from the environment.
+struct Accounts {
+    tripletex_url: String,
+    consumer_token: Secret,
+    employee_token: Secret,
+    rackbeat_url: String,
+    rackbeat_token: Secret,
+    account_id: Option<String>,
+    webhook_tokens: Vec<Secret>,
+}
+
+fn required(var: &str) -> Result<Secret, String> {
+    Secret::from_env(var)?.ok_or_else(|| {
+        format!("{var} is not set (or {var}_FILE); use --sandbox to run without accounts")
+    })
+}
+
+impl Accounts {
+    const VARS: [&'static str; 3] = [
+        "RBTX_TRIPLETEX_CONSUMER_TOKEN",
+        "RBTX_TRIPLETEX_EMPLOYEE_TOKEN",
+        "RBTX_RACKBEAT_TOKEN",
+    ];
+
+    /// Whether any credential is configured (then all must be).
+    fn any_in_env() -> bool {
+        Self::VARS.iter().any(|v| {
+            std::env::var_os(v).is_some() || std::env::var_os(format!("{v}_FILE")).is_some()
+        })
+    }
+
+    fn from_env() -> Result<Self, String> {
+        let tokens = Secret::from_env("RBTX_RACKBEAT_WEBHOOK_TOKENS")?
+            .map(|s| {
+                s.expose()
+                    .split(',')
+                    .map(|t| Secret::new(t.trim()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Accounts {
+            tripletex_url: std::env::var("RBTX_TRIPLETEX_URL")
+                .unwrap_or_else(|_| "https://tripletex.no/v2".into()),
+            consumer_token: required("RBTX_TRIPLETEX_CONSUMER_TOKEN")?,
+            employee_token: required("RBTX_TRIPLETEX_EMPLOYEE_TOKEN")?,
+            rackbeat_url: std::env::var("RBTX_RACKBEAT_URL")
+                .unwrap_or_else(|_| "https://app.rackbeat.com/api".into()),
+            rackbeat_token: required("RBTX_RACKBEAT_TOKEN")?,
+            account_id: std::env::var("RBTX_RACKBEAT_ACCOUNT_ID").ok(),
+            webhook_tokens: tokens,
+        })
+    }
+}
+
+/// Runs until `shutdown` resolves. `ready` is told the intake's address once it listens.
+pub async fn run(
+    config: RunConfig,
+    ready: impl FnOnce(&str),
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), String> {
+    let pack = load_pack(std::slice::from_ref(&config.pack));
+    if !pack.diagnostics.is_empty() {
+        return Err(format!(
+            "the mapping pack has {} problem(s); run `rbtx validate {}`",
+            pack.diagnostics.len(),
+            config.pack.display()
+        ));
+    }
+    let pack = Arc::new(pack);
+
+    // No credentials at all: the embedded default runs against local sandboxes.
+    let use_sandbox = config.sandbox || !Accounts::any_in_env();
+    if use_sandbox && !config.sandbox {
+        tracing::info!(
+            "No Tripletex or Rackbeat credentials in the environment; running against local sandboxes."
+        );
+    }
+    let (mut accounts, sandboxes) = if use_sandbox {
+        let sb = sandbox::start(SandboxConfig::default())
+            .await
+            .map_err(|e| format!("cannot start the sandboxes: {e}"))?;
+        println!("tripletex: {}", sb.tripletex.base_url);
+        println!("rackbeat: {}", sb.rackbeat.base_url);
+        let accounts = Accounts {
+            tripletex_url: sb.tripletex.base_url.clone(),
+            consumer_token: Secret::new(sandbox::CONSUMER_TOKEN),
+            employee_token: Secret::new(sandbox::EMPLOYEE_TOKEN),
+            rackbeat_url: sb.rackbeat.base_url.clone(),
+            rackbeat_token: Secret::new(sandbox::RACKBEAT_TOKEN),
+            account_id: None,
+            webhook_tokens: Vec::new(),
+        };
+        (accounts, Some(sb))
+    } else {
+        (Accounts::from_env()?, None)
+    };
+
+    let store = Arc::new(
+        SqliteStore::open(&config.store).map_err(|e| format!("{}: {e}", config.store.display()))?,
+    );
+    store
+        .migrate()
+        .await
+        .map_err(|e| format!("migrating {}: {e}", config.store.display()))?;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}/webhooks/rackbeat"));
+
+    let rackbeat = || {
+        Rackbeat::new(RackbeatConfig::new(
+            accounts.rackbeat_url.as_str(),
+            accounts.rackbeat_token.clone(),
+        ))
+        .map_err(|e| e.to_string())
+    };
+    let rb = rackbeat()?;
+    if accounts.account_id.is_none() {
+        let me = rb
+            .get("/self", &[])
+            .await
+            .map_err(|e| format!("Rackbeat /self: {e}"))?;
+        accounts.account_id = me.and_then(|m| m.pointer("/user_account/id").map(json_text));
+    }
+    let account_id = accounts
+        .account_id
+        .clone()
+        .ok_or("the Rackbeat account id is unknown (set RBTX_RACKBEAT_ACCOUNT_ID)")?;
+    if sandboxes.is_some() {
+        accounts.webhook_tokens = subscribe(&rb, &pack, &url)
+            .await
+            .map_err(|e| format!("subscribing to webhooks: {e}"))?;
+    }
+    if accounts.webhook_tokens.is_empty() {
+        return Err("no webhook tokens: set RBTX_RACKBEAT_WEBHOOK_TOKENS to the tokens Rackbeat gave the subscriptions".into());
+    }
+
+    let tenant_id = "default".to_string();
+    let intake = Arc::new(Intake::new(
+        store.clone(),
+        vec![IntakeTenant {
+            id: tenant_id.clone(),
+            account_id,
+            webhook_tokens: accounts.webhook_tokens.clone(),
+        }],
+        &pack,
+    ));
+    let tripletex = Tripletex::new(TripletexConfig::new(
+        accounts.tripletex_url.as_str(),
+        accounts.consumer_token.clone(),
+        accounts.employee_token.clone(),
+    ))
+    .map_err(|e| e.to_string())?;
+    let worker = Worker::new(
+        store.clone(),
+        pack.clone(),
+        Tenant {
+            id: tenant_id,
+            rackbeat: rackbeat()?,
+            tripletex,
+            invoice_mode: config.invoice_mode.clone(),
+        },
+        format!("{}-{}", hostname(), std::process::id()),
+    );
+
+    ready(&url);
+    tracing::info!(url, store = %config.store.display(), "rbtx is running.");
+    let server = axum::serve(listener, intake.router());
+    let work = async {
+        loop {
+            match worker.run_once(now_ms()).await {
+                Ok(0) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "The store failed; retrying in a second.");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    };
+    tokio::select! {
+        r = server => r.map_err(|e| e.to_string()),
+        _ = work => Ok(()),
+        _ = shutdown => {
+            // Events in flight keep their lease; another start claims them when it expires.
+            tracing::info!("Shutting down.");
+            Ok(())
+        }
+    }
+}
+
+/// Subscribes `url` to every event the real-time mappings trigger on; the tokens Rackbeat returns.
+async fn subscribe(rb: &Rackbeat, pack: &Pack, url: &str) -> Result<Vec<Secret>, ApiError> {
+    let mut events: Vec<&str> = pack
+        .plans
+        .iter()
+        .filter(|p| p.direction == Direction::RackbeatToTripletex)
+        .flat_map(|p| p.on.iter().map(String::as_str))
+        .collect();
+    events.sort();
+    events.dedup();
+    let mut tokens = Vec::new();
+    for event in events {
+        let answer = rb
+            .post(
+                "/webhooks",
+                &[],
+                &json!({"event": event, "url": url, "is_active": true}),
+            )
+            .await?;
+        if let Some(t) = answer.pointer("/webhook/token").and_then(Value::as_str) {
+            tokens.push(Secret::new(t));
+        }
+    }
+    Ok(tokens)
+}
+
+fn json_text(v: &Value) -> String {
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME").unwrap_or_else(|_| "rbtx".into())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
