@@ -73,6 +73,10 @@ enum Command {
         /// How booked invoices reach Tripletex: `booked` (an invoice) or `as_order` (an editable order).
         #[arg(long, default_value = "booked")]
         invoice_mode: String,
+        /// Seconds a claimed event stays with this process; after a crash, work in flight is taken
+        /// over when its lease ends.
+        #[arg(long, default_value_t = 60)]
+        lease_seconds: i64,
     },
     /// Serve local sandboxes of the Tripletex and Rackbeat APIs until interrupted.
     Sandbox(SandboxArgs),
@@ -212,6 +216,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             listen,
             public_url,
             invoice_mode,
+            lease_seconds,
         } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -226,6 +231,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 listen,
                 public_url,
                 invoice_mode,
+                lease_ms: lease_seconds.saturating_mul(1000),
                 sandbox,
             };
             let runtime = tokio::runtime::Runtime::new()

@@ -30,6 +30,9 @@ pub struct RunConfig {
     /// The URL Rackbeat delivers to (defaults to the listen address).
     pub public_url: Option<String>,
     pub invoice_mode: String,
+    /// How long a claimed event stays with this process before another may take it over (after a
+    /// crash, events in flight wait this long).
+    pub lease_ms: i64,
     /// Serve both sandboxes in-process and sync against them (also the default when no
     /// credentials are in the environment).
     pub sandbox: bool,
@@ -193,7 +196,7 @@ pub async fn run(
         accounts.employee_token.clone(),
     ))
     .map_err(|e| e.to_string())?;
-    let worker = Worker::new(
+    let mut worker = Worker::new(
         store.clone(),
         pack.clone(),
         Tenant {
@@ -204,6 +207,7 @@ pub async fn run(
         },
         format!("{}-{}", hostname(), std::process::id()),
     );
+    worker.lease_ms = config.lease_ms;
 
     ready(&url);
     tracing::info!(url, store = %config.store.display(), "rbtx is running.");
