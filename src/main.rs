@@ -78,6 +78,14 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         lease_seconds: i64,
     },
+    /// The dead-letter store: events that failed for good, with the reason, mapping and field.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+        /// The SQLite file `rbtx run` uses.
+        #[arg(long, default_value = "rbtx.sqlite", global = true)]
+        store: PathBuf,
+    },
     /// Serve local sandboxes of the Tripletex and Rackbeat APIs until interrupted.
     Sandbox(SandboxArgs),
     /// Print the request a mapping would send for one record; sends nothing.
@@ -97,6 +105,22 @@ enum Command {
         /// The mapping pack the mapping belongs to.
         #[arg(long, default_value = "mappings")]
         pack: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// One line per dead letter.
+    List,
+    /// One dead letter in full, with its payload.
+    Show { id: i64 },
+    /// Put dead letters back in the queue (after fixing the mapping or the data).
+    Replay {
+        /// The dead letter to replay.
+        id: Option<i64>,
+        /// Replay every dead letter.
+        #[arg(long, conflicts_with = "id")]
+        all: bool,
     },
 }
 
@@ -209,6 +233,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             })
         }
         Command::Sandbox(args) => sandbox(args),
+        Command::Dlq { command, store } => dlq(command, store),
         Command::Run {
             sandbox,
             pack,
@@ -344,6 +369,62 @@ fn sandbox(args: SandboxArgs) -> Result<ExitCode, String> {
         println!("rackbeat api token: {}", config.rackbeat_token);
         tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
         Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn dlq(command: DlqCommand, store: PathBuf) -> Result<ExitCode, String> {
+    use rbtx::store::Store;
+    if !store.exists() {
+        return Err(format!("{} does not exist (use --store)", store.display()));
+    }
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let s = rbtx::store::sqlite::SqliteStore::open(&store).map_err(|e| format!("{}: {e}", store.display()))?;
+        s.migrate().await.map_err(|e| e.to_string())?;
+        match command {
+            DlqCommand::List => {
+                let letters = s.list_dead_letters().await.map_err(|e| e.to_string())?;
+                for d in &letters {
+                    println!(
+                        "{:>6}  {:<10} {:<18} {:<16} {}{}",
+                        d.id,
+                        d.event.tenant,
+                        d.event.event,
+                        d.event.key,
+                        d.field.as_ref().map(|f| format!("{f}: ")).unwrap_or_default(),
+                        d.reason
+                    );
+                }
+                println!("{} dead letter{}", letters.len(), if letters.len() == 1 { "" } else { "s" });
+                Ok(ExitCode::SUCCESS)
+            }
+            DlqCommand::Show { id } => match s.get_dead_letter(id).await.map_err(|e| e.to_string())? {
+                Some(d) => {
+                    let out = serde_json::json!({
+                        "id": d.id, "tenant": d.event.tenant, "event": d.event.event, "entity": d.event.entity,
+                        "key": d.event.key, "attempts": d.event.attempts, "reason": d.reason,
+                        "mapping": d.mapping, "field": d.field, "failed_at_ms": d.failed_at, "payload": d.event.payload,
+                    });
+                    println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => Err(format!("no dead letter {id}")),
+            },
+            DlqCommand::Replay { id: Some(id), .. } => {
+                if s.replay(id).await.map_err(|e| e.to_string())? {
+                    println!("dead letter {id} is back in the queue");
+                    Ok(ExitCode::SUCCESS)
+                } else {
+                    Err(format!("no dead letter {id}"))
+                }
+            }
+            DlqCommand::Replay { id: None, all: true } => {
+                let n = s.replay_all().await.map_err(|e| e.to_string())?;
+                println!("{n} dead letter{} back in the queue", if n == 1 { "" } else { "s" });
+                Ok(ExitCode::SUCCESS)
+            }
+            DlqCommand::Replay { id: None, all: false } => Err("give a dead letter id, or --all".into()),
+        }
     })
 }
 

@@ -92,3 +92,79 @@ fn sandbox_prints_its_urls_and_credentials_before_serving() {
         "{lines:?}"
     );
 }
+
+#[tokio::test]
+async fn dlq_lists_shows_and_replays() {
+    use rbtx::store::{NewEvent, Store};
+    let dir = std::env::temp_dir().join(format!("rbtx-dlq-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("store.sqlite");
+    {
+        let s = rbtx::store::sqlite::SqliteStore::open(&path).expect("store");
+        s.migrate().await.expect("migrate");
+        let new = NewEvent {
+            tenant: "default".into(),
+            entity: "product".into(),
+            key: "VARE-5001".into(),
+            event: "product.updated".into(),
+            payload: serde_json::json!({"key": "VARE-5001", "key_name": "number"}),
+            received_at: 1,
+        };
+        s.enqueue(new).await.expect("enqueue");
+        let ev = s.claim(None, "w", 1, 10, 60_000).await.expect("claim");
+        let reason = "lookup `vat_code` has no entry for `7`";
+        let dl = s
+            .dead_letter(
+                ev[0].id,
+                "w",
+                reason,
+                Some("mappings/rackbeat-to-tripletex/product.yaml"),
+                Some("body.vatType.id"),
+                20,
+            )
+            .await
+            .expect("dead letter");
+        assert!(dl.is_some());
+    }
+    let store = path.to_string_lossy().to_string();
+    let out = |args: &[&str]| {
+        let o = rbtx()
+            .args(args)
+            .args(["--store", &store])
+            .output()
+            .expect("run");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+        )
+    };
+    let (code, list) = out(&["dlq", "list"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        list.contains("VARE-5001")
+            && list.contains("body.vatType.id: lookup `vat_code` has no entry for `7`"),
+        "{list}"
+    );
+    assert!(list.contains("1 dead letter"), "{list}");
+    let id = list.split_whitespace().next().unwrap_or("").to_string();
+    let (code, show) = out(&["dlq", "show", &id]);
+    assert_eq!(code, Some(0));
+    let shown: serde_json::Value = serde_json::from_str(&show).expect("JSON");
+    assert_eq!(
+        shown["mapping"],
+        "mappings/rackbeat-to-tripletex/product.yaml"
+    );
+    assert_eq!(shown["payload"]["key"], "VARE-5001");
+    let (code, replay) = out(&["dlq", "replay", &id]);
+    assert_eq!(code, Some(0), "{replay}");
+    let (_, list) = out(&["dlq", "list"]);
+    assert!(list.contains("0 dead letters"), "{list}");
+    let s = rbtx::store::sqlite::SqliteStore::open(&path).expect("store");
+    assert_eq!(
+        s.queue_depth().await.expect("depth"),
+        1,
+        "the event is queued again"
+    );
+    assert_eq!(out(&["dlq", "show", "999"]).0, Some(2));
+    std::fs::remove_dir_all(&dir).ok();
+}
