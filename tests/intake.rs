@@ -203,3 +203,31 @@ async fn bad_deliveries_are_answered_and_enqueue_nothing() {
     assert_eq!(status, 200);
     assert_eq!(store.queue_depth().await.expect("depth"), 1);
 }
+
+#[tokio::test]
+async fn health_readiness_and_metrics_are_served() {
+    let (url, _store) = start().await;
+    let base = url.trim_end_matches("/webhooks/rackbeat").to_string();
+    let get = |path: &str| {
+        let u = format!("{base}{path}");
+        async move {
+            let r = reqwest::get(u).await.expect("answer");
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        }
+    };
+    assert_eq!(get("/healthz").await, (200, "ok".into()));
+    assert_eq!(get("/readyz").await.0, 200);
+    deliver(&url, &good("product.updated"), r#"{"key":"A"}"#).await;
+    deliver(&url, &good("order.created"), r#"{"key":"B"}"#).await;
+    deliver(&url, &[("Rackbeat-Account-Id", "12345")], r#"{"key":"C"}"#).await;
+    let (status, text) = get("/metrics").await;
+    assert_eq!(status, 200);
+    for line in [
+        r#"rbtx_webhooks_received_total{outcome="queued"} 1"#,
+        r#"rbtx_webhooks_received_total{outcome="ignored"} 1"#,
+        r#"rbtx_webhooks_received_total{outcome="refused"} 1"#,
+        "rbtx_queue_depth 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+    }
+}

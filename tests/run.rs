@@ -144,5 +144,30 @@ async fn records_made_in_rackbeat_arrive_in_tripletex_once() {
     .await;
     assert_eq!(found.len(), 1);
     assert_eq!(found[0]["name"], "Kjøpmann Hansen AS");
+
+    // The operations endpoints of the same process.
+    let base = url("webhooks: ")
+        .trim_end_matches("/webhooks/rackbeat")
+        .to_string();
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .unwrap_or_default();
+    let completed = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"rbtx_events_handled_total{outcome="completed"} "#))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(completed >= 3, "{metrics}");
+    assert!(
+        metrics.contains(r#"rbtx_webhooks_received_total{outcome="queued"}"#),
+        "{metrics}"
+    );
+    let ready = reqwest::get(format!("{base}/readyz"))
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status().as_u16(), 200);
     std::fs::remove_dir_all(&dir).ok();
 }

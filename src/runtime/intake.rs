@@ -10,10 +10,11 @@ use axum::body::{Body, to_bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
+use super::metrics::Metrics;
 use crate::connectors::Secret;
 use crate::plan::Pack;
 use crate::spec::Direction;
@@ -36,6 +37,7 @@ pub struct Intake<S> {
     /// Event name → the entity of the mapping it triggers.
     events: HashMap<String, String>,
     max_body_bytes: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl<S: Store + 'static> Intake<S> {
@@ -52,7 +54,14 @@ impl<S: Store + 'static> Intake<S> {
             tenants,
             events,
             max_body_bytes: 64 * 1024,
+            metrics: Arc::new(Metrics::default()),
         }
+    }
+
+    /// Shares `metrics` with the workers, so `/metrics` shows both.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Largest body accepted; Rackbeat's deliveries are a few hundred bytes.
@@ -64,8 +73,39 @@ impl<S: Store + 'static> Intake<S> {
     pub fn router(self: Arc<Self>) -> Router {
         Router::new()
             .route("/webhooks/rackbeat", post(receive::<S>))
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(ready::<S>))
+            .route("/metrics", get(metrics::<S>))
             .with_state(self)
     }
+}
+
+/// Ready when the store answers.
+async fn ready<S: Store + 'static>(State(intake): State<Arc<Intake<S>>>) -> Response {
+    match intake.store.queue_depth().await {
+        Ok(_) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("the store is not available: {e}"),
+        ),
+    }
+}
+
+async fn metrics<S: Store + 'static>(State(intake): State<Arc<Intake<S>>>) -> Response {
+    if let Ok(depth) = intake.store.queue_depth().await {
+        intake
+            .metrics
+            .queue_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+    (
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        intake.metrics.render(),
+    )
+        .into_response()
 }
 
 fn answer(status: StatusCode, message: &str) -> Response {
@@ -82,6 +122,22 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 async fn receive<S: Store + 'static>(
     State(intake): State<Arc<Intake<S>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let response = check_and_enqueue(&intake, headers, body).await;
+    let outcome = match response.status().as_u16() {
+        200 if response.headers().contains_key("x-rbtx-ignored") => "ignored",
+        200..=299 => "queued",
+        500.. => "failed",
+        _ => "refused",
+    };
+    intake.metrics.webhook(outcome);
+    response
+}
+
+async fn check_and_enqueue<S: Store + 'static>(
+    intake: &Intake<S>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -125,7 +181,12 @@ async fn receive<S: Store + 'static>(
     };
     let Some(entity) = intake.events.get(&event).cloned() else {
         tracing::info!(tenant = %tenant.id, event, key, "Webhook for an event no mapping handles; ignored.");
-        return (StatusCode::OK, axum::Json(json!({ "status": "ignored" }))).into_response();
+        return (
+            StatusCode::OK,
+            [("x-rbtx-ignored", "1")],
+            axum::Json(json!({ "status": "ignored" })),
+        )
+            .into_response();
     };
     let new = NewEvent {
         tenant: tenant.id.clone(),

@@ -181,15 +181,19 @@ pub async fn run(
     }
 
     let tenant_id = "default".to_string();
-    let intake = Arc::new(Intake::new(
-        store.clone(),
-        vec![IntakeTenant {
-            id: tenant_id.clone(),
-            account_id,
-            webhook_tokens: accounts.webhook_tokens.clone(),
-        }],
-        &pack,
-    ));
+    let metrics = Arc::new(super::metrics::Metrics::default());
+    let intake = Arc::new(
+        Intake::new(
+            store.clone(),
+            vec![IntakeTenant {
+                id: tenant_id.clone(),
+                account_id,
+                webhook_tokens: accounts.webhook_tokens.clone(),
+            }],
+            &pack,
+        )
+        .with_metrics(metrics.clone()),
+    );
     let tripletex = Tripletex::new(TripletexConfig::new(
         accounts.tripletex_url.as_str(),
         accounts.consumer_token.clone(),
@@ -208,6 +212,7 @@ pub async fn run(
         format!("{}-{}", hostname(), std::process::id()),
     );
     worker.lease_ms = config.lease_ms;
+    worker.metrics = Some(metrics);
 
     ready(&url);
     tracing::info!(url, store = %config.store.display(), "rbtx is running.");

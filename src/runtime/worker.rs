@@ -70,6 +70,8 @@ pub struct Worker<S: Store> {
     /// First retry delay; doubled per attempt up to `retry_max_ms`, with jitter.
     pub retry_base_ms: i64,
     pub retry_max_ms: i64,
+    /// Where handled events are counted, when the process exposes metrics.
+    pub metrics: Option<Arc<super::metrics::Metrics>>,
     /// API lookup tables by definition, loaded once per worker.
     lookups: Mutex<HashMap<String, Arc<HashMap<String, Value>>>>,
 }
@@ -171,6 +173,7 @@ impl<S: Store> Worker<S> {
             batch: 16,
             retry_base_ms: 1_000,
             retry_max_ms: 10 * 60_000,
+            metrics: None,
             lookups: Mutex::new(HashMap::new()),
         }
     }
@@ -189,7 +192,20 @@ impl<S: Store> Worker<S> {
             )
             .await?;
         for event in &events {
-            self.handle(event, now_ms).await?;
+            let handled = self.handle(event, now_ms).await?;
+            if let Some(m) = &self.metrics {
+                let outcome = match handled {
+                    Handled::Completed => "completed",
+                    Handled::Retried => "retried",
+                    Handled::DeadLettered => "dead_lettered",
+                    Handled::LeaseLost => "lease_lost",
+                };
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(now_ms);
+                m.event(outcome, (now - event.received_at) as f64 / 1000.0);
+            }
         }
         Ok(events.len())
     }
