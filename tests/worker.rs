@@ -452,3 +452,38 @@ async fn retryable_failures_are_retried_then_dead_lettered_after_max_attempts() 
     e.drain().await;
     e.one(Kind::Product, "number", json!("VARE-1001"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renumbered_product_keeps_its_tripletex_record() {
+    let mut e = env("booked").await;
+    e.enqueue("product", "VARE-1001", "product.created", json!({}))
+        .await;
+    e.drain().await;
+    let before = e.one(Kind::Product, "number", json!("VARE-1001"));
+
+    e.sb.rackbeat
+        .update(
+            Resource::Product,
+            "VARE-1001",
+            json!({ "number": "VARE-1001-B" }),
+        )
+        .expect("renumber in Rackbeat");
+    e.enqueue(
+        "product",
+        "VARE-1001-B",
+        "product.updated",
+        json!({"key": "VARE-1001-B", "old_key": "VARE-1001", "new_key": "VARE-1001-B"}),
+    )
+    .await;
+    e.drain().await;
+
+    let after = e.one(Kind::Product, "number", json!("VARE-1001-B"));
+    assert_eq!(
+        after["id"], before["id"],
+        "the same Tripletex product, renumbered"
+    );
+    assert!(
+        e.records(Kind::Product, "number", &json!("VARE-1001"))
+            .is_empty()
+    );
+}

@@ -301,6 +301,23 @@ impl<S: Store> Worker<S> {
             tracing::info!(tenant, entity, key, event = %event.event, "No mapping handles this event; it is ignored.");
             return Ok(Synced::Ignored);
         };
+        // A renumbered record keeps its Tripletex record: the binding moves to the new key, and
+        // the update below carries the new number.
+        let text = |k: &str| match event.payload.get(k) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        if let (Some(old), Some(new)) = (text("old_key"), text("new_key"))
+            && old != new
+        {
+            let moved = self
+                .store
+                .move_binding(tenant, DIRECTION.as_str(), &plan.entity, &old, &new)
+                .await
+                .map_err(Failure::store)?;
+            tracing::info!(tenant, entity, old_key = %old, new_key = %new, moved, "The record was renumbered in Rackbeat.");
+        }
         self.sync(plan, key, 0).await
     }
 
