@@ -77,6 +77,10 @@ enum Command {
         /// over when its lease ends.
         #[arg(long, default_value_t = 60)]
         lease_seconds: i64,
+        /// Seconds between polls of Rackbeat for changes no webhook announced (CSV imports, lost
+        /// deliveries); also done at start.
+        #[arg(long, default_value_t = 300)]
+        catch_up_seconds: u64,
     },
     /// The dead-letter store: events that failed for good, with the reason, mapping and field.
     Dlq {
@@ -242,6 +246,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             public_url,
             invoice_mode,
             lease_seconds,
+            catch_up_seconds,
         } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -257,6 +262,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 public_url,
                 invoice_mode,
                 lease_ms: lease_seconds.saturating_mul(1000),
+                catch_up_seconds,
                 sandbox,
             };
             let runtime = tokio::runtime::Runtime::new()

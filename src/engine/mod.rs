@@ -146,6 +146,20 @@ impl Plan {
         }
     }
 
+    /// The key a source record is known by (what a webhook for it would name).
+    pub fn key_of(&self, source: &Value) -> Result<String, RecordError> {
+        let ctx = self.ctx(Arc::new(NoResolver));
+        let root = Arc::new(source.clone());
+        let scope = Scope::new(vec![("source", Var::root(&root))], &ctx.rt);
+        match ctx.eval(&self.source.key, &scope, &"source.key")? {
+            Out::Value(v) => Ok(text_of(&v)),
+            Out::Absent => Err(RecordError::Field {
+                field: "source.key".into(),
+                message: "the record has no key".into(),
+            }),
+        }
+    }
+
     /// Like [`Plan::select`], taking the record out of the response instead of borrowing it.
     pub fn select_owned(&self, mut response: Value) -> Option<Value> {
         let Some(p) = &self.source.select else {

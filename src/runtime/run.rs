@@ -30,6 +30,8 @@ pub struct RunConfig {
     /// The URL Rackbeat delivers to (defaults to the listen address).
     pub public_url: Option<String>,
     pub invoice_mode: String,
+    /// Seconds between catch-up polls of Rackbeat (also run at start).
+    pub catch_up_seconds: u64,
     /// How long a claimed event stays with this process before another may take it over (after a
     /// crash, events in flight wait this long).
     pub lease_ms: i64,
@@ -217,6 +219,30 @@ pub async fn run(
     ready(&url);
     tracing::info!(url, store = %config.store.display(), "rbtx is running.");
     let server = axum::serve(listener, intake.router());
+    let catch_up = async {
+        let rb = match rackbeat() {
+            Ok(rb) => rb,
+            Err(e) => {
+                tracing::error!(error = %e, "Catch-up cannot start.");
+                return;
+            }
+        };
+        loop {
+            if let Err(e) = super::catchup::poll(
+                store.as_ref(),
+                &rb,
+                &pack,
+                "default",
+                &config.invoice_mode,
+                now_ms(),
+            )
+            .await
+            {
+                tracing::warn!(error = %e, "Catch-up failed; it runs again at the next interval.");
+            }
+            tokio::time::sleep(Duration::from_secs(config.catch_up_seconds.max(1))).await;
+        }
+    };
     let work = async {
         loop {
             match worker.run_once(now_ms()).await {
@@ -232,6 +258,7 @@ pub async fn run(
     tokio::select! {
         r = server => r.map_err(|e| e.to_string()),
         _ = work => Ok(()),
+        _ = catch_up => Ok(()),
         _ = shutdown => {
             // Events in flight keep their lease; another start claims them when it expires.
             tracing::info!("Shutting down.");
