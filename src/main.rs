@@ -82,6 +82,11 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         catch_up_seconds: u64,
     },
+    /// Rackbeat webhook subscriptions.
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCommand,
+    },
     /// The dead-letter store: events that failed for good, with the reason, mapping and field.
     Dlq {
         #[command(subcommand)]
@@ -109,6 +114,21 @@ enum Command {
         /// The mapping pack the mapping belongs to.
         #[arg(long, default_value = "mappings")]
         pack: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebhooksCommand {
+    /// Subscribe the intake's public URL to every event the mappings need (account from
+    /// RBTX_RACKBEAT_TOKEN, RBTX_RACKBEAT_URL) and keep the tokens in the store for `rbtx run`.
+    Install {
+        /// The URL Rackbeat delivers to, e.g. https://rbtx.example.com/webhooks/rackbeat.
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value = "mappings")]
+        pack: PathBuf,
+        #[arg(long, default_value = "rbtx.sqlite")]
+        store: PathBuf,
     },
 }
 
@@ -238,6 +258,17 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::Sandbox(args) => sandbox(args),
         Command::Dlq { command, store } => dlq(command, store),
+        Command::Webhooks {
+            command: WebhooksCommand::Install { url, pack, store },
+        } => {
+            let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+            for line in
+                runtime.block_on(rbtx::runtime::run::install_webhooks(&pack, &store, &url))?
+            {
+                println!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run {
             sandbox,
             pack,

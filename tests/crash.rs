@@ -42,13 +42,7 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn start_rbtx(
-    port: u16,
-    store: &std::path::Path,
-    tx_url: &str,
-    rb_url: &str,
-    tokens: &str,
-) -> Running {
+fn start_rbtx(port: u16, store: &std::path::Path, tx_url: &str, rb_url: &str) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rbtx"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args([
@@ -69,7 +63,6 @@ fn start_rbtx(
             "RBTX_RACKBEAT_ACCOUNT_ID",
             sandbox::RACKBEAT_ACCOUNT_ID.to_string(),
         )
-        .env("RBTX_RACKBEAT_WEBHOOK_TOKENS", tokens)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -118,22 +111,29 @@ async fn a_killed_process_loses_and_duplicates_nothing() {
     rb_config.requests_per_minute = 100_000;
     let rb = Rackbeat::new(rb_config).expect("rackbeat");
     let port = free_port();
-    let url = format!("http://127.0.0.1:{port}/webhooks/rackbeat");
-    let mut tokens = Vec::new();
-    for event in ["product.created", "product.updated"] {
-        let w = rb
-            .post(
-                "/webhooks",
-                &[],
-                &json!({"event": event, "url": url, "is_active": true}),
-            )
-            .await
-            .expect("subscribe");
-        tokens.push(w["webhook"]["token"].as_str().expect("token").to_string());
-    }
-    let tokens = tokens.join(",");
 
-    let mut rbtx = Some(start_rbtx(port, &store, &tx_url, &rb_url, &tokens));
+    // `rbtx webhooks install` subscribes the intake and keeps the tokens in the store.
+    let install = Command::new(env!("CARGO_BIN_EXE_rbtx"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "webhooks",
+            "install",
+            "--url",
+            &format!("http://127.0.0.1:{port}/webhooks/rackbeat"),
+            "--store",
+        ])
+        .arg(&store)
+        .env("RBTX_RACKBEAT_URL", &rb_url)
+        .env("RBTX_RACKBEAT_TOKEN", sandbox::RACKBEAT_TOKEN)
+        .output()
+        .expect("webhooks install");
+    let said = String::from_utf8_lossy(&install.stdout);
+    assert!(
+        install.status.success() && said.contains("product.created: subscribed, token stored"),
+        "{said}"
+    );
+
+    let mut rbtx = Some(start_rbtx(port, &store, &tx_url, &rb_url));
     for i in 0..PRODUCTS {
         let body = json!({"number": format!("CRASH-{i:03}"), "name": format!("Vare {i}"), "group": 1001, "sales_price": 10 + i});
         rb.post("/products", &[], &body)
@@ -144,7 +144,7 @@ async fn a_killed_process_loses_and_duplicates_nothing() {
             drop(rbtx.take());
         }
         if i == 2 * PRODUCTS / 3 {
-            rbtx = Some(start_rbtx(port, &store, &tx_url, &rb_url, &tokens));
+            rbtx = Some(start_rbtx(port, &store, &tx_url, &rb_url));
         }
     }
 

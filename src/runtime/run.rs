@@ -176,10 +176,16 @@ pub async fn run(
     if sandboxes.is_some() {
         accounts.webhook_tokens = subscribe(&rb, &pack, &url)
             .await
-            .map_err(|e| format!("subscribing to webhooks: {e}"))?;
+            .map_err(|e| format!("subscribing to webhooks: {e}"))?
+            .into_iter()
+            .filter_map(|(_, t)| t)
+            .collect();
     }
     if accounts.webhook_tokens.is_empty() {
-        return Err("no webhook tokens: set RBTX_RACKBEAT_WEBHOOK_TOKENS to the tokens Rackbeat gave the subscriptions".into());
+        accounts.webhook_tokens = stored_tokens(&store, &pack).await?;
+    }
+    if accounts.webhook_tokens.is_empty() {
+        return Err("no webhook tokens: run `rbtx webhooks install --url <public URL>`, or set RBTX_RACKBEAT_WEBHOOK_TOKENS".into());
     }
 
     let tenant_id = "default".to_string();
@@ -267,8 +273,8 @@ pub async fn run(
     }
 }
 
-/// Subscribes `url` to every event the real-time mappings trigger on; the tokens Rackbeat returns.
-async fn subscribe(rb: &Rackbeat, pack: &Pack, url: &str) -> Result<Vec<Secret>, ApiError> {
+/// The events the real-time mappings trigger on.
+fn trigger_events(pack: &Pack) -> Vec<&str> {
     let mut events: Vec<&str> = pack
         .plans
         .iter()
@@ -277,8 +283,18 @@ async fn subscribe(rb: &Rackbeat, pack: &Pack, url: &str) -> Result<Vec<Secret>,
         .collect();
     events.sort();
     events.dedup();
-    let mut tokens = Vec::new();
-    for event in events {
+    events
+}
+
+/// Subscribes `url` to every event the real-time mappings trigger on. Rackbeat returns a token
+/// only when it creates a subscription (re-subscribing updates it), so an event may have none.
+async fn subscribe(
+    rb: &Rackbeat,
+    pack: &Pack,
+    url: &str,
+) -> Result<Vec<(String, Option<Secret>)>, ApiError> {
+    let mut out = Vec::new();
+    for event in trigger_events(pack) {
         let answer = rb
             .post(
                 "/webhooks",
@@ -286,11 +302,69 @@ async fn subscribe(rb: &Rackbeat, pack: &Pack, url: &str) -> Result<Vec<Secret>,
                 &json!({"event": event, "url": url, "is_active": true}),
             )
             .await?;
-        if let Some(t) = answer.pointer("/webhook/token").and_then(Value::as_str) {
+        let token = answer
+            .pointer("/webhook/token")
+            .and_then(Value::as_str)
+            .map(Secret::new);
+        out.push((event.to_string(), token));
+    }
+    Ok(out)
+}
+
+fn token_checkpoint(event: &str) -> String {
+    format!("webhook token {event}")
+}
+
+/// Webhook tokens kept by `rbtx webhooks install`.
+async fn stored_tokens(store: &SqliteStore, pack: &Pack) -> Result<Vec<Secret>, String> {
+    let mut tokens = Vec::new();
+    for event in trigger_events(pack) {
+        if let Some(t) = store
+            .get_checkpoint("default", &token_checkpoint(event))
+            .await
+            .map_err(|e| e.to_string())?
+        {
             tokens.push(Secret::new(t));
         }
     }
     Ok(tokens)
+}
+
+/// `rbtx webhooks install`: subscribes `url` to the events the pack needs in the Rackbeat account
+/// from the environment, and keeps the tokens in the store for `rbtx run`. Returns a line per event.
+pub async fn install_webhooks(
+    pack_path: &std::path::Path,
+    store_path: &std::path::Path,
+    url: &str,
+) -> Result<Vec<String>, String> {
+    let pack = load_pack(&[pack_path.to_path_buf()]);
+    if !pack.diagnostics.is_empty() {
+        return Err(format!(
+            "the mapping pack has problems; run `rbtx validate {}`",
+            pack_path.display()
+        ));
+    }
+    let base = std::env::var("RBTX_RACKBEAT_URL")
+        .unwrap_or_else(|_| "https://app.rackbeat.com/api".into());
+    let rb = Rackbeat::new(RackbeatConfig::new(base, required("RBTX_RACKBEAT_TOKEN")?))
+        .map_err(|e| e.to_string())?;
+    let store =
+        SqliteStore::open(store_path).map_err(|e| format!("{}: {e}", store_path.display()))?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    let mut lines = Vec::new();
+    for (event, token) in subscribe(&rb, &pack, url)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        match token {
+            Some(t) => {
+                store.set_checkpoint("default", &token_checkpoint(&event), t.expose()).await.map_err(|e| e.to_string())?;
+                lines.push(format!("{event}: subscribed, token stored"));
+            }
+            None => lines.push(format!("{event}: already subscribed (Rackbeat shows a token only once; the stored one is kept)")),
+        }
+    }
+    Ok(lines)
 }
 
 fn json_text(v: &Value) -> String {
