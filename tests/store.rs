@@ -55,6 +55,31 @@ async fn migrations_are_idempotent<S: Store>(s: &S) {
     );
 }
 
+async fn a_batch_is_enqueued_in_order<S: Store>(s: &S) {
+    let batch = vec![
+        event("t1", "A", "product.created", 1),
+        event("t1", "B", "product.created", 2),
+        event("t1", "A", "product.updated", 3),
+    ];
+    let ids = s.enqueue_many(batch).await.unwrap();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids in order: {ids:?}");
+    // The two events of A coalesce to the later one.
+    let claimed = s.claim(None, "w1", 10, 10, LEASE_MS).await.unwrap();
+    let mut got: Vec<(String, String)> = claimed
+        .iter()
+        .map(|e| (e.key.clone(), e.event.clone()))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("A".into(), "product.updated".into()),
+            ("B".into(), "product.created".into())
+        ]
+    );
+}
+
 async fn enqueue_claim_complete<S: Store>(s: &S) {
     let new = event("t1", "P1", "product.created", 1);
     let id = s.enqueue(new.clone()).await.unwrap();
@@ -554,6 +579,7 @@ macro_rules! store_tests {
     ($suite:ident) => {
         $suite!(
             migrations_are_idempotent,
+            a_batch_is_enqueued_in_order,
             enqueue_claim_complete,
             claims_can_be_limited_to_one_tenant,
             ten_updates_to_one_key_coalesce_to_the_latest,

@@ -38,6 +38,44 @@ pub struct Intake<S> {
     events: HashMap<String, String>,
     max_body_bytes: usize,
     metrics: Arc<Metrics>,
+    /// Deliveries waiting to be written together; started on first use (it needs the runtime).
+    batcher: std::sync::OnceLock<Batcher>,
+}
+
+type Persisted = tokio::sync::oneshot::Sender<Result<i64, String>>;
+type Batcher = tokio::sync::mpsc::Sender<(NewEvent, Persisted)>;
+
+/// Most deliveries written in one commit.
+const BATCH: usize = 256;
+
+/// Writes queued deliveries in batches: whatever arrived while the last commit was on disk goes
+/// into the next one, so concurrent deliveries share a flush and a lone one waits for nothing.
+async fn write_batches<S: Store>(
+    store: Arc<S>,
+    mut rx: tokio::sync::mpsc::Receiver<(NewEvent, Persisted)>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let (events, replies): (Vec<NewEvent>, Vec<Persisted>) = batch.into_iter().unzip();
+        match store.enqueue_many(events).await {
+            Ok(ids) => {
+                for (reply, id) in replies.into_iter().zip(ids) {
+                    reply.send(Ok(id)).ok();
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    reply.send(Err(e.to_string())).ok();
+                }
+            }
+        }
+    }
 }
 
 impl<S: Store + 'static> Intake<S> {
@@ -55,7 +93,24 @@ impl<S: Store + 'static> Intake<S> {
             events,
             max_body_bytes: 64 * 1024,
             metrics: Arc::new(Metrics::default()),
+            batcher: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Persists one event (batched with concurrent ones); its id once it is on disk.
+    async fn persist(&self, event: NewEvent) -> Result<i64, String> {
+        let tx = self.batcher.get_or_init(|| {
+            let (tx, rx) = tokio::sync::mpsc::channel(4 * BATCH);
+            tokio::spawn(write_batches(self.store.clone(), rx));
+            tx
+        });
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        tx.send((event, reply))
+            .await
+            .map_err(|_| "the store writer stopped".to_string())?;
+        answer
+            .await
+            .map_err(|_| "the store writer stopped".to_string())?
     }
 
     /// Shares `metrics` with the workers, so `/metrics` shows both.
@@ -196,7 +251,7 @@ async fn check_and_enqueue<S: Store + 'static>(
         payload,
         received_at: now_millis(),
     };
-    match intake.store.enqueue(new).await {
+    match intake.persist(new).await {
         Ok(id) => {
             tracing::debug!(tenant = %tenant.id, event, key, id, "Webhook persisted.");
             (

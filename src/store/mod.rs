@@ -109,6 +109,10 @@ pub trait Store: Send + Sync {
     /// Persists an event and returns its id. Durable on return, so the intake may answer 2xx.
     fn enqueue(&self, event: NewEvent) -> impl Future<Output = Result<i64>> + Send;
 
+    /// Enqueues several events durably in one commit (the intake batches concurrent deliveries
+    /// this way: one disk flush for many events). Their ids, in order.
+    fn enqueue_many(&self, events: Vec<NewEvent>) -> impl Future<Output = Result<Vec<i64>>> + Send;
+
     /// Claims up to `limit` keys that are ready at `now_ms` (of `tenant`, or of any tenant when
     /// `None`) for `worker`, leased until `now_ms + lease_ms`, and returns the latest open event of
     /// each, oldest waiting key first. Older open events of a claimed key are superseded.

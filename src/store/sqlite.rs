@@ -194,6 +194,37 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn enqueue_many(&self, events: Vec<NewEvent>) -> Result<Vec<i64>> {
+        let rows = events
+            .into_iter()
+            .map(|e| Ok((serde_json::to_string(&e.payload)?, e)))
+            .collect::<Result<Vec<_>>>()?;
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let mut ids = Vec::with_capacity(rows.len());
+            {
+                let mut insert = tx.prepare_cached(
+                    "INSERT INTO events (tenant, entity, key, event, payload, received_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?;
+                for (payload, e) in &rows {
+                    insert.execute(params![
+                        e.tenant,
+                        e.entity,
+                        e.key,
+                        e.event,
+                        payload,
+                        e.received_at
+                    ])?;
+                    ids.push(tx.last_insert_rowid());
+                }
+            }
+            tx.commit()?;
+            Ok(ids)
+        })
+        .await
+    }
+
     async fn claim(
         &self,
         tenant: Option<&str>,
