@@ -81,6 +81,9 @@ enum Command {
         /// deliveries); also done at start.
         #[arg(long, default_value_t = 300)]
         catch_up_seconds: u64,
+        /// Workers applying events in parallel; one key is never with two at once.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
     },
     /// Rackbeat webhook subscriptions.
     Webhooks {
@@ -278,6 +281,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             invoice_mode,
             lease_seconds,
             catch_up_seconds,
+            workers,
         } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -294,6 +298,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 invoice_mode,
                 lease_ms: lease_seconds.saturating_mul(1000),
                 catch_up_seconds,
+                workers,
                 sandbox,
             };
             let runtime = tokio::runtime::Runtime::new()

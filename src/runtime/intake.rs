@@ -40,6 +40,8 @@ pub struct Intake<S> {
     metrics: Arc<Metrics>,
     /// Deliveries waiting to be written together; started on first use (it needs the runtime).
     batcher: std::sync::OnceLock<Batcher>,
+    /// Woken after events are persisted, so idle workers start at once.
+    queued: Arc<tokio::sync::Notify>,
 }
 
 type Persisted = tokio::sync::oneshot::Sender<Result<i64, String>>;
@@ -53,6 +55,7 @@ const BATCH: usize = 256;
 async fn write_batches<S: Store>(
     store: Arc<S>,
     mut rx: tokio::sync::mpsc::Receiver<(NewEvent, Persisted)>,
+    queued: Arc<tokio::sync::Notify>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -68,6 +71,7 @@ async fn write_batches<S: Store>(
                 for (reply, id) in replies.into_iter().zip(ids) {
                     reply.send(Ok(id)).ok();
                 }
+                queued.notify_waiters();
             }
             Err(e) => {
                 for reply in replies {
@@ -94,14 +98,21 @@ impl<S: Store + 'static> Intake<S> {
             max_body_bytes: 64 * 1024,
             metrics: Arc::new(Metrics::default()),
             batcher: std::sync::OnceLock::new(),
+            queued: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Wakes `notify` whenever events have been persisted.
+    pub fn with_notify(mut self, notify: Arc<tokio::sync::Notify>) -> Self {
+        self.queued = notify;
+        self
     }
 
     /// Persists one event (batched with concurrent ones); its id once it is on disk.
     async fn persist(&self, event: NewEvent) -> Result<i64, String> {
         let tx = self.batcher.get_or_init(|| {
             let (tx, rx) = tokio::sync::mpsc::channel(4 * BATCH);
-            tokio::spawn(write_batches(self.store.clone(), rx));
+            tokio::spawn(write_batches(self.store.clone(), rx, self.queued.clone()));
             tx
         });
         let (reply, answer) = tokio::sync::oneshot::channel();

@@ -30,6 +30,8 @@ pub struct RunConfig {
     /// The URL Rackbeat delivers to (defaults to the listen address).
     pub public_url: Option<String>,
     pub invoice_mode: String,
+    /// Workers applying events in parallel (one key is never with two at once).
+    pub workers: usize,
     /// Seconds between catch-up polls of Rackbeat (also run at start).
     pub catch_up_seconds: u64,
     /// How long a claimed event stays with this process before another may take it over (after a
@@ -190,6 +192,7 @@ pub async fn run(
 
     let tenant_id = "default".to_string();
     let metrics = Arc::new(super::metrics::Metrics::default());
+    let queued = Arc::new(tokio::sync::Notify::new());
     let intake = Arc::new(
         Intake::new(
             store.clone(),
@@ -200,27 +203,32 @@ pub async fn run(
             }],
             &pack,
         )
-        .with_metrics(metrics.clone()),
+        .with_metrics(metrics.clone())
+        .with_notify(queued.clone()),
     );
-    let tripletex = Tripletex::new(TripletexConfig::new(
-        accounts.tripletex_url.as_str(),
-        accounts.consumer_token.clone(),
-        accounts.employee_token.clone(),
-    ))
-    .map_err(|e| e.to_string())?;
-    let mut worker = Worker::new(
-        store.clone(),
-        pack.clone(),
-        Tenant {
-            id: tenant_id,
-            rackbeat: rackbeat()?,
-            tripletex,
-            invoice_mode: config.invoice_mode.clone(),
-        },
-        format!("{}-{}", hostname(), std::process::id()),
-    );
-    worker.lease_ms = config.lease_ms;
-    worker.metrics = Some(metrics);
+    let mut workers = Vec::new();
+    for i in 0..config.workers.max(1) {
+        let tripletex = Tripletex::new(TripletexConfig::new(
+            accounts.tripletex_url.as_str(),
+            accounts.consumer_token.clone(),
+            accounts.employee_token.clone(),
+        ))
+        .map_err(|e| e.to_string())?;
+        let mut worker = Worker::new(
+            store.clone(),
+            pack.clone(),
+            Tenant {
+                id: tenant_id.clone(),
+                rackbeat: rackbeat()?,
+                tripletex,
+                invoice_mode: config.invoice_mode.clone(),
+            },
+            format!("{}-{}-{i}", hostname(), std::process::id()),
+        );
+        worker.lease_ms = config.lease_ms;
+        worker.metrics = Some(metrics.clone());
+        workers.push(worker);
+    }
 
     ready(&url);
     tracing::info!(url, store = %config.store.display(), "rbtx is running.");
@@ -250,16 +258,28 @@ pub async fn run(
         }
     };
     let work = async {
-        loop {
-            match worker.run_once(now_ms()).await {
-                Ok(0) => tokio::time::sleep(Duration::from_millis(50)).await,
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "The store failed; retrying in a second.");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut set = tokio::task::JoinSet::new();
+        for worker in workers {
+            let queued = queued.clone();
+            set.spawn(async move {
+                loop {
+                    match worker.run_once(now_ms()).await {
+                        // Idle: wait for the intake's signal, or a second (retries come due).
+                        Ok(0) => {
+                            tokio::time::timeout(Duration::from_secs(1), queued.notified())
+                                .await
+                                .ok();
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::error!(error = %e, "The store failed; retrying in a second.");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
                 }
-            }
+            });
         }
+        set.join_next().await;
     };
     tokio::select! {
         r = server => r.map_err(|e| e.to_string()),
