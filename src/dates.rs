@@ -33,6 +33,14 @@ pub fn now_seconds() -> i64 {
         .unwrap_or(0)
 }
 
+/// Milliseconds since 1970-01-01 00:00 UTC, now.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// Today's date (UTC) as days since 1970-01-01.
 pub fn today() -> i64 {
     now_seconds().div_euclid(86_400)

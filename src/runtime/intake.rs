@@ -260,7 +260,7 @@ async fn check_and_enqueue<S: Store + 'static>(
         key: key.clone(),
         event: event.clone(),
         payload,
-        received_at: now_millis(),
+        received_at: crate::dates::now_millis(),
     };
     match intake.persist(new).await {
         Ok(id) => {
@@ -280,11 +280,4 @@ async fn check_and_enqueue<S: Store + 'static>(
             )
         }
     }
-}
-
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

@@ -248,7 +248,7 @@ pub async fn run(
                 &pack,
                 "default",
                 &config.invoice_mode,
-                now_ms(),
+                crate::dates::now_millis(),
             )
             .await
             {
@@ -263,7 +263,7 @@ pub async fn run(
             let queued = queued.clone();
             set.spawn(async move {
                 loop {
-                    match worker.run_once(now_ms()).await {
+                    match worker.run_once(crate::dates::now_millis()).await {
                         // Idle: wait for the intake's signal, or a second (retries come due).
                         Ok(0) => {
                             tokio::time::timeout(Duration::from_secs(1), queued.notified())
@@ -395,11 +395,4 @@ fn json_text(v: &Value) -> String {
 
 fn hostname() -> String {
     std::env::var("HOSTNAME").unwrap_or_else(|_| "rbtx".into())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

@@ -200,10 +200,7 @@ impl<S: Store> Worker<S> {
                     Handled::DeadLettered => "dead_lettered",
                     Handled::LeaseLost => "lease_lost",
                 };
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as i64)
-                    .unwrap_or(now_ms);
+                let now = crate::dates::now_millis();
                 m.event(outcome, (now - event.received_at) as f64 / 1000.0);
             }
         }
@@ -578,7 +575,7 @@ impl<S: Store> Worker<S> {
                 target_id: id,
                 version,
                 body_hash: Some(hash.to_string()),
-                updated_at: wall_ms(),
+                updated_at: crate::dates::now_millis(),
             })
             .await
             .map_err(Failure::store)?;
@@ -706,13 +703,6 @@ pub fn body_hash(body: &Value) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// Wall-clock unix milliseconds, for the binding's informational `updated_at`.
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn splitmix(mut x: u64) -> u64 {
