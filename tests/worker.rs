@@ -487,3 +487,61 @@ async fn a_renumbered_product_keeps_its_tripletex_record() {
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_faults_still_applies_every_event_exactly_once() {
+    let mut e = env("booked").await;
+    e.worker.max_attempts = 30;
+    e.worker
+        .tenant
+        .tripletex
+        .get("/product/unit", &[])
+        .await
+        .expect("session");
+    // Server errors, lost answers and slow answers from Tripletex, throttling and server errors
+    // from Rackbeat, seeded. (Tripletex's 429s carry a reset of up to a minute, which the
+    // connector waits out; `tests/connectors.rs` covers them without making this test slow.)
+    e.sb.tripletex.set_faults(FaultConfig {
+        seed: 11,
+        rate_5xx: 0.25,
+        rate_drop: 0.1,
+        rate_timeout: 0.05,
+        timeout_ms: 50,
+        ..Default::default()
+    });
+    e.sb.rackbeat.set_faults(FaultConfig {
+        seed: 12,
+        rate_429: 0.2,
+        rate_5xx: 0.1,
+        ..Default::default()
+    });
+    for (entity, key, event) in [
+        ("customer", "10001", "customer.created"),
+        ("product", "VARE-1001", "product.created"),
+        ("product", "VARE-3003", "product.created"),
+        ("bom", "SETT-10", "lot.created"),
+        ("invoice", &SEED_INVOICE.to_string(), "invoice.booked"),
+    ] {
+        e.enqueue(entity, key, event, json!({})).await;
+    }
+    for _ in 0..200 {
+        e.worker.run_once(e.now).await.expect("run_once");
+        e.now += 60_000;
+        if e.store.queue_depth().await.expect("depth") == 0 {
+            break;
+        }
+    }
+    e.sb.tripletex.set_faults(FaultConfig::default());
+    e.sb.rackbeat.set_faults(FaultConfig::default());
+    assert_eq!(
+        e.store.queue_depth().await.expect("depth"),
+        0,
+        "everything applied in the end"
+    );
+    assert!(e.store.list_dead_letters().await.expect("dlq").is_empty());
+    e.one(Kind::Customer, "customerNumber", json!(10001));
+    e.one(Kind::Product, "number", json!("VARE-1001"));
+    e.one(Kind::Product, "number", json!("VARE-3003"));
+    e.one(Kind::Product, "number", json!("SETT-10"));
+    assert_eq!(e.invoices_for(SEED_INVOICE).len(), 1);
+}
