@@ -43,6 +43,31 @@ impl ApiError {
     }
 }
 
+/// The objects of a list field with their positions; a field that is not a list, or an item that
+/// is not an object, is a 422 for its path, as Laravel's validator words it.
+fn objects<'v>(
+    v: &'v Value,
+    field: &str,
+    errors: &mut Errors,
+) -> Vec<(usize, &'v Map<String, Value>)> {
+    let Value::Array(given) = v else {
+        push(errors, field, format!("The {field} must be an array."));
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, item) in given.iter().enumerate() {
+        match item {
+            Value::Object(m) => out.push((i, m)),
+            _ => push(
+                errors,
+                &format!("{field}.{i}"),
+                format!("The {field}.{i} must be an array."),
+            ),
+        }
+    }
+    out
+}
+
 fn push(errors: &mut Errors, field: &str, message: impl Into<String>) {
     errors
         .entry(field.to_string())
@@ -764,20 +789,8 @@ impl Store {
     }
 
     fn lot_lines(&mut self, v: &Value, own: &str, errors: &mut Errors) -> Vec<Value> {
-        let Value::Array(given) = v else {
-            push(errors, "lines", "The lines must be an array.");
-            return Vec::new();
-        };
         let mut out = Vec::new();
-        for (i, line) in given.iter().enumerate() {
-            let Value::Object(line) = line else {
-                push(
-                    errors,
-                    &format!("lines.{i}"),
-                    format!("The lines.{i} must be an array."),
-                );
-                continue;
-            };
+        for (i, line) in objects(v, "lines", errors) {
             let (field, number) = line_item(line, &["product_id", "item_id", "child_id"]);
             let name = format!("lines.{i}.{field}");
             let Some(number) = number else {
@@ -844,25 +857,13 @@ impl Store {
         customer: Option<&Map<String, Value>>,
         errors: &mut Errors,
     ) -> Vec<Value> {
-        let Value::Array(given) = v else {
-            push(errors, "lines", "The lines must be an array.");
-            return Vec::new();
-        };
         let zone = customer
             .and_then(|c| c.get("vat_zone"))
             .and_then(Value::as_str)
             .unwrap_or("domestic");
         let discount = customer.map_or(0.0, |c| f(c, "general_discount_percentage"));
         let mut out = Vec::new();
-        for (i, line) in given.iter().enumerate() {
-            let Value::Object(line) = line else {
-                push(
-                    errors,
-                    &format!("lines.{i}"),
-                    format!("The lines.{i} must be an array."),
-                );
-                continue;
-            };
+        for (i, line) in objects(v, "lines", errors) {
             let (field, number) = line_item(line, &["item_id", "child_id", "product_id"]);
             let name_field = format!("lines.{i}.{field}");
             let given_name = line.get("name").filter(|v| !v.is_null()).cloned();
@@ -943,20 +944,8 @@ impl Store {
     }
 
     fn addresses(&mut self, v: &Value, errors: &mut Errors) -> Vec<Value> {
-        let Value::Array(given) = v else {
-            push(errors, "addresses", "The addresses must be an array.");
-            return Vec::new();
-        };
         let mut out = Vec::new();
-        for (i, a) in given.iter().enumerate() {
-            let Value::Object(a) = a else {
-                push(
-                    errors,
-                    &format!("addresses.{i}"),
-                    format!("The addresses.{i} must be an array."),
-                );
-                continue;
-            };
+        for (_, a) in objects(v, "addresses", errors) {
             let id = a.get("id").and_then(Value::as_i64).unwrap_or_else(|| {
                 self.next_address_id += 1;
                 self.next_address_id
