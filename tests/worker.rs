@@ -99,6 +99,17 @@ impl Env {
     }
 
     /// Runs the worker until the queue is empty (bounded, so a bug cannot hang the test).
+    /// Opens the worker's Tripletex session before faults are switched on: creating a session is
+    /// a POST too, and would be hit by them.
+    async fn open_tripletex_session(&self) {
+        self.worker
+            .tenant
+            .tripletex
+            .get("/product/unit", &[])
+            .await
+            .expect("session");
+    }
+
     async fn drain(&mut self) {
         for _ in 0..50 {
             self.worker.run_once(self.now).await.expect("run_once");
@@ -269,13 +280,7 @@ async fn a_booked_invoice_syncs_its_customer_and_products_first_each_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_whose_answer_is_lost_is_found_not_repeated() {
     let mut e = env("booked").await;
-    // Open the Tripletex session first: creating it is a POST too, and would be dropped.
-    e.worker
-        .tenant
-        .tripletex
-        .get("/product/unit", &[])
-        .await
-        .expect("session");
+    e.open_tripletex_session().await;
     // Every write takes effect and its answer is lost, for the first attempt.
     e.sb.tripletex.set_faults(FaultConfig {
         seed: 7,
@@ -418,12 +423,7 @@ async fn deletes_and_unknown_events_change_nothing() {
 async fn retryable_failures_are_retried_then_dead_lettered_after_max_attempts() {
     let mut e = env("booked").await;
     e.worker.max_attempts = 3;
-    e.worker
-        .tenant
-        .tripletex
-        .get("/product/unit", &[])
-        .await
-        .expect("session");
+    e.open_tripletex_session().await;
     // Every write answered 5xx (not applied): retryable, and ambiguous for a create.
     e.sb.tripletex.set_faults(FaultConfig {
         seed: 3,
@@ -492,12 +492,7 @@ async fn a_renumbered_product_keeps_its_tripletex_record() {
 async fn a_storm_of_faults_still_applies_every_event_exactly_once() {
     let mut e = env("booked").await;
     e.worker.max_attempts = 30;
-    e.worker
-        .tenant
-        .tripletex
-        .get("/product/unit", &[])
-        .await
-        .expect("session");
+    e.open_tripletex_session().await;
     // Server errors, lost answers and slow answers from Tripletex, throttling and server errors
     // from Rackbeat, seeded. (Tripletex's 429s carry a reset of up to a minute, which the
     // connector waits out; `tests/connectors.rs` covers them without making this test slow.)
