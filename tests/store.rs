@@ -463,6 +463,79 @@ async fn dead_letter_then_replay<S: Store>(s: &S) {
     assert_eq!(s.queue_depth().await.unwrap(), 2);
 }
 
+async fn failures_outside_the_queue_are_dead_lettered_once_per_record<S: Store>(s: &S) {
+    let mut failed = event("t1", "C1", "initial_sync", 1);
+    failed.entity = "customer".into();
+    let first = s
+        .put_dead_letter(
+            failed.clone(),
+            "422 name",
+            Some("customer.yaml"),
+            Some("name"),
+        )
+        .await
+        .unwrap();
+    // The same record failing again replaces its dead letter instead of adding one.
+    failed.payload = json!({ "n": 2 });
+    let second = s
+        .put_dead_letter(failed.clone(), "422 again", None, None)
+        .await
+        .unwrap();
+    let listed = s.list_dead_letters().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, second);
+    assert_ne!(first, second);
+    assert_eq!(listed[0].reason, "422 again");
+    assert_eq!(listed[0].event.payload, json!({ "n": 2 }));
+    assert_eq!(listed[0].event.event, "initial_sync");
+    assert_eq!(
+        s.queue_depth().await.unwrap(),
+        0,
+        "a dead letter is not open"
+    );
+
+    // Another record's dead letter, and the same key's under another event name, stay.
+    let mut other = failed.clone();
+    other.key = "C2".into();
+    s.put_dead_letter(other, "403", None, None).await.unwrap();
+    let mut webhook = failed.clone();
+    webhook.event = "customer.updated".into();
+    s.put_dead_letter(webhook, "403", None, None).await.unwrap();
+    assert_eq!(
+        s.discard_dead_letters("t1", "customer", "C1", "initial_sync")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.discard_dead_letters("t1", "customer", "C1", "initial_sync")
+            .await
+            .unwrap(),
+        0
+    );
+    let keys: Vec<_> = s
+        .list_dead_letters()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.event.key, d.event.event))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("C2".to_string(), "initial_sync".to_string()),
+            ("C1".to_string(), "customer.updated".to_string())
+        ]
+    );
+
+    // Replayed, it is queued like any event.
+    let c2 = s.list_dead_letters().await.unwrap()[0].id;
+    assert!(s.replay(c2).await.unwrap());
+    let claimed = s.claim(Some("t1"), "w1", 10, 0, LEASE_MS).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!((claimed[0].key.as_str(), claimed[0].attempts), ("C2", 0));
+}
+
 async fn bindings_upsert_and_move<S: Store>(s: &S) {
     let (t, d, e) = ("t1", "rackbeat_to_tripletex", "product");
     assert_eq!(s.get_binding(t, d, e, "P1").await.unwrap(), None);
@@ -589,6 +662,7 @@ macro_rules! store_tests {
             an_expired_lease_makes_the_event_claimable_again,
             retry_waits_for_not_before,
             dead_letter_then_replay,
+            failures_outside_the_queue_are_dead_lettered_once_per_record,
             bindings_upsert_and_move,
             checkpoints_are_kept_per_tenant,
         );

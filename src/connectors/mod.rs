@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use serde::Serialize;
+use serde_json::Value;
+
+use crate::spec::WriteMethod;
 
 /// A credential. It never appears in `Debug`, `Display`, logs or errors; `expose` is the one way
 /// to read it, at the place it goes on the wire.
@@ -234,6 +237,60 @@ fn transport_error(method: &str, path: &str, e: &reqwest::Error) -> ApiError {
         path: path.to_string(),
         message: what.to_string(),
         sent,
+    }
+}
+
+/// Either API, for code that works the same way on both: the direction of a mapping decides
+/// which one is its target. Answers come back as records, envelopes removed.
+#[derive(Clone, Copy)]
+pub enum Api<'a> {
+    Rackbeat(&'a rackbeat::Rackbeat),
+    Tripletex(&'a tripletex::Tripletex),
+}
+
+impl Api<'_> {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Api::Rackbeat(_) => "Rackbeat",
+            Api::Tripletex(_) => "Tripletex",
+        }
+    }
+
+    /// The records a mapping's `find` request answers.
+    pub async fn find(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<Value>, ApiError> {
+        match self {
+            Api::Rackbeat(rb) => rb.find(path, query).await,
+            Api::Tripletex(tx) => tx.list_all(path, query).await,
+        }
+    }
+
+    /// One record; `None` on 404.
+    pub async fn get(&self, path: &str) -> Result<Option<Value>, ApiError> {
+        match self {
+            Api::Rackbeat(rb) => Ok(rb.get(path, &[]).await?.map(rackbeat::unwrap_single)),
+            Api::Tripletex(tx) => tx.get(path, &[]).await,
+        }
+    }
+
+    /// Sends a write and returns the record written.
+    pub async fn write(
+        &self,
+        method: WriteMethod,
+        path: &str,
+        query: &[(&str, String)],
+        body: &Value,
+    ) -> Result<Value, ApiError> {
+        match (self, method) {
+            (Api::Rackbeat(rb), WriteMethod::Post) => rb
+                .post(path, query, body)
+                .await
+                .map(rackbeat::unwrap_single),
+            (Api::Rackbeat(rb), WriteMethod::Put) => {
+                rb.put(path, query, body).await.map(rackbeat::unwrap_single)
+            }
+            (Api::Tripletex(tx), WriteMethod::Post) => tx.post(path, query, body).await,
+            (Api::Tripletex(tx), WriteMethod::Put) => tx.put(path, query, body).await,
+        }
     }
 }
 

@@ -138,18 +138,10 @@ impl Rackbeat {
         q.push(("page", page.to_string()));
         q.push(("limit", self.config.page_size.to_string()));
         let body = self.send(Method::GET, path, &q, None).await?;
-        let Value::Object(m) = &body else {
-            return Err(decode("GET", path, "a list response that is not an object"));
-        };
-        // The items sit under the resource's plural name: the one array among the paging keys.
-        let items = m
-            .iter()
-            .find(|(k, v)| {
-                v.is_array() && !matches!(k.as_str(), "total" | "pages" | "limit" | "page")
-            })
-            .and_then(|(_, v)| v.as_array().cloned())
+        let items = list_items(&body)
+            .cloned()
             .ok_or_else(|| decode("GET", path, "a list response without items"))?;
-        let pages = m.get("pages").and_then(Value::as_u64).unwrap_or(page);
+        let pages = body.get("pages").and_then(Value::as_u64).unwrap_or(page);
         Ok(Page {
             items,
             next: (page < pages).then_some(page + 1),
@@ -171,6 +163,22 @@ impl Rackbeat {
                 Some(n) => page = n,
                 None => return Ok(out),
             }
+        }
+    }
+
+    /// The records a look-up answers: every item of a list, the one record of a single-object
+    /// answer, or none on 404. Used where a mapping's `find` may be either kind of GET.
+    pub async fn find(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<Value>, ApiError> {
+        let Some(answer) = self.get(path, query).await? else {
+            return Ok(Vec::new());
+        };
+        match list_items(&answer) {
+            // More than one page: read them all with this client's page size.
+            Some(_) if answer.get("pages").and_then(Value::as_u64).unwrap_or(1) > 1 => {
+                self.list_all(path, query).await
+            }
+            Some(items) => Ok(items.clone()),
+            None => Ok(vec![unwrap_single(answer)]),
         }
     }
 
@@ -348,5 +356,25 @@ mod tests {
             assert_eq!(b.take(), None);
         }
         assert!(b.take().is_some_and(|d| d <= Duration::from_secs(1)));
+    }
+}
+
+/// The items of a list answer, which sit under the resource's plural name: the one array beside
+/// the paging keys. `None` when the answer is not a list.
+fn list_items(answer: &Value) -> Option<&Vec<Value>> {
+    answer
+        .as_object()?
+        .iter()
+        .find(|(k, v)| v.is_array() && !matches!(k.as_str(), "total" | "pages" | "limit" | "page"))
+        .and_then(|(_, v)| v.as_array())
+}
+
+/// The record inside a single-object answer (`{"customer": {…}}`); any other shape as it is.
+pub fn unwrap_single(answer: Value) -> Value {
+    match answer {
+        Value::Object(m) if m.len() == 1 && m.values().all(Value::is_object) => {
+            m.into_iter().next().map(|(_, v)| v).unwrap_or(Value::Null)
+        }
+        other => other,
     }
 }

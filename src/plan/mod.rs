@@ -51,6 +51,8 @@ pub struct SourcePlan {
 #[derive(Debug)]
 pub struct TargetPlan {
     pub natural_key: String,
+    /// The target record's identifying field (`target.id`).
+    pub id: String,
     pub find: FindPlan,
     pub create: WritePlan,
     pub update: Option<WritePlan>,
@@ -1224,6 +1226,7 @@ impl<'a> Cx<'a> {
             },
             target: TargetPlan {
                 natural_key: m.target.natural_key.clone(),
+                id: m.target.id.clone(),
                 find: FindPlan {
                     path: find_path,
                     query: find_query,

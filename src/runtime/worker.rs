@@ -12,10 +12,12 @@
 //! References (`ref('customer', …)`) are resolved from the bindings; a record that is not bound
 //! yet is synced first, recursively, so a customer exists before the invoice that names it.
 //!
-//! Not handled here yet: deletes (logged and completed), renumbering (`old_key`/`new_key`), the
-//! Tripletex → Rackbeat direction, concurrency within one `run_once`, and leases on the
-//! dependencies synced inline (a dependency's own event may run on another worker at the same
-//! time; the find-before-create step narrows, but does not close, that window).
+//! The same steps write Tripletex records into Rackbeat for the initial sync
+//! ([`Worker::sync_source`]): the mapping's direction decides which API is the target.
+//!
+//! Not handled here yet: concurrency within one `run_once`, and leases on the dependencies synced
+//! inline (a dependency's own event may run on another worker at the same time; the
+//! find-before-create step narrows, but does not close, that window).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -26,17 +28,21 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
-use crate::connectors::ApiError;
 use crate::connectors::rackbeat::Rackbeat;
 use crate::connectors::tripletex::Tripletex;
+use crate::connectors::{Api, ApiError};
 use crate::engine::{Outcome, RecordError, Request};
 use crate::plan::template::{Resolver, key_text_json};
 use crate::plan::{ApiLookup, Pack, Plan};
-use crate::spec::{Connection, Direction};
+use crate::spec::{Connection, Direction, WriteMethod};
 use crate::store::{Binding, Event, Store, StoreError};
 
-/// The only direction the real-time path syncs.
+/// The direction webhooks drive.
 const DIRECTION: Direction = Direction::RackbeatToTripletex;
+
+/// The event name of a record the initial sync could not write. Replaying its dead letter writes
+/// the Tripletex record it carries (as read then) into Rackbeat.
+pub const INITIAL_SYNC_EVENT: &str = "initial_sync";
 
 /// How deep dependencies are synced inline (invoice → customer → …) before giving up.
 const MAX_DEPTH: usize = 5;
@@ -72,6 +78,8 @@ pub struct Worker<S: Store> {
     pub retry_max_ms: i64,
     /// Where handled events are counted, when the process exposes metrics.
     pub metrics: Option<Arc<super::metrics::Metrics>>,
+    /// Send nothing and bind nothing: report what would be written instead.
+    pub dry_run: bool,
     /// API lookup tables by definition, loaded once per worker.
     lookups: Mutex<HashMap<String, Arc<HashMap<String, Value>>>>,
 }
@@ -90,7 +98,9 @@ pub enum Handled {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Synced {
     /// A request was sent; the record is bound to `target_id`.
-    Written { target_id: Value },
+    Written { target_id: Value, created: bool },
+    /// A dry run: this request would have been sent.
+    WouldWrite { request: Request, created: bool },
     /// The body is the one last sent: nothing was sent.
     Unchanged,
     /// The record exists in Tripletex and the mapping has no `update`.
@@ -174,6 +184,7 @@ impl<S: Store> Worker<S> {
             retry_base_ms: 1_000,
             retry_max_ms: 10 * 60_000,
             metrics: None,
+            dry_run: false,
             lookups: Mutex::new(HashMap::new()),
         }
     }
@@ -294,6 +305,18 @@ impl<S: Store> Worker<S> {
             );
             return Ok(Synced::Ignored);
         }
+        if event.event == INITIAL_SYNC_EVENT {
+            let Some(plan) = self.plan_for_entity(Direction::TripletexToRackbeat, entity) else {
+                return Err(Failure::Permanent {
+                    reason: format!("no tripletex_to_rackbeat mapping syncs `{entity}` any more"),
+                    mapping: None,
+                    field: None,
+                });
+            };
+            return self
+                .sync_source(plan, Arc::new(event.payload.clone()), 0)
+                .await;
+        }
         let Some(plan) = self.plan_for_event(&event.event) else {
             tracing::info!(tenant, entity, key, event = %event.event, "No mapping handles this event; it is ignored.");
             return Ok(Synced::Ignored);
@@ -319,25 +342,30 @@ impl<S: Store> Worker<S> {
     }
 
     fn mode_fits(&self, plan: &Plan) -> bool {
-        plan.direction == DIRECTION
-            && plan
-                .mode
-                .as_deref()
-                .is_none_or(|m| m == self.tenant.invoice_mode)
+        plan.mode
+            .as_deref()
+            .is_none_or(|m| m == self.tenant.invoice_mode)
     }
 
     fn plan_for_event(&self, event: &str) -> Option<&Plan> {
-        self.pack
-            .plans
-            .iter()
-            .find(|p| self.mode_fits(p) && p.on.iter().any(|e| e == event))
+        self.pack.plans.iter().find(|p| {
+            p.direction == DIRECTION && self.mode_fits(p) && p.on.iter().any(|e| e == event)
+        })
     }
 
-    fn plan_for_entity(&self, entity: &str) -> Option<&Plan> {
+    pub fn plan_for_entity(&self, direction: Direction, entity: &str) -> Option<&Plan> {
         self.pack
             .plans
             .iter()
-            .find(|p| self.mode_fits(p) && p.entity == entity)
+            .find(|p| p.direction == direction && self.mode_fits(p) && p.entity == entity)
+    }
+
+    /// The API a plan writes to.
+    fn target_api(&self, plan: &Plan) -> Api<'_> {
+        match plan.direction.target() {
+            Connection::Rackbeat => Api::Rackbeat(&self.tenant.rackbeat),
+            Connection::Tripletex => Api::Tripletex(&self.tenant.tripletex),
+        }
     }
 
     /// Reads the record `key` from Rackbeat and makes Tripletex match it. Boxed because it
@@ -376,7 +404,24 @@ impl<S: Store> Worker<S> {
                 );
                 return Ok(Synced::Gone);
             };
-            let source = Arc::new(source);
+            self.sync_source(plan, Arc::new(source), depth).await
+        })
+    }
+
+    /// Makes the target match one source record already read: renders it (syncing what it
+    /// refers to first), skips it when its body is the one last sent, finds it in the target when
+    /// it is not bound, then creates or updates it and binds it.
+    pub fn sync_source<'a>(
+        &'a self,
+        plan: &'a Plan,
+        source: Arc<Value>,
+        depth: usize,
+    ) -> Boxed<'a, Result<Synced, Failure>> {
+        Box::pin(async move {
+            let tenant = self.tenant.id.as_str();
+            let entity = plan.entity.as_str();
+            let direction = plan.direction.as_str();
+            let api = self.target_api(plan);
             let lookups = self.lookups_for(plan).await?;
 
             // Render until every reference is bound, syncing the missing ones first.
@@ -395,7 +440,10 @@ impl<S: Store> Worker<S> {
                     Err(RecordError::Missing(deps)) => {
                         let mut unresolved = Vec::new();
                         for (dep_entity, dep_key) in deps {
-                            match self.bound_or_synced(&dep_entity, &dep_key, depth).await? {
+                            match self
+                                .bound_or_synced(plan.direction, &dep_entity, &dep_key, depth)
+                                .await?
+                            {
                                 Some(id) => {
                                     refs.insert(ref_key(&dep_entity, &dep_key), id);
                                 }
@@ -406,8 +454,9 @@ impl<S: Store> Worker<S> {
                             return Err(Failure::permanent(
                                 plan,
                                 format!(
-                                    "{} could not be synced first (not in Rackbeat, or skipped by its mapping)",
-                                    unresolved.join(", ")
+                                    "{} could not be synced first (not in {}, or skipped by its mapping)",
+                                    unresolved.join(", "),
+                                    plan.direction.source().name()
                                 ),
                                 None,
                             ));
@@ -435,7 +484,7 @@ impl<S: Store> Worker<S> {
             let hash = body_hash(&body);
             let binding = self
                 .store
-                .get_binding(tenant, DIRECTION.as_str(), entity, key)
+                .get_binding(tenant, direction, entity, key)
                 .await
                 .map_err(Failure::store)?;
 
@@ -445,7 +494,7 @@ impl<S: Store> Worker<S> {
                     return Ok(Synced::Unchanged);
                 }
                 if plan.target.update.is_none() {
-                    tracing::info!(tenant, entity, key, target_id = %b.target_id, "The record is already in Tripletex and its mapping has no update; it is kept as it is.");
+                    tracing::info!(tenant, entity, key, target_id = %b.target_id, target = api.name(), "The record is already in the target and its mapping has no update; it is kept as it is.");
                     return Ok(Synced::Kept);
                 }
                 if let Some(current) = self.current_target(plan, &source, b, &resolver).await? {
@@ -453,7 +502,7 @@ impl<S: Store> Worker<S> {
                         .write(plan, &source, Some(current), key, &hash, &resolver)
                         .await;
                 }
-                tracing::warn!(tenant, entity, key, target_id = %b.target_id, "The bound record is gone from Tripletex; looking it up by its natural key.");
+                tracing::warn!(tenant, entity, key, target_id = %b.target_id, target = api.name(), "The bound record is gone from the target; looking it up by its natural key.");
             }
 
             // No usable binding: look for the record before creating it, so a create whose
@@ -461,10 +510,8 @@ impl<S: Store> Worker<S> {
             let find = plan
                 .find_request(&source, &body, resolver.clone())
                 .map_err(|e| Failure::record(plan, e))?;
-            let items = self
-                .tenant
-                .tripletex
-                .list_all(&find.path, &query_of(&find))
+            let items = api
+                .find(&find.path, &query_of(&find))
                 .await
                 .map_err(|e| Failure::api(plan, &e))?;
             let found = plan
@@ -472,14 +519,14 @@ impl<S: Store> Worker<S> {
                 .map_err(|e| Failure::record(plan, e))?
                 .cloned();
             if let Some(t) = &found {
-                tracing::info!(tenant, entity, key, target_id = %t.get("id").cloned().unwrap_or_default(), "Found the record in Tripletex by its natural key; binding to it.");
+                tracing::info!(tenant, entity, key, target_id = %t.get(&plan.target.id).cloned().unwrap_or_default(), target = api.name(), "Found the record in the target by its natural key; binding to it.");
             }
             self.write(plan, &source, found, key, &hash, &resolver)
                 .await
         })
     }
 
-    /// The current Tripletex record a binding points at (with its version and sub-record ids),
+    /// The current target record a binding points at (with its version and sub-record ids),
     /// read through the path the update would write to; `None` when it is gone.
     async fn current_target(
         &self,
@@ -488,16 +535,17 @@ impl<S: Store> Worker<S> {
         binding: &Binding,
         resolver: &Arc<MapResolver>,
     ) -> Result<Option<Value>, Failure> {
-        let minimal = Arc::new(json!({ "id": binding.target_id, "version": binding.version }));
+        let mut minimal = json!({ "version": binding.version });
+        minimal[plan.target.id.as_str()] = binding.target_id.clone();
+        let minimal = Arc::new(minimal);
         let applied = plan
             .apply_shared(source, Some(&minimal), resolver.clone())
             .map_err(|e| Failure::record(plan, e))?;
         let Outcome::Write(req) = applied.outcome else {
             return Ok(Some((*minimal).clone()));
         };
-        self.tenant
-            .tripletex
-            .get(&req.path, &[])
+        self.target_api(plan)
+            .get(&req.path)
             .await
             .map_err(|e| Failure::api(plan, &e))
     }
@@ -518,14 +566,20 @@ impl<S: Store> Worker<S> {
         let applied = plan
             .apply_shared(source, target.as_ref(), resolver.clone())
             .map_err(|e| Failure::record(plan, e))?;
+        let id_field = plan.target.id.as_str();
+        let api = self.target_api(plan);
         let (id, version, synced) = match applied.outcome {
             Outcome::Write(req) => {
-                let body = req.body.clone().unwrap_or(Value::Null);
-                let tx = &self.tenant.tripletex;
-                let query = query_of(&req);
-                let answer = match req.method.as_str() {
-                    "POST" => tx.post(&req.path, &query, &body).await,
-                    "PUT" => tx.put(&req.path, &query, &body).await,
+                let created = target.is_none();
+                if self.dry_run {
+                    return Ok(Synced::WouldWrite {
+                        request: req,
+                        created,
+                    });
+                }
+                let method = match req.method.as_str() {
+                    "POST" => WriteMethod::Post,
+                    "PUT" => WriteMethod::Put,
                     other => {
                         return Err(Failure::permanent(
                             plan,
@@ -533,27 +587,38 @@ impl<S: Store> Worker<S> {
                             Some("target".into()),
                         ));
                     }
-                }
-                .map_err(|e| Failure::api(plan, &e))?;
+                };
+                let body = req.body.clone().unwrap_or(Value::Null);
+                let answer = api
+                    .write(method, &req.path, &query_of(&req), &body)
+                    .await
+                    .map_err(|e| Failure::api(plan, &e))?;
                 let id = answer
-                    .get("id")
+                    .get(id_field)
                     .filter(|v| !v.is_null())
                     .cloned()
                     .ok_or_else(|| {
                         Failure::permanent(
                             plan,
-                            format!("{} {} answered without an id", req.method, req.path),
+                            format!("{} {} answered without `{id_field}`", req.method, req.path),
                             None,
                         )
                     })?;
-                tracing::info!(tenant, entity, key, target_id = %id, method = %req.method, "Wrote the record to Tripletex.");
+                tracing::info!(tenant, entity, key, target_id = %id, method = %req.method, target = api.name(), "Wrote the record.");
                 let version = answer.get("version").and_then(Value::as_i64);
-                (id.clone(), version, Synced::Written { target_id: id })
+                (
+                    id.clone(),
+                    version,
+                    Synced::Written {
+                        target_id: id,
+                        created,
+                    },
+                )
             }
             Outcome::Keep { .. } => {
                 let t = target.as_deref().unwrap_or(&Value::Null);
-                let id = t.get("id").cloned().unwrap_or(Value::Null);
-                tracing::info!(tenant, entity, key, target_id = %id, "The record is already in Tripletex and its mapping has no update; it is kept as it is.");
+                let id = t.get(id_field).cloned().unwrap_or(Value::Null);
+                tracing::info!(tenant, entity, key, target_id = %id, target = api.name(), "The record is already in the target and its mapping has no update; it is kept as it is.");
                 (id, t.get("version").and_then(Value::as_i64), Synced::Kept)
             }
             Outcome::Skip { reason } => return Ok(Synced::Skipped { reason }),
@@ -561,7 +626,7 @@ impl<S: Store> Worker<S> {
         if id.is_null() {
             return Err(Failure::permanent(
                 plan,
-                "the record found in Tripletex has no id",
+                format!("the record found in {} has no `{id_field}`", api.name()),
                 None,
             ));
         }
@@ -569,7 +634,7 @@ impl<S: Store> Worker<S> {
         self.store
             .put_binding(Binding {
                 tenant: tenant.to_string(),
-                direction: DIRECTION.as_str().to_string(),
+                direction: plan.direction.as_str().to_string(),
                 entity: entity.to_string(),
                 source_key: key.to_string(),
                 target_id: id,
@@ -583,9 +648,10 @@ impl<S: Store> Worker<S> {
     }
 
     /// The target id bound to `entity` `key`, syncing that record first when it is not bound.
-    /// `None` when it could not be bound (gone in Rackbeat, or skipped by its mapping).
+    /// `None` when it could not be bound (gone in the source, or skipped by its mapping).
     async fn bound_or_synced(
         &self,
+        direction: Direction,
         entity: &str,
         key: &str,
         depth: usize,
@@ -593,18 +659,26 @@ impl<S: Store> Worker<S> {
         let tenant = self.tenant.id.as_str();
         let get = || {
             self.store
-                .get_binding(tenant, DIRECTION.as_str(), entity, key)
+                .get_binding(tenant, direction.as_str(), entity, key)
         };
         if let Some(b) = get().await.map_err(Failure::store)? {
             return Ok(Some(b.target_id));
         }
-        let Some(plan) = self.plan_for_entity(entity) else {
+        if self.dry_run {
+            // Nothing is bound in a dry run: stand in for the id the record would get.
+            return Ok(Some(Value::String(format!("<{entity} {key}>"))));
+        }
+        let Some(plan) = self.plan_for_entity(direction, entity) else {
             return Err(Failure::Permanent {
                 reason: format!("no mapping syncs `{entity}`, which {key} is a reference to"),
                 mapping: None,
                 field: None,
             });
         };
+        if plan.source.get.is_none() {
+            // Listed, not read one by one (the initial sync): its own pass writes it first.
+            return Ok(None);
+        }
         if depth + 1 >= MAX_DEPTH {
             return Err(Failure::permanent(
                 plan,

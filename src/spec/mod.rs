@@ -93,6 +93,16 @@ pub enum Connection {
     Tripletex,
 }
 
+impl Connection {
+    /// The product's name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Connection::Rackbeat => "Rackbeat",
+            Connection::Tripletex => "Tripletex",
+        }
+    }
+}
+
 /// A Rackbeat webhook event name: `<resource>.<verb>`, e.g. `lot.created`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
@@ -135,6 +145,13 @@ pub struct Target {
     /// The body field that holds the natural key (`number`, `customerNumber`, …). It must be set in
     /// `body`; a record whose natural key is empty is rejected rather than created blind.
     pub natural_key: String,
+    /// The field of the target record that identifies it: the binding keeps it, and `ref()` to
+    /// this entity resolves to it. Tripletex records have `id`; Rackbeat's are known by `number`.
+    #[serde(
+        default = "default_id_field",
+        skip_serializing_if = "is_default_id_field"
+    )]
+    pub id: String,
     /// Finds an existing record by its natural key before anything is created (variables `source`,
     /// `body`). The first list item for which `match` holds is the existing record.
     pub find: FindRequest,
@@ -144,6 +161,14 @@ pub struct Target {
     /// record is left as it is (invoices are never sent twice).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update: Option<WriteRequest>,
+}
+
+fn default_id_field() -> String {
+    "id".into()
+}
+
+fn is_default_id_field(f: &String) -> bool {
+    f == "id"
 }
 
 /// A GET that looks the target record up.

@@ -151,6 +151,27 @@ pub trait Store: Send + Sync {
         now_ms: i64,
     ) -> impl Future<Output = Result<Option<i64>>> + Send;
 
+    /// Files a record that failed outside the queue (the initial sync) straight into the dead
+    /// letters, replacing any dead letter of the same tenant, entity, key and event name, and
+    /// returns its id. Replaying it queues the event like any other.
+    fn put_dead_letter(
+        &self,
+        event: NewEvent,
+        reason: &str,
+        mapping: Option<&str>,
+        field: Option<&str>,
+    ) -> impl Future<Output = Result<i64>> + Send;
+
+    /// Drops the dead letters of a record that has since been synced (same tenant, entity, key
+    /// and event name) and returns how many.
+    fn discard_dead_letters(
+        &self,
+        tenant: &str,
+        entity: &str,
+        key: &str,
+        event: &str,
+    ) -> impl Future<Output = Result<usize>> + Send;
+
     /// Dead letters, oldest first.
     fn list_dead_letters(&self) -> impl Future<Output = Result<Vec<DeadLetter>>> + Send;
 

@@ -144,6 +144,29 @@ fn replay(conn: &mut Connection, id: Option<i64>) -> Result<usize> {
     Ok(n)
 }
 
+/// Drops the dead letters of one record; their events end 'done'.
+fn discard(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    entity: &str,
+    key: &str,
+    event: &str,
+) -> Result<usize> {
+    let ids = "SELECT d.id FROM dead_letters d JOIN events e ON e.id = d.event_id
+               WHERE e.tenant = ?1 AND e.entity = ?2 AND e.key = ?3 AND e.event = ?4";
+    tx.execute(
+        &format!(
+            "UPDATE events SET state = 'done'
+             WHERE id IN (SELECT event_id FROM dead_letters WHERE id IN ({ids}))"
+        ),
+        params![tenant, entity, key, event],
+    )?;
+    Ok(tx.execute(
+        &format!("DELETE FROM dead_letters WHERE id IN ({ids})"),
+        params![tenant, entity, key, event],
+    )?)
+}
+
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<usize> {
         self.run(|conn| {
@@ -346,6 +369,56 @@ impl Store for SqliteStore {
             let dead_id = tx.last_insert_rowid();
             tx.commit()?;
             Ok(Some(dead_id))
+        })
+        .await
+    }
+
+    async fn put_dead_letter(
+        &self,
+        event: NewEvent,
+        reason: &str,
+        mapping: Option<&str>,
+        field: Option<&str>,
+    ) -> Result<i64> {
+        let payload = serde_json::to_string(&event.payload)?;
+        let reason = reason.to_owned();
+        let mapping = mapping.map(str::to_owned);
+        let field = field.map(str::to_owned);
+        self.run(move |conn| {
+            let tx = immediate(conn)?;
+            discard(&tx, &event.tenant, &event.entity, &event.key, &event.event)?;
+            tx.execute(
+                "INSERT INTO events (tenant, entity, key, event, payload, received_at, state, last_error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'dead', ?7)",
+                params![event.tenant, event.entity, event.key, event.event, payload, event.received_at, reason],
+            )?;
+            let event_id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO dead_letters (event_id, reason, mapping, field, failed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![event_id, reason, mapping, field, event.received_at],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.commit()?;
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn discard_dead_letters(
+        &self,
+        tenant: &str,
+        entity: &str,
+        key: &str,
+        event: &str,
+    ) -> Result<usize> {
+        let args = [tenant, entity, key, event].map(str::to_owned);
+        self.run(move |conn| {
+            let tx = immediate(conn)?;
+            let [tenant, entity, key, event] = &args;
+            let n = discard(&tx, tenant, entity, key, event)?;
+            tx.commit()?;
+            Ok(n)
         })
         .await
     }
