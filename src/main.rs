@@ -85,6 +85,11 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         workers: usize,
     },
+    /// One-off syncs.
+    Sync {
+        #[command(subcommand)]
+        command: SyncCommand,
+    },
     /// Rackbeat webhook subscriptions.
     Webhooks {
         #[command(subcommand)]
@@ -117,6 +122,36 @@ enum Command {
         /// The mapping pack the mapping belongs to.
         #[arg(long, default_value = "mappings")]
         pack: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum SyncCommand {
+    /// Pull customers, suppliers, products, payment terms and employees from Tripletex into
+    /// Rackbeat (accounts from the environment, as for `rbtx run`). Resumes an interrupted sync;
+    /// running it again changes nothing that is already in step.
+    Initial {
+        /// Only these entities (comma-separated), plus the ones they refer to.
+        #[arg(long, value_delimiter = ',')]
+        entities: Vec<String>,
+        /// Print the requests as JSON lines instead of sending them.
+        #[arg(long)]
+        dry_run: bool,
+        /// Start over instead of resuming an interrupted sync.
+        #[arg(long)]
+        restart: bool,
+        /// The mapping pack.
+        #[arg(long, default_value = "mappings")]
+        pack: PathBuf,
+        /// The SQLite file that keeps bindings, checkpoints and dead letters (the one `rbtx run` uses).
+        #[arg(long, default_value = "rbtx.sqlite")]
+        store: PathBuf,
+        /// Records written at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Rackbeat requests per minute (Rackbeat's own client uses 480).
+        #[arg(long, default_value_t = 480)]
+        rackbeat_requests_per_minute: u32,
     },
 }
 
@@ -261,6 +296,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::Sandbox(args) => sandbox(args),
         Command::Dlq { command, store } => dlq(command, store),
+        Command::Sync { command } => sync_initial(command),
         Command::Webhooks {
             command: WebhooksCommand::Install { url, pack, store },
         } => {
@@ -305,7 +341,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 .map_err(|e| format!("cannot start the runtime: {e}"))?;
             runtime.block_on(rbtx::runtime::run::run(
                 config,
-                |url| println!("webhooks: {url}"),
+                |url| rbtx::runtime::announce(&format!("webhooks: {url}")),
                 async {
                     tokio::signal::ctrl_c().await.ok();
                 },
@@ -381,6 +417,66 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     }
 }
 
+fn sync_initial(command: SyncCommand) -> Result<ExitCode, String> {
+    use rbtx::store::Store;
+    let SyncCommand::Initial {
+        entities,
+        dry_run,
+        restart,
+        pack,
+        store,
+        concurrency,
+        rackbeat_requests_per_minute,
+    } = command;
+    let pack_path = pack;
+    let pack = load_pack(std::slice::from_ref(&pack_path));
+    if !pack.diagnostics.is_empty() {
+        return Err(format!(
+            "the mapping pack has {} problem(s); run `rbtx validate {}`",
+            pack.diagnostics.len(),
+            pack_path.display()
+        ));
+    }
+    let runtime =
+        tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async {
+        let tenant =
+            rbtx::runtime::run::tenant_from_env("default", "booked", rackbeat_requests_per_minute)?;
+        let db = rbtx::store::sqlite::SqliteStore::open(&store)
+            .map_err(|e| format!("{}: {e}", store.display()))?;
+        db.migrate()
+            .await
+            .map_err(|e| format!("migrating {}: {e}", store.display()))?;
+        let mut worker = rbtx::runtime::worker::Worker::new(
+            Arc::new(db),
+            Arc::new(pack),
+            tenant,
+            format!("sync-initial-{}", std::process::id()),
+        );
+        worker.dry_run = dry_run;
+        let options = rbtx::runtime::initial::Options {
+            entities,
+            dry_run,
+            restart,
+            concurrency,
+            progress: true,
+        };
+        let report =
+            rbtx::runtime::initial::run(&worker, &options, &mut std::io::stdout().lock()).await?;
+        // The table goes to stderr in a dry run, so stdout holds only the JSON lines.
+        if dry_run {
+            eprint!("\n{}", report.table());
+        } else {
+            print!("\n{}", report.table());
+        }
+        Ok(if report.failed() == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        })
+    })
+}
+
 fn sandbox(args: SandboxArgs) -> Result<ExitCode, String> {
     let faults = match args.faults {
         Some(f) => serde_json::from_str(&f).map_err(|e| format!("--faults: {e}"))?,
@@ -404,11 +500,15 @@ fn sandbox(args: SandboxArgs) -> Result<ExitCode, String> {
         let sandboxes = rbtx::sandbox::start(config.clone())
             .await
             .map_err(|e| format!("cannot start the sandboxes: {e}"))?;
-        println!("tripletex: {}", sandboxes.tripletex.base_url);
-        println!("rackbeat: {}", sandboxes.rackbeat.base_url);
-        println!("tripletex consumer token: {}", config.consumer_token);
-        println!("tripletex employee token: {}", config.employee_token);
-        println!("rackbeat api token: {}", config.rackbeat_token);
+        for line in [
+            format!("tripletex: {}", sandboxes.tripletex.base_url),
+            format!("rackbeat: {}", sandboxes.rackbeat.base_url),
+            format!("tripletex consumer token: {}", config.consumer_token),
+            format!("tripletex employee token: {}", config.employee_token),
+            format!("rackbeat api token: {}", config.rackbeat_token),
+        ] {
+            rbtx::runtime::announce(&line);
+        }
         tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
         Ok(ExitCode::SUCCESS)
     })

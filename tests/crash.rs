@@ -130,7 +130,8 @@ async fn a_killed_process_loses_and_duplicates_nothing() {
     let said = String::from_utf8_lossy(&install.stdout);
     assert!(
         install.status.success() && said.contains("product.created: subscribed, token stored"),
-        "{said}"
+        "{said}{}",
+        String::from_utf8_lossy(&install.stderr)
     );
 
     let mut rbtx = Some(start_rbtx(port, &store, &tx_url, &rb_url));

@@ -336,6 +336,26 @@ fn status_error(method: &str, path: &str, status: u16, body: &Value) -> ApiError
     }
 }
 
+/// The items of a list answer, which sit under the resource's plural name: the one array beside
+/// the paging keys. `None` when the answer is not a list.
+fn list_items(answer: &Value) -> Option<&Vec<Value>> {
+    answer
+        .as_object()?
+        .iter()
+        .find(|(k, v)| v.is_array() && !matches!(k.as_str(), "total" | "pages" | "limit" | "page"))
+        .and_then(|(_, v)| v.as_array())
+}
+
+/// The record inside a single-object answer (`{"customer": {…}}`); any other shape as it is.
+pub fn unwrap_single(answer: Value) -> Value {
+    match answer {
+        Value::Object(m) if m.len() == 1 && m.values().all(Value::is_object) => {
+            m.into_iter().next().map(|(_, v)| v).unwrap_or(Value::Null)
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,25 +376,5 @@ mod tests {
             assert_eq!(b.take(), None);
         }
         assert!(b.take().is_some_and(|d| d <= Duration::from_secs(1)));
-    }
-}
-
-/// The items of a list answer, which sit under the resource's plural name: the one array beside
-/// the paging keys. `None` when the answer is not a list.
-fn list_items(answer: &Value) -> Option<&Vec<Value>> {
-    answer
-        .as_object()?
-        .iter()
-        .find(|(k, v)| v.is_array() && !matches!(k.as_str(), "total" | "pages" | "limit" | "page"))
-        .and_then(|(_, v)| v.as_array())
-}
-
-/// The record inside a single-object answer (`{"customer": {…}}`); any other shape as it is.
-pub fn unwrap_single(answer: Value) -> Value {
-    match answer {
-        Value::Object(m) if m.len() == 1 && m.values().all(Value::is_object) => {
-            m.into_iter().next().map(|(_, v)| v).unwrap_or(Value::Null)
-        }
-        other => other,
     }
 }

@@ -1,7 +1,17 @@
 //! The long-running process: webhook intake and the workers that apply queued events.
 
 pub mod catchup;
+pub mod initial;
 pub mod intake;
 pub mod metrics;
 pub mod run;
 pub mod worker;
+
+/// Prints a line for whoever started a long-running process (addresses, credentials). A reader
+/// that wanted only the first lines and closed the pipe must not stop the process, so write
+/// errors are ignored where `println!` would panic.
+pub fn announce(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+}

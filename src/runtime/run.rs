@@ -123,8 +123,8 @@ pub async fn run(
         let sb = sandbox::start(SandboxConfig::default())
             .await
             .map_err(|e| format!("cannot start the sandboxes: {e}"))?;
-        println!("tripletex: {}", sb.tripletex.base_url);
-        println!("rackbeat: {}", sb.rackbeat.base_url);
+        super::announce(&format!("tripletex: {}", sb.tripletex.base_url));
+        super::announce(&format!("rackbeat: {}", sb.rackbeat.base_url));
         let accounts = Accounts {
             tripletex_url: sb.tripletex.base_url.clone(),
             consumer_token: Secret::new(sandbox::CONSUMER_TOKEN),
@@ -395,4 +395,33 @@ fn json_text(v: &Value) -> String {
 
 fn hostname() -> String {
     std::env::var("HOSTNAME").unwrap_or_else(|_| "rbtx".into())
+}
+
+/// The company pair whose accounts are in the environment (the variables `rbtx run` reads), for
+/// one-off commands. `rackbeat_per_minute` is the Rackbeat request budget.
+pub fn tenant_from_env(
+    id: &str,
+    invoice_mode: &str,
+    rackbeat_per_minute: u32,
+) -> Result<Tenant, String> {
+    if !Accounts::any_in_env() {
+        return Err(format!(
+            "no accounts in the environment: set {} (each also as *_FILE), and RBTX_TRIPLETEX_URL / RBTX_RACKBEAT_URL to use `rbtx sandbox`",
+            Accounts::VARS.join(", ")
+        ));
+    }
+    let accounts = Accounts::from_env()?;
+    let mut rb = RackbeatConfig::new(accounts.rackbeat_url.as_str(), accounts.rackbeat_token);
+    rb.requests_per_minute = rackbeat_per_minute;
+    Ok(Tenant {
+        id: id.to_string(),
+        rackbeat: Rackbeat::new(rb).map_err(|e| e.to_string())?,
+        tripletex: Tripletex::new(TripletexConfig::new(
+            accounts.tripletex_url.as_str(),
+            accounts.consumer_token,
+            accounts.employee_token,
+        ))
+        .map_err(|e| e.to_string())?,
+        invoice_mode: invoice_mode.to_string(),
+    })
 }
