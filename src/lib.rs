@@ -1,11 +1,12 @@
 //! rbtx: keeps Rackbeat and Tripletex in sync, driven by YAML mapping files.
 //!
 //! `spec` is the YAML contract, `plan` compiles it, `engine` executes a plan on one record,
-//! `testing` runs the mapping unit tests, and `tripletex_spec` checks bodies against Tripletex's
+//! `testing` runs the mapping unit tests, `doctor` checks a tenant's setup, and `tripletex_spec` checks bodies against Tripletex's
 //! official OpenAPI schemas. See ARCHITECTURE.md.
 
 pub mod connectors;
 pub mod dates;
+pub mod doctor;
 pub mod engine;
 pub mod plan;
 pub mod runtime;

@@ -85,6 +85,23 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         workers: usize,
     },
+    /// Check the setup (accounts from the environment, as for `rbtx run`): mappings, store,
+    /// credentials and their environment, the invoice bank account, the VAT types and other lookups
+    /// the mappings need, and the Rackbeat webhook subscriptions. Exit 1 when something blocks sync.
+    Doctor {
+        /// The mapping pack.
+        #[arg(long, default_value = "mappings")]
+        pack: PathBuf,
+        /// The SQLite file `rbtx run` uses.
+        #[arg(long, default_value = "rbtx.sqlite")]
+        store: PathBuf,
+        /// The URL Rackbeat should deliver webhooks to (checks the subscriptions point there).
+        #[arg(long)]
+        public_url: Option<String>,
+        /// The invoice mode `rbtx run` uses: `booked` or `as_order`.
+        #[arg(long, default_value = "booked")]
+        invoice_mode: String,
+    },
     /// One-off syncs.
     Sync {
         #[command(subcommand)]
@@ -297,6 +314,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Sandbox(args) => sandbox(args),
         Command::Dlq { command, store } => dlq(command, store),
         Command::Sync { command } => sync_initial(command),
+        Command::Doctor {
+            pack,
+            store,
+            public_url,
+            invoice_mode,
+        } => doctor(pack, store, public_url, invoice_mode),
         Command::Webhooks {
             command: WebhooksCommand::Install { url, pack, store },
         } => {
@@ -415,6 +438,44 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }
         }
     }
+}
+
+fn doctor(
+    pack_path: PathBuf,
+    store: PathBuf,
+    public_url: Option<String>,
+    invoice_mode: String,
+) -> Result<ExitCode, String> {
+    let pack = load_pack(std::slice::from_ref(&pack_path));
+    let runtime =
+        tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async {
+        let tenant = rbtx::runtime::run::tenant_from_env("default", &invoice_mode, 480)?;
+        // Opening a file that is not there would create it; the doctor changes nothing.
+        let db = if store.exists() {
+            Some(
+                rbtx::store::sqlite::SqliteStore::open(&store)
+                    .map_err(|e| format!("{}: {e}", store.display()))?,
+            )
+        } else {
+            None
+        };
+        let setup = rbtx::doctor::Setup {
+            pack: &pack,
+            pack_path: &pack_path.display().to_string(),
+            store: db.as_ref(),
+            store_name: &store.display().to_string(),
+            tenant: &tenant,
+            public_url: public_url.as_deref(),
+        };
+        let report = rbtx::doctor::check(&setup).await;
+        print!("{}", report.render());
+        Ok(if report.blocked() {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        })
+    })
 }
 
 fn sync_initial(command: SyncCommand) -> Result<ExitCode, String> {

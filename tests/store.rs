@@ -39,6 +39,7 @@ fn binding(key: &str, target_id: i64, version: Option<i64>) -> Binding {
 }
 
 async fn migrations_are_idempotent<S: Store>(s: &S) {
+    assert_eq!(s.pending_migrations().await.unwrap(), 0);
     assert_eq!(
         s.migrate().await.unwrap(),
         0,
@@ -671,7 +672,9 @@ macro_rules! store_tests {
 
 async fn fresh_sqlite() -> SqliteStore {
     let s = SqliteStore::in_memory().unwrap();
-    assert!(s.migrate().await.unwrap() > 0);
+    let pending = s.pending_migrations().await.unwrap();
+    assert!(pending > 0);
+    assert_eq!(s.migrate().await.unwrap(), pending);
     s
 }
 

@@ -114,6 +114,11 @@ impl Rackbeat {
         })
     }
 
+    /// The base URL requests go to.
+    pub fn base_url(&self) -> &str {
+        &self.config.base_url
+    }
+
     /// `GET path` as Rackbeat sends it (the singular envelope included); `None` on 404.
     pub async fn get(
         &self,

@@ -96,6 +96,11 @@ impl Tripletex {
         })
     }
 
+    /// The base URL requests go to.
+    pub fn base_url(&self) -> &str {
+        &self.config.base_url
+    }
+
     /// `GET path`, the object inside `{"value": …}`; `None` on 404.
     pub async fn get(
         &self,

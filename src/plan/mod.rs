@@ -35,6 +35,8 @@ pub struct Plan {
     pub target: TargetPlan,
     pub statics: Arc<HashMap<String, StaticTable>>,
     pub api_lookups: Vec<ApiLookup>,
+    /// `(outer, inner)` for each `lookup('outer', lookup('inner', …))` in the mapping.
+    pub lookup_chains: BTreeSet<(String, String)>,
     pub body: Vec<(String, Node)>,
     /// Entities this mapping references through `ref()`: synced first when missing.
     pub depends_on: BTreeSet<String>,
@@ -495,6 +497,7 @@ pub struct Cx<'a> {
     salvaged: bool,
     refs: Vec<RefUse>,
     lookups_used: Vec<(String, String)>,
+    lookup_chains: BTreeSet<(String, String)>,
 }
 
 impl<'a> Cx<'a> {
@@ -505,6 +508,7 @@ impl<'a> Cx<'a> {
             salvaged: false,
             refs: Vec::new(),
             lookups_used: Vec::new(),
+            lookup_chains: BTreeSet::new(),
         }
     }
 
@@ -924,6 +928,7 @@ impl<'a> Cx<'a> {
         for l in uses.lookups {
             self.lookups_used.push((l, pointer.to_string()));
         }
+        self.lookup_chains.extend(uses.lookup_chains);
     }
 
     fn problems(&mut self, pointer: &str, problems: Vec<TemplateProblem>) {
@@ -1241,6 +1246,7 @@ impl<'a> Cx<'a> {
             },
             statics: Arc::new(statics),
             api_lookups,
+            lookup_chains: std::mem::take(&mut self.lookup_chains),
             body,
             depends_on,
         })

@@ -257,6 +257,9 @@ pub enum ProblemKind {
 pub struct Uses {
     pub refs: BTreeSet<String>,
     pub lookups: BTreeSet<String>,
+    /// `(outer, inner)` for each `lookup('outer', lookup('inner', …))`: inner's values are
+    /// looked up in outer, so outer must hold them (`rbtx doctor` checks that).
+    pub lookup_chains: BTreeSet<(String, String)>,
 }
 
 /// Compiles one template string. `vars` are the variables in scope.
@@ -503,6 +506,21 @@ fn scan_calls(tokens: &[Token], uses: &mut Uses, problems: &mut Vec<TemplateProb
                         });
                         continue;
                     }
+                    if *name == "lookup"
+                        && let (
+                            Some(outer),
+                            Some(Token::Comma),
+                            Some(Token::Ident("lookup")),
+                            Some(inner),
+                        ) = (
+                            quoted(tokens.get(i + 2)),
+                            tokens.get(i + 3),
+                            tokens.get(i + 4),
+                            quoted(tokens.get(i + 6)),
+                        )
+                    {
+                        uses.lookup_chains.insert((outer, inner));
+                    }
                     match tokens.get(i + 2) {
                         Some(Token::Str(s)) => {
                             let set = if *name == "ref" { &mut uses.refs } else { &mut uses.lookups };
@@ -526,6 +544,15 @@ fn scan_calls(tokens: &[Token], uses: &mut Uses, problems: &mut Vec<TemplateProb
             }
             _ => {}
         }
+    }
+}
+
+/// The text of a quoted string token.
+fn quoted(t: Option<&Token>) -> Option<String> {
+    match t {
+        Some(Token::Str(s)) => Some(s.to_string()),
+        Some(Token::String(s)) => Some(s.to_string()),
+        _ => None,
     }
 }
 

@@ -713,7 +713,7 @@ impl<S: Store> Worker<S> {
                 Some(t) => t.clone(),
                 None => {
                     let t = Arc::new(
-                        self.load_lookup(l)
+                        load_lookup(&self.tenant, l)
                             .await
                             .map_err(|e| Failure::api(plan, &e))?,
                     );
@@ -726,30 +726,34 @@ impl<S: Store> Worker<S> {
         }
         Ok(Arc::new(out))
     }
+}
 
-    async fn load_lookup(&self, l: &ApiLookup) -> Result<HashMap<String, Value>, ApiError> {
-        let query: Vec<(&str, String)> = l
-            .query
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.clone()))
-            .collect();
-        let items = match l.connection {
-            Connection::Rackbeat => self.tenant.rackbeat.list_all(&l.path, &query).await?,
-            Connection::Tripletex => self.tenant.tripletex.list_all(&l.path, &query).await?,
+/// An API lookup table of `tenant`: `key` → `value` of every record its request lists.
+pub async fn load_lookup(
+    tenant: &Tenant,
+    l: &ApiLookup,
+) -> Result<HashMap<String, Value>, ApiError> {
+    let query: Vec<(&str, String)> = l
+        .query
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    let items = match l.connection {
+        Connection::Rackbeat => tenant.rackbeat.list_all(&l.path, &query).await?,
+        Connection::Tripletex => tenant.tripletex.list_all(&l.path, &query).await?,
+    };
+    let mut table = HashMap::with_capacity(items.len());
+    for item in &items {
+        let (Some(k), Some(v)) = (field(item, &l.key), field(item, &l.value)) else {
+            continue;
         };
-        let mut table = HashMap::with_capacity(items.len());
-        for item in &items {
-            let (Some(k), Some(v)) = (field(item, &l.key), field(item, &l.value)) else {
-                continue;
-            };
-            if let Some(k) = key_text_json(k)
-                && !v.is_null()
-            {
-                table.entry(k).or_insert_with(|| v.clone());
-            }
+        if let Some(k) = key_text_json(k)
+            && !v.is_null()
+        {
+            table.entry(k).or_insert_with(|| v.clone());
         }
-        Ok(table)
     }
+    Ok(table)
 }
 
 /// A dotted field path inside a record (`number`, `group.number`).

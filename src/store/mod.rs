@@ -106,6 +106,9 @@ pub trait Store: Send + Sync {
     /// Running it again is a no-op.
     fn migrate(&self) -> impl Future<Output = Result<usize>> + Send;
 
+    /// How many migrations `migrate` would apply; changes nothing (for `rbtx doctor`).
+    fn pending_migrations(&self) -> impl Future<Output = Result<usize>> + Send;
+
     /// Persists an event and returns its id. Durable on return, so the intake may answer 2xx.
     fn enqueue(&self, event: NewEvent) -> impl Future<Output = Result<i64>> + Send;
 

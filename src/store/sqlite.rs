@@ -197,6 +197,30 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn pending_migrations(&self) -> Result<usize> {
+        self.run(|conn| {
+            let has_table: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations')",
+                [],
+                |r| r.get(0),
+            )?;
+            if !has_table {
+                return Ok(MIGRATIONS.len());
+            }
+            let mut pending = 0;
+            for (version, _) in MIGRATIONS {
+                let done: bool = conn.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
+                    params![version],
+                    |r| r.get(0),
+                )?;
+                pending += usize::from(!done);
+            }
+            Ok(pending)
+        })
+        .await
+    }
+
     async fn enqueue(&self, event: NewEvent) -> Result<i64> {
         let payload = serde_json::to_string(&event.payload)?;
         self.run(move |conn| {
