@@ -211,6 +211,9 @@ struct SandboxArgs {
     /// How much seed data to create.
     #[arg(long, value_enum, default_value_t = rbtx::sandbox::DataSize::Small)]
     data: rbtx::sandbox::DataSize,
+    /// Tripletex customers to seed, instead of the number `--data` implies.
+    #[arg(long)]
+    customers: Option<usize>,
     /// Address of the Tripletex sandbox (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:8480")]
     tripletex_addr: std::net::SocketAddr,
@@ -546,6 +549,7 @@ fn sandbox(args: SandboxArgs) -> Result<ExitCode, String> {
     let config = rbtx::sandbox::SandboxConfig {
         seed: args.seed,
         data: args.data,
+        customers: args.customers,
         tripletex_addr: args.tripletex_addr,
         rackbeat_addr: args.rackbeat_addr,
         consumer_token: args.consumer_token,

@@ -29,6 +29,8 @@ pub enum DataSize {
 pub struct SandboxConfig {
     pub seed: u64,
     pub data: DataSize,
+    /// Tripletex customers to seed instead of `data`'s number (initial-sync benchmarks).
+    pub customers: Option<usize>,
     pub tripletex_addr: SocketAddr,
     pub rackbeat_addr: SocketAddr,
     pub consumer_token: String,
@@ -46,6 +48,7 @@ impl Default for SandboxConfig {
         SandboxConfig {
             seed: 1,
             data: DataSize::Small,
+            customers: None,
             tripletex_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             rackbeat_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             consumer_token: CONSUMER_TOKEN.into(),

@@ -52,6 +52,10 @@ pub fn seed(config: &SandboxConfig) -> Db {
             orders: 1500,
         },
     };
+    let sizes = Sizes {
+        customers: config.customers.unwrap_or(sizes.customers),
+        ..sizes
+    };
     let mut rng = StdRng::seed_from_u64(config.seed);
     let mut db = Db::new();
     reference_data(&mut db);
