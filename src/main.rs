@@ -20,6 +20,29 @@ use rbtx::spec::{Document, Fixtures};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines on stderr as text for people, or as JSON objects for a log collector. The level
+    /// comes from RUST_LOG (default: info for `run` and `sandbox`, warnings otherwise).
+    #[arg(long, value_enum, global = true, env = "RBTX_LOG_FORMAT", default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+fn init_logs(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests calling in-process) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Human => logs.try_init(),
+        LogFormat::Json => logs.json().flatten_event(true).try_init(),
+    };
 }
 
 #[derive(Subcommand)]
@@ -255,6 +278,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
+    let level = match cli.command {
+        Command::Run { .. } | Command::Sandbox(_) => "info",
+        _ => "warn",
+    };
+    init_logs(cli.log_format, level);
     match cli.command {
         Command::Validate { paths, format } => {
             let pack = load_pack(&paths);
@@ -345,13 +373,6 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             catch_up_seconds,
             workers,
         } => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-                )
-                .with_writer(std::io::stderr)
-                .init();
             let config = rbtx::runtime::run::RunConfig {
                 pack,
                 store,

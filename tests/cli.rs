@@ -168,3 +168,42 @@ async fn dlq_lists_shows_and_replays() {
     assert_eq!(out(&["dlq", "show", "999"]).0, Some(2));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = std::env::temp_dir().join(format!("rbtx-cli-json-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut child = rbtx()
+        .args([
+            "--log-format",
+            "json",
+            "run",
+            "--sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--store",
+        ])
+        .arg(dir.join("store.sqlite"))
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rbtx run");
+    let first = BufReader::new(child.stderr.take().expect("stderr"))
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("rbtx is running"));
+    child.kill().ok();
+    child.wait().ok();
+    std::fs::remove_dir_all(&dir).ok();
+    let line = first.expect("the start-up line is logged");
+    let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON object");
+    assert_eq!(v["level"], "INFO", "{line}");
+    assert_eq!(v["message"], "rbtx is running.", "{line}");
+    assert!(
+        v["url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/webhooks/rackbeat")),
+        "{line}"
+    );
+}
