@@ -306,7 +306,7 @@ async fn single_objects_come_in_their_singular_envelope() {
     assert_eq!(inv["due_date"], json!("2025-03-15"));
     assert_eq!(
         inv["customer"],
-        json!({ "number": 10001, "name": "Fjord Bygg AS", "contact_email": "post@fjordbygg.example.no" })
+        json!({ "number": 10001, "name": "Fjord Bygg AS", "contact_email": "post@fjordbygg.example.no", "vat_zone": "domestic" })
     );
     assert_eq!(inv["lines"][0]["child_type"], json!("product"));
     assert_eq!(inv["lines"][0]["vat_percentage"], json!(25));

@@ -482,10 +482,13 @@ impl Store {
                 let customer = self
                     .by_int(Resource::Customer, int("customer_id"))
                     .map(|c| {
+                        // The 2018 spec embeds the whole customer; the zone is the part the
+                        // invoice's VAT depends on (sample 10 shows only the first three fields).
                         json!({
                             "number": c.data.get("number"),
                             "name": c.data.get("name"),
                             "contact_email": c.data.get("contact_email"),
+                            "vat_zone": c.data.get("vat_zone"),
                         })
                     });
                 d.insert("customer".into(), customer.unwrap_or(Value::Null));
