@@ -618,6 +618,39 @@ async fn orders_need_a_date_range_with_an_exclusive_end() {
 }
 
 #[tokio::test]
+async fn the_request_log_keeps_each_answer_and_the_code_of_a_refusal() {
+    let tx = small().await;
+    let (status, _) = tx
+        .post("/product", json!({"name": "Lampe", "colour": "blå"}))
+        .await;
+    assert_eq!(status, 422);
+    let (status, _) = tx.get("/product/unit", &[("count", "1")]).await;
+    assert_eq!(status, 200);
+    let log = tx.sandbox.requests();
+    let last: Vec<_> = log
+        .iter()
+        .rev()
+        .take(2)
+        .map(|r| {
+            (
+                r.method.as_str(),
+                r.path.as_str(),
+                r.query.as_deref(),
+                r.status,
+                r.code,
+            )
+        })
+        .collect();
+    assert_eq!(
+        last,
+        vec![
+            ("GET", "/v2/product/unit", Some("count=1"), Some(200), None),
+            ("POST", "/v2/product", None, Some(422), Some(16000)),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn order_and_invoice_amounts_are_computed_from_the_lines() {
     let tx = small().await;
     let customer = tx.sandbox.records(Kind::Customer)[0]["id"].clone();
