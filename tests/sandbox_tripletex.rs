@@ -618,6 +618,53 @@ async fn orders_need_a_date_range_with_an_exclusive_end() {
 }
 
 #[tokio::test]
+async fn a_line_without_a_discount_gets_the_order_default_from_the_customer() {
+    let tx = small().await;
+    let customer = tx
+        .sandbox
+        .records(Kind::Customer)
+        .into_iter()
+        .find(|c| c["discountPercentage"] == json!(5))
+        .map(|c| c["id"].clone())
+        .expect("a seeded customer with 5 % discount");
+    let order = json!({"customer": {"id": customer}, "orderDate": "2026-03-02", "deliveryDate": "2026-03-02",
+    "orderLines": [
+        {"description": "Uten rabatt oppgitt", "count": 1, "unitPriceExcludingVatCurrency": 100, "vatType": {"id": 3}},
+        {"description": "Rabatt 0", "count": 1, "unitPriceExcludingVatCurrency": 100, "discount": 0, "vatType": {"id": 3}},
+        {"description": "Rabatt 12,5", "count": 1, "unitPriceExcludingVatCurrency": 100, "discount": 12.5, "vatType": {"id": 3}}
+    ]});
+    let (status, created) = tx.post("/order", order).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["value"]["discountPercentage"], 5);
+    let id = created["value"]["id"].as_i64().unwrap_or_default();
+    let (_, full) = tx
+        .get(
+            &format!("/order/{id}"),
+            &[("fields", "orderLines(discount,amountExcludingVatCurrency)")],
+        )
+        .await;
+    let got: Vec<(Value, Value)> = full["value"]["orderLines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            (
+                l["discount"].clone(),
+                l["amountExcludingVatCurrency"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (json!(5), json!(95)),
+            (json!(0), json!(100)),
+            (json!(12.5), json!(87.5))
+        ]
+    );
+}
+
+#[tokio::test]
 async fn the_request_log_keeps_each_answer_and_the_code_of_a_refusal() {
     let tx = small().await;
     let (status, _) = tx
