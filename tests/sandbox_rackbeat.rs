@@ -306,7 +306,7 @@ async fn single_objects_come_in_their_singular_envelope() {
     assert_eq!(inv["due_date"], json!("2025-03-15"));
     assert_eq!(
         inv["customer"],
-        json!({ "number": 10001, "name": "Fjord Bygg AS", "contact_email": "post@fjordbygg.example.no" })
+        json!({ "number": 10001, "name": "Fjord Bygg AS", "contact_email": "post@fjordbygg.example.no", "vat_zone": "domestic" })
     );
     assert_eq!(inv["lines"][0]["child_type"], json!("product"));
     assert_eq!(inv["lines"][0]["vat_percentage"], json!(25));
@@ -684,6 +684,30 @@ async fn suppressed_writes_deliver_nothing() {
         json!({ "key_name": "number", "key": "50002" })
     );
     assert_eq!(h.events().len(), 1);
+}
+
+#[tokio::test]
+async fn invoice_totals_round_each_line_to_ore_in_decimals() {
+    let h = sandbox().await;
+    let lines = json!([
+        { "item_id": "VARE-1001", "quantity": 3, "line_price": 99.995 },
+        { "name": "Kaffe", "quantity": 7, "line_price": 0.3333, "vat_percentage": 15 }
+    ]);
+    let (status, v) = send(
+        &h,
+        Method::POST,
+        "/customer-invoices/drafts",
+        json!({ "customer_id": 10001, "lines": lines }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let inv = &v["customer_invoice"];
+    // 3 × 99.995 = 299.985 → 299.99 (f64 holds 299.98499… and would round down), VAT 75.00;
+    // 7 × 0.3333 = 2.3331 → 2.33, VAT 0.3495 → 0.35. Rounding only the sums would give 377.66.
+    assert_eq!(
+        (inv["total_subtotal"].clone(), inv["total_total"].clone()),
+        (json!(302.32), json!(377.67))
+    );
 }
 
 #[tokio::test]

@@ -618,6 +618,86 @@ async fn orders_need_a_date_range_with_an_exclusive_end() {
 }
 
 #[tokio::test]
+async fn a_line_without_a_discount_gets_the_order_default_from_the_customer() {
+    let tx = small().await;
+    let customer = tx
+        .sandbox
+        .records(Kind::Customer)
+        .into_iter()
+        .find(|c| c["discountPercentage"] == json!(5))
+        .map(|c| c["id"].clone())
+        .expect("a seeded customer with 5 % discount");
+    let order = json!({"customer": {"id": customer}, "orderDate": "2026-03-02", "deliveryDate": "2026-03-02",
+    "orderLines": [
+        {"description": "Uten rabatt oppgitt", "count": 1, "unitPriceExcludingVatCurrency": 100, "vatType": {"id": 3}},
+        {"description": "Rabatt 0", "count": 1, "unitPriceExcludingVatCurrency": 100, "discount": 0, "vatType": {"id": 3}},
+        {"description": "Rabatt 12,5", "count": 1, "unitPriceExcludingVatCurrency": 100, "discount": 12.5, "vatType": {"id": 3}}
+    ]});
+    let (status, created) = tx.post("/order", order).await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["value"]["discountPercentage"], 5);
+    let id = created["value"]["id"].as_i64().unwrap_or_default();
+    let (_, full) = tx
+        .get(
+            &format!("/order/{id}"),
+            &[("fields", "orderLines(discount,amountExcludingVatCurrency)")],
+        )
+        .await;
+    let got: Vec<(Value, Value)> = full["value"]["orderLines"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            (
+                l["discount"].clone(),
+                l["amountExcludingVatCurrency"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (json!(5), json!(95)),
+            (json!(0), json!(100)),
+            (json!(12.5), json!(87.5))
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_request_log_keeps_each_answer_and_the_code_of_a_refusal() {
+    let tx = small().await;
+    let (status, _) = tx
+        .post("/product", json!({"name": "Lampe", "colour": "blå"}))
+        .await;
+    assert_eq!(status, 422);
+    let (status, _) = tx.get("/product/unit", &[("count", "1")]).await;
+    assert_eq!(status, 200);
+    let log = tx.sandbox.requests();
+    let last: Vec<_> = log
+        .iter()
+        .rev()
+        .take(2)
+        .map(|r| {
+            (
+                r.method.as_str(),
+                r.path.as_str(),
+                r.query.as_deref(),
+                r.status,
+                r.code,
+            )
+        })
+        .collect();
+    assert_eq!(
+        last,
+        vec![
+            ("GET", "/v2/product/unit", Some("count=1"), Some(200), None),
+            ("POST", "/v2/product", None, Some(422), Some(16000)),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn order_and_invoice_amounts_are_computed_from_the_lines() {
     let tx = small().await;
     let customer = tx.sandbox.records(Kind::Customer)[0]["id"].clone();

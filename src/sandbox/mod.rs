@@ -6,6 +6,10 @@ pub mod rackbeat;
 pub mod tripletex;
 
 use std::net::SocketAddr;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde_json::Value;
 
 /// Credentials the sandboxes accept unless told otherwise (test values, not secrets).
 pub const CONSUMER_TOKEN: &str = "sandbox-consumer-token";
@@ -13,6 +17,23 @@ pub const EMPLOYEE_TOKEN: &str = "sandbox-employee-token";
 pub const RACKBEAT_TOKEN: &str = "sandbox-rackbeat-api-token";
 /// The Rackbeat account id the sandbox sends in `Rackbeat-Account-Id`.
 pub const RACKBEAT_ACCOUNT_ID: u64 = 12345;
+
+/// A JSON number as an exact decimal (floats through their shortest form, so 99.995 stays
+/// 99.995 rather than the binary 99.99499…).
+pub(crate) fn to_decimal(v: &Value) -> Option<Decimal> {
+    match v {
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                return Some(Decimal::from(i));
+            }
+            let s = n.to_string();
+            Decimal::from_str(&s)
+                .or_else(|_| Decimal::from_scientific(&s))
+                .ok()
+        }
+        _ => None,
+    }
+}
 
 /// How much seed data to create.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

@@ -35,6 +35,18 @@ use super::SandboxConfig;
 use super::faults::FaultConfig;
 use app::{App, Conn, KillableListener};
 
+/// One request the sandbox received on `/v2` (the `/admin/` back door is not logged).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RequestRecord {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    /// The status answered; `None` when the connection was dropped (an injected fault).
+    pub status: Option<u16>,
+    /// Tripletex's error code (16000 for a body the schema refuses, 18000 for a broken rule, …).
+    pub code: Option<u32>,
+}
+
 /// A running Tripletex sandbox, with the admin methods tests use to look inside and to set up
 /// situations (no bank account, expired sessions, faults, a rate limit).
 #[derive(Debug, Clone)]
@@ -115,6 +127,11 @@ impl Handle {
     /// Ids of the invoices created with `sendToCustomer=true`, in order.
     pub fn sent_invoices(&self) -> Vec<i64> {
         self.app.sent_invoices()
+    }
+
+    /// The requests received on `/v2` (the latest 100 000), in the order answered.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.app.requests()
     }
 
     /// Back to the seed data, the configured faults and rate limit; sessions stay valid.

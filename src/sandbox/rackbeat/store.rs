@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use indexmap::IndexMap;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
+use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{Map, Value, json};
 
 use super::query::ListQuery;
@@ -15,6 +16,7 @@ use super::resources::{
     as_f64, attribute, coerce, default_location, laravel_input, spec, template, urlfriendly,
 };
 use super::time::{self, Unix};
+use crate::sandbox::to_decimal;
 
 /// Validation errors: field path → messages, in the order found.
 pub type Errors = IndexMap<String, Vec<String>>;
@@ -216,6 +218,23 @@ fn round2(x: f64) -> f64 {
 
 fn f(data: &Map<String, Value>, field: &str) -> f64 {
     data.get(field).and_then(as_f64).unwrap_or(0.0)
+}
+
+/// A numeric field as an exact decimal; absent or null is zero.
+fn dec(data: &Map<String, Value>, field: &str) -> Decimal {
+    data.get(field).and_then(to_decimal).unwrap_or_default()
+}
+
+/// Rounded to øre, halves away from zero (commercial rounding).
+fn money(d: Decimal) -> Decimal {
+    d.round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+}
+
+/// A money amount as Rackbeat prints it: always a decimal number (`1490.0`).
+fn amount(d: Decimal) -> Value {
+    d.to_string()
+        .parse::<f64>()
+        .map_or(Value::Null, Value::from)
 }
 
 /// A quantity as Rackbeat prints it: whole numbers without decimals.
@@ -463,10 +482,13 @@ impl Store {
                 let customer = self
                     .by_int(Resource::Customer, int("customer_id"))
                     .map(|c| {
+                        // The 2018 spec embeds the whole customer; the zone is the part the
+                        // invoice's VAT depends on (sample 10 shows only the first three fields).
                         json!({
                             "number": c.data.get("number"),
                             "name": c.data.get("name"),
                             "contact_email": c.data.get("contact_email"),
+                            "vat_zone": c.data.get("vat_zone"),
                         })
                     });
                 d.insert("customer".into(), customer.unwrap_or(Value::Null));
@@ -1366,21 +1388,36 @@ fn derive(r: Resource, data: &mut Map<String, Value>) {
             data.insert("company_name".into(), name);
         }
         Resource::CustomerInvoice => {
-            let (mut net, mut vat) = (0.0, 0.0);
+            // (?) How Rackbeat rounds is not documented. Assumed: each line's amount (quantity ×
+            // price less discount) is rounded to øre, as a printed invoice line shows it, and so
+            // is the VAT on it; the totals are the sums. That is also how Tripletex computes
+            // order lines, so an invoice and its Tripletex copy agree to the øre. In decimals,
+            // not f64: 3 × 99.995 is 299.985 and rounds up, where f64 would hold 299.98499….
+            let hundred = Decimal::ONE_HUNDRED;
+            let (mut net, mut vat) = (Decimal::ZERO, Decimal::ZERO);
             for l in lines(data) {
-                let amount = f(l, "quantity")
-                    * f(l, "line_price")
-                    * (1.0 - f(l, "discount_percentage") / 100.0);
+                let amount = money(
+                    dec(l, "quantity")
+                        * dec(l, "line_price")
+                        * (hundred - dec(l, "discount_percentage"))
+                        / hundred,
+                );
                 net += amount;
-                vat += amount * f(l, "vat_percentage") / 100.0;
+                vat += money(amount * dec(l, "vat_percentage") / hundred);
             }
-            let total = round2(net + vat);
-            let rate = data.get("currency_rate").and_then(as_f64).unwrap_or(1.0);
+            let total = net + vat;
+            let rate = data
+                .get("currency_rate")
+                .and_then(to_decimal)
+                .unwrap_or(Decimal::ONE);
             let paid = data.get("is_paid") == Some(&Value::Bool(true));
-            data.insert("total_subtotal".into(), round2(net).into());
-            data.insert("total_total".into(), total.into());
-            data.insert("total_base_currency".into(), round2(total * rate).into());
-            data.insert("balance".into(), (if paid { 0.0 } else { total }).into());
+            data.insert("total_subtotal".into(), amount(net));
+            data.insert("total_total".into(), amount(total));
+            data.insert("total_base_currency".into(), amount(money(total * rate)));
+            data.insert(
+                "balance".into(),
+                amount(if paid { Decimal::ZERO } else { total }),
+            );
         }
         _ => {}
     }

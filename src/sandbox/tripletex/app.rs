@@ -2,7 +2,7 @@
 //! limit, checks the session, routes, and writes the answer with `x-tlx-request-id` and the rate
 //! limit headers. `/admin/…` is the tests' back door: no faults, no limit, no auth.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -22,6 +22,7 @@ use serde_json::{Map, Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::RequestRecord;
 use super::body::{self, NOT_NULL, Problems, Scope, WRONG_TYPE};
 use super::date;
 use super::entities;
@@ -35,6 +36,8 @@ use crate::sandbox::SandboxConfig;
 use crate::sandbox::faults::{Fault, FaultConfig, Faults};
 
 const MAX_BODY: usize = 16 * 1024 * 1024;
+/// How many requests the log keeps (a long benchmark run must not grow it without bound).
+const REQUEST_LOG_SIZE: usize = 100_000;
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -227,6 +230,8 @@ pub struct App {
     faults: Faults,
     rate: Mutex<RateLimiter>,
     counter: AtomicU64,
+    /// The latest requests on `/v2`, at most [`REQUEST_LOG_SIZE`].
+    requests: Mutex<VecDeque<RequestRecord>>,
 }
 
 impl std::fmt::Debug for App {
@@ -262,6 +267,7 @@ impl App {
             sessions: Mutex::new(HashMap::new()),
             rate: Mutex::new(rate),
             counter: AtomicU64::new(0),
+            requests: Mutex::new(VecDeque::new()),
             config,
         }
     }
@@ -359,6 +365,18 @@ impl App {
         lock(&self.db).sent_invoices.clone()
     }
 
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        lock(&self.requests).iter().cloned().collect()
+    }
+
+    fn log_request(&self, record: RequestRecord) {
+        let mut log = lock(&self.requests);
+        if log.len() == REQUEST_LOG_SIZE {
+            log.pop_front();
+        }
+        log.push_back(record);
+    }
+
     /// Back to the seed data, the configured faults and a fresh rate-limit period. Sessions stay.
     pub fn reset(&self) {
         *lock(&self.db) = seed::seed(&self.config);
@@ -394,6 +412,7 @@ impl App {
             ("GET", ["records", k]) => Ok(Reply::raw(json!({ "values": self.records(kind(k)?) }))),
             ("GET", ["count", k]) => Ok(Reply::raw(json!({ "count": self.count(kind(k)?) }))),
             ("GET", ["sent-invoices"]) => Ok(Reply::raw(json!({ "values": self.sent_invoices() }))),
+            ("GET", ["requests"]) => Ok(Reply::raw(json!({ "values": self.requests() }))),
             ("PUT", ["bank-account"]) => {
                 let v = json()?;
                 self.set_bank_account(v.get("bankAccountNumber").and_then(Value::as_str));
@@ -849,11 +868,32 @@ pub async fn entry(
                 // client must survive without writing twice.
                 let _effect = run();
                 conn.kill();
+                app.log_request(record(&parts, None));
                 return Response::new(Body::empty());
             }
         }
     };
+    app.log_request(record(&parts, Some(&outcome)));
     respond(outcome, &request_id, Some(rate))
+}
+
+/// What the log keeps of a request and its answer (`None`: the connection was dropped).
+fn record(
+    parts: &axum::http::request::Parts,
+    outcome: Option<&Result<Reply, ApiError>>,
+) -> RequestRecord {
+    let (status, code) = match outcome {
+        Some(Ok(r)) => (Some(r.status), None),
+        Some(Err(e)) => (Some(e.status), Some(e.code)),
+        None => (None, None),
+    };
+    RequestRecord {
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_string),
+        status,
+        code,
+    }
 }
 
 fn respond(outcome: Result<Reply, ApiError>, request_id: &str, rate: Option<RateInfo>) -> Response {

@@ -3,7 +3,6 @@
 //! `{"id": n}`. Keys starting with `_` are bookkeeping the API never shows.
 
 use std::collections::{BTreeMap, HashMap};
-use std::str::FromStr;
 
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
@@ -271,21 +270,7 @@ pub fn ref_ids(rec: &Record, key: &str) -> Vec<i64> {
         .unwrap_or_default()
 }
 
-/// A JSON number as an exact decimal (floats through their shortest form).
-pub fn to_decimal(v: &Value) -> Option<Decimal> {
-    match v {
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                return Some(Decimal::from(i));
-            }
-            let s = n.to_string();
-            Decimal::from_str(&s)
-                .or_else(|_| Decimal::from_scientific(&s))
-                .ok()
-        }
-        _ => None,
-    }
-}
+pub(crate) use crate::sandbox::to_decimal;
 
 pub fn dec(rec: &Record, key: &str) -> Decimal {
     rec.get(key).and_then(to_decimal).unwrap_or_default()
