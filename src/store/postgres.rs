@@ -147,6 +147,16 @@ pub fn redacted(url: &str) -> String {
     )
 }
 
+/// The error with its cause: tokio-postgres shows only the kind ("db error") and keeps the server's
+/// message, or the I/O error, in its source.
+pub(super) fn message(e: &tokio_postgres::Error) -> String {
+    match (e.as_db_error(), std::error::Error::source(e)) {
+        (Some(db), _) => db.to_string(),
+        (None, Some(cause)) => format!("{e}: {cause}"),
+        (None, None) => e.to_string(),
+    }
+}
+
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/dbname`; the
     /// password stays out of every error and message). Fails when no connection can be made.
