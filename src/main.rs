@@ -10,6 +10,9 @@ use rbtx::engine::{FixtureResolver, Outcome, PlaceholderResolver};
 use rbtx::plan::load_pack;
 use rbtx::spec::diagnostic::{Format, render, sort};
 use rbtx::spec::{Document, Fixtures};
+use rbtx::store::postgres::PostgresStore;
+use rbtx::store::sqlite::SqliteStore;
+use rbtx::store::{Location, Store};
 
 #[derive(Parser)]
 #[command(
@@ -50,7 +53,7 @@ enum Command {
         bless: bool,
     },
     /// Keep Tripletex in sync with Rackbeat in real time: webhook intake and workers on an embedded
-    /// SQLite store. Accounts come from the environment (RBTX_TRIPLETEX_CONSUMER_TOKEN,
+    /// SQLite store, or on a PostgreSQL database shared by several processes. Accounts come from the environment (RBTX_TRIPLETEX_CONSUMER_TOKEN,
     /// RBTX_TRIPLETEX_EMPLOYEE_TOKEN, RBTX_RACKBEAT_TOKEN, RBTX_RACKBEAT_ACCOUNT_ID,
     /// RBTX_RACKBEAT_WEBHOOK_TOKENS; each also as *_FILE). With none of them set, or with --sandbox,
     /// both APIs are simulated in-process.
@@ -61,9 +64,12 @@ enum Command {
         /// The mapping pack.
         #[arg(long, default_value = "mappings")]
         pack: PathBuf,
-        /// The SQLite file that keeps the queue, bindings and dead letters.
-        #[arg(long, default_value = "rbtx.sqlite")]
-        store: PathBuf,
+        /// Where the queue, bindings and dead letters are kept: a SQLite file, or a
+        /// postgres://user:password@host/db URL for a database several `rbtx run` processes share.
+        /// Default: RBTX_STORE_URL (or the file RBTX_STORE_URL_FILE names, keeping a password off
+        /// the command line), else rbtx.sqlite.
+        #[arg(long)]
+        store: Option<String>,
         /// Where the webhook intake listens.
         #[arg(long, default_value = "127.0.0.1:8470")]
         listen: std::net::SocketAddr,
@@ -94,9 +100,10 @@ enum Command {
     Dlq {
         #[command(subcommand)]
         command: DlqCommand,
-        /// The SQLite file `rbtx run` uses.
-        #[arg(long, default_value = "rbtx.sqlite", global = true)]
-        store: PathBuf,
+        /// The store `rbtx run` uses: a SQLite file or a postgres:// URL (default: RBTX_STORE_URL,
+        /// else rbtx.sqlite).
+        #[arg(long, global = true)]
+        store: Option<String>,
     },
     /// Serve local sandboxes of the Tripletex and Rackbeat APIs until interrupted.
     Sandbox(SandboxArgs),
@@ -130,8 +137,10 @@ enum WebhooksCommand {
         url: String,
         #[arg(long, default_value = "mappings")]
         pack: PathBuf,
-        #[arg(long, default_value = "rbtx.sqlite")]
-        store: PathBuf,
+        /// The store `rbtx run` uses: a SQLite file or a postgres:// URL (default: RBTX_STORE_URL,
+        /// else rbtx.sqlite).
+        #[arg(long)]
+        store: Option<String>,
     },
 }
 
@@ -260,10 +269,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             })
         }
         Command::Sandbox(args) => sandbox(args),
-        Command::Dlq { command, store } => dlq(command, store),
+        Command::Dlq { command, store } => {
+            dlq(command, Location::from_arg_or_env(store.as_deref())?)
+        }
         Command::Webhooks {
             command: WebhooksCommand::Install { url, pack, store },
         } => {
+            let store = Location::from_arg_or_env(store.as_deref())?;
             let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
             for line in
                 runtime.block_on(rbtx::runtime::run::install_webhooks(&pack, &store, &url))?
@@ -292,7 +304,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 .init();
             let config = rbtx::runtime::run::RunConfig {
                 pack,
-                store,
+                store: Location::from_arg_or_env(store.as_deref())?,
                 listen,
                 public_url,
                 invoice_mode,
@@ -414,60 +426,93 @@ fn sandbox(args: SandboxArgs) -> Result<ExitCode, String> {
     })
 }
 
-fn dlq(command: DlqCommand, store: PathBuf) -> Result<ExitCode, String> {
-    use rbtx::store::Store;
-    if !store.exists() {
-        return Err(format!("{} does not exist (use --store)", store.display()));
-    }
+fn dlq(command: DlqCommand, store: Location) -> Result<ExitCode, String> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async {
-        let s = rbtx::store::sqlite::SqliteStore::open(&store).map_err(|e| format!("{}: {e}", store.display()))?;
-        s.migrate().await.map_err(|e| e.to_string())?;
-        match command {
-            DlqCommand::List => {
-                let letters = s.list_dead_letters().await.map_err(|e| e.to_string())?;
-                for d in &letters {
-                    println!(
-                        "{:>6}  {:<10} {:<18} {:<16} {}{}",
-                        d.id,
-                        d.event.tenant,
-                        d.event.event,
-                        d.event.key,
-                        d.field.as_ref().map(|f| format!("{f}: ")).unwrap_or_default(),
-                        d.reason
-                    );
+        match &store {
+            Location::Sqlite(path) => {
+                // Opening would create an empty store; a mistyped path should say so instead.
+                if !path.exists() {
+                    return Err(format!("{store} does not exist (use --store)"));
                 }
-                println!("{} dead letter{}", letters.len(), if letters.len() == 1 { "" } else { "s" });
-                Ok(ExitCode::SUCCESS)
+                let s = SqliteStore::open(path).map_err(|e| format!("{store}: {e}"))?;
+                dlq_on(&s, command).await
             }
-            DlqCommand::Show { id } => match s.get_dead_letter(id).await.map_err(|e| e.to_string())? {
-                Some(d) => {
-                    let out = serde_json::json!({
-                        "id": d.id, "tenant": d.event.tenant, "event": d.event.event, "entity": d.event.entity,
-                        "key": d.event.key, "attempts": d.event.attempts, "reason": d.reason,
-                        "mapping": d.mapping, "field": d.field, "failed_at_ms": d.failed_at, "payload": d.event.payload,
-                    });
-                    println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
-                    Ok(ExitCode::SUCCESS)
-                }
-                None => Err(format!("no dead letter {id}")),
-            },
-            DlqCommand::Replay { id: Some(id), .. } => {
-                if s.replay(id).await.map_err(|e| e.to_string())? {
-                    println!("dead letter {id} is back in the queue");
-                    Ok(ExitCode::SUCCESS)
-                } else {
-                    Err(format!("no dead letter {id}"))
-                }
+            Location::Postgres(url) => {
+                let s = PostgresStore::connect(url)
+                    .await
+                    .map_err(|e| format!("{store}: {e}"))?;
+                dlq_on(&s, command).await
             }
-            DlqCommand::Replay { id: None, all: true } => {
-                let n = s.replay_all().await.map_err(|e| e.to_string())?;
-                println!("{n} dead letter{} back in the queue", if n == 1 { "" } else { "s" });
-                Ok(ExitCode::SUCCESS)
-            }
-            DlqCommand::Replay { id: None, all: false } => Err("give a dead letter id, or --all".into()),
         }
     })
+}
+
+async fn dlq_on<S: Store>(s: &S, command: DlqCommand) -> Result<ExitCode, String> {
+    s.migrate().await.map_err(|e| e.to_string())?;
+    match command {
+        DlqCommand::List => {
+            let letters = s.list_dead_letters().await.map_err(|e| e.to_string())?;
+            for d in &letters {
+                println!(
+                    "{:>6}  {:<10} {:<18} {:<16} {}{}",
+                    d.id,
+                    d.event.tenant,
+                    d.event.event,
+                    d.event.key,
+                    d.field
+                        .as_ref()
+                        .map(|f| format!("{f}: "))
+                        .unwrap_or_default(),
+                    d.reason
+                );
+            }
+            println!(
+                "{} dead letter{}",
+                letters.len(),
+                if letters.len() == 1 { "" } else { "s" }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        DlqCommand::Show { id } => match s.get_dead_letter(id).await.map_err(|e| e.to_string())? {
+            Some(d) => {
+                let out = serde_json::json!({
+                    "id": d.id, "tenant": d.event.tenant, "event": d.event.event, "entity": d.event.entity,
+                    "key": d.event.key, "attempts": d.event.attempts, "reason": d.reason,
+                    "mapping": d.mapping, "field": d.field, "failed_at_ms": d.failed_at, "payload": d.event.payload,
+                });
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            None => Err(format!("no dead letter {id}")),
+        },
+        DlqCommand::Replay { id: Some(id), .. } => {
+            if s.replay(id).await.map_err(|e| e.to_string())? {
+                println!("dead letter {id} is back in the queue");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Err(format!("no dead letter {id}"))
+            }
+        }
+        DlqCommand::Replay {
+            id: None,
+            all: true,
+        } => {
+            let n = s.replay_all().await.map_err(|e| e.to_string())?;
+            println!(
+                "{n} dead letter{} back in the queue",
+                if n == 1 { "" } else { "s" }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        DlqCommand::Replay {
+            id: None,
+            all: false,
+        } => Err("give a dead letter id, or --all".into()),
+    }
 }
 
 fn read_json(path: &PathBuf) -> Result<serde_json::Value, String> {
