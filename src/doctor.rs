@@ -123,6 +123,20 @@ pub struct Setup<'a, S: Store> {
     pub public_url: Option<&'a str>,
 }
 
+impl<'a, S: Store> Setup<'a, S> {
+    /// The same setup over another store.
+    pub fn with_store<T: Store>(&self, store: &'a T) -> Setup<'a, T> {
+        Setup {
+            pack: self.pack,
+            pack_path: self.pack_path,
+            store: Some(store),
+            store_name: self.store_name,
+            tenant: self.tenant,
+            public_url: self.public_url,
+        }
+    }
+}
+
 pub async fn check<S: Store>(setup: &Setup<'_, S>) -> Report {
     let mut checks = vec![mappings(setup)];
     checks.push(store(setup).await);

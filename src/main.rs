@@ -10,6 +10,9 @@ use rbtx::engine::{FixtureResolver, Outcome, PlaceholderResolver};
 use rbtx::plan::load_pack;
 use rbtx::spec::diagnostic::{Format, render, sort};
 use rbtx::spec::{Document, Fixtures};
+use rbtx::store::postgres::PostgresStore;
+use rbtx::store::sqlite::SqliteStore;
+use rbtx::store::{Location, Store};
 
 #[derive(Parser)]
 #[command(
@@ -73,7 +76,7 @@ enum Command {
         bless: bool,
     },
     /// Keep Tripletex in sync with Rackbeat in real time: webhook intake and workers on an embedded
-    /// SQLite store. Accounts come from the environment (RBTX_TRIPLETEX_CONSUMER_TOKEN,
+    /// SQLite store, or on a PostgreSQL database shared by several processes. Accounts come from the environment (RBTX_TRIPLETEX_CONSUMER_TOKEN,
     /// RBTX_TRIPLETEX_EMPLOYEE_TOKEN, RBTX_RACKBEAT_TOKEN, RBTX_RACKBEAT_ACCOUNT_ID,
     /// RBTX_RACKBEAT_WEBHOOK_TOKENS; each also as *_FILE). With none of them set, or with --sandbox,
     /// both APIs are simulated in-process.
@@ -84,9 +87,12 @@ enum Command {
         /// The mapping pack.
         #[arg(long, default_value = "mappings")]
         pack: PathBuf,
-        /// The SQLite file that keeps the queue, bindings and dead letters.
-        #[arg(long, default_value = "rbtx.sqlite")]
-        store: PathBuf,
+        /// Where the queue, bindings and dead letters are kept: a SQLite file, or a
+        /// postgres://user:password@host/db URL for a database several `rbtx run` processes share.
+        /// Default: RBTX_STORE_URL (or the file RBTX_STORE_URL_FILE names, keeping a password off
+        /// the command line), else rbtx.sqlite.
+        #[arg(long)]
+        store: Option<String>,
         /// Where the webhook intake listens.
         #[arg(long, default_value = "127.0.0.1:8470")]
         listen: std::net::SocketAddr,
@@ -115,9 +121,10 @@ enum Command {
         /// The mapping pack.
         #[arg(long, default_value = "mappings")]
         pack: PathBuf,
-        /// The SQLite file `rbtx run` uses.
-        #[arg(long, default_value = "rbtx.sqlite")]
-        store: PathBuf,
+        /// The store `rbtx run` uses: a SQLite file or a postgres:// URL (default: RBTX_STORE_URL,
+        /// else rbtx.sqlite).
+        #[arg(long)]
+        store: Option<String>,
         /// The URL Rackbeat should deliver webhooks to (checks the subscriptions point there).
         #[arg(long)]
         public_url: Option<String>,
@@ -139,9 +146,10 @@ enum Command {
     Dlq {
         #[command(subcommand)]
         command: DlqCommand,
-        /// The SQLite file `rbtx run` uses.
-        #[arg(long, default_value = "rbtx.sqlite", global = true)]
-        store: PathBuf,
+        /// The store `rbtx run` uses: a SQLite file or a postgres:// URL (default: RBTX_STORE_URL,
+        /// else rbtx.sqlite).
+        #[arg(long, global = true)]
+        store: Option<String>,
     },
     /// Serve local sandboxes of the Tripletex and Rackbeat APIs until interrupted.
     Sandbox(SandboxArgs),
@@ -183,9 +191,10 @@ enum SyncCommand {
         /// The mapping pack.
         #[arg(long, default_value = "mappings")]
         pack: PathBuf,
-        /// The SQLite file that keeps bindings, checkpoints and dead letters (the one `rbtx run` uses).
-        #[arg(long, default_value = "rbtx.sqlite")]
-        store: PathBuf,
+        /// The store that keeps bindings, checkpoints and dead letters (the one `rbtx run` uses):
+        /// a SQLite file or a postgres:// URL (default: RBTX_STORE_URL, else rbtx.sqlite).
+        #[arg(long)]
+        store: Option<String>,
         /// Records written at once.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
@@ -205,8 +214,10 @@ enum WebhooksCommand {
         url: String,
         #[arg(long, default_value = "mappings")]
         pack: PathBuf,
-        #[arg(long, default_value = "rbtx.sqlite")]
-        store: PathBuf,
+        /// The store `rbtx run` uses: a SQLite file or a postgres:// URL (default: RBTX_STORE_URL,
+        /// else rbtx.sqlite).
+        #[arg(long)]
+        store: Option<String>,
     },
 }
 
@@ -343,17 +354,25 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             })
         }
         Command::Sandbox(args) => sandbox(args),
-        Command::Dlq { command, store } => dlq(command, store),
+        Command::Dlq { command, store } => {
+            dlq(command, Location::from_arg_or_env(store.as_deref())?)
+        }
         Command::Sync { command } => sync_initial(command),
         Command::Doctor {
             pack,
             store,
             public_url,
             invoice_mode,
-        } => doctor(pack, store, public_url, invoice_mode),
+        } => doctor(
+            pack,
+            Location::from_arg_or_env(store.as_deref())?,
+            public_url,
+            invoice_mode,
+        ),
         Command::Webhooks {
             command: WebhooksCommand::Install { url, pack, store },
         } => {
+            let store = Location::from_arg_or_env(store.as_deref())?;
             let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
             for line in
                 runtime.block_on(rbtx::runtime::run::install_webhooks(&pack, &store, &url))?
@@ -375,7 +394,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         } => {
             let config = rbtx::runtime::run::RunConfig {
                 pack,
-                store,
+                store: Location::from_arg_or_env(store.as_deref())?,
                 listen,
                 public_url,
                 invoice_mode,
@@ -466,7 +485,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
 
 fn doctor(
     pack_path: PathBuf,
-    store: PathBuf,
+    store: Location,
     public_url: Option<String>,
     invoice_mode: String,
 ) -> Result<ExitCode, String> {
@@ -475,24 +494,28 @@ fn doctor(
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async {
         let tenant = rbtx::runtime::run::tenant_from_env("default", &invoice_mode, 480)?;
-        // Opening a file that is not there would create it; the doctor changes nothing.
-        let db = if store.exists() {
-            Some(
-                rbtx::store::sqlite::SqliteStore::open(&store)
-                    .map_err(|e| format!("{}: {e}", store.display()))?,
-            )
-        } else {
-            None
-        };
-        let setup = rbtx::doctor::Setup {
+        let name = store.to_string();
+        let pack_name = pack_path.display().to_string();
+        let setup = rbtx::doctor::Setup::<SqliteStore> {
             pack: &pack,
-            pack_path: &pack_path.display().to_string(),
-            store: db.as_ref(),
-            store_name: &store.display().to_string(),
+            pack_path: &pack_name,
+            store: None,
+            store_name: &name,
             tenant: &tenant,
             public_url: public_url.as_deref(),
         };
-        let report = rbtx::doctor::check(&setup).await;
+        let report = match &store {
+            // Opening a file that is not there would create it; the doctor changes nothing.
+            Location::Sqlite(path) if !path.exists() => rbtx::doctor::check(&setup).await,
+            Location::Sqlite(path) => match SqliteStore::open(path) {
+                Ok(db) => rbtx::doctor::check(&setup.with_store(&db)).await,
+                Err(e) => return Err(format!("{store}: {e}")),
+            },
+            Location::Postgres(url) => match PostgresStore::connect(url).await {
+                Ok(db) => rbtx::doctor::check(&setup.with_store(&db)).await,
+                Err(e) => return Err(format!("{store}: {e}")),
+            },
+        };
         print!("{}", report.render());
         Ok(if report.blocked() {
             ExitCode::from(1)
@@ -503,7 +526,6 @@ fn doctor(
 }
 
 fn sync_initial(command: SyncCommand) -> Result<ExitCode, String> {
-    use rbtx::store::Store;
     let SyncCommand::Initial {
         entities,
         dry_run,
@@ -527,18 +549,6 @@ fn sync_initial(command: SyncCommand) -> Result<ExitCode, String> {
     runtime.block_on(async {
         let tenant =
             rbtx::runtime::run::tenant_from_env("default", "booked", rackbeat_requests_per_minute)?;
-        let db = rbtx::store::sqlite::SqliteStore::open(&store)
-            .map_err(|e| format!("{}: {e}", store.display()))?;
-        db.migrate()
-            .await
-            .map_err(|e| format!("migrating {}: {e}", store.display()))?;
-        let mut worker = rbtx::runtime::worker::Worker::new(
-            Arc::new(db),
-            Arc::new(pack),
-            tenant,
-            format!("sync-initial-{}", std::process::id()),
-        );
-        worker.dry_run = dry_run;
         let options = rbtx::runtime::initial::Options {
             entities,
             dry_run,
@@ -546,8 +556,19 @@ fn sync_initial(command: SyncCommand) -> Result<ExitCode, String> {
             concurrency,
             progress: true,
         };
-        let report =
-            rbtx::runtime::initial::run(&worker, &options, &mut std::io::stdout().lock()).await?;
+        let location = Location::from_arg_or_env(store.as_deref())?;
+        let report = match &location {
+            Location::Sqlite(path) => {
+                let db = SqliteStore::open(path).map_err(|e| format!("{location}: {e}"))?;
+                initial_sync_on(db, pack, tenant, &options).await?
+            }
+            Location::Postgres(url) => {
+                let db = PostgresStore::connect(url)
+                    .await
+                    .map_err(|e| format!("{location}: {e}"))?;
+                initial_sync_on(db, pack, tenant, &options).await?
+            }
+        };
         // The table goes to stderr in a dry run, so stdout holds only the JSON lines.
         if dry_run {
             eprint!("\n{}", report.table());
@@ -560,6 +581,25 @@ fn sync_initial(command: SyncCommand) -> Result<ExitCode, String> {
             ExitCode::from(1)
         })
     })
+}
+
+async fn initial_sync_on<S: Store>(
+    db: S,
+    pack: rbtx::plan::Pack,
+    tenant: rbtx::runtime::worker::Tenant,
+    options: &rbtx::runtime::initial::Options,
+) -> Result<rbtx::runtime::initial::Report, String> {
+    db.migrate()
+        .await
+        .map_err(|e| format!("migrating the store: {e}"))?;
+    let mut worker = rbtx::runtime::worker::Worker::new(
+        Arc::new(db),
+        Arc::new(pack),
+        tenant,
+        format!("sync-initial-{}", std::process::id()),
+    );
+    worker.dry_run = options.dry_run;
+    rbtx::runtime::initial::run(&worker, options, &mut std::io::stdout().lock()).await
 }
 
 fn sandbox(args: SandboxArgs) -> Result<ExitCode, String> {
@@ -600,60 +640,93 @@ fn sandbox(args: SandboxArgs) -> Result<ExitCode, String> {
     })
 }
 
-fn dlq(command: DlqCommand, store: PathBuf) -> Result<ExitCode, String> {
-    use rbtx::store::Store;
-    if !store.exists() {
-        return Err(format!("{} does not exist (use --store)", store.display()));
-    }
+fn dlq(command: DlqCommand, store: Location) -> Result<ExitCode, String> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async {
-        let s = rbtx::store::sqlite::SqliteStore::open(&store).map_err(|e| format!("{}: {e}", store.display()))?;
-        s.migrate().await.map_err(|e| e.to_string())?;
-        match command {
-            DlqCommand::List => {
-                let letters = s.list_dead_letters().await.map_err(|e| e.to_string())?;
-                for d in &letters {
-                    println!(
-                        "{:>6}  {:<10} {:<18} {:<16} {}{}",
-                        d.id,
-                        d.event.tenant,
-                        d.event.event,
-                        d.event.key,
-                        d.field.as_ref().map(|f| format!("{f}: ")).unwrap_or_default(),
-                        d.reason
-                    );
+        match &store {
+            Location::Sqlite(path) => {
+                // Opening would create an empty store; a mistyped path should say so instead.
+                if !path.exists() {
+                    return Err(format!("{store} does not exist (use --store)"));
                 }
-                println!("{} dead letter{}", letters.len(), if letters.len() == 1 { "" } else { "s" });
-                Ok(ExitCode::SUCCESS)
+                let s = SqliteStore::open(path).map_err(|e| format!("{store}: {e}"))?;
+                dlq_on(&s, command).await
             }
-            DlqCommand::Show { id } => match s.get_dead_letter(id).await.map_err(|e| e.to_string())? {
-                Some(d) => {
-                    let out = serde_json::json!({
-                        "id": d.id, "tenant": d.event.tenant, "event": d.event.event, "entity": d.event.entity,
-                        "key": d.event.key, "attempts": d.event.attempts, "reason": d.reason,
-                        "mapping": d.mapping, "field": d.field, "failed_at_ms": d.failed_at, "payload": d.event.payload,
-                    });
-                    println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
-                    Ok(ExitCode::SUCCESS)
-                }
-                None => Err(format!("no dead letter {id}")),
-            },
-            DlqCommand::Replay { id: Some(id), .. } => {
-                if s.replay(id).await.map_err(|e| e.to_string())? {
-                    println!("dead letter {id} is back in the queue");
-                    Ok(ExitCode::SUCCESS)
-                } else {
-                    Err(format!("no dead letter {id}"))
-                }
+            Location::Postgres(url) => {
+                let s = PostgresStore::connect(url)
+                    .await
+                    .map_err(|e| format!("{store}: {e}"))?;
+                dlq_on(&s, command).await
             }
-            DlqCommand::Replay { id: None, all: true } => {
-                let n = s.replay_all().await.map_err(|e| e.to_string())?;
-                println!("{n} dead letter{} back in the queue", if n == 1 { "" } else { "s" });
-                Ok(ExitCode::SUCCESS)
-            }
-            DlqCommand::Replay { id: None, all: false } => Err("give a dead letter id, or --all".into()),
         }
     })
+}
+
+async fn dlq_on<S: Store>(s: &S, command: DlqCommand) -> Result<ExitCode, String> {
+    s.migrate().await.map_err(|e| e.to_string())?;
+    match command {
+        DlqCommand::List => {
+            let letters = s.list_dead_letters().await.map_err(|e| e.to_string())?;
+            for d in &letters {
+                println!(
+                    "{:>6}  {:<10} {:<18} {:<16} {}{}",
+                    d.id,
+                    d.event.tenant,
+                    d.event.event,
+                    d.event.key,
+                    d.field
+                        .as_ref()
+                        .map(|f| format!("{f}: "))
+                        .unwrap_or_default(),
+                    d.reason
+                );
+            }
+            println!(
+                "{} dead letter{}",
+                letters.len(),
+                if letters.len() == 1 { "" } else { "s" }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        DlqCommand::Show { id } => match s.get_dead_letter(id).await.map_err(|e| e.to_string())? {
+            Some(d) => {
+                let out = serde_json::json!({
+                    "id": d.id, "tenant": d.event.tenant, "event": d.event.event, "entity": d.event.entity,
+                    "key": d.event.key, "attempts": d.event.attempts, "reason": d.reason,
+                    "mapping": d.mapping, "field": d.field, "failed_at_ms": d.failed_at, "payload": d.event.payload,
+                });
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            None => Err(format!("no dead letter {id}")),
+        },
+        DlqCommand::Replay { id: Some(id), .. } => {
+            if s.replay(id).await.map_err(|e| e.to_string())? {
+                println!("dead letter {id} is back in the queue");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Err(format!("no dead letter {id}"))
+            }
+        }
+        DlqCommand::Replay {
+            id: None,
+            all: true,
+        } => {
+            let n = s.replay_all().await.map_err(|e| e.to_string())?;
+            println!(
+                "{n} dead letter{} back in the queue",
+                if n == 1 { "" } else { "s" }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        DlqCommand::Replay {
+            id: None,
+            all: false,
+        } => Err("give a dead letter id, or --all".into()),
+    }
 }
 
 fn read_json(path: &PathBuf) -> Result<serde_json::Value, String> {

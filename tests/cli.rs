@@ -1,7 +1,15 @@
-//! The command line as a contract: exit codes, and the lines `rbtx sandbox` prints before serving.
+//! The command line as a contract: exit codes, the lines `rbtx sandbox` prints before serving, and
+//! `rbtx dlq` on either store.
+
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+
+use rbtx::connectors::Secret;
+use rbtx::store::postgres::PostgresStore;
+use rbtx::store::sqlite::SqliteStore;
+use rbtx::store::{NewEvent, Store};
 
 fn rbtx() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rbtx"));
@@ -93,46 +101,39 @@ fn sandbox_prints_its_urls_and_credentials_before_serving() {
     );
 }
 
-#[tokio::test]
-async fn dlq_lists_shows_and_replays() {
-    use rbtx::store::{NewEvent, Store};
-    let dir = std::env::temp_dir().join(format!("rbtx-dlq-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("store.sqlite");
-    {
-        let s = rbtx::store::sqlite::SqliteStore::open(&path).expect("store");
-        s.migrate().await.expect("migrate");
-        let new = NewEvent {
-            tenant: "default".into(),
-            entity: "product".into(),
-            key: "VARE-5001".into(),
-            event: "product.updated".into(),
-            payload: serde_json::json!({"key": "VARE-5001", "key_name": "number"}),
-            received_at: 1,
-        };
-        s.enqueue(new).await.expect("enqueue");
-        let ev = s.claim(None, "w", 1, 10, 60_000).await.expect("claim");
-        let reason = "lookup `vat_code` has no entry for `7`";
-        let dl = s
-            .dead_letter(
-                ev[0].id,
-                "w",
-                reason,
-                Some("mappings/rackbeat-to-tripletex/product.yaml"),
-                Some("body.vatType.id"),
-                20,
-            )
-            .await
-            .expect("dead letter");
-        assert!(dl.is_some());
-    }
-    let store = path.to_string_lossy().to_string();
+/// Dead-letters one event in `s`, then lists, shows and replays it with `rbtx dlq`, told where the
+/// store is by `locate`.
+async fn dlq_lists_shows_and_replays<S: Store>(s: &S, locate: impl Fn(&mut Command)) {
+    s.migrate().await.expect("migrate");
+    let new = NewEvent {
+        tenant: "default".into(),
+        entity: "product".into(),
+        key: "VARE-5001".into(),
+        event: "product.updated".into(),
+        payload: serde_json::json!({"key": "VARE-5001", "key_name": "number"}),
+        received_at: 1,
+    };
+    s.enqueue(new).await.expect("enqueue");
+    let ev = s.claim(None, "w", 1, 10, 60_000).await.expect("claim");
+    let reason = "lookup `vat_code` has no entry for `7`";
+    let dl = s
+        .dead_letter(
+            ev[0].id,
+            "w",
+            reason,
+            Some("mappings/rackbeat-to-tripletex/product.yaml"),
+            Some("body.vatType.id"),
+            20,
+        )
+        .await
+        .expect("dead letter");
+    assert!(dl.is_some());
+
     let out = |args: &[&str]| {
-        let o = rbtx()
-            .args(args)
-            .args(["--store", &store])
-            .output()
-            .expect("run");
+        let mut command = rbtx();
+        command.args(args);
+        locate(&mut command);
+        let o = command.output().expect("run");
         (
             o.status.code(),
             String::from_utf8_lossy(&o.stdout).to_string(),
@@ -159,13 +160,24 @@ async fn dlq_lists_shows_and_replays() {
     assert_eq!(code, Some(0), "{replay}");
     let (_, list) = out(&["dlq", "list"]);
     assert!(list.contains("0 dead letters"), "{list}");
-    let s = rbtx::store::sqlite::SqliteStore::open(&path).expect("store");
     assert_eq!(
         s.queue_depth().await.expect("depth"),
         1,
         "the event is queued again"
     );
     assert_eq!(out(&["dlq", "show", "999"]).0, Some(2));
+}
+
+#[tokio::test]
+async fn dlq_on_a_sqlite_file() {
+    let dir = std::env::temp_dir().join(format!("rbtx-dlq-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("store.sqlite");
+    let s = SqliteStore::open(&path).expect("store");
+    dlq_lists_shows_and_replays(&s, |c| {
+        c.arg("--store").arg(&path);
+    })
+    .await;
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -206,4 +218,19 @@ fn json_logs_are_one_object_per_line() {
             .is_some_and(|u| u.ends_with("/webhooks/rackbeat")),
         "{line}"
     );
+}
+
+/// The URL comes from the environment, as one with a password would.
+#[tokio::test]
+async fn dlq_on_postgres() {
+    let Some(db) = support::postgres::database().await else {
+        return;
+    };
+    let s = PostgresStore::connect(&Secret::new(db.url.as_str()))
+        .await
+        .expect("store");
+    dlq_lists_shows_and_replays(&s, |c| {
+        c.env("RBTX_STORE_URL", &db.url);
+    })
+    .await;
 }

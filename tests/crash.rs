@@ -93,7 +93,9 @@ async fn a_killed_process_loses_and_duplicates_nothing() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start the sandboxes");
-    let lines = first_lines(&mut sb, 2);
+    // All five lines it prints before serving: closing the pipe earlier would make its next
+    // println fail, and the sandbox exit.
+    let lines = first_lines(&mut sb, 5);
     let _sandboxes = Running(sb);
     let tx_url = lines[0].trim_start_matches("tripletex: ").to_string();
     let rb_url = lines[1].trim_start_matches("rackbeat: ").to_string();

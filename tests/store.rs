@@ -1,15 +1,19 @@
 //! The store's contract, written once over `S: Store` and run against every backend.
 //!
 //! Each test below is a generic function; `store_tests!` lists them once, and each backend
-//! instantiates that list with its own constructor (`sqlite_suite!` here; a PostgreSQL backend
-//! adds its own `*_suite!` and calls `store_tests!` with it). Time is passed in, never slept.
+//! instantiates that list with its own constructor (`sqlite_suite!`, `postgres_suite!`). Time is
+//! passed in, never slept. Each PostgreSQL test gets a database of its own (`support::postgres`).
+
+mod support;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use rbtx::connectors::Secret;
+use rbtx::store::postgres::PostgresStore;
 use rbtx::store::sqlite::SqliteStore;
-use rbtx::store::{Binding, NewEvent, Store};
+use rbtx::store::{Binding, Location, NewEvent, Store};
 use serde_json::json;
 
 const LEASE_MS: i64 = 30_000;
@@ -692,6 +696,137 @@ macro_rules! sqlite_suite {
 }
 
 store_tests!(sqlite_suite);
+
+/// A migrated store on a fresh database, and the database (dropped after the store).
+struct Pg {
+    store: PostgresStore,
+    _db: support::postgres::TestDb,
+}
+
+async fn fresh_postgres() -> Option<Pg> {
+    let db = support::postgres::database().await?;
+    let store = PostgresStore::connect(&Secret::new(db.url.as_str()))
+        .await
+        .unwrap();
+    assert!(store.migrate().await.unwrap() > 0);
+    Some(Pg { store, _db: db })
+}
+
+macro_rules! postgres_suite {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(pg) = super::fresh_postgres().await {
+                        super::$name(&pg.store).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+store_tests!(postgres_suite);
+
+/// Two processes on one database, as two stores with their own connections: both migrate at the
+/// same moment (one applies the schema, the other waits and finds it), then their workers race
+/// for the same keys. A key is never held by two workers at once, and each event is completed by
+/// exactly one worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_two_stores_on_one_database_never_share_a_key() {
+    let Some(db) = support::postgres::database().await else {
+        return;
+    };
+    let url = Secret::new(db.url.as_str());
+    let (a, b) = tokio::join!(PostgresStore::connect(&url), PostgresStore::connect(&url));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let (ma, mb) = tokio::join!(a.migrate(), b.migrate());
+    let mut applied = [ma.unwrap(), mb.unwrap()];
+    applied.sort();
+    assert_eq!(applied, [0, 1], "one process applies the migration");
+
+    const KEYS: i64 = 20;
+    const EVENTS: i64 = 400;
+    let batch: Vec<NewEvent> = (0..EVENTS)
+        .map(|n| event("t1", &format!("P{}", n % KEYS), "product.updated", n))
+        .collect();
+    // Both enqueue half, concurrently, while the workers run.
+    let (first, second) = batch.split_at(batch.len() / 2);
+    let race = Race::default();
+    let producer = async {
+        for (x, y) in first.chunks(10).zip(second.chunks(10)) {
+            let (ra, rb) = tokio::join!(a.enqueue_many(x.to_vec()), b.enqueue_many(y.to_vec()));
+            ra.unwrap();
+            rb.unwrap();
+        }
+        race.producing_done.store(true, Ordering::SeqCst);
+    };
+    tokio::join!(
+        producer,
+        race.worker("a1", &a),
+        race.worker("a2", &a),
+        race.worker("b1", &b),
+        race.worker("b2", &b)
+    );
+    let completed = race.completed.into_inner().unwrap();
+    let unique: HashSet<i64> = completed.iter().copied().collect();
+    assert_eq!(unique.len(), completed.len(), "an event completed twice");
+    assert!(unique.contains(&EVENTS), "the last event was applied");
+    assert_eq!(a.queue_depth().await.unwrap(), 0);
+}
+
+/// What the racing workers share.
+#[derive(Default)]
+struct Race {
+    producing_done: AtomicBool,
+    in_flight: Mutex<HashSet<String>>,
+    completed: Mutex<Vec<i64>>,
+}
+
+impl Race {
+    async fn worker(&self, name: &str, store: &PostgresStore) {
+        loop {
+            let claimed = store.claim(None, name, 3, 0, LEASE_MS).await.unwrap();
+            if claimed.is_empty() {
+                if self.producing_done.load(Ordering::SeqCst)
+                    && store.queue_depth().await.unwrap() == 0
+                {
+                    break;
+                }
+                tokio::task::yield_now().await;
+                continue;
+            }
+            for e in &claimed {
+                let fresh = self.in_flight.lock().unwrap().insert(e.key.clone());
+                assert!(fresh, "{} held by two workers at once", e.key);
+            }
+            tokio::task::yield_now().await;
+            for e in claimed {
+                self.in_flight.lock().unwrap().remove(&e.key);
+                assert!(store.complete(e.id, name).await.unwrap());
+                self.completed.lock().unwrap().push(e.id);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn postgres_errors_and_debug_never_show_the_password() {
+    // Nothing listens on port 1: connecting fails, and the failure must not carry the password.
+    let url = "postgres://rbtx:hunter2-secret@127.0.0.1:1/rbtx";
+    let location = Location::parse(url);
+    assert_eq!(location.to_string(), "postgres://rbtx@127.0.0.1:1/rbtx");
+    assert!(!format!("{location:?}").contains("hunter2"));
+    let err = PostgresStore::connect(&Secret::new(url)).await.unwrap_err();
+    for shown in [err.to_string(), format!("{err:?}")] {
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+    let bad = "postgres://rbtx:hunter2-secret@127.0.0.1:notaport/rbtx";
+    let err = PostgresStore::connect(&Secret::new(bad)).await.unwrap_err();
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    assert_eq!(Location::parse(bad).to_string(), "postgres://[redacted]");
+}
 
 /// A directory under the system temp dir, removed when dropped.
 struct TempDir(std::path::PathBuf);

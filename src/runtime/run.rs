@@ -1,6 +1,7 @@
-//! `rbtx run`: one tenant, the intake and a worker loop over an embedded SQLite store. With
-//! `sandbox`, both APIs are simulated in-process and rbtx subscribes itself to the Rackbeat
-//! sandbox's webhooks, so the real-time path can be watched with no accounts.
+//! `rbtx run`: one tenant, the intake and a worker loop over the store: an embedded SQLite file,
+//! or a PostgreSQL database that several `rbtx run` processes share (one code path, generic over
+//! [`Store`]). With `sandbox`, both APIs are simulated in-process and rbtx subscribes itself to the
+//! Rackbeat sandbox's webhooks, so the real-time path can be watched with no accounts.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,14 +18,15 @@ use crate::connectors::{ApiError, Secret};
 use crate::plan::{Pack, load_pack};
 use crate::sandbox::{self, SandboxConfig};
 use crate::spec::Direction;
-use crate::store::Store;
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
+use crate::store::{Location, Store};
 
 /// Settings for `rbtx run`.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub pack: PathBuf,
-    pub store: PathBuf,
+    pub store: Location,
     /// Where the intake listens.
     pub listen: SocketAddr,
     /// The URL Rackbeat delivers to (defaults to the listen address).
@@ -111,7 +113,28 @@ pub async fn run(
         ));
     }
     let pack = Arc::new(pack);
+    match &config.store {
+        Location::Sqlite(path) => {
+            let store = SqliteStore::open(path).map_err(|e| format!("{}: {e}", config.store))?;
+            serve(config, pack, store, ready, shutdown).await
+        }
+        Location::Postgres(url) => {
+            let store = PostgresStore::connect(url)
+                .await
+                .map_err(|e| format!("{}: {e}", config.store))?;
+            serve(config, pack, store, ready, shutdown).await
+        }
+    }
+}
 
+/// `run` once the store is open, whichever backend it is.
+async fn serve<S: Store + 'static>(
+    config: RunConfig,
+    pack: Arc<Pack>,
+    store: S,
+    ready: impl FnOnce(&str),
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), String> {
     // No credentials at all: the embedded default runs against local sandboxes.
     let use_sandbox = config.sandbox || !Accounts::any_in_env();
     if use_sandbox && !config.sandbox {
@@ -139,13 +162,11 @@ pub async fn run(
         (Accounts::from_env()?, None)
     };
 
-    let store = Arc::new(
-        SqliteStore::open(&config.store).map_err(|e| format!("{}: {e}", config.store.display()))?,
-    );
+    let store = Arc::new(store);
     store
         .migrate()
         .await
-        .map_err(|e| format!("migrating {}: {e}", config.store.display()))?;
+        .map_err(|e| format!("migrating {}: {e}", config.store))?;
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -184,7 +205,7 @@ pub async fn run(
             .collect();
     }
     if accounts.webhook_tokens.is_empty() {
-        accounts.webhook_tokens = stored_tokens(&store, &pack).await?;
+        accounts.webhook_tokens = stored_tokens(store.as_ref(), &pack).await?;
     }
     if accounts.webhook_tokens.is_empty() {
         return Err("no webhook tokens: run `rbtx webhooks install --url <public URL>`, or set RBTX_RACKBEAT_WEBHOOK_TOKENS".into());
@@ -207,6 +228,7 @@ pub async fn run(
         .with_notify(queued.clone()),
     );
     let mut workers = Vec::new();
+    let process = process_name();
     for i in 0..config.workers.max(1) {
         let tripletex = Tripletex::new(TripletexConfig::new(
             accounts.tripletex_url.as_str(),
@@ -223,7 +245,7 @@ pub async fn run(
                 tripletex,
                 invoice_mode: config.invoice_mode.clone(),
             },
-            format!("{}-{}-{i}", hostname(), std::process::id()),
+            format!("{process}-{i}"),
         );
         worker.lease_ms = config.lease_ms;
         worker.metrics = Some(metrics.clone());
@@ -231,7 +253,7 @@ pub async fn run(
     }
 
     ready(&url);
-    tracing::info!(url, store = %config.store.display(), "rbtx is running.");
+    tracing::info!(url, store = %config.store, "rbtx is running.");
     let server = axum::serve(listener, intake.router());
     let catch_up = async {
         let rb = match rackbeat() {
@@ -336,7 +358,7 @@ fn token_checkpoint(event: &str) -> String {
 }
 
 /// Webhook tokens kept by `rbtx webhooks install`.
-async fn stored_tokens(store: &SqliteStore, pack: &Pack) -> Result<Vec<Secret>, String> {
+async fn stored_tokens<S: Store>(store: &S, pack: &Pack) -> Result<Vec<Secret>, String> {
     let mut tokens = Vec::new();
     for event in trigger_events(pack) {
         if let Some(t) = store
@@ -354,7 +376,7 @@ async fn stored_tokens(store: &SqliteStore, pack: &Pack) -> Result<Vec<Secret>, 
 /// from the environment, and keeps the tokens in the store for `rbtx run`. Returns a line per event.
 pub async fn install_webhooks(
     pack_path: &std::path::Path,
-    store_path: &std::path::Path,
+    store: &Location,
     url: &str,
 ) -> Result<Vec<String>, String> {
     let pack = load_pack(&[pack_path.to_path_buf()]);
@@ -368,14 +390,30 @@ pub async fn install_webhooks(
         .unwrap_or_else(|_| "https://app.rackbeat.com/api".into());
     let rb = Rackbeat::new(RackbeatConfig::new(base, required("RBTX_RACKBEAT_TOKEN")?))
         .map_err(|e| e.to_string())?;
-    let store =
-        SqliteStore::open(store_path).map_err(|e| format!("{}: {e}", store_path.display()))?;
+    match store {
+        Location::Sqlite(path) => {
+            let s = SqliteStore::open(path).map_err(|e| format!("{store}: {e}"))?;
+            keep_tokens(&s, &rb, &pack, url).await
+        }
+        Location::Postgres(secret) => {
+            let s = PostgresStore::connect(secret)
+                .await
+                .map_err(|e| format!("{store}: {e}"))?;
+            keep_tokens(&s, &rb, &pack, url).await
+        }
+    }
+}
+
+/// Subscribes `url` and keeps the tokens Rackbeat hands out in `store`.
+async fn keep_tokens<S: Store>(
+    store: &S,
+    rb: &Rackbeat,
+    pack: &Pack,
+    url: &str,
+) -> Result<Vec<String>, String> {
     store.migrate().await.map_err(|e| e.to_string())?;
     let mut lines = Vec::new();
-    for (event, token) in subscribe(&rb, &pack, url)
-        .await
-        .map_err(|e| e.to_string())?
-    {
+    for (event, token) in subscribe(rb, pack, url).await.map_err(|e| e.to_string())? {
         match token {
             Some(t) => {
                 store.set_checkpoint("default", &token_checkpoint(&event), t.expose()).await.map_err(|e| e.to_string())?;
@@ -393,8 +431,22 @@ fn json_text(v: &Value) -> String {
         .unwrap_or_else(|| v.to_string())
 }
 
-fn hostname() -> String {
-    std::env::var("HOSTNAME").unwrap_or_else(|_| "rbtx".into())
+/// `host-pid-start`: unique among live processes on every machine sharing a store (two containers
+/// may both be `rbtx` with pid 1, but not started in the same millisecond), so lease owners made
+/// from it are too.
+fn process_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "rbtx".into());
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        crate::dates::now_millis()
+    )
 }
 
 /// The company pair whose accounts are in the environment (the variables `rbtx run` reads), for

@@ -1,7 +1,9 @@
 //! The durable store of the sync runtime: the webhook event queue, dead letters, bindings
-//! (source key → target id) and checkpoints. One trait, [`Store`], with backends beside it
-//! ([`sqlite::SqliteStore`] embedded; PostgreSQL to come). The store never knows either API: it
-//! keeps events, keys and JSON values, and nothing here depends on what they mean.
+//! (source key → target id) and checkpoints. One trait, [`Store`], with two backends beside it:
+//! [`sqlite::SqliteStore`] (embedded, the default) and [`postgres::PostgresStore`] (one database
+//! shared by several processes). Both pass the same suite (`tests/store.rs`). The store never
+//! knows either API: it keeps events, keys and JSON values, and nothing here depends on what they
+//! mean.
 //!
 //! Time is passed in (`now_ms`, unix milliseconds) wherever the logic depends on it, so the
 //! behaviour is deterministic under test.
@@ -17,12 +19,17 @@
 //! only act while the caller still holds the lease, so a worker whose lease expired and was taken
 //! over cannot overwrite the new owner's outcome.
 
+pub mod postgres;
 pub mod sqlite;
 
+use std::fmt;
 use std::future::Future;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::connectors::Secret;
 
 /// An event as received, before it has an id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,6 +97,10 @@ pub struct DeadLetter {
 pub enum StoreError {
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {}", postgres::message(.0))]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("PostgreSQL connection pool: {0}")]
+    Pool(String),
     #[error("stored JSON could not be read or written: {0}")]
     Json(#[from] serde_json::Error),
     #[error("the store's connection is unusable after an earlier failure")]
@@ -99,6 +110,57 @@ pub enum StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Where the store is: a SQLite file (the default) or a PostgreSQL database.
+#[derive(Clone)]
+pub enum Location {
+    Sqlite(PathBuf),
+    /// A `postgres://` or `postgresql://` URL. It may hold a password, so it is a [`Secret`] and
+    /// is shown without the password.
+    Postgres(Secret),
+}
+
+impl Location {
+    /// The environment variable read when no `--store` is given (or `RBTX_STORE_URL_FILE`,
+    /// naming a file that holds it), so a password need not be on the command line.
+    pub const ENV: &'static str = "RBTX_STORE_URL";
+    pub const DEFAULT: &'static str = "rbtx.sqlite";
+
+    /// A `postgres://` or `postgresql://` URL is PostgreSQL; anything else is a SQLite file.
+    pub fn parse(text: &str) -> Location {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Location::Postgres(Secret::new(text))
+        } else {
+            Location::Sqlite(PathBuf::from(text))
+        }
+    }
+
+    /// `arg` when given, else [`Location::ENV`], else [`Location::DEFAULT`].
+    pub fn from_arg_or_env(arg: Option<&str>) -> std::result::Result<Location, String> {
+        if let Some(arg) = arg {
+            return Ok(Location::parse(arg));
+        }
+        Ok(match Secret::from_env(Self::ENV)? {
+            Some(value) => Location::parse(value.expose()),
+            None => Location::parse(Self::DEFAULT),
+        })
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Sqlite(path) => write!(f, "{}", path.display()),
+            Location::Postgres(url) => f.write_str(&postgres::redacted(url.expose())),
+        }
+    }
+}
+
+impl fmt::Debug for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Location({self})")
+    }
+}
 
 /// The durable store. Every method is one transaction: when it returns `Ok`, the change is on disk.
 pub trait Store: Send + Sync {

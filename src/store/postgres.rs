@@ -1,0 +1,743 @@
+//! The shared store: one PostgreSQL database that several `rbtx run` processes, on any number of
+//! machines, work from at once.
+//!
+//! **A key is held by at most one worker across all processes.** Every queued key has a row in
+//! `keys`, and that row's lock serializes everything that decides about the key:
+//! - `enqueue` locks the rows of its keys (waiting if need be) before inserting, so a key's events
+//!   commit in id order and a claim never misses an older event that commits after a newer one;
+//! - `claim` first locks candidate keys with `FOR UPDATE SKIP LOCKED` (a key another process is
+//!   deciding about is skipped, never waited for), then, in a second statement whose snapshot is
+//!   taken after the locks, checks again that no unexpired lease exists and takes the latest event.
+//!   Checking in the first statement alone would not do: its snapshot predates the lock, so it
+//!   could miss a claim another process committed meanwhile.
+//!
+//! `complete`, `retry` and `dead_letter` act on one event row guarded by the lease owner, as in
+//! SQLite. Migrations run under a transaction-scoped advisory lock, so processes starting together
+//! apply each version once.
+//!
+//! Leases are compared with the `now_ms` the caller passes, so the machines' clocks must agree to
+//! well within a lease (NTP does).
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use tokio_postgres::config::Host;
+use tokio_postgres::{NoTls, Row};
+
+use super::{Binding, DeadLetter, Event, NewEvent, Result, Store, StoreError};
+use crate::connectors::Secret;
+
+/// Versioned migrations, applied in order; a version is never edited once released.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/postgres/0001_init.sql"))];
+
+/// The advisory lock migrations run under ("rbtx" in ASCII): one per database.
+const MIGRATION_LOCK: i64 = 0x7262_7478;
+
+/// Connections per process: the workers, the intake and catch-up each hold one only while a
+/// statement or transaction runs.
+const POOL_SIZE: usize = 8;
+
+/// How long to wait for a connection before the call fails (and the caller retries).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+const EVENT_COLUMNS: &str =
+    "e.id, e.tenant, e.entity, e.key, e.event, e.payload, e.received_at, e.attempts";
+
+/// Locks the keys of the events being enqueued, creating their rows if needed, in one sorted
+/// order so that two batches never wait for each other in a cycle.
+const LOCK_KEYS: &str = "INSERT INTO keys (tenant, entity, key)
+     SELECT DISTINCT tenant, entity, key FROM unnest($1::text[], $2::text[], $3::text[])
+         AS n (tenant, entity, key)
+     ORDER BY tenant, entity, key
+     ON CONFLICT (tenant, entity, key) DO UPDATE SET tenant = EXCLUDED.tenant";
+
+/// Ids come from the identity in input order (the `ORDER BY`), so sorted ids match the input.
+const INSERT_EVENTS: &str = "INSERT INTO events (tenant, entity, key, event, payload, received_at)
+     SELECT tenant, entity, key, event, payload, received_at
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[])
+         WITH ORDINALITY AS n (tenant, entity, key, event, payload, received_at, i)
+     ORDER BY i
+     RETURNING id";
+
+/// Claim, first statement: lock the keys that look ready, oldest waiting first. Locked keys are
+/// skipped (another process is enqueuing or claiming them); `LIMIT` counts only locked rows.
+const LOCK_READY_KEYS: &str = "WITH open_keys AS (
+         SELECT tenant, entity, key, MIN(id) AS oldest
+         FROM events
+         WHERE state IN ('pending', 'claimed') AND ($1::text IS NULL OR tenant = $1)
+         GROUP BY tenant, entity, key
+         HAVING NOT bool_or(state = 'claimed' AND lease_until > $2)
+            AND (array_agg(not_before ORDER BY id DESC))[1] <= $2
+     )
+     SELECT k.tenant, k.entity, k.key
+     FROM open_keys o JOIN keys k USING (tenant, entity, key)
+     ORDER BY o.oldest
+     LIMIT $3
+     FOR UPDATE OF k SKIP LOCKED";
+
+/// Claim, second statement, on the locked keys with a fresh snapshot: per key with no unexpired
+/// lease, lease the latest event if it is due and supersede the older open ones. The conditions
+/// are repeated on the final `UPDATE` because a row changed meanwhile (an expired holder
+/// completing late) is checked again there.
+const CLAIM_LOCKED_KEYS: &str = "WITH locked AS (
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS l (tenant, entity, key)
+     ),
+     open_keys AS (
+         SELECT e.tenant, e.entity, e.key, MAX(e.id) AS latest, MIN(e.id) AS oldest
+         FROM events e JOIN locked l USING (tenant, entity, key)
+         WHERE e.state IN ('pending', 'claimed')
+         GROUP BY e.tenant, e.entity, e.key
+         HAVING NOT bool_or(e.state = 'claimed' AND e.lease_until > $4)
+     ),
+     chosen AS (
+         SELECT o.* FROM open_keys o JOIN events e ON e.id = o.latest WHERE e.not_before <= $4
+     ),
+     superseded AS (
+         UPDATE events e SET state = 'superseded', lease_owner = NULL, lease_until = NULL
+         FROM chosen c
+         WHERE e.tenant = c.tenant AND e.entity = c.entity AND e.key = c.key AND e.id < c.latest
+           AND e.state IN ('pending', 'claimed')
+     )
+     UPDATE events e SET state = 'claimed', lease_owner = $5, lease_until = $6
+     FROM chosen c
+     WHERE e.id = c.latest AND e.state IN ('pending', 'claimed') AND e.not_before <= $4
+       AND NOT (e.state = 'claimed' AND e.lease_until > $4)
+     RETURNING e.id, e.tenant, e.entity, e.key, e.event, e.payload, e.received_at, e.attempts,
+               c.oldest";
+
+/// Drops the dead letters of one record (tenant, entity, key, event name); their events end 'done'.
+const DISCARD_DEAD_LETTERS: &str = "WITH d AS (
+         DELETE FROM dead_letters
+         WHERE event_id IN (
+             SELECT id FROM events
+             WHERE tenant = $1 AND entity = $2 AND key = $3 AND event = $4 AND state = 'dead'
+         )
+         RETURNING event_id
+     )
+     UPDATE events SET state = 'done' FROM d WHERE events.id = d.event_id";
+
+pub struct PostgresStore {
+    pool: Pool,
+    /// Where the store is, without the password, for messages.
+    target: String,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `postgres://user@host:port/dbname` of a connection URL, without the password (or a placeholder
+/// when the URL does not parse).
+pub fn redacted(url: &str) -> String {
+    let Ok(config) = tokio_postgres::Config::from_str(url) else {
+        return "postgres://[redacted]".into();
+    };
+    let user = config
+        .get_user()
+        .map(|u| format!("{u}@"))
+        .unwrap_or_default();
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .zip(config.get_ports().iter().chain(std::iter::repeat(&5432)))
+        .map(|(host, port)| match host {
+            Host::Tcp(h) => format!("{h}:{port}"),
+            Host::Unix(p) => format!("{}:{port}", p.display()),
+        })
+        .collect();
+    format!(
+        "postgres://{user}{}/{}",
+        hosts.join(","),
+        config.get_dbname().unwrap_or_default()
+    )
+}
+
+/// The error with its cause: tokio-postgres shows only the kind ("db error") and keeps the server's
+/// message, or the I/O error, in its source.
+pub(super) fn message(e: &tokio_postgres::Error) -> String {
+    match (e.as_db_error(), std::error::Error::source(e)) {
+        (Some(db), _) => db.to_string(),
+        (None, Some(cause)) => format!("{e}: {cause}"),
+        (None, None) => e.to_string(),
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/dbname`; the
+    /// password stays out of every error and message). Fails when no connection can be made.
+    /// Call [`Store::migrate`] before use.
+    pub async fn connect(url: &Secret) -> Result<Self> {
+        let target = redacted(url.expose());
+        let mut config = tokio_postgres::Config::from_str(url.expose())?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("rbtx");
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|e| StoreError::Pool(e.to_string()))?;
+        let store = PostgresStore { pool, target };
+        // Fail at start, not at the first event, on a wrong address or password. The connection
+        // goes back to the pool.
+        drop(store.client().await?);
+        Ok(store)
+    }
+
+    /// `postgres://user@host:port/dbname`, without the password.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client> {
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Backend(e) => StoreError::Postgres(e),
+            other => StoreError::Pool(other.to_string()),
+        })
+    }
+}
+
+fn event_from_row(row: &Row) -> Result<Event> {
+    let payload: String = row.try_get(5)?;
+    let attempts: i32 = row.try_get(7)?;
+    Ok(Event {
+        id: row.try_get(0)?,
+        tenant: row.try_get(1)?,
+        entity: row.try_get(2)?,
+        key: row.try_get(3)?,
+        event: row.try_get(4)?,
+        payload: serde_json::from_str(&payload)?,
+        received_at: row.try_get(6)?,
+        // Attempts start at 0 and only grow.
+        attempts: u32::try_from(attempts).unwrap_or(0),
+    })
+}
+
+/// The events' columns as arrays, for `unnest`.
+struct Columns {
+    tenant: Vec<String>,
+    entity: Vec<String>,
+    key: Vec<String>,
+    event: Vec<String>,
+    payload: Vec<String>,
+    received_at: Vec<i64>,
+}
+
+impl Columns {
+    fn new(events: Vec<NewEvent>) -> Result<Self> {
+        let mut c = Columns {
+            tenant: Vec::with_capacity(events.len()),
+            entity: Vec::with_capacity(events.len()),
+            key: Vec::with_capacity(events.len()),
+            event: Vec::with_capacity(events.len()),
+            payload: Vec::with_capacity(events.len()),
+            received_at: Vec::with_capacity(events.len()),
+        };
+        for e in events {
+            c.payload.push(serde_json::to_string(&e.payload)?);
+            c.tenant.push(e.tenant);
+            c.entity.push(e.entity);
+            c.key.push(e.key);
+            c.event.push(e.event);
+            c.received_at.push(e.received_at);
+        }
+        Ok(c)
+    }
+}
+
+impl PostgresStore {
+    async fn dead_letters(&self, id: Option<i64>) -> Result<Vec<DeadLetter>> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS}, d.id, d.reason, d.mapping, d.field, d.failed_at
+             FROM dead_letters d JOIN events e ON e.id = d.event_id
+             WHERE $1::int8 IS NULL OR d.id = $1
+             ORDER BY d.id"
+        );
+        let rows = client
+            .query(&client.prepare_cached(&sql).await?, &[&id])
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(DeadLetter {
+                    event: event_from_row(row)?,
+                    id: row.try_get(8)?,
+                    reason: row.try_get(9)?,
+                    mapping: row.try_get(10)?,
+                    field: row.try_get(11)?,
+                    failed_at: row.try_get(12)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Puts dead-lettered events back in the queue; `id` `None` means all of them. Deleting the
+    /// dead letter first means two concurrent replays cannot both reset one event.
+    async fn replay_dead(&self, id: Option<i64>) -> Result<u64> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "WITH d AS (
+                     DELETE FROM dead_letters WHERE $1::int8 IS NULL OR id = $1 RETURNING event_id
+                 )
+                 UPDATE events SET state = 'pending', attempts = 0, not_before = 0,
+                        lease_owner = NULL, lease_until = NULL, last_error = NULL
+                 FROM d WHERE events.id = d.event_id",
+            )
+            .await?;
+        Ok(client.execute(&stmt, &[&id]).await?)
+    }
+}
+
+impl Store for PostgresStore {
+    async fn migrate(&self) -> Result<usize> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // Held until commit: a second process starting at the same time waits here, then finds
+        // every version applied.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version    BIGINT PRIMARY KEY,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+             )",
+        )
+        .await?;
+        let mut applied = 0;
+        for (version, sql) in MIGRATIONS {
+            let done: bool = tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)",
+                    &[version],
+                )
+                .await?
+                .try_get(0)?;
+            if !done {
+                tx.batch_execute(sql).await?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version) VALUES ($1)",
+                    &[version],
+                )
+                .await?;
+                applied += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    async fn pending_migrations(&self) -> Result<usize> {
+        let client = self.client().await?;
+        let has_table: bool = client
+            .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])
+            .await?
+            .try_get(0)?;
+        if !has_table {
+            return Ok(MIGRATIONS.len());
+        }
+        let applied: Vec<i64> = client
+            .query("SELECT version FROM schema_migrations", &[])
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(MIGRATIONS
+            .iter()
+            .filter(|(v, _)| !applied.contains(v))
+            .count())
+    }
+
+    async fn enqueue(&self, event: NewEvent) -> Result<i64> {
+        let c = Columns::new(vec![event])?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            &tx.prepare_cached(LOCK_KEYS).await?,
+            &[&c.tenant, &c.entity, &c.key],
+        )
+        .await?;
+        let row = tx
+            .query_one(
+                &tx.prepare_cached(INSERT_EVENTS).await?,
+                &[
+                    &c.tenant,
+                    &c.entity,
+                    &c.key,
+                    &c.event,
+                    &c.payload,
+                    &c.received_at,
+                ],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(row.try_get(0)?)
+    }
+
+    async fn enqueue_many(&self, events: Vec<NewEvent>) -> Result<Vec<i64>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let c = Columns::new(events)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            &tx.prepare_cached(LOCK_KEYS).await?,
+            &[&c.tenant, &c.entity, &c.key],
+        )
+        .await?;
+        let rows = tx
+            .query(
+                &tx.prepare_cached(INSERT_EVENTS).await?,
+                &[
+                    &c.tenant,
+                    &c.entity,
+                    &c.key,
+                    &c.event,
+                    &c.payload,
+                    &c.received_at,
+                ],
+            )
+            .await?;
+        tx.commit().await?;
+        let mut ids = rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<Vec<i64>, _>>()?;
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    async fn claim(
+        &self,
+        tenant: Option<&str>,
+        worker: &str,
+        limit: usize,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<Event>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let lease_until = now_ms.saturating_add(lease_ms);
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let locked = tx
+            .query(
+                &tx.prepare_cached(LOCK_READY_KEYS).await?,
+                &[&tenant, &now_ms, &limit],
+            )
+            .await?;
+        if locked.is_empty() {
+            tx.commit().await?;
+            return Ok(Vec::new());
+        }
+        let (mut tenants, mut entities, mut keys) = (Vec::new(), Vec::new(), Vec::new());
+        for row in &locked {
+            tenants.push(row.try_get::<_, String>(0)?);
+            entities.push(row.try_get::<_, String>(1)?);
+            keys.push(row.try_get::<_, String>(2)?);
+        }
+        let rows = tx
+            .query(
+                &tx.prepare_cached(CLAIM_LOCKED_KEYS).await?,
+                &[&tenants, &entities, &keys, &now_ms, &worker, &lease_until],
+            )
+            .await?;
+        tx.commit().await?;
+        let mut claimed = rows
+            .iter()
+            .map(|row| Ok((row.try_get::<_, i64>(8)?, event_from_row(row)?)))
+            .collect::<Result<Vec<(i64, Event)>>>()?;
+        claimed.sort_by_key(|(oldest, _)| *oldest);
+        Ok(claimed.into_iter().map(|(_, e)| e).collect())
+    }
+
+    async fn complete(&self, id: i64, worker: &str) -> Result<bool> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE events SET state = 'done', lease_owner = NULL, lease_until = NULL
+                 WHERE id = $1 AND state = 'claimed' AND lease_owner = $2",
+            )
+            .await?;
+        Ok(client.execute(&stmt, &[&id, &worker]).await? == 1)
+    }
+
+    async fn retry(&self, id: i64, worker: &str, error: &str, not_before_ms: i64) -> Result<bool> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE events SET state = 'pending', attempts = attempts + 1,
+                        not_before = $3, last_error = $4, lease_owner = NULL, lease_until = NULL
+                 WHERE id = $1 AND state = 'claimed' AND lease_owner = $2",
+            )
+            .await?;
+        Ok(client
+            .execute(&stmt, &[&id, &worker, &not_before_ms, &error])
+            .await?
+            == 1)
+    }
+
+    async fn dead_letter(
+        &self,
+        id: i64,
+        worker: &str,
+        reason: &str,
+        mapping: Option<&str>,
+        field: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Option<i64>> {
+        let client = self.client().await?;
+        // One statement: the dead letter exists only if the guarded update took the event.
+        let stmt = client
+            .prepare_cached(
+                "WITH dead AS (
+                     UPDATE events SET state = 'dead', last_error = $3,
+                            lease_owner = NULL, lease_until = NULL
+                     WHERE id = $1 AND state = 'claimed' AND lease_owner = $2
+                     RETURNING id
+                 )
+                 INSERT INTO dead_letters (event_id, reason, mapping, field, failed_at)
+                 SELECT id, $3, $4, $5, $6 FROM dead
+                 RETURNING id",
+            )
+            .await?;
+        let row = client
+            .query_opt(&stmt, &[&id, &worker, &reason, &mapping, &field, &now_ms])
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    async fn put_dead_letter(
+        &self,
+        event: NewEvent,
+        reason: &str,
+        mapping: Option<&str>,
+        field: Option<&str>,
+    ) -> Result<i64> {
+        let payload = serde_json::to_string(&event.payload)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // The key's row: claims find a replayed event through it, and its lock orders this
+        // against enqueues and claims of the same key.
+        tx.execute(
+            "INSERT INTO keys (tenant, entity, key) VALUES ($1, $2, $3)
+             ON CONFLICT (tenant, entity, key) DO UPDATE SET tenant = EXCLUDED.tenant",
+            &[&event.tenant, &event.entity, &event.key],
+        )
+        .await?;
+        tx.execute(
+            DISCARD_DEAD_LETTERS,
+            &[&event.tenant, &event.entity, &event.key, &event.event],
+        )
+        .await?;
+        let row = tx
+            .query_one(
+                "WITH e AS (
+                     INSERT INTO events (tenant, entity, key, event, payload, received_at, state, last_error)
+                     VALUES ($1, $2, $3, $4, $5, $6, 'dead', $7)
+                     RETURNING id
+                 )
+                 INSERT INTO dead_letters (event_id, reason, mapping, field, failed_at)
+                 SELECT id, $7, $8, $9, $6 FROM e
+                 RETURNING id",
+                &[
+                    &event.tenant,
+                    &event.entity,
+                    &event.key,
+                    &event.event,
+                    &payload,
+                    &event.received_at,
+                    &reason,
+                    &mapping,
+                    &field,
+                ],
+            )
+            .await?;
+        let id = row.try_get(0)?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn discard_dead_letters(
+        &self,
+        tenant: &str,
+        entity: &str,
+        key: &str,
+        event: &str,
+    ) -> Result<usize> {
+        let client = self.client().await?;
+        let n = client
+            .execute(DISCARD_DEAD_LETTERS, &[&tenant, &entity, &key, &event])
+            .await?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    async fn list_dead_letters(&self) -> Result<Vec<DeadLetter>> {
+        self.dead_letters(None).await
+    }
+
+    async fn get_dead_letter(&self, id: i64) -> Result<Option<DeadLetter>> {
+        Ok(self.dead_letters(Some(id)).await?.into_iter().next())
+    }
+
+    async fn replay(&self, id: i64) -> Result<bool> {
+        Ok(self.replay_dead(Some(id)).await? == 1)
+    }
+
+    async fn replay_all(&self) -> Result<usize> {
+        Ok(usize::try_from(self.replay_dead(None).await?).unwrap_or(usize::MAX))
+    }
+
+    async fn queue_depth(&self) -> Result<u64> {
+        let client = self.client().await?;
+        let n: i64 = client
+            .query_one(
+                "SELECT COUNT(*) FROM events WHERE state IN ('pending', 'claimed')",
+                &[],
+            )
+            .await?
+            .try_get(0)?;
+        // COUNT(*) is never negative.
+        Ok(n.unsigned_abs())
+    }
+
+    async fn get_binding(
+        &self,
+        tenant: &str,
+        direction: &str,
+        entity: &str,
+        source_key: &str,
+    ) -> Result<Option<Binding>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT target_id, version, body_hash, updated_at FROM bindings
+                 WHERE tenant = $1 AND direction = $2 AND entity = $3 AND source_key = $4",
+            )
+            .await?;
+        let Some(row) = client
+            .query_opt(&stmt, &[&tenant, &direction, &entity, &source_key])
+            .await?
+        else {
+            return Ok(None);
+        };
+        let target_id: String = row.try_get(0)?;
+        Ok(Some(Binding {
+            tenant: tenant.to_owned(),
+            direction: direction.to_owned(),
+            entity: entity.to_owned(),
+            source_key: source_key.to_owned(),
+            target_id: serde_json::from_str(&target_id)?,
+            version: row.try_get(1)?,
+            body_hash: row.try_get(2)?,
+            updated_at: row.try_get(3)?,
+        }))
+    }
+
+    async fn put_binding(&self, b: Binding) -> Result<()> {
+        let target_id = serde_json::to_string(&b.target_id)?;
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO bindings
+                     (tenant, direction, entity, source_key, target_id, version, body_hash, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT (tenant, direction, entity, source_key) DO UPDATE SET
+                     target_id = EXCLUDED.target_id, version = EXCLUDED.version,
+                     body_hash = EXCLUDED.body_hash, updated_at = EXCLUDED.updated_at",
+            )
+            .await?;
+        client
+            .execute(
+                &stmt,
+                &[
+                    &b.tenant,
+                    &b.direction,
+                    &b.entity,
+                    &b.source_key,
+                    &target_id,
+                    &b.version,
+                    &b.body_hash,
+                    &b.updated_at,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn move_binding(
+        &self,
+        tenant: &str,
+        direction: &str,
+        entity: &str,
+        old_key: &str,
+        new_key: &str,
+    ) -> Result<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let exists = tx
+            .query_opt(
+                "SELECT 1 FROM bindings
+                 WHERE tenant = $1 AND direction = $2 AND entity = $3 AND source_key = $4
+                 FOR UPDATE",
+                &[&tenant, &direction, &entity, &old_key],
+            )
+            .await?
+            .is_some();
+        if exists && old_key != new_key {
+            tx.execute(
+                "DELETE FROM bindings
+                 WHERE tenant = $1 AND direction = $2 AND entity = $3 AND source_key = $4",
+                &[&tenant, &direction, &entity, &new_key],
+            )
+            .await?;
+            tx.execute(
+                "UPDATE bindings SET source_key = $5
+                 WHERE tenant = $1 AND direction = $2 AND entity = $3 AND source_key = $4",
+                &[&tenant, &direction, &entity, &old_key, &new_key],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(exists)
+    }
+
+    async fn get_checkpoint(&self, tenant: &str, name: &str) -> Result<Option<String>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT value FROM checkpoints WHERE tenant = $1 AND name = $2")
+            .await?;
+        let row = client.query_opt(&stmt, &[&tenant, &name]).await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
+    async fn set_checkpoint(&self, tenant: &str, name: &str, value: &str) -> Result<()> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO checkpoints (tenant, name, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (tenant, name) DO UPDATE SET value = EXCLUDED.value",
+            )
+            .await?;
+        client.execute(&stmt, &[&tenant, &name, &value]).await?;
+        Ok(())
+    }
+}

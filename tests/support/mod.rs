@@ -1,0 +1,3 @@
+//! Helpers shared by the test binaries (`mod support;` in each).
+
+pub mod postgres;
