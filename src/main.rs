@@ -110,9 +110,16 @@ enum Command {
         /// deliveries); also done at start.
         #[arg(long, default_value_t = 300)]
         catch_up_seconds: u64,
-        /// Workers applying events in parallel; one key is never with two at once.
+        /// Workers per tenant applying events in parallel; one key is never with two at once.
         #[arg(long, default_value_t = 4)]
         workers: usize,
+        /// Serve every company pair of this tenants file (see README) instead of the one in the
+        /// environment; webhooks are routed by Rackbeat-Account-Id.
+        #[arg(long, conflicts_with = "sandbox")]
+        tenants: Option<PathBuf>,
+        /// Reload the mapping pack when its files change (it is always reloaded on SIGHUP).
+        #[arg(long)]
+        watch: bool,
     },
     /// Check the setup (accounts from the environment, as for `rbtx run`): mappings, store,
     /// credentials and their environment, the invoice bank account, the VAT types and other lookups
@@ -128,9 +135,11 @@ enum Command {
         /// The URL Rackbeat should deliver webhooks to (checks the subscriptions point there).
         #[arg(long)]
         public_url: Option<String>,
-        /// The invoice mode `rbtx run` uses: `booked` or `as_order`.
+        /// The invoice mode `rbtx run` uses: `booked` or `as_order` (a tenants file says it per tenant).
         #[arg(long, default_value = "booked")]
         invoice_mode: String,
+        #[command(flatten)]
+        tenant: TenantArgs,
     },
     /// One-off syncs.
     Sync {
@@ -198,9 +207,11 @@ enum SyncCommand {
         /// Records written at once.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
-        /// Rackbeat requests per minute (Rackbeat's own client uses 480).
-        #[arg(long, default_value_t = 480)]
-        rackbeat_requests_per_minute: u32,
+        /// Rackbeat requests per minute (Rackbeat's own client uses 480; a tenants file may say).
+        #[arg(long)]
+        rackbeat_requests_per_minute: Option<u32>,
+        #[command(flatten)]
+        tenant: TenantArgs,
     },
 }
 
@@ -218,7 +229,30 @@ enum WebhooksCommand {
         /// else rbtx.sqlite).
         #[arg(long)]
         store: Option<String>,
+        #[command(flatten)]
+        tenant: TenantArgs,
     },
+}
+
+/// Which company pair a one-off command works on: the environment's, or one of a tenants file.
+#[derive(clap::Args)]
+struct TenantArgs {
+    /// A tenants file (see README); without it the accounts come from the environment.
+    #[arg(long)]
+    tenants: Option<PathBuf>,
+    /// The tenant of the file (needed when it lists several).
+    #[arg(long, requires = "tenants")]
+    tenant: Option<String>,
+}
+
+impl TenantArgs {
+    fn accounts(&self, invoice_mode: &str) -> Result<rbtx::runtime::accounts::Accounts, String> {
+        rbtx::runtime::accounts::choose(
+            self.tenants.as_deref(),
+            self.tenant.as_deref(),
+            invoice_mode,
+        )
+    }
 }
 
 #[derive(Subcommand)]
@@ -363,20 +397,37 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             store,
             public_url,
             invoice_mode,
+            tenant,
         } => doctor(
             pack,
             Location::from_arg_or_env(store.as_deref())?,
             public_url,
-            invoice_mode,
+            tenant.accounts(&invoice_mode)?,
         ),
         Command::Webhooks {
-            command: WebhooksCommand::Install { url, pack, store },
+            command:
+                WebhooksCommand::Install {
+                    url,
+                    pack,
+                    store,
+                    tenant,
+                },
         } => {
             let store = Location::from_arg_or_env(store.as_deref())?;
+            let (id, rb) = match &tenant.tenants {
+                Some(_) => {
+                    let a = tenant.accounts("booked")?;
+                    (a.id.clone(), a.rackbeat()?)
+                }
+                None => (
+                    "default".to_string(),
+                    rbtx::runtime::accounts::Accounts::rackbeat_from_env()?,
+                ),
+            };
             let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
-            for line in
-                runtime.block_on(rbtx::runtime::run::install_webhooks(&pack, &store, &url))?
-            {
+            for line in runtime.block_on(rbtx::runtime::run::install_webhooks(
+                &pack, &store, &id, &rb, &url,
+            ))? {
                 println!("{line}");
             }
             Ok(ExitCode::SUCCESS)
@@ -391,17 +442,33 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             lease_seconds,
             catch_up_seconds,
             workers,
+            tenants,
+            watch,
         } => {
+            use rbtx::runtime::run::TenantSource;
+            let tenants = match tenants {
+                Some(file) => TenantSource::File(file),
+                // No credentials at all: the embedded default runs against local sandboxes.
+                None if sandbox || !rbtx::runtime::accounts::Accounts::any_in_env() => {
+                    if !sandbox {
+                        tracing::info!(
+                            "No Tripletex or Rackbeat credentials in the environment; running against local sandboxes."
+                        );
+                    }
+                    TenantSource::Sandbox { invoice_mode }
+                }
+                None => TenantSource::Env { invoice_mode },
+            };
             let config = rbtx::runtime::run::RunConfig {
                 pack,
                 store: Location::from_arg_or_env(store.as_deref())?,
                 listen,
                 public_url,
-                invoice_mode,
+                tenants,
                 lease_ms: lease_seconds.saturating_mul(1000),
                 catch_up_seconds,
                 workers,
-                sandbox,
+                watch,
             };
             let runtime = tokio::runtime::Runtime::new()
                 .map_err(|e| format!("cannot start the runtime: {e}"))?;
@@ -487,13 +554,13 @@ fn doctor(
     pack_path: PathBuf,
     store: Location,
     public_url: Option<String>,
-    invoice_mode: String,
+    accounts: rbtx::runtime::accounts::Accounts,
 ) -> Result<ExitCode, String> {
     let pack = load_pack(std::slice::from_ref(&pack_path));
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async {
-        let tenant = rbtx::runtime::run::tenant_from_env("default", &invoice_mode, 480)?;
+        let tenant = accounts.tenant()?;
         let name = store.to_string();
         let pack_name = pack_path.display().to_string();
         let setup = rbtx::doctor::Setup::<SqliteStore> {
@@ -534,7 +601,12 @@ fn sync_initial(command: SyncCommand) -> Result<ExitCode, String> {
         store,
         concurrency,
         rackbeat_requests_per_minute,
+        tenant,
     } = command;
+    let mut accounts = tenant.accounts("booked")?;
+    if let Some(n) = rackbeat_requests_per_minute {
+        accounts.rackbeat_per_minute = n;
+    }
     let pack_path = pack;
     let pack = load_pack(std::slice::from_ref(&pack_path));
     if !pack.diagnostics.is_empty() {
@@ -547,8 +619,7 @@ fn sync_initial(command: SyncCommand) -> Result<ExitCode, String> {
     let runtime =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async {
-        let tenant =
-            rbtx::runtime::run::tenant_from_env("default", "booked", rackbeat_requests_per_minute)?;
+        let tenant = accounts.tenant()?;
         let options = rbtx::runtime::initial::Options {
             entities,
             dry_run,

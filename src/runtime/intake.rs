@@ -34,8 +34,8 @@ pub struct IntakeTenant {
 pub struct Intake<S> {
     store: Arc<S>,
     tenants: Vec<IntakeTenant>,
-    /// Event name → the entity of the mapping it triggers.
-    events: HashMap<String, String>,
+    /// Event name → the entity of the mapping it triggers; replaced when the pack is reloaded.
+    events: std::sync::RwLock<Arc<HashMap<String, String>>>,
     max_body_bytes: usize,
     metrics: Arc<Metrics>,
     /// Deliveries waiting to be written together; started on first use (it needs the runtime).
@@ -82,24 +82,45 @@ async fn write_batches<S: Store>(
     }
 }
 
+/// Event name → the entity of the real-time mapping it triggers.
+fn trigger_events(pack: &Pack) -> HashMap<String, String> {
+    pack.plans
+        .iter()
+        .filter(|p| p.direction == Direction::RackbeatToTripletex)
+        .flat_map(|p| p.on.iter().map(|e| (e.clone(), p.entity.clone())))
+        .collect()
+}
+
 impl<S: Store + 'static> Intake<S> {
     /// An intake for the real-time mappings of `pack`.
     pub fn new(store: Arc<S>, tenants: Vec<IntakeTenant>, pack: &Pack) -> Self {
-        let events = pack
-            .plans
-            .iter()
-            .filter(|p| p.direction == Direction::RackbeatToTripletex)
-            .flat_map(|p| p.on.iter().map(|e| (e.clone(), p.entity.clone())))
-            .collect();
         Intake {
             store,
             tenants,
-            events,
+            events: std::sync::RwLock::new(Arc::new(trigger_events(pack))),
             max_body_bytes: 64 * 1024,
             metrics: Arc::new(Metrics::default()),
             batcher: std::sync::OnceLock::new(),
             queued: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Accepts the events of a reloaded pack from now on.
+    pub fn set_pack(&self, pack: &Pack) {
+        let events = Arc::new(trigger_events(pack));
+        match self.events.write() {
+            Ok(mut e) => *e = events,
+            Err(poisoned) => *poisoned.into_inner() = events,
+        }
+    }
+
+    /// The entity an event name triggers, under the current pack.
+    fn entity_of(&self, event: &str) -> Option<String> {
+        let events = match self.events.read() {
+            Ok(e) => e.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        events.get(event).cloned()
     }
 
     /// Wakes `notify` whenever events have been persisted.
@@ -245,7 +266,7 @@ async fn check_and_enqueue<S: Store + 'static>(
     let Some(key) = key else {
         return answer(StatusCode::BAD_REQUEST, "the body has no `key`");
     };
-    let Some(entity) = intake.events.get(&event).cloned() else {
+    let Some(entity) = intake.entity_of(&event) else {
         tracing::info!(tenant = %tenant.id, event, key, "Webhook for an event no mapping handles; ignored.");
         return (
             StatusCode::OK,

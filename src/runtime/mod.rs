@@ -1,5 +1,6 @@
 //! The long-running process: webhook intake and the workers that apply queued events.
 
+pub mod accounts;
 pub mod catchup;
 pub mod initial;
 pub mod intake;

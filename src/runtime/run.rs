@@ -1,26 +1,45 @@
-//! `rbtx run`: one tenant, the intake and a worker loop over the store: an embedded SQLite file,
+//! `rbtx run`: the intake and the workers of every tenant over one store: an embedded SQLite file,
 //! or a PostgreSQL database that several `rbtx run` processes share (one code path, generic over
-//! [`Store`]). With `sandbox`, both APIs are simulated in-process and rbtx subscribes itself to the
-//! Rackbeat sandbox's webhooks, so the real-time path can be watched with no accounts.
+//! [`Store`]). Tenants come from the environment (one), a tenants file (many), or the in-process
+//! sandboxes, to which rbtx then subscribes itself, so the real-time path can be watched with no
+//! accounts. The mapping pack is reloaded on SIGHUP (and with `watch`, when its files change): the
+//! new pack is validated in full and swapped in between batches; on any problem the old one stays.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
+use super::accounts::{self, Accounts};
 use super::intake::{Intake, IntakeTenant};
-use super::worker::{Tenant, Worker};
-use crate::connectors::rackbeat::{Rackbeat, RackbeatConfig};
-use crate::connectors::tripletex::{Tripletex, TripletexConfig};
+use super::worker::Worker;
+use crate::connectors::rackbeat::Rackbeat;
 use crate::connectors::{ApiError, Secret};
-use crate::plan::{Pack, load_pack};
+use crate::plan::{Pack, discover, load_pack};
 use crate::sandbox::{self, SandboxConfig};
 use crate::spec::Direction;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Location, Store};
+
+/// Whose accounts `rbtx run` serves.
+#[derive(Debug, Clone)]
+pub enum TenantSource {
+    /// One tenant, `default`, from the `RBTX_*` variables.
+    Env { invoice_mode: String },
+    /// Every tenant of a tenants file.
+    File(PathBuf),
+    /// Both APIs simulated in-process, one tenant.
+    Sandbox { invoice_mode: String },
+    /// Accounts made by the caller (the demo, tests); `subscribe`: subscribe the intake to the
+    /// webhooks the pack needs at start (only for sandboxes: real tokens are shown once).
+    Given {
+        accounts: Vec<Accounts>,
+        subscribe: bool,
+    },
+}
 
 /// Settings for `rbtx run`.
 #[derive(Debug, Clone)]
@@ -31,71 +50,36 @@ pub struct RunConfig {
     pub listen: SocketAddr,
     /// The URL Rackbeat delivers to (defaults to the listen address).
     pub public_url: Option<String>,
-    pub invoice_mode: String,
-    /// Workers applying events in parallel (one key is never with two at once).
+    pub tenants: TenantSource,
+    /// Workers per tenant applying events in parallel (one key is never with two at once).
     pub workers: usize,
     /// Seconds between catch-up polls of Rackbeat (also run at start).
     pub catch_up_seconds: u64,
     /// How long a claimed event stays with this process before another may take it over (after a
     /// crash, events in flight wait this long).
     pub lease_ms: i64,
-    /// Serve both sandboxes in-process and sync against them (also the default when no
-    /// credentials are in the environment).
-    pub sandbox: bool,
+    /// Reload the pack when its files change, not only on SIGHUP.
+    pub watch: bool,
 }
 
-/// Where the accounts are and how to authenticate, read from the environment.
-struct Accounts {
-    tripletex_url: String,
-    consumer_token: Secret,
-    employee_token: Secret,
-    rackbeat_url: String,
-    rackbeat_token: Secret,
-    account_id: Option<String>,
-    webhook_tokens: Vec<Secret>,
-}
-
-fn required(var: &str) -> Result<Secret, String> {
-    Secret::from_env(var)?.ok_or_else(|| {
-        format!("{var} is not set (or {var}_FILE); use --sandbox to run without accounts")
-    })
-}
-
-impl Accounts {
-    const VARS: [&'static str; 3] = [
-        "RBTX_TRIPLETEX_CONSUMER_TOKEN",
-        "RBTX_TRIPLETEX_EMPLOYEE_TOKEN",
-        "RBTX_RACKBEAT_TOKEN",
-    ];
-
-    /// Whether any credential is configured (then all must be).
-    fn any_in_env() -> bool {
-        Self::VARS.iter().any(|v| {
-            std::env::var_os(v).is_some() || std::env::var_os(format!("{v}_FILE")).is_some()
-        })
+/// Loads the pack the way `rbtx validate` does; its problems as one message.
+fn load_valid_pack(path: &Path) -> Result<Pack, String> {
+    let pack = load_pack(&[path.to_path_buf()]);
+    if pack.diagnostics.is_empty() {
+        return Ok(pack);
     }
-
-    fn from_env() -> Result<Self, String> {
-        let tokens = Secret::from_env("RBTX_RACKBEAT_WEBHOOK_TOKENS")?
-            .map(|s| {
-                s.expose()
-                    .split(',')
-                    .map(|t| Secret::new(t.trim()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(Accounts {
-            tripletex_url: std::env::var("RBTX_TRIPLETEX_URL")
-                .unwrap_or_else(|_| "https://tripletex.no/v2".into()),
-            consumer_token: required("RBTX_TRIPLETEX_CONSUMER_TOKEN")?,
-            employee_token: required("RBTX_TRIPLETEX_EMPLOYEE_TOKEN")?,
-            rackbeat_url: std::env::var("RBTX_RACKBEAT_URL")
-                .unwrap_or_else(|_| "https://app.rackbeat.com/api".into()),
-            rackbeat_token: required("RBTX_RACKBEAT_TOKEN")?,
-            account_id: std::env::var("RBTX_RACKBEAT_ACCOUNT_ID").ok(),
-            webhook_tokens: tokens,
-        })
-    }
+    let first: Vec<String> = pack
+        .diagnostics
+        .iter()
+        .take(3)
+        .map(|d| format!("{} {}", d.location(), d.message))
+        .collect();
+    Err(format!(
+        "the mapping pack has {} problem(s), first: {}; run `rbtx validate {}`",
+        pack.diagnostics.len(),
+        first.join("; "),
+        path.display()
+    ))
 }
 
 /// Runs until `shutdown` resolves. `ready` is told the intake's address once it listens.
@@ -104,15 +88,7 @@ pub async fn run(
     ready: impl FnOnce(&str),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
-    let pack = load_pack(std::slice::from_ref(&config.pack));
-    if !pack.diagnostics.is_empty() {
-        return Err(format!(
-            "the mapping pack has {} problem(s); run `rbtx validate {}`",
-            pack.diagnostics.len(),
-            config.pack.display()
-        ));
-    }
-    let pack = Arc::new(pack);
+    let pack = Arc::new(load_valid_pack(&config.pack)?);
     match &config.store {
         Location::Sqlite(path) => {
             let store = SqliteStore::open(path).map_err(|e| format!("{}: {e}", config.store))?;
@@ -135,31 +111,32 @@ async fn serve<S: Store + 'static>(
     ready: impl FnOnce(&str),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
-    // No credentials at all: the embedded default runs against local sandboxes.
-    let use_sandbox = config.sandbox || !Accounts::any_in_env();
-    if use_sandbox && !config.sandbox {
-        tracing::info!(
-            "No Tripletex or Rackbeat credentials in the environment; running against local sandboxes."
-        );
-    }
-    let (mut accounts, sandboxes) = if use_sandbox {
-        let sb = sandbox::start(SandboxConfig::default())
-            .await
-            .map_err(|e| format!("cannot start the sandboxes: {e}"))?;
-        super::announce(&format!("tripletex: {}", sb.tripletex.base_url));
-        super::announce(&format!("rackbeat: {}", sb.rackbeat.base_url));
-        let accounts = Accounts {
-            tripletex_url: sb.tripletex.base_url.clone(),
-            consumer_token: Secret::new(sandbox::CONSUMER_TOKEN),
-            employee_token: Secret::new(sandbox::EMPLOYEE_TOKEN),
-            rackbeat_url: sb.rackbeat.base_url.clone(),
-            rackbeat_token: Secret::new(sandbox::RACKBEAT_TOKEN),
-            account_id: None,
-            webhook_tokens: Vec::new(),
-        };
-        (accounts, Some(sb))
-    } else {
-        (Accounts::from_env()?, None)
+    let (tenants, subscribe_at_start, _sandboxes) = match &config.tenants {
+        TenantSource::Env { invoice_mode } => {
+            (vec![Accounts::from_env(invoice_mode)?], false, None)
+        }
+        TenantSource::File(path) => {
+            let tenants = accounts::load_tenants(path).map_err(|diags| {
+                diags
+                    .iter()
+                    .map(crate::spec::diagnostic::render_human)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })?;
+            (tenants, false, None)
+        }
+        TenantSource::Sandbox { invoice_mode } => {
+            let sb = sandbox::start(SandboxConfig::default())
+                .await
+                .map_err(|e| format!("cannot start the sandboxes: {e}"))?;
+            super::announce(&format!("tripletex: {}", sb.tripletex.base_url));
+            super::announce(&format!("rackbeat: {}", sb.rackbeat.base_url));
+            (vec![Accounts::sandbox(&sb, invoice_mode)], true, Some(sb))
+        }
+        TenantSource::Given {
+            accounts,
+            subscribe,
+        } => (accounts.clone(), *subscribe, None),
     };
 
     let store = Arc::new(store);
@@ -177,114 +154,112 @@ async fn serve<S: Store + 'static>(
         .clone()
         .unwrap_or_else(|| format!("http://{addr}/webhooks/rackbeat"));
 
-    let rackbeat = || {
-        Rackbeat::new(RackbeatConfig::new(
-            accounts.rackbeat_url.as_str(),
-            accounts.rackbeat_token.clone(),
-        ))
-        .map_err(|e| e.to_string())
-    };
-    let rb = rackbeat()?;
-    if accounts.account_id.is_none() {
-        let me = rb
-            .get("/self", &[])
-            .await
-            .map_err(|e| format!("Rackbeat /self: {e}"))?;
-        accounts.account_id = me.and_then(|m| m.pointer("/user_account/id").map(json_text));
-    }
-    let account_id = accounts
-        .account_id
-        .clone()
-        .ok_or("the Rackbeat account id is unknown (set RBTX_RACKBEAT_ACCOUNT_ID)")?;
-    if sandboxes.is_some() {
-        accounts.webhook_tokens = subscribe(&rb, &pack, &url)
-            .await
-            .map_err(|e| format!("subscribing to webhooks: {e}"))?
-            .into_iter()
-            .filter_map(|(_, t)| t)
-            .collect();
-    }
-    if accounts.webhook_tokens.is_empty() {
-        accounts.webhook_tokens = stored_tokens(store.as_ref(), &pack).await?;
-    }
-    if accounts.webhook_tokens.is_empty() {
-        return Err("no webhook tokens: run `rbtx webhooks install --url <public URL>`, or set RBTX_RACKBEAT_WEBHOOK_TOKENS".into());
+    // Each tenant: its account id (for routing deliveries) and webhook tokens (for checking them).
+    let mut intake_tenants = Vec::new();
+    for t in &tenants {
+        let rb = t.rackbeat()?;
+        let account_id = match &t.account_id {
+            Some(id) => id.clone(),
+            None => rb
+                .get("/self", &[])
+                .await
+                .map_err(|e| format!("tenant {}: Rackbeat /self: {e}", t.id))?
+                .and_then(|m| m.pointer("/user_account/id").map(json_text))
+                .ok_or_else(|| format!("tenant {}: the Rackbeat account id is unknown (set it in the tenants file, or RBTX_RACKBEAT_ACCOUNT_ID)", t.id))?,
+        };
+        let mut tokens = t.webhook_tokens.clone();
+        if subscribe_at_start {
+            tokens = subscribe(&rb, &pack, &url)
+                .await
+                .map_err(|e| format!("tenant {}: subscribing to webhooks: {e}", t.id))?
+                .into_iter()
+                .filter_map(|(_, t)| t)
+                .collect();
+        }
+        if tokens.is_empty() {
+            tokens = stored_tokens(store.as_ref(), &t.id, &pack).await?;
+        }
+        if tokens.is_empty() {
+            return Err(format!(
+                "tenant {}: no webhook tokens: run `rbtx webhooks install --url <public URL>`, or give them (RBTX_RACKBEAT_WEBHOOK_TOKENS, or webhook_tokens in the tenants file)",
+                t.id
+            ));
+        }
+        intake_tenants.push(IntakeTenant {
+            id: t.id.clone(),
+            account_id,
+            webhook_tokens: tokens,
+        });
     }
 
-    let tenant_id = "default".to_string();
     let metrics = Arc::new(super::metrics::Metrics::default());
     let queued = Arc::new(tokio::sync::Notify::new());
     let intake = Arc::new(
-        Intake::new(
-            store.clone(),
-            vec![IntakeTenant {
-                id: tenant_id.clone(),
-                account_id,
-                webhook_tokens: accounts.webhook_tokens.clone(),
-            }],
-            &pack,
-        )
-        .with_metrics(metrics.clone())
-        .with_notify(queued.clone()),
+        Intake::new(store.clone(), intake_tenants, &pack)
+            .with_metrics(metrics.clone())
+            .with_notify(queued.clone()),
     );
+    let (pack_tx, pack_rx) = tokio::sync::watch::channel(pack.clone());
     let mut workers = Vec::new();
     let process = process_name();
-    for i in 0..config.workers.max(1) {
-        let tripletex = Tripletex::new(TripletexConfig::new(
-            accounts.tripletex_url.as_str(),
-            accounts.consumer_token.clone(),
-            accounts.employee_token.clone(),
-        ))
-        .map_err(|e| e.to_string())?;
-        let mut worker = Worker::new(
-            store.clone(),
-            pack.clone(),
-            Tenant {
-                id: tenant_id.clone(),
-                rackbeat: rackbeat()?,
-                tripletex,
-                invoice_mode: config.invoice_mode.clone(),
-            },
-            format!("{process}-{i}"),
-        );
-        worker.lease_ms = config.lease_ms;
-        worker.metrics = Some(metrics.clone());
-        workers.push(worker);
+    for t in &tenants {
+        for i in 0..config.workers.max(1) {
+            let mut worker = Worker::new(
+                store.clone(),
+                pack.clone(),
+                t.tenant()?,
+                format!("{process}-{}-{i}", t.id),
+            );
+            worker.lease_ms = config.lease_ms;
+            worker.metrics = Some(metrics.clone());
+            workers.push(worker);
+        }
     }
 
     ready(&url);
-    tracing::info!(url, store = %config.store, "rbtx is running.");
-    let server = axum::serve(listener, intake.router());
+    tracing::info!(url, store = %config.store, tenants = tenants.len(), "rbtx is running.");
+    let server = axum::serve(listener, intake.clone().router());
     let catch_up = async {
-        let rb = match rackbeat() {
-            Ok(rb) => rb,
-            Err(e) => {
-                tracing::error!(error = %e, "Catch-up cannot start.");
-                return;
-            }
-        };
-        loop {
-            if let Err(e) = super::catchup::poll(
-                store.as_ref(),
-                &rb,
-                &pack,
-                "default",
-                &config.invoice_mode,
-                crate::dates::now_millis(),
-            )
-            .await
-            {
-                tracing::warn!(error = %e, "Catch-up failed; it runs again at the next interval.");
-            }
-            tokio::time::sleep(Duration::from_secs(config.catch_up_seconds.max(1))).await;
+        let mut polls = tokio::task::JoinSet::new();
+        for t in &tenants {
+            let (rb, store, mut packs) = (t.rackbeat(), store.clone(), pack_rx.clone());
+            let (id, mode, every) = (
+                t.id.clone(),
+                t.invoice_mode.clone(),
+                config.catch_up_seconds.max(1),
+            );
+            polls.spawn(async move {
+                let rb: Rackbeat = match rb {
+                    Ok(rb) => rb,
+                    Err(e) => {
+                        tracing::error!(tenant = %id, error = %e, "Catch-up cannot start.");
+                        return;
+                    }
+                };
+                loop {
+                    let pack = packs.borrow_and_update().clone();
+                    let now = crate::dates::now_millis();
+                    if let Err(e) = super::catchup::poll(store.as_ref(), &rb, &pack, &id, &mode, now).await {
+                        tracing::warn!(tenant = %id, error = %e, "Catch-up failed; it runs again at the next interval.");
+                    }
+                    tokio::time::sleep(Duration::from_secs(every)).await;
+                }
+            });
         }
+        polls.join_all().await;
     };
     let work = async {
         let mut set = tokio::task::JoinSet::new();
-        for worker in workers {
+        for mut worker in workers {
             let queued = queued.clone();
+            let mut packs = pack_rx.clone();
             set.spawn(async move {
                 loop {
+                    // A reloaded pack applies from the next batch on; events in flight finish
+                    // under the pack they started with.
+                    if packs.has_changed().unwrap_or(false) {
+                        worker.set_pack(packs.borrow_and_update().clone());
+                    }
                     match worker.run_once(crate::dates::now_millis()).await {
                         // Idle: wait for the intake's signal, or a second (retries come due).
                         Ok(0) => {
@@ -303,14 +278,73 @@ async fn serve<S: Store + 'static>(
         }
         set.join_next().await;
     };
+    let reload = reload_on_signal(&config.pack, config.watch, |new| {
+        intake.set_pack(&new);
+        pack_tx.send_replace(new);
+    });
     tokio::select! {
         r = server => r.map_err(|e| e.to_string()),
         _ = work => Ok(()),
         _ = catch_up => Ok(()),
+        _ = reload => Ok(()),
         _ = shutdown => {
             // Events in flight keep their lease; another start claims them when it expires.
             tracing::info!("Shutting down.");
             Ok(())
+        }
+    }
+}
+
+/// The newest modification time among the pack's files (and their count, so a deleted file
+/// counts as a change).
+fn pack_stamp(path: &Path) -> Option<(usize, SystemTime)> {
+    let files = discover(&[path.to_path_buf()]).ok()?;
+    let newest = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+        .max()?;
+    Some((files.len(), newest))
+}
+
+/// Waits for SIGHUP (and, with `watch`, for the pack's files to change), then loads the pack in
+/// full and hands it to `swap` when it is valid. Runs until the process stops.
+async fn reload_on_signal(path: &Path, watch: bool, swap: impl Fn(Arc<Pack>)) {
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut stamp = pack_stamp(path);
+    loop {
+        let signalled = async {
+            #[cfg(unix)]
+            if let Some(h) = hangup.as_mut() {
+                h.recv().await;
+                return;
+            }
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            _ = signalled => tracing::info!("SIGHUP: reloading the mapping pack."),
+            // Polling: a second's delay is fine for a file an integrator just saved, and needs no
+            // file-notification dependency.
+            _ = tokio::time::sleep(Duration::from_secs(1)), if watch => {
+                let now = pack_stamp(path);
+                if now == stamp {
+                    continue;
+                }
+                stamp = now;
+                tracing::info!("The mapping files changed: reloading the pack.");
+            }
+        }
+        match load_valid_pack(path) {
+            Ok(pack) => {
+                tracing::info!(
+                    mappings = pack.plans.len(),
+                    "Reloaded the mapping pack; new events use it."
+                );
+                swap(Arc::new(pack));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "The changed pack is not valid; the running one stays.")
+            }
         }
     }
 }
@@ -357,12 +391,16 @@ fn token_checkpoint(event: &str) -> String {
     format!("webhook token {event}")
 }
 
-/// Webhook tokens kept by `rbtx webhooks install`.
-async fn stored_tokens<S: Store>(store: &S, pack: &Pack) -> Result<Vec<Secret>, String> {
+/// Webhook tokens `rbtx webhooks install` kept for `tenant`.
+async fn stored_tokens<S: Store>(
+    store: &S,
+    tenant: &str,
+    pack: &Pack,
+) -> Result<Vec<Secret>, String> {
     let mut tokens = Vec::new();
     for event in trigger_events(pack) {
         if let Some(t) = store
-            .get_checkpoint("default", &token_checkpoint(event))
+            .get_checkpoint(tenant, &token_checkpoint(event))
             .await
             .map_err(|e| e.to_string())?
         {
@@ -372,41 +410,34 @@ async fn stored_tokens<S: Store>(store: &S, pack: &Pack) -> Result<Vec<Secret>, 
     Ok(tokens)
 }
 
-/// `rbtx webhooks install`: subscribes `url` to the events the pack needs in the Rackbeat account
-/// from the environment, and keeps the tokens in the store for `rbtx run`. Returns a line per event.
+/// `rbtx webhooks install`: subscribes `url` to the events the pack needs in the tenant's
+/// Rackbeat account, and keeps the tokens in the store for `rbtx run`. Returns a line per event.
 pub async fn install_webhooks(
-    pack_path: &std::path::Path,
+    pack_path: &Path,
     store: &Location,
+    tenant: &str,
+    rb: &Rackbeat,
     url: &str,
 ) -> Result<Vec<String>, String> {
-    let pack = load_pack(&[pack_path.to_path_buf()]);
-    if !pack.diagnostics.is_empty() {
-        return Err(format!(
-            "the mapping pack has problems; run `rbtx validate {}`",
-            pack_path.display()
-        ));
-    }
-    let base = std::env::var("RBTX_RACKBEAT_URL")
-        .unwrap_or_else(|_| "https://app.rackbeat.com/api".into());
-    let rb = Rackbeat::new(RackbeatConfig::new(base, required("RBTX_RACKBEAT_TOKEN")?))
-        .map_err(|e| e.to_string())?;
+    let pack = load_valid_pack(pack_path)?;
     match store {
         Location::Sqlite(path) => {
             let s = SqliteStore::open(path).map_err(|e| format!("{store}: {e}"))?;
-            keep_tokens(&s, &rb, &pack, url).await
+            keep_tokens(&s, tenant, rb, &pack, url).await
         }
         Location::Postgres(secret) => {
             let s = PostgresStore::connect(secret)
                 .await
                 .map_err(|e| format!("{store}: {e}"))?;
-            keep_tokens(&s, &rb, &pack, url).await
+            keep_tokens(&s, tenant, rb, &pack, url).await
         }
     }
 }
 
-/// Subscribes `url` and keeps the tokens Rackbeat hands out in `store`.
+/// Subscribes `url` and keeps the tokens Rackbeat hands out in `store`, under `tenant`.
 async fn keep_tokens<S: Store>(
     store: &S,
+    tenant: &str,
     rb: &Rackbeat,
     pack: &Pack,
     url: &str,
@@ -416,7 +447,7 @@ async fn keep_tokens<S: Store>(
     for (event, token) in subscribe(rb, pack, url).await.map_err(|e| e.to_string())? {
         match token {
             Some(t) => {
-                store.set_checkpoint("default", &token_checkpoint(&event), t.expose()).await.map_err(|e| e.to_string())?;
+                store.set_checkpoint(tenant, &token_checkpoint(&event), t.expose()).await.map_err(|e| e.to_string())?;
                 lines.push(format!("{event}: subscribed, token stored"));
             }
             None => lines.push(format!("{event}: already subscribed (Rackbeat shows a token only once; the stored one is kept)")),
@@ -447,33 +478,4 @@ fn process_name() -> String {
         std::process::id(),
         crate::dates::now_millis()
     )
-}
-
-/// The company pair whose accounts are in the environment (the variables `rbtx run` reads), for
-/// one-off commands. `rackbeat_per_minute` is the Rackbeat request budget.
-pub fn tenant_from_env(
-    id: &str,
-    invoice_mode: &str,
-    rackbeat_per_minute: u32,
-) -> Result<Tenant, String> {
-    if !Accounts::any_in_env() {
-        return Err(format!(
-            "no accounts in the environment: set {} (each also as *_FILE), and RBTX_TRIPLETEX_URL / RBTX_RACKBEAT_URL to use `rbtx sandbox`",
-            Accounts::VARS.join(", ")
-        ));
-    }
-    let accounts = Accounts::from_env()?;
-    let mut rb = RackbeatConfig::new(accounts.rackbeat_url.as_str(), accounts.rackbeat_token);
-    rb.requests_per_minute = rackbeat_per_minute;
-    Ok(Tenant {
-        id: id.to_string(),
-        rackbeat: Rackbeat::new(rb).map_err(|e| e.to_string())?,
-        tripletex: Tripletex::new(TripletexConfig::new(
-            accounts.tripletex_url.as_str(),
-            accounts.consumer_token,
-            accounts.employee_token,
-        ))
-        .map_err(|e| e.to_string())?,
-        invoice_mode: invoice_mode.to_string(),
-    })
 }

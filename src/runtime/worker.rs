@@ -189,6 +189,12 @@ impl<S: Store> Worker<S> {
         }
     }
 
+    /// Applies `pack` from the next event on (a reload); lookup tables are loaded afresh.
+    pub fn set_pack(&mut self, pack: Arc<Pack>) {
+        self.pack = pack;
+        self.lookups = Mutex::new(HashMap::new());
+    }
+
     /// Claims up to `batch` events of the tenant, applies each and records the outcome.
     /// Returns how many events were handled.
     pub async fn run_once(&self, now_ms: i64) -> Result<usize, StoreError> {

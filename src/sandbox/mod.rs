@@ -57,6 +57,9 @@ pub struct SandboxConfig {
     pub consumer_token: String,
     pub employee_token: String,
     pub rackbeat_token: String,
+    /// The Rackbeat account's id (`GET /self`, `Rackbeat-Account-Id` on deliveries); give two
+    /// sandboxes different ids to serve them as two tenants.
+    pub rackbeat_account_id: u64,
     /// Tripletex requests allowed per rate-limit period (`None`: unlimited).
     pub tripletex_rate_limit: Option<u32>,
     /// Length of the Tripletex rate-limit period.
@@ -75,6 +78,7 @@ impl Default for SandboxConfig {
             consumer_token: CONSUMER_TOKEN.into(),
             employee_token: EMPLOYEE_TOKEN.into(),
             rackbeat_token: RACKBEAT_TOKEN.into(),
+            rackbeat_account_id: RACKBEAT_ACCOUNT_ID,
             tripletex_rate_limit: None,
             tripletex_rate_period_seconds: 60,
             faults: faults::FaultConfig::default(),

@@ -29,8 +29,8 @@ pub use resources::{INVOICE_BOOKED_EVENT, KNOWN_EVENTS, Resource};
 pub use store::{ApiError, Errors, Event};
 pub use webhooks::{Delivery, default_retry_delays};
 
+use super::SandboxConfig;
 use super::faults::{FaultConfig, Faults};
-use super::{RACKBEAT_ACCOUNT_ID, SandboxConfig};
 use store::Store;
 use time::Unix;
 use webhooks::{Dispatcher, Job};
@@ -59,6 +59,7 @@ pub(crate) struct Shared {
     store: Mutex<Store>,
     faults: Faults,
     token: String,
+    account_id: u64,
     dispatcher: Dispatcher,
     fired: Mutex<Vec<Event>>,
     /// The latest requests, at most [`REQUEST_LOG_SIZE`].
@@ -291,7 +292,8 @@ pub async fn start(config: &SandboxConfig) -> std::io::Result<Handle> {
         store: Mutex::new(store),
         faults: Faults::new(config.faults.clone()),
         token: config.rackbeat_token.clone(),
-        dispatcher: Dispatcher::new(RACKBEAT_ACCOUNT_ID)?,
+        account_id: config.rackbeat_account_id,
+        dispatcher: Dispatcher::new(config.rackbeat_account_id)?,
         fired: Mutex::new(Vec::new()),
         requests: Mutex::new(VecDeque::new()),
         throttled: AtomicU64::new(0),

@@ -26,7 +26,6 @@ use super::query::{ListQuery, Selection};
 use super::resources::{Resource, laravel_input};
 use super::store::ApiError;
 use super::{RequestRecord, Shared, lock};
-use crate::sandbox::RACKBEAT_ACCOUNT_ID;
 use crate::sandbox::faults::{Fault, FaultConfig};
 
 type Pairs = Vec<(String, String)>;
@@ -363,10 +362,10 @@ async fn book(State(s): State<Arc<Shared>>, k: Key, q: QueryParams, body: Bytes)
     )
 }
 
-async fn who_am_i() -> Response {
+async fn who_am_i(State(s): State<Arc<Shared>>) -> Response {
     Json(json!({
         "user_account": {
-            "id": RACKBEAT_ACCOUNT_ID,
+            "id": s.account_id,
             "company_name": "Sandkasse Lager AS",
             "address": { "street": "Lagerveien 1", "zipcode": "0150", "city": "Oslo", "country": "NO" },
         },

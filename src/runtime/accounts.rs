@@ -1,0 +1,405 @@
+//! Where each tenant's accounts are: the environment (one tenant, `default`), a tenants file
+//! (several company pairs in one process), or the in-process sandboxes.
+//!
+//! A tenants file names where each secret is (an environment variable or a file), never the
+//! secret itself: a token written in the YAML is refused.
+//!
+//! ```yaml
+//! version: 1
+//! tenants:
+//!   - id: fjordbygg
+//!     invoice_mode: booked            # or as_order
+//!     tripletex:
+//!       consumer_token: { env: FJORDBYGG_TRIPLETEX_CONSUMER_TOKEN }
+//!       employee_token: { file: /run/secrets/fjordbygg-tripletex-employee }
+//!     rackbeat:
+//!       token: { env: FJORDBYGG_RACKBEAT_TOKEN }
+//!       account_id: "40213"
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::worker::Tenant;
+use crate::connectors::Secret;
+use crate::connectors::rackbeat::{Rackbeat, RackbeatConfig};
+use crate::connectors::tripletex::{Tripletex, TripletexConfig};
+use crate::plan::{Cx, schema_check};
+use crate::spec::diagnostic::{Code, Diagnostic};
+use crate::spec::yaml::Document;
+
+pub const TRIPLETEX_URL: &str = "https://tripletex.no/v2";
+pub const RACKBEAT_URL: &str = "https://app.rackbeat.com/api";
+
+/// The tenants file (`rbtx run --tenants FILE`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantsFile {
+    /// Format version; only 1 exists.
+    pub version: u32,
+    /// The company pairs this process serves.
+    pub tenants: Vec<TenantEntry>,
+}
+
+/// One company pair: a Rackbeat account and the Tripletex company it syncs to.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantEntry {
+    /// A short name, unique in the file; bindings, queue and dead letters are kept under it.
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_-]*$"))]
+    pub id: String,
+    /// How booked invoices reach Tripletex.
+    #[serde(default)]
+    pub invoice_mode: InvoiceMode,
+    pub tripletex: TripletexAccount,
+    pub rackbeat: RackbeatAccount,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceMode {
+    /// A booked, non-editable invoice (`POST /invoice`).
+    #[default]
+    Booked,
+    /// An editable sales order, invoiced later in Tripletex (`POST /order`).
+    AsOrder,
+}
+
+impl InvoiceMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvoiceMode::Booked => "booked",
+            InvoiceMode::AsOrder => "as_order",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TripletexAccount {
+    /// API base URL: production (the default) or `https://api-test.tripletex.tech/v2`.
+    #[serde(default = "tripletex_url")]
+    pub url: String,
+    pub consumer_token: SecretRef,
+    pub employee_token: SecretRef,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RackbeatAccount {
+    #[serde(default = "rackbeat_url")]
+    pub url: String,
+    pub token: SecretRef,
+    /// The account's id, which Rackbeat sends as `Rackbeat-Account-Id` with each webhook; read
+    /// from `GET /self` when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    /// Requests per minute for this token (Rackbeat's own client uses 480).
+    #[serde(default = "rackbeat_per_minute")]
+    pub requests_per_minute: u32,
+    /// Webhook tokens, comma-separated, when not kept by `rbtx webhooks install`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_tokens: Option<SecretRef>,
+}
+
+/// Where a secret is read from, at start and on reload.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum SecretRef {
+    /// An environment variable's name.
+    Env(String),
+    /// A file holding the secret (surrounding whitespace is ignored).
+    File(PathBuf),
+}
+
+fn tripletex_url() -> String {
+    TRIPLETEX_URL.into()
+}
+
+fn rackbeat_url() -> String {
+    RACKBEAT_URL.into()
+}
+
+fn rackbeat_per_minute() -> u32 {
+    480
+}
+
+impl SecretRef {
+    fn read(&self) -> Result<Secret, String> {
+        match self {
+            SecretRef::Env(var) => match std::env::var(var) {
+                Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
+                _ => Err(format!("the environment variable {var} is not set")),
+            },
+            SecretRef::File(path) => match std::fs::read_to_string(path) {
+                Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
+                Ok(_) => Err(format!("{} is empty", path.display())),
+                Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+            },
+        }
+    }
+}
+
+/// One tenant's accounts, secrets read.
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    pub id: String,
+    pub invoice_mode: String,
+    pub tripletex_url: String,
+    pub consumer_token: Secret,
+    pub employee_token: Secret,
+    pub rackbeat_url: String,
+    pub rackbeat_token: Secret,
+    pub rackbeat_per_minute: u32,
+    pub account_id: Option<String>,
+    pub webhook_tokens: Vec<Secret>,
+}
+
+/// The variables of the single tenant read from the environment (each also as `*_FILE`).
+pub const ENV_VARS: [&str; 3] = [
+    "RBTX_TRIPLETEX_CONSUMER_TOKEN",
+    "RBTX_TRIPLETEX_EMPLOYEE_TOKEN",
+    "RBTX_RACKBEAT_TOKEN",
+];
+
+fn required(var: &str) -> Result<Secret, String> {
+    Secret::from_env(var)?.ok_or_else(|| {
+        format!("{var} is not set (or {var}_FILE); use --sandbox to run without accounts")
+    })
+}
+
+fn split_tokens(s: &Secret) -> Vec<Secret> {
+    s.expose()
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(Secret::new)
+        .collect()
+}
+
+impl Accounts {
+    /// Whether any credential is in the environment (then all must be).
+    pub fn any_in_env() -> bool {
+        ENV_VARS.iter().any(|v| {
+            std::env::var_os(v).is_some() || std::env::var_os(format!("{v}_FILE")).is_some()
+        })
+    }
+
+    /// The one tenant, `default`, of the environment.
+    pub fn from_env(invoice_mode: &str) -> Result<Self, String> {
+        let tokens = Secret::from_env("RBTX_RACKBEAT_WEBHOOK_TOKENS")?
+            .map(|s| split_tokens(&s))
+            .unwrap_or_default();
+        Ok(Accounts {
+            id: "default".into(),
+            invoice_mode: invoice_mode.into(),
+            tripletex_url: std::env::var("RBTX_TRIPLETEX_URL").unwrap_or_else(|_| tripletex_url()),
+            consumer_token: required("RBTX_TRIPLETEX_CONSUMER_TOKEN")?,
+            employee_token: required("RBTX_TRIPLETEX_EMPLOYEE_TOKEN")?,
+            rackbeat_url: std::env::var("RBTX_RACKBEAT_URL").unwrap_or_else(|_| rackbeat_url()),
+            rackbeat_token: required("RBTX_RACKBEAT_TOKEN")?,
+            rackbeat_per_minute: rackbeat_per_minute(),
+            account_id: std::env::var("RBTX_RACKBEAT_ACCOUNT_ID").ok(),
+            webhook_tokens: tokens,
+        })
+    }
+
+    /// The environment's Rackbeat account alone (`rbtx webhooks install` needs no Tripletex).
+    pub fn rackbeat_from_env() -> Result<Rackbeat, String> {
+        let url = std::env::var("RBTX_RACKBEAT_URL").unwrap_or_else(|_| rackbeat_url());
+        Rackbeat::new(RackbeatConfig::new(url, required("RBTX_RACKBEAT_TOKEN")?))
+            .map_err(|e| e.to_string())
+    }
+
+    /// The accounts of both in-process sandboxes.
+    pub fn sandbox(sb: &crate::sandbox::Sandboxes, invoice_mode: &str) -> Self {
+        Accounts {
+            id: "default".into(),
+            invoice_mode: invoice_mode.into(),
+            tripletex_url: sb.tripletex.base_url.clone(),
+            consumer_token: Secret::new(crate::sandbox::CONSUMER_TOKEN),
+            employee_token: Secret::new(crate::sandbox::EMPLOYEE_TOKEN),
+            rackbeat_url: sb.rackbeat.base_url.clone(),
+            rackbeat_token: Secret::new(crate::sandbox::RACKBEAT_TOKEN),
+            rackbeat_per_minute: 60_000,
+            account_id: None,
+            webhook_tokens: Vec::new(),
+        }
+    }
+
+    pub fn rackbeat(&self) -> Result<Rackbeat, String> {
+        let mut c = RackbeatConfig::new(self.rackbeat_url.as_str(), self.rackbeat_token.clone());
+        c.requests_per_minute = self.rackbeat_per_minute;
+        Rackbeat::new(c).map_err(|e| e.to_string())
+    }
+
+    pub fn tripletex(&self) -> Result<Tripletex, String> {
+        Tripletex::new(TripletexConfig::new(
+            self.tripletex_url.as_str(),
+            self.consumer_token.clone(),
+            self.employee_token.clone(),
+        ))
+        .map_err(|e| e.to_string())
+    }
+
+    /// Fresh clients for this company pair (each worker has its own).
+    pub fn tenant(&self) -> Result<Tenant, String> {
+        Ok(Tenant {
+            id: self.id.clone(),
+            rackbeat: self.rackbeat()?,
+            tripletex: self.tripletex()?,
+            invoice_mode: self.invoice_mode.clone(),
+        })
+    }
+}
+
+/// The JSON Schema of a tenants file.
+pub fn tenants_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(TenantsFile)).unwrap_or_default()
+}
+
+/// Reads a tenants file and the secrets it names. Every problem is reported, each at its
+/// file:line:col.
+pub fn load_tenants(path: &Path) -> Result<Vec<Accounts>, Vec<Diagnostic>> {
+    let doc = Document::load(path).map_err(|d| vec![*d])?;
+    let mut cx = Cx::new(&doc);
+    let schema = tenants_schema();
+    let validator = jsonschema::validator_for(&schema).ok();
+    let mut value = doc.value.clone();
+    if schema_check(&mut cx, &schema, validator.as_ref(), &mut value) {
+        return Err(cx.diags);
+    }
+    let file: TenantsFile = match serde_json::from_value(value) {
+        Ok(f) => f,
+        Err(e) => {
+            cx.error(Code::WrongType, "", format!("not a tenants file: {e}"));
+            return Err(cx.diags);
+        }
+    };
+    if file.version != 1 {
+        cx.error(
+            Code::UnsupportedVersion,
+            "/version",
+            format!(
+                "version {} is not supported; write `version: 1`",
+                file.version
+            ),
+        );
+    }
+    if file.tenants.is_empty() {
+        cx.error(
+            Code::MissingField,
+            "/tenants",
+            "no tenants are listed".into(),
+        );
+    }
+    let mut out = Vec::new();
+    for (i, t) in file.tenants.iter().enumerate() {
+        let at = |field: &str| format!("/tenants/{i}{field}");
+        if file.tenants[..i].iter().any(|o| o.id == t.id) {
+            cx.error(
+                Code::InvalidValue,
+                &at("/id"),
+                format!("the tenant id `{}` is used twice", t.id),
+            );
+        }
+        if let Some(acc) = &t.rackbeat.account_id
+            && file.tenants[..i]
+                .iter()
+                .any(|o| o.rackbeat.account_id.as_ref() == Some(acc))
+        {
+            cx.error(
+                Code::InvalidValue,
+                &at("/rackbeat/account_id"),
+                format!("the Rackbeat account {acc} belongs to two tenants; webhooks could not be routed"),
+            );
+        }
+        let mut read = |r: &SecretRef, field: &str| match r.read() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                cx.error(Code::InvalidValue, &at(field), e);
+                None
+            }
+        };
+        let consumer = read(&t.tripletex.consumer_token, "/tripletex/consumer_token");
+        let employee = read(&t.tripletex.employee_token, "/tripletex/employee_token");
+        let token = read(&t.rackbeat.token, "/rackbeat/token");
+        let hooks = t
+            .rackbeat
+            .webhook_tokens
+            .as_ref()
+            .map(|r| read(r, "/rackbeat/webhook_tokens"));
+        if let (Some(consumer_token), Some(employee_token), Some(rackbeat_token)) =
+            (consumer, employee, token)
+        {
+            out.push(Accounts {
+                id: t.id.clone(),
+                invoice_mode: t.invoice_mode.as_str().into(),
+                tripletex_url: t.tripletex.url.clone(),
+                consumer_token,
+                employee_token,
+                rackbeat_url: t.rackbeat.url.clone(),
+                rackbeat_token,
+                rackbeat_per_minute: t.rackbeat.requests_per_minute.max(1),
+                account_id: t.rackbeat.account_id.clone(),
+                webhook_tokens: hooks
+                    .flatten()
+                    .map(|s| split_tokens(&s))
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    if cx.diags.is_empty() {
+        Ok(out)
+    } else {
+        Err(cx.diags)
+    }
+}
+
+/// One tenant's accounts for a one-off command: `id` of the tenants file when one is given (the
+/// only one when `id` is `None` and the file lists one), else the environment's.
+pub fn choose(
+    tenants_file: Option<&Path>,
+    id: Option<&str>,
+    invoice_mode: &str,
+) -> Result<Accounts, String> {
+    let Some(path) = tenants_file else {
+        if !Accounts::any_in_env() {
+            return Err(format!(
+                "no accounts in the environment: set {} (each also as *_FILE; RBTX_TRIPLETEX_URL and RBTX_RACKBEAT_URL to use `rbtx sandbox`), or give --tenants FILE",
+                ENV_VARS.join(", ")
+            ));
+        }
+        return Accounts::from_env(invoice_mode);
+    };
+    let all = load_tenants(path).map_err(|diags| {
+        diags
+            .iter()
+            .map(crate::spec::diagnostic::render_human)
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
+    let ids = || {
+        all.iter()
+            .map(|t| t.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match id {
+        Some(id) => all.iter().find(|t| t.id == id).cloned().ok_or_else(|| {
+            format!(
+                "{} has no tenant `{id}` (it has: {})",
+                path.display(),
+                ids()
+            )
+        }),
+        None if all.len() == 1 => Ok(all[0].clone()),
+        None => Err(format!(
+            "{} lists several tenants; choose one with --tenant ({})",
+            path.display(),
+            ids()
+        )),
+    }
+}
