@@ -121,6 +121,16 @@ enum Command {
         #[arg(long)]
         watch: bool,
     },
+    /// Show the whole product on this machine with no accounts: two simulated company pairs, the
+    /// initial sync, real-time changes arriving in Tripletex, a dead letter fixed and replayed.
+    Demo {
+        /// The mapping pack.
+        #[arg(long, default_value = "mappings")]
+        pack: PathBuf,
+        /// Keep the demo's store (SQLite) afterwards, to look at with `rbtx dlq --store`.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Check the setup (accounts from the environment, as for `rbtx run`): mappings, store,
     /// credentials and their environment, the invoice bank account, the VAT types and other lookups
     /// the mappings need, and the Rackbeat webhook subscriptions. Exit 1 when something blocks sync.
@@ -325,6 +335,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode, String> {
     let level = match cli.command {
         Command::Run { .. } | Command::Sandbox(_) => "info",
+        // The demo tells its own story on stdout.
+        Command::Demo { .. } => "off",
         _ => "warn",
     };
     init_logs(cli.log_format, level);
@@ -392,6 +404,25 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             dlq(command, Location::from_arg_or_env(store.as_deref())?)
         }
         Command::Sync { command } => sync_initial(command),
+        Command::Demo { pack, keep } => {
+            let dir = rbtx::runtime::demo::scratch_dir()?;
+            let runtime = tokio::runtime::Runtime::new()
+                .map_err(|e| format!("cannot start the runtime: {e}"))?;
+            let outcome = runtime.block_on(rbtx::runtime::demo::demo(&pack, &dir));
+            if keep {
+                println!(
+                    "  The store is kept at {}",
+                    dir.join("rbtx.sqlite").display()
+                );
+            } else {
+                std::fs::remove_dir_all(&dir).ok();
+            }
+            Ok(if outcome?.failures.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Doctor {
             pack,
             store,

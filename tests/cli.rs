@@ -234,3 +234,25 @@ async fn dlq_on_postgres() {
     })
     .await;
 }
+
+#[test]
+fn the_demo_runs_end_to_end_and_exits_0() {
+    let out = rbtx().arg("demo").output().expect("rbtx demo");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "1. Initial sync",
+        "new customer 20001",
+        "mode 1: a booked invoice",
+        "mode 2: an editable sales order",
+        "dead-lettered, nothing sent to Tripletex",
+        "Everything arrived once.",
+    ] {
+        assert!(said.contains(line), "missing {line:?} in:\n{said}");
+    }
+    assert!(!said.contains('✗'), "{said}");
+}

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod catchup;
+pub mod demo;
 pub mod initial;
 pub mod intake;
 pub mod metrics;
