@@ -506,9 +506,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             runtime.block_on(rbtx::runtime::run::run(
                 config,
                 |url| rbtx::runtime::announce(&format!("webhooks: {url}")),
-                async {
-                    tokio::signal::ctrl_c().await.ok();
-                },
+                stop_requested(),
             ))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -702,6 +700,20 @@ async fn initial_sync_on<S: Store>(
     );
     worker.dry_run = options.dry_run;
     rbtx::runtime::initial::run(&worker, options, &mut std::io::stdout().lock()).await
+}
+
+/// Ctrl-C, or SIGTERM (how containers and service managers ask a process to stop).
+async fn stop_requested() {
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        return;
+    }
+    tokio::signal::ctrl_c().await.ok();
 }
 
 fn sandbox(args: SandboxArgs) -> Result<ExitCode, String> {

@@ -541,6 +541,29 @@ async fn failures_outside_the_queue_are_dead_lettered_once_per_record<S: Store>(
     assert_eq!((claimed[0].key.as_str(), claimed[0].attempts), ("C2", 0));
 }
 
+async fn a_released_event_is_claimable_at_once_with_its_attempts<S: Store>(s: &S) {
+    let id = s
+        .enqueue(event("t1", "R1", "product.created", 1))
+        .await
+        .unwrap();
+    let claimed = s.claim(None, "w1", 10, 100, LEASE_MS).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        !s.release(id, "w2").await.unwrap(),
+        "only the holder releases"
+    );
+    assert!(s.release(id, "w1").await.unwrap());
+    assert!(!s.release(id, "w1").await.unwrap(), "released once");
+    // Well before the lease would have ended, another worker takes it, attempts unchanged.
+    let again = s.claim(None, "w2", 10, 101, LEASE_MS).await.unwrap();
+    assert_eq!(
+        again.iter().map(|e| (e.id, e.attempts)).collect::<Vec<_>>(),
+        [(id, 0)]
+    );
+    assert!(!s.complete(id, "w1").await.unwrap());
+    assert!(s.complete(id, "w2").await.unwrap());
+}
+
 async fn bindings_upsert_and_move<S: Store>(s: &S) {
     let (t, d, e) = ("t1", "rackbeat_to_tripletex", "product");
     assert_eq!(s.get_binding(t, d, e, "P1").await.unwrap(), None);
@@ -667,6 +690,7 @@ macro_rules! store_tests {
             an_expired_lease_makes_the_event_claimable_again,
             retry_waits_for_not_before,
             dead_letter_then_replay,
+            a_released_event_is_claimable_at_once_with_its_attempts,
             failures_outside_the_queue_are_dead_lettered_once_per_record,
             bindings_upsert_and_move,
             checkpoints_are_kept_per_tenant,

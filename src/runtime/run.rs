@@ -248,52 +248,69 @@ async fn serve<S: Store + 'static>(
         }
         polls.join_all().await;
     };
-    let work = async {
-        let mut set = tokio::task::JoinSet::new();
-        for mut worker in workers {
-            let queued = queued.clone();
-            let mut packs = pack_rx.clone();
-            set.spawn(async move {
-                loop {
-                    // A reloaded pack applies from the next batch on; events in flight finish
-                    // under the pack they started with.
-                    if packs.has_changed().unwrap_or(false) {
-                        worker.set_pack(packs.borrow_and_update().clone());
+    // Workers run as tasks of their own, so that stopping can wait for the events in hand.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut set = tokio::task::JoinSet::new();
+    for mut worker in workers {
+        worker.stop = stop.clone();
+        let (queued, stop) = (queued.clone(), stop.clone());
+        let mut packs = pack_rx.clone();
+        set.spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // A reloaded pack applies from the next batch on; events in flight finish
+                // under the pack they started with.
+                if packs.has_changed().unwrap_or(false) {
+                    worker.set_pack(packs.borrow_and_update().clone());
+                }
+                match worker.run_once(crate::dates::now_millis()).await {
+                    // Idle: wait for the intake's signal, or a second (retries come due).
+                    Ok(0) => {
+                        tokio::time::timeout(Duration::from_secs(1), queued.notified())
+                            .await
+                            .ok();
                     }
-                    match worker.run_once(crate::dates::now_millis()).await {
-                        // Idle: wait for the intake's signal, or a second (retries come due).
-                        Ok(0) => {
-                            tokio::time::timeout(Duration::from_secs(1), queued.notified())
-                                .await
-                                .ok();
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::error!(error = %e, "The store failed; retrying in a second.");
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                        }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "The store failed; retrying in a second.");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }
-            });
-        }
-        set.join_next().await;
-    };
+            }
+        });
+    }
     let reload = reload_on_signal(&config.pack, config.watch, |new| {
         intake.set_pack(&new);
         pack_tx.send_replace(new);
     });
-    tokio::select! {
+    let outcome = tokio::select! {
         r = server => r.map_err(|e| e.to_string()),
-        _ = work => Ok(()),
+        _ = set.join_next() => Err("a worker stopped unexpectedly".to_string()),
         _ = catch_up => Ok(()),
         _ = reload => Ok(()),
-        _ = shutdown => {
-            // Events in flight keep their lease; another start claims them when it expires.
-            tracing::info!("Shutting down.");
-            Ok(())
-        }
+        _ = shutdown => Ok(()),
+    };
+    // Stop taking work; each worker finishes the event in hand and puts back the rest of its
+    // batch. New deliveries are refused from here on (the server is gone), and Rackbeat retries
+    // them. Whatever is still running after the grace period keeps its lease until it expires.
+    tracing::info!("Shutting down: finishing the events in hand.");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    queued.notify_waiters();
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while set.join_next().await.is_some() {}
+    })
+    .await;
+    match drained {
+        Ok(()) => tracing::info!("Stopped; no event is left claimed."),
+        Err(_) => tracing::warn!(
+            grace_seconds = SHUTDOWN_GRACE.as_secs(),
+            "Stopped with events still in hand; they are taken over when their lease ends."
+        ),
     }
+    outcome
 }
+
+/// How long stopping waits for the events in hand.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The newest modification time among the pack's files (and their count, so a deleted file
 /// counts as a change).

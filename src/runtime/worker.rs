@@ -80,6 +80,8 @@ pub struct Worker<S: Store> {
     pub metrics: Option<Arc<super::metrics::Metrics>>,
     /// Send nothing and bind nothing: report what would be written instead.
     pub dry_run: bool,
+    /// Set when the process stops: events claimed but not started are released.
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
     /// API lookup tables by definition, loaded once per worker.
     lookups: Mutex<HashMap<String, Arc<HashMap<String, Value>>>>,
 }
@@ -185,6 +187,7 @@ impl<S: Store> Worker<S> {
             retry_max_ms: 10 * 60_000,
             metrics: None,
             dry_run: false,
+            stop: Arc::default(),
             lookups: Mutex::new(HashMap::new()),
         }
     }
@@ -208,7 +211,14 @@ impl<S: Store> Worker<S> {
                 self.lease_ms,
             )
             .await?;
-        for event in &events {
+        for (i, event) in events.iter().enumerate() {
+            if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Stopping: the rest go back to the queue now rather than when their lease ends.
+                for e in &events[i..] {
+                    self.store.release(e.id, &self.name).await?;
+                }
+                return Ok(i);
+            }
             let handled = self.handle(event, now_ms).await?;
             if let Some(m) = &self.metrics {
                 let outcome = match handled {

@@ -194,6 +194,10 @@ pub trait Store: Send + Sync {
     /// Marks a claimed event done. `false` when `worker` no longer holds its lease.
     fn complete(&self, id: i64, worker: &str) -> impl Future<Output = Result<bool>> + Send;
 
+    /// Puts a claimed event back as it was, without counting an attempt (a worker stopping before
+    /// it got to the event). `false` when `worker` no longer holds its lease.
+    fn release(&self, id: i64, worker: &str) -> impl Future<Output = Result<bool>> + Send;
+
     /// Puts a claimed event back, counting one more attempt, ready again at `not_before_ms`.
     /// `false` when `worker` no longer holds its lease.
     fn retry(

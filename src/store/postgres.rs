@@ -480,6 +480,17 @@ impl Store for PostgresStore {
         Ok(client.execute(&stmt, &[&id, &worker]).await? == 1)
     }
 
+    async fn release(&self, id: i64, worker: &str) -> Result<bool> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE events SET state = 'pending', lease_owner = NULL, lease_until = NULL
+                 WHERE id = $1 AND state = 'claimed' AND lease_owner = $2",
+            )
+            .await?;
+        Ok(client.execute(&stmt, &[&id, &worker]).await? == 1)
+    }
+
     async fn retry(&self, id: i64, worker: &str, error: &str, not_before_ms: i64) -> Result<bool> {
         let client = self.client().await?;
         let stmt = client

@@ -345,6 +345,20 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn release(&self, id: i64, worker: &str) -> Result<bool> {
+        let worker = worker.to_owned();
+        self.run(move |conn| {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE events SET state = 'pending', lease_owner = NULL, lease_until = NULL
+                     WHERE id = ?1 AND state = 'claimed' AND lease_owner = ?2",
+                )?
+                .execute(params![id, worker])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
     async fn retry(&self, id: i64, worker: &str, error: &str, not_before_ms: i64) -> Result<bool> {
         let worker = worker.to_owned();
         let error = error.to_owned();
