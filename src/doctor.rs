@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::connectors::ApiError;
+use crate::connectors::tripletex::BANK_ACCOUNT_FIX as BANK_FIX;
 use crate::plan::{Pack, Plan};
 use crate::runtime::worker::{Tenant, load_lookup};
 use crate::spec::Direction;
@@ -284,10 +285,6 @@ async fn rackbeat_login<S: Store>(setup: &Setup<'_, S>) -> Check {
         ),
     }
 }
-
-const BANK_FIX: &str = "Tripletex: Company → Company information → set the invoice bank account.\n\
-    For a Tripletex demo company, Rackbeat's help suggests bank account 11111111113 and org. no. 984809085.\n\
-    Invoices that failed meanwhile wait in the dead-letter store: `rbtx dlq replay --all` once fixed.";
 
 async fn bank_account<S: Store>(setup: &Setup<'_, S>) -> Check {
     let query = [

@@ -383,6 +383,13 @@ async fn invoicing_without_a_bank_account_is_dead_lettered_then_replayed_once() 
         "the Norwegian message is kept: {}",
         dead[0].reason
     );
+    assert!(
+        dead[0].reason.contains("Company information")
+            && dead[0].reason.contains("11111111113")
+            && dead[0].reason.contains("984809085"),
+        "the reason says what to do: {}",
+        dead[0].reason
+    );
     assert!(e.invoices_for(SEED_INVOICE).is_empty());
 
     e.sb.tripletex.set_bank_account(Some(BANK_ACCOUNT));

@@ -150,7 +150,11 @@ impl Failure {
                 .map(|f| f.field.clone()),
             _ => None,
         };
-        Failure::permanent(plan, e.to_string(), field)
+        let reason = match crate::connectors::tripletex::fix_for(e) {
+            Some(fix) => format!("{e}. To fix: {fix}"),
+            None => e.to_string(),
+        };
+        Failure::permanent(plan, reason, field)
     }
 
     fn record(plan: &Plan, e: RecordError) -> Self {
