@@ -564,6 +564,55 @@ async fn a_released_event_is_claimable_at_once_with_its_attempts<S: Store>(s: &S
     assert!(s.complete(id, "w2").await.unwrap());
 }
 
+async fn a_key_can_be_claimed_for_inline_work_unless_held<S: Store>(s: &S) {
+    let mut dep = event("t1", "C1", "dependency", 1);
+    dep.entity = "customer".into();
+    // An update of the key waiting in the queue is superseded: the inline work reads the latest.
+    let mut waiting = dep.clone();
+    waiting.event = "customer.updated".into();
+    s.enqueue(waiting).await.unwrap();
+    let id = s
+        .claim_key(dep.clone(), "w1", 100, LEASE_MS)
+        .await
+        .unwrap()
+        .expect("free key");
+    assert!(
+        s.claim(None, "w2", 10, 101, LEASE_MS)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the key is held, and its older event superseded"
+    );
+    assert_eq!(
+        s.claim_key(dep.clone(), "w2", 102, LEASE_MS).await.unwrap(),
+        None,
+        "held by w1"
+    );
+    assert!(s.complete(id, "w1").await.unwrap());
+    assert_eq!(s.queue_depth().await.unwrap(), 0);
+
+    // A key a worker is applying an event of cannot be taken inline.
+    let mut queued = dep.clone();
+    queued.event = "customer.created".into();
+    s.enqueue(queued).await.unwrap();
+    let claimed = s.claim(None, "w3", 10, 200, LEASE_MS).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        s.claim_key(dep.clone(), "w1", 201, LEASE_MS).await.unwrap(),
+        None
+    );
+    // Released inline work stays queued for a worker to do.
+    assert!(s.complete(claimed[0].id, "w3").await.unwrap());
+    let id = s
+        .claim_key(dep, "w1", 300, LEASE_MS)
+        .await
+        .unwrap()
+        .expect("free again");
+    assert!(s.release(id, "w1").await.unwrap());
+    let later = s.claim(None, "w4", 10, 301, LEASE_MS).await.unwrap();
+    assert_eq!(later.iter().map(|e| e.id).collect::<Vec<_>>(), [id]);
+}
+
 async fn bindings_upsert_and_move<S: Store>(s: &S) {
     let (t, d, e) = ("t1", "rackbeat_to_tripletex", "product");
     assert_eq!(s.get_binding(t, d, e, "P1").await.unwrap(), None);
@@ -691,6 +740,7 @@ macro_rules! store_tests {
             retry_waits_for_not_before,
             dead_letter_then_replay,
             a_released_event_is_claimable_at_once_with_its_attempts,
+            a_key_can_be_claimed_for_inline_work_unless_held,
             failures_outside_the_queue_are_dead_lettered_once_per_record,
             bindings_upsert_and_move,
             checkpoints_are_kept_per_tenant,

@@ -547,3 +547,47 @@ async fn a_storm_of_faults_still_applies_every_event_exactly_once() {
     e.one(Kind::Product, "number", json!("SETT-10"));
     assert_eq!(e.invoices_for(SEED_INVOICE).len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dependency_another_worker_holds_is_waited_for_not_synced_twice() {
+    let mut e = env("booked").await;
+    // Another worker is applying customer 10001's own event.
+    e.enqueue("customer", "10001", "customer.created", json!({}))
+        .await;
+    let theirs = e
+        .store
+        .claim(Some(TENANT), "other-worker", 1, e.now, 60_000)
+        .await
+        .expect("claim");
+    assert_eq!(theirs.len(), 1);
+    // The invoice needs that customer: it waits rather than syncing it alongside.
+    e.enqueue(
+        "invoice",
+        &SEED_INVOICE.to_string(),
+        "invoice.booked",
+        json!({}),
+    )
+    .await;
+    assert_eq!(e.worker.run_once(e.now).await.expect("run"), 1);
+    assert!(e.invoices_for(SEED_INVOICE).is_empty());
+    assert!(
+        e.records(Kind::Customer, "customerNumber", &json!(10001))
+            .is_empty(),
+        "the held customer was not synced inline"
+    );
+    assert!(
+        e.store.list_dead_letters().await.expect("dlq").is_empty(),
+        "waiting is not a failure"
+    );
+
+    // The other worker gives the customer back; everything lands once.
+    assert!(
+        e.store
+            .release(theirs[0].id, "other-worker")
+            .await
+            .expect("release")
+    );
+    e.drain().await;
+    assert_eq!(e.invoices_for(SEED_INVOICE).len(), 1);
+    e.one(Kind::Customer, "customerNumber", json!(10001));
+}

@@ -191,6 +191,19 @@ pub trait Store: Send + Sync {
         lease_ms: i64,
     ) -> impl Future<Output = Result<Vec<Event>>> + Send;
 
+    /// Takes the lease on one key for work that has no event of its own (a record synced inline
+    /// because another refers to it): adds `event`, already claimed by `worker` until
+    /// `now_ms + lease_ms`, supersedes the key's older open events (the work reads the record's
+    /// latest state), and returns its id. `None` when another worker holds the key. Complete the
+    /// event when the work is done, or release it to leave the work to the queue.
+    fn claim_key(
+        &self,
+        event: NewEvent,
+        worker: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> impl Future<Output = Result<Option<i64>>> + Send;
+
     /// Marks a claimed event done. `false` when `worker` no longer holds its lease.
     fn complete(&self, id: i64, worker: &str) -> impl Future<Output = Result<bool>> + Send;
 
