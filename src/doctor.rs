@@ -1,7 +1,8 @@
 //! `rbtx doctor`: checks one tenant's setup before it bites, and says how to fix each problem.
 //!
 //! Every check runs, whatever the others found, and reports ok, a warning (sync works, but
-//! something is off) or a failure (sync is blocked). Nothing is written anywhere.
+//! something is off) or a failure (sync is blocked). Nothing is written to either API or to the
+//! store's data.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;

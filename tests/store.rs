@@ -889,7 +889,7 @@ impl Race {
 async fn postgres_errors_and_debug_never_show_the_password() {
     // Nothing listens on port 1: connecting fails, and the failure must not carry the password.
     let url = "postgres://rbtx:hunter2-secret@127.0.0.1:1/rbtx";
-    let location = Location::parse(url);
+    let location = Location::parse(url).unwrap();
     assert_eq!(location.to_string(), "postgres://rbtx@127.0.0.1:1/rbtx");
     assert!(!format!("{location:?}").contains("hunter2"));
     let err = PostgresStore::connect(&Secret::new(url)).await.unwrap_err();
@@ -899,7 +899,22 @@ async fn postgres_errors_and_debug_never_show_the_password() {
     let bad = "postgres://rbtx:hunter2-secret@127.0.0.1:notaport/rbtx";
     let err = PostgresStore::connect(&Secret::new(bad)).await.unwrap_err();
     assert!(!err.to_string().contains("hunter2"), "{err}");
-    assert_eq!(Location::parse(bad).to_string(), "postgres://[redacted]");
+    assert_eq!(
+        Location::parse(bad).unwrap().to_string(),
+        "postgres://[redacted]"
+    );
+    // Other connection strings are refused, not taken as a file name holding the password.
+    for other in [
+        "POSTGRES://rbtx:hunter2@db/rbtx",
+        "host=db user=rbtx password=hunter2",
+        "mysql://rbtx:hunter2@db/rbtx",
+    ] {
+        match Location::parse(other) {
+            Err(e) => assert!(!e.contains("hunter2"), "{e}"),
+            Ok(Location::Postgres(_)) => assert!(other.starts_with("POSTGRES")),
+            Ok(l) => panic!("{other} taken as {l:?}"),
+        }
+    }
 }
 
 /// A directory under the system temp dir, removed when dropped.

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::accounts::{self, Accounts};
 use super::intake::{Intake, IntakeTenant};
-use super::worker::Worker;
+use super::worker::{Tenant, Worker};
 use crate::connectors::rackbeat::Rackbeat;
 use crate::connectors::{ApiError, Secret};
 use crate::plan::{Pack, discover, load_pack};
@@ -156,8 +156,12 @@ async fn serve<S: Store + 'static>(
 
     // Each tenant: its account id (for routing deliveries) and webhook tokens (for checking them).
     let mut intake_tenants = Vec::new();
-    for t in &tenants {
-        let rb = t.rackbeat()?;
+    // One Rackbeat client per tenant, cloned into its workers and catch-up: one request budget.
+    let clients = tenants
+        .iter()
+        .map(Accounts::rackbeat)
+        .collect::<Result<Vec<_>, _>>()?;
+    for (t, rb) in tenants.iter().zip(&clients) {
         let account_id = match &t.account_id {
             Some(id) => id.clone(),
             None => rb
@@ -169,7 +173,7 @@ async fn serve<S: Store + 'static>(
         };
         let mut tokens = t.webhook_tokens.clone();
         if subscribe_at_start {
-            tokens = subscribe(&rb, &pack, &url)
+            tokens = subscribe(rb, &pack, &url)
                 .await
                 .map_err(|e| format!("tenant {}: subscribing to webhooks: {e}", t.id))?
                 .into_iter()
@@ -202,12 +206,18 @@ async fn serve<S: Store + 'static>(
     let (pack_tx, pack_rx) = tokio::sync::watch::channel(pack.clone());
     let mut workers = Vec::new();
     let process = process_name();
-    for t in &tenants {
+    for (t, rb) in tenants.iter().zip(&clients) {
         for i in 0..config.workers.max(1) {
+            let tenant = Tenant {
+                id: t.id.clone(),
+                rackbeat: rb.clone(),
+                tripletex: t.tripletex()?,
+                invoice_mode: t.invoice_mode.clone(),
+            };
             let mut worker = Worker::new(
                 store.clone(),
                 pack.clone(),
-                t.tenant()?,
+                tenant,
                 format!("{process}-{}-{i}", t.id),
             );
             worker.lease_ms = config.lease_ms;
@@ -221,21 +231,14 @@ async fn serve<S: Store + 'static>(
     let server = axum::serve(listener, intake.clone().router());
     let catch_up = async {
         let mut polls = tokio::task::JoinSet::new();
-        for t in &tenants {
-            let (rb, store, mut packs) = (t.rackbeat(), store.clone(), pack_rx.clone());
+        for (t, rb) in tenants.iter().zip(&clients) {
+            let (rb, store, mut packs) = (rb.clone(), store.clone(), pack_rx.clone());
             let (id, mode, every) = (
                 t.id.clone(),
                 t.invoice_mode.clone(),
                 config.catch_up_seconds.max(1),
             );
             polls.spawn(async move {
-                let rb: Rackbeat = match rb {
-                    Ok(rb) => rb,
-                    Err(e) => {
-                        tracing::error!(tenant = %id, error = %e, "Catch-up cannot start.");
-                        return;
-                    }
-                };
                 loop {
                     let pack = packs.borrow_and_update().clone();
                     let now = crate::dates::now_millis();
@@ -290,7 +293,7 @@ async fn serve<S: Store + 'static>(
         _ = shutdown => Ok(()),
     };
     // Stop taking work; each worker finishes the event in hand and puts back the rest of its
-    // batch. New deliveries are refused from here on (the server is gone), and Rackbeat retries
+    // batch. The intake has stopped listening; Rackbeat retries what it could not deliver
     // them. Whatever is still running after the grace period keeps its lease until it expires.
     tracing::info!("Shutting down: finishing the events in hand.");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

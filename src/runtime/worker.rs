@@ -41,8 +41,8 @@ use crate::store::{Binding, Event, NewEvent, Store, StoreError};
 /// The direction webhooks drive.
 const DIRECTION: Direction = Direction::RackbeatToTripletex;
 
-/// The event name of a record the initial sync could not write. Replaying its dead letter writes
-/// the Tripletex record it carries (as read then) into Rackbeat.
+/// The event name of a record the initial sync could not write (the Tripletex record as read then
+/// is its payload, to look at). The next `rbtx sync initial` retries it and drops the dead letter.
 pub const INITIAL_SYNC_EVENT: &str = "initial_sync";
 
 /// The event that leases a record synced inline because another refers to it. Left in the queue
@@ -342,20 +342,26 @@ impl<S: Store> Worker<S> {
             return self.sync(plan, key, 0).await;
         }
         if event.event == INITIAL_SYNC_EVENT {
-            let Some(plan) = self.plan_for_entity(Direction::TripletexToRackbeat, entity) else {
-                return Err(Failure::Permanent {
-                    reason: format!("no tripletex_to_rackbeat mapping syncs `{entity}` any more"),
-                    mapping: None,
-                    field: None,
-                });
-            };
-            return self
-                .sync_source(plan, Arc::new(event.payload.clone()), 0)
-                .await;
+            // Written by `rbtx sync initial`, which retries these itself with the record read
+            // afresh; replaying the stored copy could overwrite newer data in Rackbeat.
+            return Err(Failure::Permanent {
+                reason: format!(
+                    "a record the initial sync could not write is retried by running `rbtx sync initial --entities {entity}` again, not by a replay"
+                ),
+                mapping: None,
+                field: None,
+            });
         }
         let Some(plan) = self.plan_for_event(&event.event) else {
-            tracing::info!(tenant, entity, key, event = %event.event, "No mapping handles this event; it is ignored.");
-            return Ok(Synced::Ignored);
+            // The intake accepts only events the pack handles, so the pack changed since this one
+            // was queued (a reload, a mapping removed): retried, and dead-lettered if it stays so,
+            // rather than dropped.
+            return Err(Failure::Retry {
+                reason: format!(
+                    "no mapping handles `{}` for invoice mode `{}` in the loaded pack",
+                    event.event, self.tenant.invoice_mode
+                ),
+            });
         };
         // A renumbered record keeps its Tripletex record: the binding moves to the new key, and
         // the update below carries the new number.

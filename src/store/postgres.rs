@@ -202,11 +202,6 @@ impl PostgresStore {
         Ok(store)
     }
 
-    /// `postgres://user@host:port/dbname`, without the password.
-    pub fn target(&self) -> &str {
-        &self.target
-    }
-
     async fn client(&self) -> Result<deadpool_postgres::Client> {
         self.pool.get().await.map_err(|e| match e {
             PoolError::Backend(e) => StoreError::Postgres(e),
