@@ -321,6 +321,8 @@ struct SandboxArgs {
 enum SchemaKind {
     Mapping,
     Test,
+    /// The tenants file of `rbtx run --tenants`.
+    Tenants,
 }
 
 fn main() -> ExitCode {
@@ -380,6 +382,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let schema = match kind {
                 SchemaKind::Mapping => rbtx::spec::mapping_schema(),
                 SchemaKind::Test => rbtx::spec::test_schema(),
+                SchemaKind::Tenants => rbtx::runtime::accounts::tenants_schema(),
             };
             println!(
                 "{}",
