@@ -3,6 +3,7 @@
 //! at compile time or at run time, falls back to minijinja, whose semantics this follows; a test
 //! runs every mapping case through both and compares (`set_cross_check`).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use minijinja::machinery::ast::{BinOpKind, CallArg, CompareOpKind, Expr, UnaryOpKind};
@@ -10,7 +11,8 @@ use minijinja::machinery::parse_expr;
 use minijinja::value::Value as MjValue;
 use serde_json::Value;
 
-use super::template::{EvalError, RecordRt, Scope, Step, call_filter, key_text_json};
+use super::scope::field;
+use super::template::{EvalError, RecordRt, Scope, Step, call_filter, key_text_json, lookup_in};
 
 /// A compiled fast expression.
 #[derive(Debug)]
@@ -267,10 +269,20 @@ impl Fast {
             }
             Fast::Concat(l, r) => {
                 let (l, r) = (tri!(l.eval(scope)), tri!(r.eval(scope)));
-                let (Some(a), Some(b)) = (display(&l), display(&r)) else {
+                let (Some(a), Some(b)) = (display(l), display(r)) else {
                     return Ok(Err(Fallback));
                 };
-                V::Own(Value::String(a + &b))
+                // A string the left side computed grows in place: `a ~ b ~ c` builds one string.
+                let mut s = match a {
+                    Cow::Owned(s) => s,
+                    Cow::Borrowed(a) => {
+                        let mut s = String::with_capacity(a.len() + b.len());
+                        s.push_str(a);
+                        s
+                    }
+                };
+                s.push_str(&b);
+                V::Own(Value::String(s))
             }
             Fast::Cmp(l, op, r) => {
                 let (l, r) = (tri!(l.eval(scope)), tri!(r.eval(scope)));
@@ -298,7 +310,7 @@ impl Fast {
                 match scope.rt().resolver.reference(entity, &k) {
                     Some(id) => V::Own(id),
                     None => {
-                        note_missing(scope.rt(), entity, k);
+                        note_missing(scope.rt(), entity, k.into_owned());
                         V::Undef
                     }
                 }
@@ -309,7 +321,10 @@ impl Fast {
                     return Ok(Err(Fallback));
                 };
                 let Some(k) = k else { return Ok(Ok(V::Undef)) };
-                V::Own(super::template::lookup_value(scope.rt(), table, &k).map_err(EvalError)?)
+                match lookup_in(scope.rt(), table, &k).map_err(EvalError)? {
+                    Cow::Borrowed(v) => V::Ref(v),
+                    Cow::Owned(v) => V::Own(v),
+                }
             }
             Fast::Filter(name, subject, args) => {
                 let subject = tri!(subject.eval(scope));
@@ -372,9 +387,7 @@ fn walk<'a>(mut cur: V<'a>, steps: &[Step]) -> V<'a> {
     for s in steps {
         cur = match cur {
             V::Ref(v) => match (s, v) {
-                (Step::Key(k), Value::Object(m)) => {
-                    m.get(k.as_str()).map(V::Ref).unwrap_or(V::Undef)
-                }
+                (Step::Key(k), Value::Object(m)) => field(m, k).map(V::Ref).unwrap_or(V::Undef),
                 (Step::Index(i), Value::Array(a)) => a.get(*i).map(V::Ref).unwrap_or(V::Undef),
                 _ => V::Undef,
             },
@@ -412,24 +425,32 @@ fn number_text(n: &serde_json::Number) -> String {
     }
 }
 
-/// Text for `~`, as minijinja prints the value; `None` for values it prints unlike JSON.
-fn display(v: &V) -> Option<String> {
-    Some(match v.get() {
-        None => String::new(),
-        Some(Value::Null) => "None".into(),
-        Some(Value::Bool(b)) => if *b { "True" } else { "False" }.into(),
-        Some(Value::Number(n)) => number_text(n),
-        Some(Value::String(s)) => s.clone(),
+/// Text for `~`, as minijinja prints the value; `None` for values it prints unlike JSON. A
+/// computed string is taken, not copied.
+fn display(v: V<'_>) -> Option<Cow<'_, str>> {
+    match v {
+        V::Ref(Value::String(s)) => return Some(Cow::Borrowed(s)),
+        V::Own(Value::String(s)) => return Some(Cow::Owned(s)),
+        _ => {}
+    }
+    Some(Cow::Borrowed(match v.get() {
+        None => "",
+        Some(Value::Null) => "None",
+        Some(Value::Bool(true)) => "True",
+        Some(Value::Bool(false)) => "False",
+        Some(Value::Number(n)) => return Some(Cow::Owned(number_text(n))),
         Some(_) => return None,
-    })
+    }))
 }
 
-/// A key for `ref()`/`lookup()`: `Some(None)` for no key, `None` to fall back.
-fn key_of(v: &V) -> Option<Option<String>> {
+/// A key for `ref()`/`lookup()`: `Some(None)` for no key, `None` to fall back. A string key is
+/// borrowed.
+fn key_of<'v>(v: &'v V) -> Option<Option<Cow<'v, str>>> {
     match v.get() {
         None | Some(Value::Null) => Some(None),
         Some(Value::Array(_)) | Some(Value::Object(_)) => None,
-        Some(other) => Some(key_text_json(other)),
+        Some(Value::String(s)) => Some(Some(Cow::Borrowed(s))),
+        Some(other) => Some(key_text_json(other).map(Cow::Owned)),
     }
 }
 

@@ -137,7 +137,7 @@ impl JsonPath {
         if let Some(keys) = &self.simple {
             let mut cur = root;
             for k in keys {
-                match cur.get(k) {
+                match cur.as_object().and_then(|m| template::field(m, k)) {
                     Some(v) => cur = v,
                     None => return Matches::General(Vec::new()),
                 }

@@ -5,6 +5,7 @@
 //! whose minijinja value keeps its type; or an interpolation (text with `{{ }}` parts), which is
 //! always a string. Statements (`{% %}`) are not part of the language.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock, Mutex};
 
@@ -16,7 +17,7 @@ use serde_json::Value;
 use super::filters::{BUILTIN_FILTERS, rbtx_filter, urlencode};
 pub use super::filters::{RBTX_FILTERS, call_filter, decimal, from_decimal};
 pub use super::scope::{Scope, Var};
-pub(crate) use super::scope::{number, parse_normalized_path};
+pub(crate) use super::scope::{field, number, parse_normalized_path};
 
 /// Words of the expression language that may precede `(` without being calls.
 const KEYWORDS: &[&str] = &["and", "or", "not", "if", "else", "in", "is"];
@@ -145,23 +146,25 @@ fn lookup_fn(state: &State, table: &str, key: MjValue) -> Result<MjValue, MjErro
         // No key, no value: the field is left out.
         return Ok(MjValue::UNDEFINED);
     };
-    lookup_value(&rt, table, &k)
+    lookup_in(&rt, table, &k)
         .map(|v| mj(&v))
         .map_err(|m| MjError::new(ErrorKind::InvalidOperation, m))
 }
 
-/// The value of lookup `table` at `key`: the mapping's static tables first, then the API ones.
-pub fn lookup_value(rt: &RecordRt, table: &str, k: &str) -> Result<Value, String> {
+/// The value of lookup `table` at `key`: the mapping's static tables first (borrowed from the
+/// plan), then the API ones.
+pub fn lookup_in<'r>(rt: &'r RecordRt, table: &str, k: &str) -> Result<Cow<'r, Value>, String> {
     if let Some(t) = rt.statics.get(table) {
         return t
             .entries
             .get(k)
             .or(t.default.as_ref())
-            .cloned()
+            .map(Cow::Borrowed)
             .ok_or_else(|| format!("lookup `{table}` has no entry for `{k}` and no default"));
     }
     rt.resolver
         .lookup(table, k)
+        .map(Cow::Owned)
         .ok_or_else(|| format!("lookup `{table}` has no entry for `{k}`"))
 }
 
@@ -725,7 +728,7 @@ fn lookup_path<'a>(scope: &Scope<'a>, var: &str, steps: &[Step]) -> Option<&'a V
     let mut cur: &'a Value = scope.var(var)?.value;
     for s in steps {
         cur = match (s, cur) {
-            (Step::Key(k), Value::Object(m)) => m.get(k)?,
+            (Step::Key(k), Value::Object(m)) => field(m, k)?,
             (Step::Index(i), Value::Array(a)) => a.get(*i)?,
             _ => return None,
         };
