@@ -11,6 +11,7 @@ use minijinja::machinery::parse_expr;
 use minijinja::value::Value as MjValue;
 use serde_json::Value;
 
+use super::filters::decimal_filter_json;
 use super::scope::field;
 use super::template::{EvalError, RecordRt, Scope, Step, call_filter, key_text_json, lookup_in};
 
@@ -328,17 +329,26 @@ impl Fast {
             }
             Fast::Filter(name, subject, args) => {
                 let subject = tri!(subject.eval(scope));
-                let mut mj_args = Vec::with_capacity(args.len() + 1);
-                mj_args.push(tri!(Ok::<_, EvalError>(to_mj(&subject))));
-                for a in args {
-                    let a = tri!(a.eval(scope));
-                    mj_args.push(tri!(Ok::<_, EvalError>(to_mj(&a))));
-                }
-                let out = call_filter(name, &mj_args).map_err(EvalError)?;
-                if out.is_undefined() {
-                    V::Undef
+                // Money on JSON numbers is computed directly: the common case in mappings.
+                if let (Some(Value::Number(x)), [arg]) = (subject.get(), &args[..]) {
+                    let arg = tri!(arg.eval(scope));
+                    if let Some(Value::Number(y)) = arg.get()
+                        && let Some(v) = decimal_filter_json(name, x, y)
+                    {
+                        V::Own(v)
+                    } else {
+                        let x = tri!(Ok::<_, EvalError>(to_mj(&subject)));
+                        let y = tri!(Ok::<_, EvalError>(to_mj(&arg)));
+                        tri!(call(name, &[x, y]))
+                    }
                 } else {
-                    V::Own(serde_json::to_value(&out).map_err(|e| EvalError(e.to_string()))?)
+                    let mut mj_args = Vec::with_capacity(args.len() + 1);
+                    mj_args.push(tri!(Ok::<_, EvalError>(to_mj(&subject))));
+                    for a in args {
+                        let a = tri!(a.eval(scope));
+                        mj_args.push(tri!(Ok::<_, EvalError>(to_mj(&a))));
+                    }
+                    tri!(call(name, &mj_args))
                 }
             }
             Fast::Test(name, e, _) => {
@@ -501,6 +511,16 @@ fn compare(l: &V, op: Cmp, r: &V) -> Option<bool> {
             Some(if matches!(op, Cmp::In) { found } else { !found })
         }
     }
+}
+
+/// Filter `name` through the implementation templates use.
+fn call<'a>(name: &str, mj_args: &[MjValue]) -> R<'a> {
+    let out = call_filter(name, mj_args).map_err(EvalError)?;
+    Ok(Ok(if out.is_undefined() {
+        V::Undef
+    } else {
+        V::Own(serde_json::to_value(&out).map_err(|e| EvalError(e.to_string()))?)
+    }))
 }
 
 /// A scalar as a minijinja value, for the filters both paths share.
