@@ -9,7 +9,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::plan::template::{Out, RecordRt, Resolver, Scope, Step, Template, Var, text_of};
+use crate::plan::template::{Memo, Out, RecordRt, Resolver, Scope, Step, Template, Var, text_of};
 use crate::plan::{Matches, Node, NodeKind, Plan};
 
 /// A request the engine wants sent.
@@ -427,6 +427,7 @@ fn render<'a>(
             var,
             item: each,
             join,
+            memo_slots,
         } => {
             let base = if path.relative {
                 item.cloned()
@@ -451,12 +452,16 @@ fn render<'a>(
                 }
             };
             let indexes: Vec<Value> = (0..items.len()).map(Value::from).collect();
+            let memo: Vec<Memo> = (0..*memo_slots).map(|_| Memo::new()).collect();
             let mut out = Vec::with_capacity(items.len());
             for (i, this) in items.into_iter().enumerate() {
-                let inner = scope.with(vec![
-                    (var.as_str(), this.clone()),
-                    ("index", Var::scalar(&indexes[i])),
-                ]);
+                let inner = scope.with(
+                    vec![
+                        (var.as_str(), this.clone()),
+                        ("index", Var::scalar(&indexes[i])),
+                    ],
+                    &memo,
+                );
                 if let Some(v) = render(ctx, each, &inner, Some(&this), &At::Index(field, i))? {
                     out.push(v);
                 }
@@ -539,5 +544,67 @@ impl Resolver for PlaceholderResolver {
                 .lookup(table, key)
                 .unwrap_or_else(|| Value::String(format!("<{table}[{key}]>"))),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(yaml: &str) -> Plan {
+        let doc = crate::spec::Document::parse(std::path::Path::new("test.yaml"), yaml.into())
+            .unwrap_or_else(|d| panic!("{}", d.message));
+        let (plan, diags, _) = crate::plan::compile(&doc);
+        assert!(diags.is_empty(), "{diags:?}");
+        plan.unwrap_or_else(|| panic!("does not compile"))
+    }
+
+    #[test]
+    fn loop_invariant_parts_are_shared_by_the_items_of_their_own_loop_only() {
+        // Several memoized parts in different objects of one loop, a nested loop whose own
+        // invariants depend on the outer item, and `index` shadowed by the inner loop.
+        let plan = plan(
+            r#"
+version: 1
+entity: order
+direction: rackbeat_to_tripletex
+source: { get: "/orders/{{ key }}", key: "{{ source.number }}" }
+target: { natural_key: number, find: { path: /order }, create: { method: POST, path: /order } }
+body:
+  number: "{{ source.number }}"
+  lines:
+    $for_each: $.lines[*]
+    $as: line
+    $when: "line.qty or source.keep_empty"
+    c: "{{ source.number ~ '!' }}"
+    a: { x: "{{ (source.zone or 'home') ~ ':' ~ line.qty }}" }
+    b: { y: "{{ source.currency | default('NOK') | lower }}", n: "{{ source.number ~ '/' ~ index }}" }
+    parts:
+      $for_each: "@.parts[*]"
+      $as: part
+      p: "{{ line.name ~ '-' ~ part }}"
+      q: "{{ (source.zone or 'home') ~ '+' ~ line.name }}"
+      i: "{{ 'i' ~ index }}"
+"#,
+        );
+        let source = serde_json::json!({"number": 7, "currency": "EUR", "lines": [
+            {"qty": 1, "name": "a", "parts": ["x", "y"]},
+            {"qty": 0, "name": "b", "parts": ["w"]},
+            {"qty": 2, "name": "c", "parts": ["z"]},
+        ]});
+        let applied = plan.apply(&source, None, Arc::new(NoResolver));
+        let body = applied.ok().and_then(|a| a.body().cloned());
+        assert_eq!(
+            body,
+            Some(serde_json::json!({"number": 7, "lines": [
+                {"c": "7!", "a": {"x": "home:1"}, "b": {"y": "eur", "n": "7/0"}, "parts": [
+                    {"p": "a-x", "q": "home+a", "i": "i0"},
+                    {"p": "a-y", "q": "home+a", "i": "i1"},
+                ]},
+                {"c": "7!", "a": {"x": "home:2"}, "b": {"y": "eur", "n": "7/2"}, "parts": [
+                    {"p": "c-z", "q": "home+c", "i": "i0"},
+                ]},
+            ]}))
+        );
     }
 }

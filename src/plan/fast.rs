@@ -19,7 +19,10 @@ use super::template::{EvalError, RecordRt, Scope, Step, call_filter, key_text_js
 #[derive(Debug)]
 pub enum Fast {
     Const(Value),
-    Path { var: String, steps: Vec<Step> },
+    Path {
+        var: String,
+        steps: Vec<Step>,
+    },
     Attr(Box<Fast>, Step),
     Slice(Box<Fast>, Option<i64>, Option<i64>),
     Not(Box<Fast>),
@@ -33,6 +36,9 @@ pub enum Fast {
     Filter(String, Box<Fast>, Vec<Fast>),
     Test(String, Box<Fast>, bool),
     List(Vec<Fast>),
+    /// A part that is the same for every item of the enclosing `$for_each`: computed for the
+    /// first item that needs it, then read from the loop's memo slot.
+    Memo(usize, Box<Fast>),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -69,10 +75,54 @@ const FILTERS: &[&str] = &[
 ];
 const TESTS: &[&str] = &["number", "none", "defined", "undefined", "string"];
 
-/// Compiles `src` if every part of it is supported.
-pub fn compile(src: &str) -> Option<Fast> {
+/// An expression's place inside a `$for_each`: the variables that keep their value from one item
+/// to the next, and the loop's memo slots handed out so far.
+pub struct Loop<'v> {
+    pub invariant: Vec<&'v str>,
+    pub slots: usize,
+}
+
+/// Compiles `src` if every part of it is supported. Inside a loop, the parts that do not depend
+/// on the item are memoized.
+pub fn compile(src: &str, lp: Option<&mut Loop>) -> Option<Fast> {
     let ast = parse_expr(src).ok()?;
-    build(&ast)
+    let f = build(&ast)?;
+    Some(match lp {
+        Some(lp) => hoist(f, lp),
+        None => f,
+    })
+}
+
+/// Wraps the largest parts of `f` that read only loop-invariant variables in [`Fast::Memo`].
+/// Constants and plain paths are left alone: reading them costs no more than the memo.
+fn hoist(f: Fast, lp: &mut Loop) -> Fast {
+    let mut vars = Vec::new();
+    f.vars(&mut vars);
+    let composite = !matches!(f, Fast::Const(_) | Fast::Path { .. });
+    if composite && !vars.is_empty() && vars.iter().all(|v| lp.invariant.contains(v)) {
+        lp.slots += 1;
+        return Fast::Memo(lp.slots - 1, Box::new(f));
+    }
+    let mut h = |b: Box<Fast>| Box::new(hoist(*b, lp));
+    match f {
+        Fast::Attr(b, s) => Fast::Attr(h(b), s),
+        Fast::Slice(b, x, y) => Fast::Slice(h(b), x, y),
+        Fast::Not(b) => Fast::Not(h(b)),
+        Fast::And(l, r) => Fast::And(h(l), h(r)),
+        Fast::Or(l, r) => Fast::Or(h(l), h(r)),
+        Fast::Concat(l, r) => Fast::Concat(h(l), h(r)),
+        Fast::Cmp(l, op, r) => Fast::Cmp(h(l), op, h(r)),
+        Fast::If(t, a, b) => Fast::If(h(t), h(a), b.map(h)),
+        Fast::Ref(e, k) => Fast::Ref(e, h(k)),
+        Fast::Lookup(t, k) => Fast::Lookup(t, h(k)),
+        Fast::Filter(n, s, args) => {
+            let s = h(s);
+            Fast::Filter(n, s, args.into_iter().map(|a| hoist(a, lp)).collect())
+        }
+        Fast::Test(n, e, b) => Fast::Test(n, h(e), b),
+        Fast::List(items) => Fast::List(items.into_iter().map(|i| hoist(i, lp)).collect()),
+        other @ (Fast::Const(_) | Fast::Path { .. } | Fast::Memo(..)) => other,
+    }
 }
 
 fn build(e: &Expr) -> Option<Fast> {
@@ -243,6 +293,34 @@ macro_rules! tri {
 }
 
 impl Fast {
+    /// The variables this expression reads.
+    fn vars<'s>(&'s self, out: &mut Vec<&'s str>) {
+        match self {
+            Fast::Const(_) => {}
+            Fast::Path { var, .. } => out.push(var),
+            Fast::Attr(b, _) | Fast::Slice(b, ..) | Fast::Not(b) | Fast::Test(_, b, _) => {
+                b.vars(out)
+            }
+            Fast::Ref(_, b) | Fast::Lookup(_, b) | Fast::Memo(_, b) => b.vars(out),
+            Fast::And(l, r) | Fast::Or(l, r) | Fast::Concat(l, r) | Fast::Cmp(l, _, r) => {
+                l.vars(out);
+                r.vars(out);
+            }
+            Fast::If(t, a, b) => {
+                t.vars(out);
+                a.vars(out);
+                if let Some(b) = b {
+                    b.vars(out);
+                }
+            }
+            Fast::Filter(_, s, args) => {
+                s.vars(out);
+                args.iter().for_each(|a| a.vars(out));
+            }
+            Fast::List(items) => items.iter().for_each(|i| i.vars(out)),
+        }
+    }
+
     pub fn eval<'a>(&'a self, scope: &Scope<'a>) -> R<'a> {
         Ok(Ok(match self {
             Fast::Const(v) => V::Ref(v),
@@ -362,6 +440,24 @@ impl Fast {
                     _ => return Ok(Err(Fallback)),
                 };
                 V::Own(Value::Bool(b))
+            }
+            Fast::Memo(slot, e) => {
+                let Some(cell) = scope.memo(*slot) else {
+                    return e.eval(scope);
+                };
+                if let Some(v) = cell.get() {
+                    return Ok(Ok(v.as_ref().map_or(V::Undef, V::Ref)));
+                }
+                let v = tri!(e.eval(scope));
+                // A whole object or list is left uncopied: it is only read, and reading it again
+                // costs less than a copy.
+                if matches!(v.get(), Some(Value::Object(_) | Value::Array(_))) {
+                    return Ok(Ok(v));
+                }
+                match cell.get_or_init(|| v.into_json()) {
+                    Some(v) => V::Ref(v),
+                    None => V::Undef,
+                }
             }
             Fast::List(items) => {
                 let mut out = Vec::with_capacity(items.len());

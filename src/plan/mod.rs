@@ -20,7 +20,7 @@ use crate::spec::yaml::{escape_pointer, field_path};
 use crate::spec::{
     Code, Connection, DIRECTIVES, Diagnostic, Direction, Document, Lookup, Mapping, WriteMethod,
 };
-use template::{ProblemKind, StaticTable, Template, TemplateProblem, Uses};
+use template::{Loop, ProblemKind, StaticTable, Template, TemplateProblem, Uses};
 
 /// A compiled mapping.
 #[derive(Debug)]
@@ -223,6 +223,8 @@ pub enum NodeKind {
         var: String,
         item: Box<Node>,
         join: Option<String>,
+        /// How many loop-invariant values the item's templates memoize (`Fast::Memo`).
+        memo_slots: usize,
     },
 }
 
@@ -493,6 +495,8 @@ pub struct Cx<'a> {
     salvaged: bool,
     refs: Vec<RefUse>,
     lookups_used: Vec<(String, String)>,
+    /// Memo slots handed out so far in the `$for_each` being compiled.
+    memo_slots: usize,
 }
 
 impl<'a> Cx<'a> {
@@ -503,6 +507,7 @@ impl<'a> Cx<'a> {
             salvaged: false,
             refs: Vec::new(),
             lookups_used: Vec::new(),
+            memo_slots: 0,
         }
     }
 
@@ -868,9 +873,30 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// Inside a `$for_each` (whose item and `index` are the last two variables), the variables
+    /// that keep their value from one item to the next.
+    fn loop_of<'v>(&self, vars: &[&'v str]) -> Option<Loop<'v>> {
+        let [outer @ .., item, index] = vars else {
+            return None;
+        };
+        (*index == "index").then(|| Loop {
+            invariant: outer
+                .iter()
+                .copied()
+                .filter(|v| v != item && v != index)
+                .collect(),
+            slots: self.memo_slots,
+        })
+    }
+
     fn template(&mut self, src: &str, pointer: &str, vars: &[&str]) -> Option<Template> {
         let mut uses = Uses::default();
-        match template::compile(src, vars, &mut uses) {
+        let mut lp = self.loop_of(vars);
+        let compiled = template::compile(src, vars, &mut uses, lp.as_mut());
+        if let Some(lp) = lp {
+            self.memo_slots = lp.slots;
+        }
+        match compiled {
             Ok(t) => {
                 self.note_uses(uses, pointer);
                 Some(t)
@@ -900,7 +926,12 @@ impl<'a> Cx<'a> {
             return None;
         }
         let mut uses = Uses::default();
-        match template::compile_expr(inner, vars, &mut uses) {
+        let mut lp = self.loop_of(vars);
+        let compiled = template::compile_expr(inner, vars, &mut uses, lp.as_mut());
+        if let Some(lp) = lp {
+            self.memo_slots = lp.slots;
+        }
+        match compiled {
             Ok(t) => {
                 self.note_uses(uses, pointer);
                 Some(t)
@@ -1365,6 +1396,12 @@ impl<'a> Cx<'a> {
             }
             None => (false, String::new()),
         };
+        // A loop numbers its memo slots from zero; the enclosing loop's count resumes after it.
+        let outer_slots = if var_pushed {
+            std::mem::take(&mut self.memo_slots)
+        } else {
+            self.memo_slots
+        };
         let vars: Vec<String> = scope.clone();
         let vars_ref: Vec<&str> = vars.iter().map(String::as_str).collect();
         let when = match &when_src {
@@ -1373,6 +1410,9 @@ impl<'a> Cx<'a> {
                 if t.is_none() {
                     if var_pushed {
                         scope.truncate(scope.len() - 2);
+                    }
+                    if var_pushed {
+                        self.memo_slots = outer_slots;
                     }
                     return None;
                 }
@@ -1402,6 +1442,11 @@ impl<'a> Cx<'a> {
         if var_pushed {
             scope.truncate(scope.len() - 2);
         }
+        let memo_slots = if var_pushed {
+            std::mem::replace(&mut self.memo_slots, outer_slots)
+        } else {
+            0
+        };
         let inner = inner?;
         match for_each {
             Some(path) => {
@@ -1418,6 +1463,7 @@ impl<'a> Cx<'a> {
                             kind: inner.kind,
                         }),
                         join,
+                        memo_slots,
                     },
                 })
             }

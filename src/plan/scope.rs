@@ -252,7 +252,12 @@ pub struct Scope<'a> {
     parent: Option<&'a Scope<'a>>,
     rt: &'a Arc<RecordRt>,
     ctx: std::sync::OnceLock<MjValue>,
+    /// The enclosing loop's values that are the same for every item (see `Fast::Memo`).
+    memo: &'a [Memo],
 }
+
+/// One loop-invariant value, computed once per loop; `None` inside is an undefined value.
+pub type Memo = std::cell::OnceCell<Option<Value>>;
 
 impl<'a> Scope<'a> {
     pub fn new(vars: Vec<(&'a str, Var<'a>)>, rt: &'a Arc<RecordRt>) -> Scope<'a> {
@@ -261,21 +266,27 @@ impl<'a> Scope<'a> {
             parent: None,
             rt,
             ctx: std::sync::OnceLock::new(),
+            memo: &[],
         }
     }
 
-    /// This scope plus more variables (a loop item).
-    pub fn with<'b>(&'b self, extra: Vec<(&'b str, Var<'b>)>) -> Scope<'b> {
+    /// This scope plus more variables (a loop item), with that loop's memo.
+    pub fn with<'b>(&'b self, extra: Vec<(&'b str, Var<'b>)>, memo: &'b [Memo]) -> Scope<'b> {
         Scope {
             vars: extra,
             parent: Some(self),
             rt: self.rt,
             ctx: std::sync::OnceLock::new(),
+            memo,
         }
     }
 
     pub fn rt(&self) -> &'a Arc<RecordRt> {
         self.rt
+    }
+
+    pub(crate) fn memo(&self, slot: usize) -> Option<&'a Memo> {
+        self.memo.get(slot)
     }
 
     pub fn var(&self, name: &str) -> Option<&Var<'a>> {

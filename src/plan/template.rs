@@ -14,9 +14,10 @@ use minijinja::value::{Object, Value as MjValue};
 use minijinja::{Environment, Error as MjError, ErrorKind, Expression, State, UndefinedBehavior};
 use serde_json::Value;
 
+pub use super::fast::Loop;
 use super::filters::{BUILTIN_FILTERS, rbtx_filter, urlencode};
 pub use super::filters::{RBTX_FILTERS, call_filter, decimal, from_decimal};
-pub use super::scope::{Scope, Var};
+pub use super::scope::{Memo, Scope, Var};
 pub(crate) use super::scope::{field, number, parse_normalized_path};
 
 /// Words of the expression language that may precede `(` without being calls.
@@ -262,11 +263,13 @@ pub struct Uses {
     pub lookups: BTreeSet<String>,
 }
 
-/// Compiles one template string. `vars` are the variables in scope.
+/// Compiles one template string. `vars` are the variables in scope; `lp` says which of them keep
+/// their value across the items of the enclosing `$for_each`, if there is one.
 pub fn compile(
     src: &str,
     vars: &[&str],
     uses: &mut Uses,
+    mut lp: Option<&mut Loop>,
 ) -> Result<Template, Vec<TemplateProblem>> {
     if !src.contains("{{") && !src.contains("{%") && !src.contains("{#") {
         return Ok(Template::Const(Value::String(src.to_string())));
@@ -319,7 +322,7 @@ pub fn compile(
     for p in pieces {
         match p {
             Piece::Text(t) => compiled.push(Part::Text(t)),
-            Piece::Expr(e, at) => match compile_expr(&e, vars, uses) {
+            Piece::Expr(e, at) => match compile_expr(&e, vars, uses, lp.as_deref_mut()) {
                 Ok(t) => compiled.push(Part::Value(t)),
                 Err(ps) => problems.extend(ps.into_iter().map(|mut p| {
                     p.offset = Some(at + p.offset.unwrap_or(0));
@@ -369,6 +372,7 @@ pub fn compile_expr(
     src: &str,
     vars: &[&str],
     uses: &mut Uses,
+    lp: Option<&mut Loop>,
 ) -> Result<Template, Vec<TemplateProblem>> {
     let mut problems = Vec::new();
     let tokens: Vec<Token> =
@@ -435,7 +439,7 @@ pub fn compile_expr(
         return Ok(Template::Path { var, steps });
     }
     Ok(Template::Expr {
-        fast: super::fast::compile(src),
+        fast: super::fast::compile(src, lp),
         expr: Box::new(expr),
     })
 }
@@ -811,19 +815,19 @@ mod tests {
     fn plain_paths_skip_the_engine() {
         let mut u = Uses::default();
         assert!(matches!(
-            compile("{{ source.group.vat_domestic }}", &["source"], &mut u),
+            compile("{{ source.group.vat_domestic }}", &["source"], &mut u, None),
             Ok(Template::Path { .. })
         ));
         assert!(matches!(
-            compile("{{ source.lines[0] }}", &["source"], &mut u),
+            compile("{{ source.lines[0] }}", &["source"], &mut u, None),
             Ok(Template::Path { .. })
         ));
         assert!(matches!(
-            compile("{{ source.a or 1 }}", &["source"], &mut u),
+            compile("{{ source.a or 1 }}", &["source"], &mut u, None),
             Ok(Template::Expr { .. })
         ));
         assert!(matches!(
-            compile("n {{ source.a }}", &["source"], &mut u),
+            compile("n {{ source.a }}", &["source"], &mut u, None),
             Ok(Template::Interp(_))
         ));
     }
