@@ -257,7 +257,7 @@ pub enum V<'a> {
 }
 
 impl V<'_> {
-    fn get(&self) -> Option<&Value> {
+    pub(crate) fn get(&self) -> Option<&Value> {
         match self {
             V::Undef => None,
             V::Ref(v) => Some(v),

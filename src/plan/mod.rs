@@ -35,7 +35,7 @@ pub struct Plan {
     pub target: TargetPlan,
     pub statics: Arc<HashMap<String, StaticTable>>,
     pub api_lookups: Vec<ApiLookup>,
-    pub body: Vec<(String, Node)>,
+    pub body: Fields,
     /// Entities this mapping references through `ref()`: synced first when missing.
     pub depends_on: BTreeSet<String>,
 }
@@ -68,6 +68,20 @@ pub struct WritePlan {
     pub method: WriteMethod,
     pub path: Template,
     pub query: Vec<(String, Template)>,
+    /// The path or the query reads `body`: the engine parses the rendered body for them.
+    pub reads_body: bool,
+}
+
+impl WritePlan {
+    fn new(method: WriteMethod, path: Template, query: Vec<(String, Template)>) -> WritePlan {
+        let reads_body = path.reads("body") || query.iter().any(|(_, t)| t.reads("body"));
+        WritePlan {
+            method,
+            path,
+            query,
+            reads_body,
+        }
+    }
 }
 
 /// An API lookup table the engine loads once per tenant.
@@ -216,7 +230,7 @@ pub struct Node {
 #[derive(Debug)]
 pub enum NodeKind {
     Value(Template),
-    Object(Vec<(String, Node)>),
+    Object(Fields),
     List(Vec<Node>),
     ForEach {
         path: JsonPath,
@@ -226,6 +240,43 @@ pub enum NodeKind {
         /// How many loop-invariant values the item's templates memoize (`Fast::Memo`).
         memo_slots: usize,
     },
+}
+
+/// The fields of an object node, in order, each with its key as JSON (`"name":`), ready to be
+/// written into a body.
+#[derive(Debug)]
+pub struct Fields {
+    fields: Vec<(String, Node)>,
+    json_keys: Vec<String>,
+}
+
+impl Fields {
+    pub fn new(fields: Vec<(String, Node)>) -> Fields {
+        let json_keys = fields
+            .iter()
+            .map(|(k, _)| format!("{}:", Value::String(k.clone())))
+            .collect();
+        Fields { fields, json_keys }
+    }
+
+    pub fn json_keys(&self) -> &[String] {
+        &self.json_keys
+    }
+}
+
+impl std::ops::Deref for Fields {
+    type Target = [(String, Node)];
+    fn deref(&self) -> &Self::Target {
+        &self.fields
+    }
+}
+
+impl<'a> IntoIterator for &'a Fields {
+    type Item = &'a (String, Node);
+    type IntoIter = std::slice::Iter<'a, (String, Node)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.fields.iter()
+    }
 }
 
 /// Everything the loader found: the plans that compiled, and every problem.
@@ -1231,11 +1282,7 @@ impl<'a> Cx<'a> {
             return None;
         };
         let update = match update {
-            Some((method, Some(path), query)) => Some(WritePlan {
-                method,
-                path,
-                query,
-            }),
+            Some((method, Some(path), query)) => Some(WritePlan::new(method, path, query)),
             Some((_, None, _)) => return None,
             None => None,
         };
@@ -1260,16 +1307,12 @@ impl<'a> Cx<'a> {
                     query: find_query,
                     matches: find_matches,
                 },
-                create: WritePlan {
-                    method: m.target.create.method,
-                    path: create_path,
-                    query: create_query,
-                },
+                create: WritePlan::new(m.target.create.method, create_path, create_query),
                 update,
             },
             statics: Arc::new(statics),
             api_lookups,
-            body,
+            body: Fields::new(body),
             depends_on,
         })
     }
@@ -1436,7 +1479,7 @@ impl<'a> Cx<'a> {
             }
             ok.then_some(Node {
                 when: None,
-                kind: NodeKind::Object(out),
+                kind: NodeKind::Object(Fields::new(out)),
             })
         };
         if var_pushed {

@@ -654,6 +654,55 @@ impl Template {
         }
     }
 
+    /// Writes the value as JSON at the end of `out`, reading the record in place; `false` when it
+    /// is none or undefined and nothing was written. The same value as [`Template::eval`].
+    pub fn write_json(&self, scope: &Scope, out: &mut Vec<u8>) -> Result<bool, EvalError> {
+        let write = |out: &mut Vec<u8>, v: &Value| {
+            serde_json::to_writer(out, v)
+                .map(|()| true)
+                .map_err(|e| EvalError(e.to_string()))
+        };
+        match self {
+            Template::Path { var, steps } => match lookup_path(scope, var, steps) {
+                Some(Value::Null) | None => Ok(false),
+                Some(v) => write(out, v),
+            },
+            Template::Expr {
+                fast: Some(f),
+                expr,
+            } if !CROSS_CHECK.load(std::sync::atomic::Ordering::Relaxed) => {
+                let out_value = match f.eval(scope)? {
+                    Ok(v) => match v.get() {
+                        None | Some(Value::Null) => return Ok(false),
+                        Some(v) => return write(out, v),
+                    },
+                    Err(_) => slow_eval(expr, scope)?,
+                };
+                match out_value {
+                    Out::Absent => Ok(false),
+                    Out::Value(v) => write(out, &v),
+                }
+            }
+            _ => match self.eval(scope)? {
+                Out::Absent => Ok(false),
+                Out::Value(v) => write(out, &v),
+            },
+        }
+    }
+
+    /// Whether the template reads variable `var`.
+    pub fn reads(&self, var: &str) -> bool {
+        match self {
+            Template::Const(_) => false,
+            Template::Path { var: v, .. } => v == var,
+            Template::Expr { expr, .. } => expr.undeclared_variables(false).contains(var),
+            Template::Interp(parts) => parts.iter().any(|p| match p {
+                Part::Text(_) => false,
+                Part::Value(t) => t.reads(var),
+            }),
+        }
+    }
+
     /// Truthiness, the way Jinja sees it, for `when` conditions.
     pub fn eval_bool(&self, scope: &Scope) -> Result<bool, EvalError> {
         // Read in place where possible: a condition needs no copy of the value it tests.
