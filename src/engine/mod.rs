@@ -415,8 +415,9 @@ fn request_query(
     field: &str,
 ) -> Result<IndexMap<String, String>, RecordError> {
     let mut out = IndexMap::new();
+    let root = At::Root(field);
     for (k, t) in q {
-        if let Out::Value(v) = ctx.eval(t, scope, &format!("{field}.{k}"))? {
+        if let Out::Value(v) = ctx.eval(t, scope, &At::Field(&root, k))? {
             out.insert(k.clone(), text_of(&v));
         }
     }

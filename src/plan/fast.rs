@@ -331,9 +331,17 @@ impl Fast {
             Fast::Attr(base, step) => walk(tri!(base.eval(scope)), std::slice::from_ref(step)),
             Fast::Slice(base, start, stop) => match tri!(base.eval(scope)).get() {
                 Some(Value::String(s)) => {
-                    let chars: Vec<char> = s.chars().collect();
-                    let (a, b) = bounds(chars.len(), *start, *stop);
-                    V::Own(Value::String(chars[a..b].iter().collect()))
+                    // Bounds count characters; past the end is the end.
+                    let at = |bound: Option<i64>, none: usize| match bound {
+                        None => none,
+                        Some(i) => usize::try_from(i)
+                            .ok()
+                            .and_then(|i| s.char_indices().nth(i))
+                            .map_or(s.len(), |(at, _)| at),
+                    };
+                    let a = at(*start, 0);
+                    let b = at(*stop, s.len()).max(a);
+                    V::Own(Value::String(s.get(a..b).unwrap_or_default().to_string()))
                 }
                 _ => return Ok(Err(Fallback)),
             },
@@ -348,19 +356,21 @@ impl Fast {
             }
             Fast::Concat(l, r) => {
                 let (l, r) = (tri!(l.eval(scope)), tri!(r.eval(scope)));
-                let (Some(a), Some(b)) = (display(l), display(r)) else {
-                    return Ok(Err(Fallback));
-                };
                 // A string the left side computed grows in place: `a ~ b ~ c` builds one string.
-                let mut s = match a {
-                    Cow::Owned(s) => s,
-                    Cow::Borrowed(a) => {
-                        let mut s = String::with_capacity(a.len() + b.len());
-                        s.push_str(a);
+                let mut s = match l {
+                    V::Own(Value::String(s)) => s,
+                    l => {
+                        let left = l.get().and_then(Value::as_str).map_or(0, str::len);
+                        let mut s = String::with_capacity(left + 16);
+                        if !push_text(&mut s, &l) {
+                            return Ok(Err(Fallback));
+                        }
                         s
                     }
                 };
-                s.push_str(&b);
+                if !push_text(&mut s, &r) {
+                    return Ok(Err(Fallback));
+                }
                 V::Own(Value::String(s))
             }
             Fast::Cmp(l, op, r) => {
@@ -406,27 +416,34 @@ impl Fast {
                 }
             }
             Fast::Filter(name, subject, args) => {
-                let subject = tri!(subject.eval(scope));
-                // Money on JSON numbers is computed directly: the common case in mappings.
-                if let (Some(Value::Number(x)), [arg]) = (subject.get(), &args[..]) {
-                    let arg = tri!(arg.eval(scope));
-                    if let Some(Value::Number(y)) = arg.get()
-                        && let Some(v) = decimal_filter_json(name, x, y)
-                    {
-                        V::Own(v)
-                    } else {
-                        let x = tri!(Ok::<_, EvalError>(to_mj(&subject)));
-                        let y = tri!(Ok::<_, EvalError>(to_mj(&arg)));
-                        tri!(call(name, &[x, y]))
+                let mut subject = tri!(subject.eval(scope));
+                // Filters take scalars; anything else goes to minijinja before the arguments
+                // are evaluated, as it did.
+                if matches!(subject.get(), Some(Value::Array(_) | Value::Object(_))) {
+                    return Ok(Err(Fallback));
+                }
+                // Filters seldom take more than two arguments: those need no allocation.
+                let (mut small, mut large) = ([V::Undef, V::Undef], Vec::new());
+                let vals: &mut [V] = if args.len() <= small.len() {
+                    for (slot, a) in small.iter_mut().zip(args) {
+                        *slot = tri!(a.eval(scope));
                     }
+                    &mut small[..args.len()]
                 } else {
-                    let mut mj_args = Vec::with_capacity(args.len() + 1);
-                    mj_args.push(tri!(Ok::<_, EvalError>(to_mj(&subject))));
                     for a in args {
-                        let a = tri!(a.eval(scope));
-                        mj_args.push(tri!(Ok::<_, EvalError>(to_mj(&a))));
+                        large.push(tri!(a.eval(scope)));
                     }
-                    tri!(call(name, &mj_args))
+                    &mut large
+                };
+                match native_filter(name, &mut subject, vals) {
+                    Some(v) => v,
+                    None => {
+                        let mut mj_args = Vec::with_capacity(vals.len() + 1);
+                        for v in std::iter::once(&subject).chain(vals.iter()) {
+                            mj_args.push(tri!(Ok::<_, EvalError>(to_mj(v))));
+                        }
+                        tri!(call(name, &mj_args))
+                    }
                 }
             }
             Fast::Test(name, e, _) => {
@@ -482,13 +499,6 @@ fn note_missing(rt: &Arc<RecordRt>, entity: &str, key: String) {
     }
 }
 
-fn bounds(len: usize, start: Option<i64>, stop: Option<i64>) -> (usize, usize) {
-    let clamp = |i: i64| usize::try_from(i).unwrap_or(0).min(len);
-    let a = start.map(clamp).unwrap_or(0);
-    let b = stop.map(clamp).unwrap_or(len).max(a);
-    (a, b)
-}
-
 fn walk<'a>(mut cur: V<'a>, steps: &[Step]) -> V<'a> {
     for s in steps {
         cur = match cur {
@@ -510,43 +520,41 @@ fn walk<'a>(mut cur: V<'a>, steps: &[Step]) -> V<'a> {
     cur
 }
 
-/// A number as minijinja shows it: whole numbers without a fraction (JSON does not tell 25 from
-/// 25.0, and templates see both as 25).
-fn number_text(n: &serde_json::Number) -> String {
+/// Appends a number as minijinja shows it: whole numbers without a fraction (JSON does not tell
+/// 25 from 25.0, and templates see both as 25). Writing to a `String` cannot fail.
+fn push_number(out: &mut String, n: &serde_json::Number) {
+    use std::fmt::Write;
     if let Some(i) = n.as_i64() {
-        return i.to_string();
+        let _ = write!(out, "{i}");
+        return;
     }
     if let Some(u) = n.as_u64() {
-        return u.to_string();
+        let _ = write!(out, "{u}");
+        return;
     }
     let f = n.as_f64().unwrap_or(f64::NAN);
     if f.fract() == 0.0 && f.abs() < 9.0e15 {
-        return (f as i64).to_string();
+        let _ = write!(out, "{}", f as i64);
+        return;
     }
     let s = f.to_string();
-    if s.contains('.') || s.contains('e') || s.contains("inf") || s.contains("NaN") {
-        s
-    } else {
-        format!("{s}.0")
+    out.push_str(&s);
+    if !(s.contains('.') || s.contains('e') || s.contains("inf") || s.contains("NaN")) {
+        out.push_str(".0");
     }
 }
 
-/// Text for `~`, as minijinja prints the value; `None` for values it prints unlike JSON. A
-/// computed string is taken, not copied.
-fn display(v: V<'_>) -> Option<Cow<'_, str>> {
-    match v {
-        V::Ref(Value::String(s)) => return Some(Cow::Borrowed(s)),
-        V::Own(Value::String(s)) => return Some(Cow::Owned(s)),
-        _ => {}
+/// Appends `v` as minijinja prints it for `~`; `false` for values it prints unlike JSON.
+fn push_text(out: &mut String, v: &V) -> bool {
+    match v.get() {
+        None => {}
+        Some(Value::Null) => out.push_str("None"),
+        Some(Value::Bool(b)) => out.push_str(if *b { "True" } else { "False" }),
+        Some(Value::Number(n)) => push_number(out, n),
+        Some(Value::String(s)) => out.push_str(s),
+        Some(_) => return false,
     }
-    Some(Cow::Borrowed(match v.get() {
-        None => "",
-        Some(Value::Null) => "None",
-        Some(Value::Bool(true)) => "True",
-        Some(Value::Bool(false)) => "False",
-        Some(Value::Number(n)) => return Some(Cow::Owned(number_text(n))),
-        Some(_) => return None,
-    }))
+    true
 }
 
 /// A key for `ref()`/`lookup()`: `Some(None)` for no key, `None` to fall back. A string key is
@@ -607,6 +615,39 @@ fn compare(l: &V, op: Cmp, r: &V) -> Option<bool> {
             Some(if matches!(op, Cmp::In) { found } else { !found })
         }
     }
+}
+
+/// The filters mappings use most, on the JSON values they mostly meet, computed without minijinja
+/// values: decimal arithmetic on numbers, text filters on strings, `default` on non-numbers
+/// (minijinja would turn a whole float into an integer). The same results as the filters, which
+/// the differential test holds them to; `None` leaves the case to the general path, with `x`
+/// and `args` untouched.
+fn native_filter<'a>(name: &str, x: &mut V<'a>, args: &mut [V<'a>]) -> Option<V<'a>> {
+    let scalar = |v: &V| !matches!(v.get(), Some(Value::Array(_) | Value::Object(_)));
+    let text = |v: &V| scalar(v) && !matches!(v.get(), Some(Value::Number(_)));
+    Some(match (name, x.get(), &args[..]) {
+        (_, Some(Value::Number(n)), [y]) => match y.get() {
+            Some(Value::Number(m)) => V::Own(decimal_filter_json(name, n, m)?),
+            _ => return None,
+        },
+        ("trim", Some(Value::String(s)), []) => V::Own(Value::from(s.trim())),
+        ("upper", Some(Value::String(s)), []) => V::Own(Value::from(s.to_uppercase())),
+        ("lower", Some(Value::String(s)), []) => V::Own(Value::from(s.to_lowercase())),
+        ("default" | "d", _, [] | [_] | [_, _])
+            if text(x) && args.first().is_none_or(text) && args.get(1).is_none_or(scalar) =>
+        {
+            let lax = args.get(1).is_some_and(V::truthy);
+            if matches!(x, V::Undef) || (lax && !x.truthy()) {
+                match args.first_mut() {
+                    Some(fallback) => std::mem::replace(fallback, V::Undef),
+                    None => V::Own(Value::from("")),
+                }
+            } else {
+                std::mem::replace(x, V::Undef)
+            }
+        }
+        _ => return None,
+    })
 }
 
 /// Filter `name` through the implementation templates use.
