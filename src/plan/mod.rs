@@ -6,7 +6,7 @@ pub mod filters;
 pub mod scope;
 pub mod template;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 
@@ -33,7 +33,9 @@ pub struct Plan {
     pub when: Option<Template>,
     pub source: SourcePlan,
     pub target: TargetPlan,
-    pub statics: Arc<HashMap<String, StaticTable>>,
+    /// Static lookup tables by name. A mapping has a few: they are found by comparing names,
+    /// which costs less than hashing the name on every lookup.
+    pub statics: Arc<Vec<(String, StaticTable)>>,
     pub api_lookups: Vec<ApiLookup>,
     pub body: Fields,
     /// Entities this mapping references through `ref()`: synced first when missing.
@@ -1189,12 +1191,12 @@ impl<'a> Cx<'a> {
             )
         });
 
-        let mut statics = HashMap::new();
+        let mut statics = Vec::new();
         let mut api_lookups = Vec::new();
         for (name, l) in &m.lookups {
             match l {
                 Lookup::Static { entries, default } => {
-                    statics.insert(
+                    statics.push((
                         name.clone(),
                         StaticTable {
                             entries: entries
@@ -1203,7 +1205,7 @@ impl<'a> Cx<'a> {
                                 .collect(),
                             default: default.clone(),
                         },
-                    );
+                    ));
                 }
                 Lookup::Api {
                     connection,

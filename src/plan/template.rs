@@ -94,7 +94,7 @@ pub struct StaticTable {
 /// Per-record state the template functions reach through the context.
 pub struct RecordRt {
     pub resolver: Arc<dyn Resolver>,
-    pub statics: Arc<std::collections::HashMap<String, StaticTable>>,
+    pub statics: Arc<Vec<(String, StaticTable)>>,
     /// References that were asked for but are not bound yet: the engine syncs them first.
     pub missing: Mutex<Vec<(String, String)>>,
 }
@@ -155,7 +155,7 @@ fn lookup_fn(state: &State, table: &str, key: MjValue) -> Result<MjValue, MjErro
 /// The value of lookup `table` at `key`: the mapping's static tables first (borrowed from the
 /// plan), then the API ones.
 pub fn lookup_in<'r>(rt: &'r RecordRt, table: &str, k: &str) -> Result<Cow<'r, Value>, String> {
-    if let Some(t) = rt.statics.get(table) {
+    if let Some((_, t)) = rt.statics.iter().find(|(name, _)| name == table) {
         return t
             .entries
             .get(k)
