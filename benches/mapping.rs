@@ -1,9 +1,15 @@
 //! Mapping throughput, against the plain JSON round trip of the same records, in the same run.
 //!
 //! For each mapping: records/s on one core for (a) parse the API response + apply the mapping +
-//! serialize the request body, and (b) parse + serialize the same bytes with serde_json alone.
+//! serialize the request body (the engine renders the body straight to JSON text), and (b) parse +
+//! serialize the same bytes with serde_json alone.
 //! The target is a ratio (a)/(b) of at least 0.5: mapping costs no more than one extra round trip.
 //! Run: `cargo bench --bench mapping`.
+//!
+//! Instructions per record, which noisy shared machines do not disturb: `RBTX_BENCH_RECORDS=N`
+//! maps and round-trips each record exactly N times instead of timing them, so under
+//! `valgrind --tool=callgrind` the inclusive cost of `map_record` and `json_round_trip`, divided by
+//! N, is the cost of one record (`scripts/mapping-instructions.sh`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,6 +33,9 @@ fn main() {
     let invoice = invoice_with_lines(20);
 
     let resolver: Arc<FixtureResolver> = Arc::new(fixtures());
+    let counted: Option<usize> = std::env::var("RBTX_BENCH_RECORDS")
+        .ok()
+        .and_then(|n| n.parse().ok());
     println!(
         "mapping throughput, {ROUNDS} rounds of {} ms, one thread",
         ROUND_TIME.as_millis()
@@ -58,6 +67,14 @@ fn main() {
             })
             .expect("mapping in pack");
         check_once(plan, input, &resolver);
+        if let Some(n) = counted {
+            for _ in 0..n {
+                std::hint::black_box(json_round_trip(input));
+                std::hint::black_box(map_record(plan, input, &resolver));
+            }
+            println!("{name:<28} {n} records mapped and round-tripped");
+            continue;
+        }
         let mut ratios = Vec::new();
         let (mut map_rates, mut json_rates) = (Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
@@ -97,11 +114,14 @@ fn rate(mut f: impl FnMut() -> usize) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
+// Not inlined, so a profiler can attribute each side's cost to one function.
+#[inline(never)]
 fn json_round_trip(input: &str) -> usize {
     let v: Value = serde_json::from_str(input).unwrap_or(Value::Null);
     serde_json::to_vec(&v).map(|b| b.len()).unwrap_or(0)
 }
 
+#[inline(never)]
 fn map_record(plan: &Plan, input: &str, resolver: &Arc<FixtureResolver>) -> usize {
     let v: Value = serde_json::from_str(input).unwrap_or(Value::Null);
     let Some(source) = plan.select_owned(v) else {
@@ -109,7 +129,8 @@ fn map_record(plan: &Plan, input: &str, resolver: &Arc<FixtureResolver>) -> usiz
     };
     match plan.apply_shared(&Arc::new(source), None, resolver.clone()) {
         Ok(a) => match a.outcome {
-            Outcome::Write(r) => serde_json::to_vec(&r.body).map(|b| b.len()).unwrap_or(0),
+            // The engine writes the body as JSON text while rendering: that is its serialization.
+            Outcome::Write(r) => r.body.map_or(0, |b| b.as_str().len()),
             _ => 0,
         },
         Err(_) => 0,

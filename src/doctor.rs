@@ -405,21 +405,24 @@ async fn lookups<S: Store>(setup: &Setup<'_, S>) -> Vec<Check> {
             // A table written in the mapping lists what the mapping will ask for: a value missing
             // in the API blocks every record that needs it. A table read from the other API lists
             // what exists there, not what records use: only records with a missing value fail.
-            let (values, severity): (BTreeSet<String>, Severity) =
-                match (plan.statics.get(inner), tables.get(inner.as_str())) {
-                    (Some(st), _) => (
-                        st.entries
-                            .values()
-                            .chain(st.default.iter())
-                            .map(|v| text(Some(v)))
-                            .collect(),
-                        Severity::Fail,
-                    ),
-                    (None, Some(t)) => {
-                        (t.values().map(|v| text(Some(v))).collect(), Severity::Warn)
-                    }
-                    (None, None) => continue,
-                };
+            let (values, severity): (BTreeSet<String>, Severity) = match (
+                plan.statics
+                    .iter()
+                    .find(|(n, _)| n == inner)
+                    .map(|(_, t)| t),
+                tables.get(inner.as_str()),
+            ) {
+                (Some(st), _) => (
+                    st.entries
+                        .values()
+                        .chain(st.default.iter())
+                        .map(|v| text(Some(v)))
+                        .collect(),
+                    Severity::Fail,
+                ),
+                (None, Some(t)) => (t.values().map(|v| text(Some(v))).collect(), Severity::Warn),
+                (None, None) => continue,
+            };
             let missing: Vec<&str> = values
                 .iter()
                 .filter(|v| !outer_table.contains_key(v.as_str()))

@@ -6,7 +6,7 @@ use std::sync::{Arc, LazyLock};
 
 use serde_json::Value;
 
-use crate::engine::{FixtureResolver, Outcome, Request};
+use crate::engine::{Body, FixtureResolver, Outcome, Request};
 use crate::plan::{Cx, Pack, Plan, schema_check};
 use crate::spec::{Code, Connection, Diagnostic, Document, ExpectedRequest, TestCase, TestFile};
 
@@ -185,7 +185,7 @@ fn run_case(
     }
     let result = plan.apply(&source, case.target.as_ref(), resolver.clone());
     if let (Some(want), Ok(applied)) = (&case.expect_find, &result) {
-        let body = applied.body().cloned().unwrap_or(Value::Null);
+        let body = applied.body().map(Body::value).unwrap_or(Value::Null);
         let got = plan
             .find_request(&source, &body, resolver)
             .map_err(|e| format!("target.find failed: {e}"))?;
@@ -237,7 +237,7 @@ fn run_case(
             method: r.method.clone(),
             path: r.path.clone(),
             query: r.query.clone(),
-            body: r.body.clone(),
+            body: r.body.as_ref().map(Body::value),
         }],
         Outcome::Keep { .. } => vec![],
         Outcome::Skip { reason } => return Err(format!("record was skipped: {reason}")),
@@ -251,7 +251,8 @@ fn run_case(
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let violations = crate::tripletex_spec::check(&r.method, &r.path, &q, r.body.as_ref());
+        let body = r.body.as_ref().map(Body::value);
+        let violations = crate::tripletex_spec::check(&r.method, &r.path, &q, body.as_ref());
         if !violations.is_empty() {
             let list: Vec<String> = violations.iter().map(|v| format!("  - {v}")).collect();
             return Err(format!(

@@ -28,13 +28,14 @@ impl Drop for Running {
     }
 }
 
+/// The first `n` lines the child prints. The rest is read and dropped in the background: with
+/// the pipe closed, the child's next print would fail and stop it.
 fn first_lines(child: &mut Child, n: usize) -> Vec<String> {
     let stdout = child.stdout.take().expect("stdout");
-    BufReader::new(stdout)
-        .lines()
-        .take(n)
-        .map_while(Result::ok)
-        .collect()
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.by_ref().take(n).map_while(Result::ok).collect();
+    std::thread::spawn(move || lines.for_each(drop));
+    first
 }
 
 fn start_rbtx(port: u16, store: &std::path::Path, tx_url: &str, rb_url: &str) -> Running {

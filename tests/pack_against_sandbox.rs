@@ -81,7 +81,11 @@ async fn the_sandbox_accepts_every_body_the_pack_makes_and_rejects_unknown_field
 
     let mut accepted = 0;
     for (file, request) in &report.tripletex_requests {
-        let mut body = request.body.clone().unwrap_or(Value::Null);
+        let mut body = request
+            .body
+            .as_ref()
+            .map(rbtx::engine::Body::value)
+            .unwrap_or(Value::Null);
         repoint(&mut body, &ids);
         // Product and customer numbers must be new in the company.
         let unique = format!("PACK-{accepted}");

@@ -272,24 +272,29 @@ impl Api<'_> {
         }
     }
 
-    /// Sends a write and returns the record written.
+    /// Sends a write whose body is JSON text already, and returns the record written.
     pub async fn write(
         &self,
         method: WriteMethod,
         path: &str,
         query: &[(&str, String)],
-        body: &Value,
+        json: &str,
     ) -> Result<Value, ApiError> {
         match (self, method) {
-            (Api::Rackbeat(rb), WriteMethod::Post) => rb
-                .post(path, query, body)
-                .await
-                .map(rackbeat::unwrap_single),
-            (Api::Rackbeat(rb), WriteMethod::Put) => {
-                rb.put(path, query, body).await.map(rackbeat::unwrap_single)
+            (Api::Tripletex(tx), WriteMethod::Post) => tx.post_json(path, query, json).await,
+            (Api::Tripletex(tx), WriteMethod::Put) => tx.put_json(path, query, json).await,
+            (Api::Rackbeat(rb), method) => {
+                let body: Value = serde_json::from_str(json).map_err(|e| ApiError::Decode {
+                    method: method.as_str().into(),
+                    path: path.into(),
+                    message: format!("the body to send is not JSON: {e}"),
+                })?;
+                let answer = match method {
+                    WriteMethod::Post => rb.post(path, query, &body).await,
+                    WriteMethod::Put => rb.put(path, query, &body).await,
+                };
+                answer.map(rackbeat::unwrap_single)
             }
-            (Api::Tripletex(tx), WriteMethod::Post) => tx.post(path, query, body).await,
-            (Api::Tripletex(tx), WriteMethod::Put) => tx.put(path, query, body).await,
         }
     }
 }

@@ -190,9 +190,7 @@ impl Tripletex {
         query: &[(&str, String)],
         body: &Value,
     ) -> Result<Value, ApiError> {
-        self.send(Method::POST, path, query, Some(body))
-            .await
-            .map(unwrap_value)
+        self.post_json(path, query, &body.to_string()).await
     }
 
     /// `PUT path`; the updated object.
@@ -202,7 +200,29 @@ impl Tripletex {
         query: &[(&str, String)],
         body: &Value,
     ) -> Result<Value, ApiError> {
-        self.send(Method::PUT, path, query, Some(body))
+        self.put_json(path, query, &body.to_string()).await
+    }
+
+    /// `POST path` with a body that is JSON text already (a rendered mapping body).
+    pub async fn post_json(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        json: &str,
+    ) -> Result<Value, ApiError> {
+        self.send(Method::POST, path, query, Some(json))
+            .await
+            .map(unwrap_value)
+    }
+
+    /// `PUT path` with a body that is JSON text already.
+    pub async fn put_json(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        json: &str,
+    ) -> Result<Value, ApiError> {
+        self.send(Method::PUT, path, query, Some(json))
             .await
             .map(unwrap_value)
     }
@@ -356,7 +376,7 @@ impl Tripletex {
         method: Method,
         path: &str,
         query: &[(&str, String)],
-        body: Option<&Value>,
+        body: Option<&str>,
     ) -> Result<Value, ApiError> {
         let url = format!("{}{}", self.config.base_url, encode_path(path));
         let mut delays = self.config.retry.delays();
@@ -371,7 +391,9 @@ impl Tripletex {
                 .header("Authorization", auth)
                 .query(query);
             if let Some(b) = body {
-                req = req.json(b);
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(b.to_string());
             }
             let span = tracing::debug_span!("tripletex", method = %method, path, status = tracing::field::Empty, request_id = tracing::field::Empty);
             let result = req.send().instrument(span.clone()).await;

@@ -3,14 +3,15 @@
 //! `preview`) supplies the source record, the existing target record if `find` returned one, and a
 //! [`Resolver`] for references and API lookups.
 
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 use indexmap::IndexMap;
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::{Serialize, Serializer};
+use serde_json::Value;
 
-use crate::plan::template::{Out, RecordRt, Resolver, Scope, Step, Template, Var, text_of};
-use crate::plan::{Matches, Node, NodeKind, Plan};
+use crate::plan::template::{Memo, Out, RecordRt, Resolver, Scope, Step, Template, Var, text_of};
+use crate::plan::{Fields, Matches, Node, NodeKind, Plan};
 
 /// A request the engine wants sent.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -20,7 +21,37 @@ pub struct Request {
     #[serde(skip_serializing_if = "IndexMap::is_empty")]
     pub query: IndexMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub body: Option<Value>,
+    pub body: Option<Body>,
+}
+
+/// A request body as the JSON text that is sent. The engine writes it while rendering, without
+/// building a `serde_json::Value` first; [`Body::value`] parses it for the few readers that need
+/// one (templates reading `body`, tests, checks against Tripletex's spec).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Body(String);
+
+impl Body {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The body as a JSON value.
+    pub fn value(&self) -> Value {
+        // The text was written from JSON values, so it parses.
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+}
+
+impl From<&Value> for Body {
+    fn from(v: &Value) -> Body {
+        Body(v.to_string())
+    }
+}
+
+impl Serialize for Body {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.value().serialize(s)
+    }
 }
 
 /// What to do with one record.
@@ -31,7 +62,7 @@ pub enum Outcome {
     /// `when` was false.
     Skip { reason: String },
     /// The target record exists and the mapping has no `update`: leave it alone.
-    Keep { body: Value },
+    Keep { body: Body },
 }
 
 /// The result of applying a plan to one record.
@@ -44,7 +75,7 @@ pub struct Applied {
 
 impl Applied {
     /// The rendered body; `None` when the record was skipped.
-    pub fn body(&self) -> Option<&Value> {
+    pub fn body(&self) -> Option<&Body> {
         match &self.outcome {
             Outcome::Write(r) => r.body.as_ref(),
             Outcome::Keep { body } => Some(body),
@@ -235,35 +266,42 @@ impl Plan {
                 message: "the record has no key".into(),
             });
         }
-        let mut body = Map::with_capacity(self.body.len());
-        let root = At::Root("body");
-        for (name, node) in &self.body {
-            if let Some(v) = render(&ctx, node, &scope, None, &At::Field(&root, name))? {
-                body.insert(name.clone(), v);
-            }
-        }
+        // Room for most bodies, so the buffer seldom grows.
+        let mut out = Vec::with_capacity(1024);
+        let natural = self
+            .body
+            .iter()
+            .position(|(name, _)| *name == self.target.natural_key);
+        let natural = render_fields(
+            &ctx,
+            &self.body,
+            &scope,
+            None,
+            &mut out,
+            &At::Root("body"),
+            natural,
+        )?;
         let missing = ctx.rt.missing.lock().map(|m| m.clone()).unwrap_or_default();
         if !missing.is_empty() {
             return Err(RecordError::Missing(missing));
         }
-        let body = Value::Object(body);
-        match body.get(&self.target.natural_key) {
-            None => {
-                return Err(RecordError::Field {
-                    field: format!("body.{}", self.target.natural_key),
-                    message: "the natural key is empty, so the record cannot be matched safely"
-                        .into(),
-                });
+        let blank = match natural.and_then(|r| out.get(r)) {
+            None => true,
+            Some(v) => {
+                v.starts_with(b"\"")
+                    && serde_json::from_slice::<String>(v).is_ok_and(|s| s.trim().is_empty())
             }
-            Some(Value::String(s)) if s.trim().is_empty() => {
-                return Err(RecordError::Field {
-                    field: format!("body.{}", self.target.natural_key),
-                    message: "the natural key is empty, so the record cannot be matched safely"
-                        .into(),
-                });
-            }
-            _ => {}
+        };
+        if blank {
+            return Err(RecordError::Field {
+                field: format!("body.{}", self.target.natural_key),
+                message: "the natural key is empty, so the record cannot be matched safely".into(),
+            });
         }
+        let body = Body(String::from_utf8(out).map_err(|e| RecordError::Field {
+            field: "body".into(),
+            message: format!("the rendered body is not text: {e}"),
+        })?);
         let write = match (target, &self.target.update) {
             (None, _) => Some(&self.target.create),
             (Some(_), Some(u)) => Some(u),
@@ -272,7 +310,12 @@ impl Plan {
         let outcome = match write {
             None => Outcome::Keep { body },
             Some(w) => {
-                let body_root = Arc::new(body);
+                // Parsed back only for a path or query that reads `body`.
+                let body_root = Arc::new(if w.reads_body {
+                    body.value()
+                } else {
+                    Value::Null
+                });
                 let scope = Scope::new(
                     vec![
                         ("source", Var::root(source)),
@@ -283,17 +326,12 @@ impl Plan {
                 );
                 let path = request_text(&ctx, &w.path, &scope, "target.path")?;
                 let query = request_query(&ctx, &w.query, &scope, "target.query")?;
-                drop(scope);
-                let body = Arc::try_unwrap(body_root).unwrap_or_else(|b| (*b).clone());
-                return Ok(Applied {
-                    key,
-                    outcome: Outcome::Write(Request {
-                        method: w.method.as_str().to_string(),
-                        path,
-                        query,
-                        body: Some(body),
-                    }),
-                });
+                Outcome::Write(Request {
+                    method: w.method.as_str().to_string(),
+                    path,
+                    query,
+                    body: Some(body),
+                })
             }
         };
         Ok(Applied { key, outcome })
@@ -377,56 +415,53 @@ fn request_query(
     field: &str,
 ) -> Result<IndexMap<String, String>, RecordError> {
     let mut out = IndexMap::new();
+    let root = At::Root(field);
     for (k, t) in q {
-        if let Out::Value(v) = ctx.eval(t, scope, &format!("{field}.{k}"))? {
+        if let Out::Value(v) = ctx.eval(t, scope, &At::Field(&root, k))? {
             out.insert(k.clone(), text_of(&v));
         }
     }
     Ok(out)
 }
 
-/// Renders one node; `None` means the field is left out. `item` is the innermost loop item.
+/// Renders one node as JSON at the end of `out`; `false` means the node is left out and nothing
+/// was written. `item` is the innermost loop item.
 fn render<'a>(
     ctx: &Ctx,
     node: &Node,
     scope: &Scope<'a>,
     item: Option<&Var<'a>>,
+    out: &mut Vec<u8>,
     field: &At,
-) -> Result<Option<Value>, RecordError> {
+) -> Result<bool, RecordError> {
     if let Some(w) = &node.when {
         let keep = w.eval_bool(scope).map_err(|e| ctx.error(field, e.0))?;
         if !keep {
-            return Ok(None);
+            return Ok(false);
         }
     }
     match &node.kind {
-        NodeKind::Value(t) => match ctx.eval(t, scope, field)? {
-            Out::Value(v) => Ok(Some(v)),
-            Out::Absent => Ok(None),
-        },
+        NodeKind::Value(t) => t.write_json(scope, out).map_err(|e| ctx.error(field, e.0)),
         NodeKind::Object(fields) => {
-            let mut m = Map::with_capacity(fields.len());
-            for (name, n) in fields {
-                if let Some(v) = render(ctx, n, scope, item, &At::Field(field, name))? {
-                    m.insert(name.clone(), v);
-                }
-            }
-            Ok(Some(Value::Object(m)))
+            render_fields(ctx, fields, scope, item, out, field, None)?;
+            Ok(true)
         }
         NodeKind::List(items) => {
-            let mut out = Vec::with_capacity(items.len());
+            let mut list = JsonList::open(out);
             for (i, n) in items.iter().enumerate() {
-                if let Some(v) = render(ctx, n, scope, item, &At::Index(field, i))? {
-                    out.push(v);
-                }
+                let at = list.item(out);
+                let written = render(ctx, n, scope, item, out, &At::Index(field, i))?;
+                list.close_item(out, at, written);
             }
-            Ok(Some(Value::Array(out)))
+            out.push(b']');
+            Ok(true)
         }
         NodeKind::ForEach {
             path,
             var,
             item: each,
             join,
+            memo_slots,
         } => {
             let base = if path.relative {
                 item.cloned()
@@ -434,7 +469,8 @@ fn render<'a>(
                 scope.var("source").cloned()
             };
             let Some(base) = base else {
-                return Ok(Some(Value::Array(Vec::new())));
+                out.extend_from_slice(b"[]");
+                return Ok(true);
             };
             // Each item as a variable: its value, and its path below `base` (shared prefix).
             let items: Vec<Var> = match path.matches(base.value) {
@@ -451,22 +487,118 @@ fn render<'a>(
                 }
             };
             let indexes: Vec<Value> = (0..items.len()).map(Value::from).collect();
-            let mut out = Vec::with_capacity(items.len());
-            for (i, this) in items.into_iter().enumerate() {
-                let inner = scope.with(vec![
-                    (var.as_str(), this.clone()),
-                    ("index", Var::scalar(&indexes[i])),
-                ]);
-                if let Some(v) = render(ctx, each, &inner, Some(&this), &At::Index(field, i))? {
-                    out.push(v);
+            let memo: Vec<Memo> = (0..*memo_slots).map(|_| Memo::new()).collect();
+            let scope_of = |i: usize, this: &Var<'a>| {
+                scope.with(
+                    vec![
+                        (var.as_str(), this.clone()),
+                        ("index", Var::scalar(&indexes[i])),
+                    ],
+                    &memo,
+                )
+            };
+            match join {
+                None => {
+                    let mut list = JsonList::open(out);
+                    for (i, this) in items.iter().enumerate() {
+                        let mark = list.item(out);
+                        let inner = scope_of(i, this);
+                        let written =
+                            render(ctx, each, &inner, Some(this), out, &At::Index(field, i))?;
+                        list.close_item(out, mark, written);
+                    }
+                    out.push(b']');
+                }
+                Some(sep) => {
+                    // Joined items are text: each is rendered on its own and read back.
+                    let (mut text, mut item_json, mut first) = (String::new(), Vec::new(), true);
+                    for (i, this) in items.iter().enumerate() {
+                        item_json.clear();
+                        let inner = scope_of(i, this);
+                        let at = At::Index(field, i);
+                        if render(ctx, each, &inner, Some(this), &mut item_json, &at)? {
+                            let v: Value = serde_json::from_slice(&item_json)
+                                .map_err(|e| ctx.error(&at, e.to_string()))?;
+                            if !first {
+                                text.push_str(sep);
+                            }
+                            first = false;
+                            text.push_str(&text_of(&v));
+                        }
+                    }
+                    write_json(out, &Value::String(text)).map_err(|e| ctx.error(field, e))?;
                 }
             }
-            Ok(Some(match join {
-                Some(sep) => Value::String(out.iter().map(text_of).collect::<Vec<_>>().join(sep)),
-                None => Value::Array(out),
-            }))
+            Ok(true)
         }
     }
+}
+
+/// An array being written: items are separated by commas, and an item left out leaves nothing.
+struct JsonList {
+    written: bool,
+}
+
+impl JsonList {
+    fn open(out: &mut Vec<u8>) -> JsonList {
+        out.push(b'[');
+        JsonList { written: false }
+    }
+
+    /// Starts an item; returns where it starts, to take it back if it is left out.
+    fn item(&self, out: &mut Vec<u8>) -> usize {
+        let mark = out.len();
+        if self.written {
+            out.push(b',');
+        }
+        mark
+    }
+
+    fn close_item(&mut self, out: &mut Vec<u8>, mark: usize, written: bool) {
+        if written {
+            self.written = true;
+        } else {
+            out.truncate(mark);
+        }
+    }
+}
+
+/// Renders an object's fields as JSON at the end of `out`, leaving out the fields that are none,
+/// undefined or `$when`-false. Returns where the value of field number `watch` was written.
+fn render_fields<'a>(
+    ctx: &Ctx,
+    fields: &Fields,
+    scope: &Scope<'a>,
+    item: Option<&Var<'a>>,
+    out: &mut Vec<u8>,
+    at: &At,
+    watch: Option<usize>,
+) -> Result<Option<Range<usize>>, RecordError> {
+    let mut watched = None;
+    out.push(b'{');
+    let mut written = false;
+    for (i, ((name, node), key)) in fields.iter().zip(fields.json_keys()).enumerate() {
+        let mark = out.len();
+        if written {
+            out.push(b',');
+        }
+        out.extend_from_slice(key.as_bytes());
+        let value = out.len();
+        if render(ctx, node, scope, item, out, &At::Field(at, name))? {
+            written = true;
+            if watch == Some(i) {
+                watched = Some(value..out.len());
+            }
+        } else {
+            out.truncate(mark);
+        }
+    }
+    out.push(b'}');
+    Ok(watched)
+}
+
+fn write_json(out: &mut Vec<u8>, v: &Value) -> Result<(), String> {
+    serde_json::to_writer(out, v).map_err(|e| e.to_string())
 }
 
 /// A resolver for places that must not need one (the source path).
@@ -539,5 +671,114 @@ impl Resolver for PlaceholderResolver {
                 .lookup(table, key)
                 .unwrap_or_else(|| Value::String(format!("<{table}[{key}]>"))),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(yaml: &str) -> Plan {
+        let doc = crate::spec::Document::parse(std::path::Path::new("test.yaml"), yaml.into())
+            .unwrap_or_else(|d| panic!("{}", d.message));
+        let (plan, diags, _) = crate::plan::compile(&doc);
+        assert!(diags.is_empty(), "{diags:?}");
+        plan.unwrap_or_else(|| panic!("does not compile"))
+    }
+
+    #[test]
+    fn the_body_text_is_what_serde_json_writes_for_the_same_value() {
+        // Fields left out first, in the middle and last; list items left out; a join; a null
+        // constant; floats, negatives, escapes and non-ASCII text.
+        let plan = plan(
+            r#"
+version: 1
+entity: order
+direction: rackbeat_to_tripletex
+source: { get: "/orders/{{ key }}", key: "{{ source.number }}" }
+target: { natural_key: number, find: { path: /order }, create: { method: POST, path: /order } }
+body:
+  gone: "{{ source.missing }}"
+  number: "{{ source.number }}"
+  note: "{{ source.note }}"
+  nothing: null
+  hidden: { $when: "source.missing", x: 1 }
+  list: ["{{ source.missing }}", "{{ source.price }}", "{{ source.missing }}", -2, "{{ source.missing }}"]
+  names:
+    $for_each: $.lines[*]
+    $as: line
+    $join: " | "
+    $value: "{{ line.name }}"
+  lines:
+    $for_each: $.lines[*]
+    $as: line
+    first: "{{ line.missing }}"
+    name: "{{ line.name }}"
+    qty: "{{ line.qty }}"
+    last: "{{ line.missing }}"
+  empty: { a: "{{ source.missing }}" }
+  last: "{{ source.missing }}"
+"#,
+        );
+        let source = serde_json::json!({"number": 7, "note": "say \"hi\"\n\u{1} – æøå",
+            "price": 149.37, "lines": [{"name": "a\\b", "qty": -1.5}, {"name": "c", "qty": 1e21}]});
+        let applied = plan.apply(&source, None, Arc::new(NoResolver));
+        let body = applied.ok().and_then(|a| a.body().cloned());
+        let want = serde_json::json!({"number": 7, "note": "say \"hi\"\n\u{1} – æøå",
+            "nothing": null, "list": [149.37, -2], "names": "a\\b | c",
+            "lines": [{"name": "a\\b", "qty": -1.5}, {"name": "c", "qty": 1e21}], "empty": {}});
+        assert_eq!(
+            body.as_ref().map(Body::as_str),
+            Some(want.to_string().as_str())
+        );
+    }
+
+    #[test]
+    fn loop_invariant_parts_are_shared_by_the_items_of_their_own_loop_only() {
+        // Several memoized parts in different objects of one loop, a nested loop whose own
+        // invariants depend on the outer item, and `index` shadowed by the inner loop.
+        let plan = plan(
+            r#"
+version: 1
+entity: order
+direction: rackbeat_to_tripletex
+source: { get: "/orders/{{ key }}", key: "{{ source.number }}" }
+target: { natural_key: number, find: { path: /order }, create: { method: POST, path: /order } }
+body:
+  number: "{{ source.number }}"
+  lines:
+    $for_each: $.lines[*]
+    $as: line
+    $when: "line.qty or source.keep_empty"
+    c: "{{ source.number ~ '!' }}"
+    a: { x: "{{ (source.zone or 'home') ~ ':' ~ line.qty }}" }
+    b: { y: "{{ source.currency | default('NOK') | lower }}", n: "{{ source.number ~ '/' ~ index }}" }
+    parts:
+      $for_each: "@.parts[*]"
+      $as: part
+      p: "{{ line.name ~ '-' ~ part }}"
+      q: "{{ (source.zone or 'home') ~ '+' ~ line.name }}"
+      i: "{{ 'i' ~ index }}"
+"#,
+        );
+        let source = serde_json::json!({"number": 7, "currency": "EUR", "lines": [
+            {"qty": 1, "name": "a", "parts": ["x", "y"]},
+            {"qty": 0, "name": "b", "parts": ["w"]},
+            {"qty": 2, "name": "c", "parts": ["z"]},
+        ]});
+        let applied = plan.apply(&source, None, Arc::new(NoResolver));
+        let body = applied.ok().and_then(|a| a.body().map(Body::value));
+        assert_eq!(
+            body,
+            Some(serde_json::json!({"number": 7, "lines": [
+                {"c": "7!", "a": {"x": "home:1"}, "b": {"y": "eur", "n": "7/0"}, "parts": [
+                    {"p": "a-x", "q": "home+a", "i": "i0"},
+                    {"p": "a-y", "q": "home+a", "i": "i1"},
+                ]},
+                {"c": "7!", "a": {"x": "home:2"}, "b": {"y": "eur", "n": "7/2"}, "parts": [
+                    {"p": "c-z", "q": "home+c", "i": "i0"},
+                ]},
+            ]}))
+        );
     }
 }

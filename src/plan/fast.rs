@@ -3,6 +3,7 @@
 //! at compile time or at run time, falls back to minijinja, whose semantics this follows; a test
 //! runs every mapping case through both and compares (`set_cross_check`).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use minijinja::machinery::ast::{BinOpKind, CallArg, CompareOpKind, Expr, UnaryOpKind};
@@ -10,13 +11,18 @@ use minijinja::machinery::parse_expr;
 use minijinja::value::Value as MjValue;
 use serde_json::Value;
 
-use super::template::{EvalError, RecordRt, Scope, Step, call_filter, key_text_json};
+use super::filters::decimal_filter_json;
+use super::scope::field;
+use super::template::{EvalError, RecordRt, Scope, Step, call_filter, key_text_json, lookup_in};
 
 /// A compiled fast expression.
 #[derive(Debug)]
 pub enum Fast {
     Const(Value),
-    Path { var: String, steps: Vec<Step> },
+    Path {
+        var: String,
+        steps: Vec<Step>,
+    },
     Attr(Box<Fast>, Step),
     Slice(Box<Fast>, Option<i64>, Option<i64>),
     Not(Box<Fast>),
@@ -30,6 +36,9 @@ pub enum Fast {
     Filter(String, Box<Fast>, Vec<Fast>),
     Test(String, Box<Fast>, bool),
     List(Vec<Fast>),
+    /// A part that is the same for every item of the enclosing `$for_each`: computed for the
+    /// first item that needs it, then read from the loop's memo slot.
+    Memo(usize, Box<Fast>),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -66,10 +75,54 @@ const FILTERS: &[&str] = &[
 ];
 const TESTS: &[&str] = &["number", "none", "defined", "undefined", "string"];
 
-/// Compiles `src` if every part of it is supported.
-pub fn compile(src: &str) -> Option<Fast> {
+/// An expression's place inside a `$for_each`: the variables that keep their value from one item
+/// to the next, and the loop's memo slots handed out so far.
+pub struct Loop<'v> {
+    pub invariant: Vec<&'v str>,
+    pub slots: usize,
+}
+
+/// Compiles `src` if every part of it is supported. Inside a loop, the parts that do not depend
+/// on the item are memoized.
+pub fn compile(src: &str, lp: Option<&mut Loop>) -> Option<Fast> {
     let ast = parse_expr(src).ok()?;
-    build(&ast)
+    let f = build(&ast)?;
+    Some(match lp {
+        Some(lp) => hoist(f, lp),
+        None => f,
+    })
+}
+
+/// Wraps the largest parts of `f` that read only loop-invariant variables in [`Fast::Memo`].
+/// Constants and plain paths are left alone: reading them costs no more than the memo.
+fn hoist(f: Fast, lp: &mut Loop) -> Fast {
+    let mut vars = Vec::new();
+    f.vars(&mut vars);
+    let composite = !matches!(f, Fast::Const(_) | Fast::Path { .. });
+    if composite && !vars.is_empty() && vars.iter().all(|v| lp.invariant.contains(v)) {
+        lp.slots += 1;
+        return Fast::Memo(lp.slots - 1, Box::new(f));
+    }
+    let mut h = |b: Box<Fast>| Box::new(hoist(*b, lp));
+    match f {
+        Fast::Attr(b, s) => Fast::Attr(h(b), s),
+        Fast::Slice(b, x, y) => Fast::Slice(h(b), x, y),
+        Fast::Not(b) => Fast::Not(h(b)),
+        Fast::And(l, r) => Fast::And(h(l), h(r)),
+        Fast::Or(l, r) => Fast::Or(h(l), h(r)),
+        Fast::Concat(l, r) => Fast::Concat(h(l), h(r)),
+        Fast::Cmp(l, op, r) => Fast::Cmp(h(l), op, h(r)),
+        Fast::If(t, a, b) => Fast::If(h(t), h(a), b.map(h)),
+        Fast::Ref(e, k) => Fast::Ref(e, h(k)),
+        Fast::Lookup(t, k) => Fast::Lookup(t, h(k)),
+        Fast::Filter(n, s, args) => {
+            let s = h(s);
+            Fast::Filter(n, s, args.into_iter().map(|a| hoist(a, lp)).collect())
+        }
+        Fast::Test(n, e, b) => Fast::Test(n, h(e), b),
+        Fast::List(items) => Fast::List(items.into_iter().map(|i| hoist(i, lp)).collect()),
+        other @ (Fast::Const(_) | Fast::Path { .. } | Fast::Memo(..)) => other,
+    }
 }
 
 fn build(e: &Expr) -> Option<Fast> {
@@ -204,7 +257,7 @@ pub enum V<'a> {
 }
 
 impl V<'_> {
-    fn get(&self) -> Option<&Value> {
+    pub(crate) fn get(&self) -> Option<&Value> {
         match self {
             V::Undef => None,
             V::Ref(v) => Some(v),
@@ -240,6 +293,34 @@ macro_rules! tri {
 }
 
 impl Fast {
+    /// The variables this expression reads.
+    fn vars<'s>(&'s self, out: &mut Vec<&'s str>) {
+        match self {
+            Fast::Const(_) => {}
+            Fast::Path { var, .. } => out.push(var),
+            Fast::Attr(b, _) | Fast::Slice(b, ..) | Fast::Not(b) | Fast::Test(_, b, _) => {
+                b.vars(out)
+            }
+            Fast::Ref(_, b) | Fast::Lookup(_, b) | Fast::Memo(_, b) => b.vars(out),
+            Fast::And(l, r) | Fast::Or(l, r) | Fast::Concat(l, r) | Fast::Cmp(l, _, r) => {
+                l.vars(out);
+                r.vars(out);
+            }
+            Fast::If(t, a, b) => {
+                t.vars(out);
+                a.vars(out);
+                if let Some(b) = b {
+                    b.vars(out);
+                }
+            }
+            Fast::Filter(_, s, args) => {
+                s.vars(out);
+                args.iter().for_each(|a| a.vars(out));
+            }
+            Fast::List(items) => items.iter().for_each(|i| i.vars(out)),
+        }
+    }
+
     pub fn eval<'a>(&'a self, scope: &Scope<'a>) -> R<'a> {
         Ok(Ok(match self {
             Fast::Const(v) => V::Ref(v),
@@ -250,9 +331,17 @@ impl Fast {
             Fast::Attr(base, step) => walk(tri!(base.eval(scope)), std::slice::from_ref(step)),
             Fast::Slice(base, start, stop) => match tri!(base.eval(scope)).get() {
                 Some(Value::String(s)) => {
-                    let chars: Vec<char> = s.chars().collect();
-                    let (a, b) = bounds(chars.len(), *start, *stop);
-                    V::Own(Value::String(chars[a..b].iter().collect()))
+                    // Bounds count characters; past the end is the end.
+                    let at = |bound: Option<i64>, none: usize| match bound {
+                        None => none,
+                        Some(i) => usize::try_from(i)
+                            .ok()
+                            .and_then(|i| s.char_indices().nth(i))
+                            .map_or(s.len(), |(at, _)| at),
+                    };
+                    let a = at(*start, 0);
+                    let b = at(*stop, s.len()).max(a);
+                    V::Own(Value::String(s.get(a..b).unwrap_or_default().to_string()))
                 }
                 _ => return Ok(Err(Fallback)),
             },
@@ -267,10 +356,22 @@ impl Fast {
             }
             Fast::Concat(l, r) => {
                 let (l, r) = (tri!(l.eval(scope)), tri!(r.eval(scope)));
-                let (Some(a), Some(b)) = (display(&l), display(&r)) else {
-                    return Ok(Err(Fallback));
+                // A string the left side computed grows in place: `a ~ b ~ c` builds one string.
+                let mut s = match l {
+                    V::Own(Value::String(s)) => s,
+                    l => {
+                        let left = l.get().and_then(Value::as_str).map_or(0, str::len);
+                        let mut s = String::with_capacity(left + 16);
+                        if !push_text(&mut s, &l) {
+                            return Ok(Err(Fallback));
+                        }
+                        s
+                    }
                 };
-                V::Own(Value::String(a + &b))
+                if !push_text(&mut s, &r) {
+                    return Ok(Err(Fallback));
+                }
+                V::Own(Value::String(s))
             }
             Fast::Cmp(l, op, r) => {
                 let (l, r) = (tri!(l.eval(scope)), tri!(r.eval(scope)));
@@ -298,7 +399,7 @@ impl Fast {
                 match scope.rt().resolver.reference(entity, &k) {
                     Some(id) => V::Own(id),
                     None => {
-                        note_missing(scope.rt(), entity, k);
+                        note_missing(scope.rt(), entity, k.into_owned());
                         V::Undef
                     }
                 }
@@ -309,21 +410,40 @@ impl Fast {
                     return Ok(Err(Fallback));
                 };
                 let Some(k) = k else { return Ok(Ok(V::Undef)) };
-                V::Own(super::template::lookup_value(scope.rt(), table, &k).map_err(EvalError)?)
+                match lookup_in(scope.rt(), table, &k).map_err(EvalError)? {
+                    Cow::Borrowed(v) => V::Ref(v),
+                    Cow::Owned(v) => V::Own(v),
+                }
             }
             Fast::Filter(name, subject, args) => {
-                let subject = tri!(subject.eval(scope));
-                let mut mj_args = Vec::with_capacity(args.len() + 1);
-                mj_args.push(tri!(Ok::<_, EvalError>(to_mj(&subject))));
-                for a in args {
-                    let a = tri!(a.eval(scope));
-                    mj_args.push(tri!(Ok::<_, EvalError>(to_mj(&a))));
+                let mut subject = tri!(subject.eval(scope));
+                // Filters take scalars; anything else goes to minijinja before the arguments
+                // are evaluated, as it did.
+                if matches!(subject.get(), Some(Value::Array(_) | Value::Object(_))) {
+                    return Ok(Err(Fallback));
                 }
-                let out = call_filter(name, &mj_args).map_err(EvalError)?;
-                if out.is_undefined() {
-                    V::Undef
+                // Filters seldom take more than two arguments: those need no allocation.
+                let (mut small, mut large) = ([V::Undef, V::Undef], Vec::new());
+                let vals: &mut [V] = if args.len() <= small.len() {
+                    for (slot, a) in small.iter_mut().zip(args) {
+                        *slot = tri!(a.eval(scope));
+                    }
+                    &mut small[..args.len()]
                 } else {
-                    V::Own(serde_json::to_value(&out).map_err(|e| EvalError(e.to_string()))?)
+                    for a in args {
+                        large.push(tri!(a.eval(scope)));
+                    }
+                    &mut large
+                };
+                match native_filter(name, &mut subject, vals) {
+                    Some(v) => v,
+                    None => {
+                        let mut mj_args = Vec::with_capacity(vals.len() + 1);
+                        for v in std::iter::once(&subject).chain(vals.iter()) {
+                            mj_args.push(tri!(Ok::<_, EvalError>(to_mj(v))));
+                        }
+                        tri!(call(name, &mj_args))
+                    }
                 }
             }
             Fast::Test(name, e, _) => {
@@ -337,6 +457,24 @@ impl Fast {
                     _ => return Ok(Err(Fallback)),
                 };
                 V::Own(Value::Bool(b))
+            }
+            Fast::Memo(slot, e) => {
+                let Some(cell) = scope.memo(*slot) else {
+                    return e.eval(scope);
+                };
+                if let Some(v) = cell.get() {
+                    return Ok(Ok(v.as_ref().map_or(V::Undef, V::Ref)));
+                }
+                let v = tri!(e.eval(scope));
+                // A whole object or list is left uncopied: it is only read, and reading it again
+                // costs less than a copy.
+                if matches!(v.get(), Some(Value::Object(_) | Value::Array(_))) {
+                    return Ok(Ok(v));
+                }
+                match cell.get_or_init(|| v.into_json()) {
+                    Some(v) => V::Ref(v),
+                    None => V::Undef,
+                }
             }
             Fast::List(items) => {
                 let mut out = Vec::with_capacity(items.len());
@@ -361,20 +499,11 @@ fn note_missing(rt: &Arc<RecordRt>, entity: &str, key: String) {
     }
 }
 
-fn bounds(len: usize, start: Option<i64>, stop: Option<i64>) -> (usize, usize) {
-    let clamp = |i: i64| usize::try_from(i).unwrap_or(0).min(len);
-    let a = start.map(clamp).unwrap_or(0);
-    let b = stop.map(clamp).unwrap_or(len).max(a);
-    (a, b)
-}
-
 fn walk<'a>(mut cur: V<'a>, steps: &[Step]) -> V<'a> {
     for s in steps {
         cur = match cur {
             V::Ref(v) => match (s, v) {
-                (Step::Key(k), Value::Object(m)) => {
-                    m.get(k.as_str()).map(V::Ref).unwrap_or(V::Undef)
-                }
+                (Step::Key(k), Value::Object(m)) => field(m, k).map(V::Ref).unwrap_or(V::Undef),
                 (Step::Index(i), Value::Array(a)) => a.get(*i).map(V::Ref).unwrap_or(V::Undef),
                 _ => V::Undef,
             },
@@ -391,45 +520,51 @@ fn walk<'a>(mut cur: V<'a>, steps: &[Step]) -> V<'a> {
     cur
 }
 
-/// A number as minijinja shows it: whole numbers without a fraction (JSON does not tell 25 from
-/// 25.0, and templates see both as 25).
-fn number_text(n: &serde_json::Number) -> String {
+/// Appends a number as minijinja shows it: whole numbers without a fraction (JSON does not tell
+/// 25 from 25.0, and templates see both as 25). Writing to a `String` cannot fail.
+fn push_number(out: &mut String, n: &serde_json::Number) {
+    use std::fmt::Write;
     if let Some(i) = n.as_i64() {
-        return i.to_string();
+        let _ = write!(out, "{i}");
+        return;
     }
     if let Some(u) = n.as_u64() {
-        return u.to_string();
+        let _ = write!(out, "{u}");
+        return;
     }
     let f = n.as_f64().unwrap_or(f64::NAN);
     if f.fract() == 0.0 && f.abs() < 9.0e15 {
-        return (f as i64).to_string();
+        let _ = write!(out, "{}", f as i64);
+        return;
     }
     let s = f.to_string();
-    if s.contains('.') || s.contains('e') || s.contains("inf") || s.contains("NaN") {
-        s
-    } else {
-        format!("{s}.0")
+    out.push_str(&s);
+    if !(s.contains('.') || s.contains('e') || s.contains("inf") || s.contains("NaN")) {
+        out.push_str(".0");
     }
 }
 
-/// Text for `~`, as minijinja prints the value; `None` for values it prints unlike JSON.
-fn display(v: &V) -> Option<String> {
-    Some(match v.get() {
-        None => String::new(),
-        Some(Value::Null) => "None".into(),
-        Some(Value::Bool(b)) => if *b { "True" } else { "False" }.into(),
-        Some(Value::Number(n)) => number_text(n),
-        Some(Value::String(s)) => s.clone(),
-        Some(_) => return None,
-    })
+/// Appends `v` as minijinja prints it for `~`; `false` for values it prints unlike JSON.
+fn push_text(out: &mut String, v: &V) -> bool {
+    match v.get() {
+        None => {}
+        Some(Value::Null) => out.push_str("None"),
+        Some(Value::Bool(b)) => out.push_str(if *b { "True" } else { "False" }),
+        Some(Value::Number(n)) => push_number(out, n),
+        Some(Value::String(s)) => out.push_str(s),
+        Some(_) => return false,
+    }
+    true
 }
 
-/// A key for `ref()`/`lookup()`: `Some(None)` for no key, `None` to fall back.
-fn key_of(v: &V) -> Option<Option<String>> {
+/// A key for `ref()`/`lookup()`: `Some(None)` for no key, `None` to fall back. A string key is
+/// borrowed.
+fn key_of<'v>(v: &'v V) -> Option<Option<Cow<'v, str>>> {
     match v.get() {
         None | Some(Value::Null) => Some(None),
         Some(Value::Array(_)) | Some(Value::Object(_)) => None,
-        Some(other) => Some(key_text_json(other)),
+        Some(Value::String(s)) => Some(Some(Cow::Borrowed(s))),
+        Some(other) => Some(key_text_json(other).map(Cow::Owned)),
     }
 }
 
@@ -480,6 +615,49 @@ fn compare(l: &V, op: Cmp, r: &V) -> Option<bool> {
             Some(if matches!(op, Cmp::In) { found } else { !found })
         }
     }
+}
+
+/// The filters mappings use most, on the JSON values they mostly meet, computed without minijinja
+/// values: decimal arithmetic on numbers, text filters on strings, `default` on non-numbers
+/// (minijinja would turn a whole float into an integer). The same results as the filters, which
+/// the differential test holds them to; `None` leaves the case to the general path, with `x`
+/// and `args` untouched.
+fn native_filter<'a>(name: &str, x: &mut V<'a>, args: &mut [V<'a>]) -> Option<V<'a>> {
+    let scalar = |v: &V| !matches!(v.get(), Some(Value::Array(_) | Value::Object(_)));
+    let text = |v: &V| scalar(v) && !matches!(v.get(), Some(Value::Number(_)));
+    Some(match (name, x.get(), &args[..]) {
+        (_, Some(Value::Number(n)), [y]) => match y.get() {
+            Some(Value::Number(m)) => V::Own(decimal_filter_json(name, n, m)?),
+            _ => return None,
+        },
+        ("trim", Some(Value::String(s)), []) => V::Own(Value::from(s.trim())),
+        ("upper", Some(Value::String(s)), []) => V::Own(Value::from(s.to_uppercase())),
+        ("lower", Some(Value::String(s)), []) => V::Own(Value::from(s.to_lowercase())),
+        ("default" | "d", _, [] | [_] | [_, _])
+            if text(x) && args.first().is_none_or(text) && args.get(1).is_none_or(scalar) =>
+        {
+            let lax = args.get(1).is_some_and(V::truthy);
+            if matches!(x, V::Undef) || (lax && !x.truthy()) {
+                match args.first_mut() {
+                    Some(fallback) => std::mem::replace(fallback, V::Undef),
+                    None => V::Own(Value::from("")),
+                }
+            } else {
+                std::mem::replace(x, V::Undef)
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// Filter `name` through the implementation templates use.
+fn call<'a>(name: &str, mj_args: &[MjValue]) -> R<'a> {
+    let out = call_filter(name, mj_args).map_err(EvalError)?;
+    Ok(Ok(if out.is_undefined() {
+        V::Undef
+    } else {
+        V::Own(serde_json::to_value(&out).map_err(|e| EvalError(e.to_string()))?)
+    }))
 }
 
 /// A scalar as a minijinja value, for the filters both paths share.

@@ -6,7 +6,7 @@ pub mod filters;
 pub mod scope;
 pub mod template;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 
@@ -20,7 +20,7 @@ use crate::spec::yaml::{escape_pointer, field_path};
 use crate::spec::{
     Code, Connection, DIRECTIVES, Diagnostic, Direction, Document, Lookup, Mapping, WriteMethod,
 };
-use template::{ProblemKind, StaticTable, Template, TemplateProblem, Uses};
+use template::{Loop, ProblemKind, StaticTable, Template, TemplateProblem, Uses};
 
 /// A compiled mapping.
 #[derive(Debug)]
@@ -33,11 +33,13 @@ pub struct Plan {
     pub when: Option<Template>,
     pub source: SourcePlan,
     pub target: TargetPlan,
-    pub statics: Arc<HashMap<String, StaticTable>>,
+    /// Static lookup tables by name. A mapping has a few: they are found by comparing names,
+    /// which costs less than hashing the name on every lookup.
+    pub statics: Arc<Vec<(String, StaticTable)>>,
     pub api_lookups: Vec<ApiLookup>,
     /// `(outer, inner)` for each `lookup('outer', lookup('inner', …))` in the mapping.
     pub lookup_chains: BTreeSet<(String, String)>,
-    pub body: Vec<(String, Node)>,
+    pub body: Fields,
     /// Entities this mapping references through `ref()`: synced first when missing.
     pub depends_on: BTreeSet<String>,
 }
@@ -72,6 +74,20 @@ pub struct WritePlan {
     pub method: WriteMethod,
     pub path: Template,
     pub query: Vec<(String, Template)>,
+    /// The path or the query reads `body`: the engine parses the rendered body for them.
+    pub reads_body: bool,
+}
+
+impl WritePlan {
+    fn new(method: WriteMethod, path: Template, query: Vec<(String, Template)>) -> WritePlan {
+        let reads_body = path.reads("body") || query.iter().any(|(_, t)| t.reads("body"));
+        WritePlan {
+            method,
+            path,
+            query,
+            reads_body,
+        }
+    }
 }
 
 /// An API lookup table the engine loads once per tenant.
@@ -141,7 +157,7 @@ impl JsonPath {
         if let Some(keys) = &self.simple {
             let mut cur = root;
             for k in keys {
-                match cur.get(k) {
+                match cur.as_object().and_then(|m| template::field(m, k)) {
                     Some(v) => cur = v,
                     None => return Matches::General(Vec::new()),
                 }
@@ -220,14 +236,53 @@ pub struct Node {
 #[derive(Debug)]
 pub enum NodeKind {
     Value(Template),
-    Object(Vec<(String, Node)>),
+    Object(Fields),
     List(Vec<Node>),
     ForEach {
         path: JsonPath,
         var: String,
         item: Box<Node>,
         join: Option<String>,
+        /// How many loop-invariant values the item's templates memoize (`Fast::Memo`).
+        memo_slots: usize,
     },
+}
+
+/// The fields of an object node, in order, each with its key as JSON (`"name":`), ready to be
+/// written into a body.
+#[derive(Debug)]
+pub struct Fields {
+    fields: Vec<(String, Node)>,
+    json_keys: Vec<String>,
+}
+
+impl Fields {
+    pub fn new(fields: Vec<(String, Node)>) -> Fields {
+        let json_keys = fields
+            .iter()
+            .map(|(k, _)| format!("{}:", Value::String(k.clone())))
+            .collect();
+        Fields { fields, json_keys }
+    }
+
+    pub fn json_keys(&self) -> &[String] {
+        &self.json_keys
+    }
+}
+
+impl std::ops::Deref for Fields {
+    type Target = [(String, Node)];
+    fn deref(&self) -> &Self::Target {
+        &self.fields
+    }
+}
+
+impl<'a> IntoIterator for &'a Fields {
+    type Item = &'a (String, Node);
+    type IntoIter = std::slice::Iter<'a, (String, Node)>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.fields.iter()
+    }
 }
 
 /// Everything the loader found: the plans that compiled, and every problem.
@@ -498,6 +553,8 @@ pub struct Cx<'a> {
     refs: Vec<RefUse>,
     lookups_used: Vec<(String, String)>,
     lookup_chains: BTreeSet<(String, String)>,
+    /// Memo slots handed out so far in the `$for_each` being compiled.
+    memo_slots: usize,
 }
 
 impl<'a> Cx<'a> {
@@ -509,6 +566,7 @@ impl<'a> Cx<'a> {
             refs: Vec::new(),
             lookups_used: Vec::new(),
             lookup_chains: BTreeSet::new(),
+            memo_slots: 0,
         }
     }
 
@@ -874,9 +932,30 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// Inside a `$for_each` (whose item and `index` are the last two variables), the variables
+    /// that keep their value from one item to the next.
+    fn loop_of<'v>(&self, vars: &[&'v str]) -> Option<Loop<'v>> {
+        let [outer @ .., item, index] = vars else {
+            return None;
+        };
+        (*index == "index").then(|| Loop {
+            invariant: outer
+                .iter()
+                .copied()
+                .filter(|v| v != item && v != index)
+                .collect(),
+            slots: self.memo_slots,
+        })
+    }
+
     fn template(&mut self, src: &str, pointer: &str, vars: &[&str]) -> Option<Template> {
         let mut uses = Uses::default();
-        match template::compile(src, vars, &mut uses) {
+        let mut lp = self.loop_of(vars);
+        let compiled = template::compile(src, vars, &mut uses, lp.as_mut());
+        if let Some(lp) = lp {
+            self.memo_slots = lp.slots;
+        }
+        match compiled {
             Ok(t) => {
                 self.note_uses(uses, pointer);
                 Some(t)
@@ -906,7 +985,12 @@ impl<'a> Cx<'a> {
             return None;
         }
         let mut uses = Uses::default();
-        match template::compile_expr(inner, vars, &mut uses) {
+        let mut lp = self.loop_of(vars);
+        let compiled = template::compile_expr(inner, vars, &mut uses, lp.as_mut());
+        if let Some(lp) = lp {
+            self.memo_slots = lp.slots;
+        }
+        match compiled {
             Ok(t) => {
                 self.note_uses(uses, pointer);
                 Some(t)
@@ -1114,12 +1198,12 @@ impl<'a> Cx<'a> {
             )
         });
 
-        let mut statics = HashMap::new();
+        let mut statics = Vec::new();
         let mut api_lookups = Vec::new();
         for (name, l) in &m.lookups {
             match l {
                 Lookup::Static { entries, default } => {
-                    statics.insert(
+                    statics.push((
                         name.clone(),
                         StaticTable {
                             entries: entries
@@ -1128,7 +1212,7 @@ impl<'a> Cx<'a> {
                                 .collect(),
                             default: default.clone(),
                         },
-                    );
+                    ));
                 }
                 Lookup::Api {
                     connection,
@@ -1207,11 +1291,7 @@ impl<'a> Cx<'a> {
             return None;
         };
         let update = match update {
-            Some((method, Some(path), query)) => Some(WritePlan {
-                method,
-                path,
-                query,
-            }),
+            Some((method, Some(path), query)) => Some(WritePlan::new(method, path, query)),
             Some((_, None, _)) => return None,
             None => None,
         };
@@ -1237,17 +1317,13 @@ impl<'a> Cx<'a> {
                     query: find_query,
                     matches: find_matches,
                 },
-                create: WritePlan {
-                    method: m.target.create.method,
-                    path: create_path,
-                    query: create_query,
-                },
+                create: WritePlan::new(m.target.create.method, create_path, create_query),
                 update,
             },
             statics: Arc::new(statics),
             api_lookups,
             lookup_chains: std::mem::take(&mut self.lookup_chains),
-            body,
+            body: Fields::new(body),
             depends_on,
         })
     }
@@ -1374,6 +1450,12 @@ impl<'a> Cx<'a> {
             }
             None => (false, String::new()),
         };
+        // A loop numbers its memo slots from zero; the enclosing loop's count resumes after it.
+        let outer_slots = if var_pushed {
+            std::mem::take(&mut self.memo_slots)
+        } else {
+            self.memo_slots
+        };
         let vars: Vec<String> = scope.clone();
         let vars_ref: Vec<&str> = vars.iter().map(String::as_str).collect();
         let when = match &when_src {
@@ -1382,6 +1464,9 @@ impl<'a> Cx<'a> {
                 if t.is_none() {
                     if var_pushed {
                         scope.truncate(scope.len() - 2);
+                    }
+                    if var_pushed {
+                        self.memo_slots = outer_slots;
                     }
                     return None;
                 }
@@ -1405,12 +1490,17 @@ impl<'a> Cx<'a> {
             }
             ok.then_some(Node {
                 when: None,
-                kind: NodeKind::Object(out),
+                kind: NodeKind::Object(Fields::new(out)),
             })
         };
         if var_pushed {
             scope.truncate(scope.len() - 2);
         }
+        let memo_slots = if var_pushed {
+            std::mem::replace(&mut self.memo_slots, outer_slots)
+        } else {
+            0
+        };
         let inner = inner?;
         match for_each {
             Some(path) => {
@@ -1427,6 +1517,7 @@ impl<'a> Cx<'a> {
                             kind: inner.kind,
                         }),
                         join,
+                        memo_slots,
                     },
                 })
             }

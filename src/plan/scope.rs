@@ -4,7 +4,7 @@
 use std::sync::{Arc, LazyLock};
 
 use minijinja::value::{Object, Value as MjValue};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::template::{RT, RecordRt, Step};
 
@@ -24,11 +24,24 @@ fn extend(path: &Path, step: Step) -> Path {
     }))
 }
 
+/// Objects this small are searched key by key: comparing a few keys costs less than hashing the
+/// one asked for (SipHash), and most objects in API records are this small.
+const SCAN_MAX: usize = 32;
+
+/// `m[k]`, without hashing `k` when `m` is small.
+pub(crate) fn field<'v>(m: &'v Map<String, Value>, k: &str) -> Option<&'v Value> {
+    if m.len() <= SCAN_MAX {
+        m.iter().find(|(key, _)| key.as_str() == k).map(|(_, v)| v)
+    } else {
+        m.get(k)
+    }
+}
+
 fn resolve<'v>(root: &'v Value, path: &Path) -> &'v Value {
     match path {
         None => root,
         Some(n) => match (&n.step, resolve(root, &n.parent)) {
-            (Step::Key(k), Value::Object(m)) => m.get(k.as_str()).unwrap_or(&Value::Null),
+            (Step::Key(k), Value::Object(m)) => field(m, k).unwrap_or(&Value::Null),
             (Step::Index(i), Value::Array(a)) => a.get(*i).unwrap_or(&Value::Null),
             _ => &Value::Null,
         },
@@ -139,7 +152,7 @@ impl Object for JsonView {
         let (step, child) = match self.node() {
             Value::Object(m) => {
                 let k = key.as_str()?;
-                (Step::Key(k.to_string()), m.get(k)?)
+                (Step::Key(k.to_string()), field(m, k)?)
             }
             Value::Array(a) => {
                 let i = key.as_i64()?;
@@ -239,7 +252,12 @@ pub struct Scope<'a> {
     parent: Option<&'a Scope<'a>>,
     rt: &'a Arc<RecordRt>,
     ctx: std::sync::OnceLock<MjValue>,
+    /// The enclosing loop's values that are the same for every item (see `Fast::Memo`).
+    memo: &'a [Memo],
 }
+
+/// One loop-invariant value, computed once per loop; `None` inside is an undefined value.
+pub type Memo = std::cell::OnceCell<Option<Value>>;
 
 impl<'a> Scope<'a> {
     pub fn new(vars: Vec<(&'a str, Var<'a>)>, rt: &'a Arc<RecordRt>) -> Scope<'a> {
@@ -248,21 +266,27 @@ impl<'a> Scope<'a> {
             parent: None,
             rt,
             ctx: std::sync::OnceLock::new(),
+            memo: &[],
         }
     }
 
-    /// This scope plus more variables (a loop item).
-    pub fn with<'b>(&'b self, extra: Vec<(&'b str, Var<'b>)>) -> Scope<'b> {
+    /// This scope plus more variables (a loop item), with that loop's memo.
+    pub fn with<'b>(&'b self, extra: Vec<(&'b str, Var<'b>)>, memo: &'b [Memo]) -> Scope<'b> {
         Scope {
             vars: extra,
             parent: Some(self),
             rt: self.rt,
             ctx: std::sync::OnceLock::new(),
+            memo,
         }
     }
 
-    pub fn rt(&self) -> &Arc<RecordRt> {
+    pub fn rt(&self) -> &'a Arc<RecordRt> {
         self.rt
+    }
+
+    pub(crate) fn memo(&self, slot: usize) -> Option<&'a Memo> {
+        self.memo.get(slot)
     }
 
     pub fn var(&self, name: &str) -> Option<&Var<'a>> {

@@ -5,6 +5,7 @@
 //! whose minijinja value keeps its type; or an interpolation (text with `{{ }}` parts), which is
 //! always a string. Statements (`{% %}`) are not part of the language.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock, Mutex};
 
@@ -13,10 +14,11 @@ use minijinja::value::{Object, Value as MjValue};
 use minijinja::{Environment, Error as MjError, ErrorKind, Expression, State, UndefinedBehavior};
 use serde_json::Value;
 
+pub use super::fast::Loop;
 use super::filters::{BUILTIN_FILTERS, rbtx_filter, urlencode};
 pub use super::filters::{RBTX_FILTERS, call_filter, decimal, from_decimal};
-pub use super::scope::{Scope, Var};
-pub(crate) use super::scope::{number, parse_normalized_path};
+pub use super::scope::{Memo, Scope, Var};
+pub(crate) use super::scope::{field, number, parse_normalized_path};
 
 /// Words of the expression language that may precede `(` without being calls.
 const KEYWORDS: &[&str] = &["and", "or", "not", "if", "else", "in", "is"];
@@ -92,7 +94,7 @@ pub struct StaticTable {
 /// Per-record state the template functions reach through the context.
 pub struct RecordRt {
     pub resolver: Arc<dyn Resolver>,
-    pub statics: Arc<std::collections::HashMap<String, StaticTable>>,
+    pub statics: Arc<Vec<(String, StaticTable)>>,
     /// References that were asked for but are not bound yet: the engine syncs them first.
     pub missing: Mutex<Vec<(String, String)>>,
 }
@@ -145,23 +147,25 @@ fn lookup_fn(state: &State, table: &str, key: MjValue) -> Result<MjValue, MjErro
         // No key, no value: the field is left out.
         return Ok(MjValue::UNDEFINED);
     };
-    lookup_value(&rt, table, &k)
+    lookup_in(&rt, table, &k)
         .map(|v| mj(&v))
         .map_err(|m| MjError::new(ErrorKind::InvalidOperation, m))
 }
 
-/// The value of lookup `table` at `key`: the mapping's static tables first, then the API ones.
-pub fn lookup_value(rt: &RecordRt, table: &str, k: &str) -> Result<Value, String> {
-    if let Some(t) = rt.statics.get(table) {
+/// The value of lookup `table` at `key`: the mapping's static tables first (borrowed from the
+/// plan), then the API ones.
+pub fn lookup_in<'r>(rt: &'r RecordRt, table: &str, k: &str) -> Result<Cow<'r, Value>, String> {
+    if let Some((_, t)) = rt.statics.iter().find(|(name, _)| name == table) {
         return t
             .entries
             .get(k)
             .or(t.default.as_ref())
-            .cloned()
+            .map(Cow::Borrowed)
             .ok_or_else(|| format!("lookup `{table}` has no entry for `{k}` and no default"));
     }
     rt.resolver
         .lookup(table, k)
+        .map(Cow::Owned)
         .ok_or_else(|| format!("lookup `{table}` has no entry for `{k}`"))
 }
 
@@ -262,11 +266,13 @@ pub struct Uses {
     pub lookup_chains: BTreeSet<(String, String)>,
 }
 
-/// Compiles one template string. `vars` are the variables in scope.
+/// Compiles one template string. `vars` are the variables in scope; `lp` says which of them keep
+/// their value across the items of the enclosing `$for_each`, if there is one.
 pub fn compile(
     src: &str,
     vars: &[&str],
     uses: &mut Uses,
+    mut lp: Option<&mut Loop>,
 ) -> Result<Template, Vec<TemplateProblem>> {
     if !src.contains("{{") && !src.contains("{%") && !src.contains("{#") {
         return Ok(Template::Const(Value::String(src.to_string())));
@@ -319,7 +325,7 @@ pub fn compile(
     for p in pieces {
         match p {
             Piece::Text(t) => compiled.push(Part::Text(t)),
-            Piece::Expr(e, at) => match compile_expr(&e, vars, uses) {
+            Piece::Expr(e, at) => match compile_expr(&e, vars, uses, lp.as_deref_mut()) {
                 Ok(t) => compiled.push(Part::Value(t)),
                 Err(ps) => problems.extend(ps.into_iter().map(|mut p| {
                     p.offset = Some(at + p.offset.unwrap_or(0));
@@ -369,6 +375,7 @@ pub fn compile_expr(
     src: &str,
     vars: &[&str],
     uses: &mut Uses,
+    lp: Option<&mut Loop>,
 ) -> Result<Template, Vec<TemplateProblem>> {
     let mut problems = Vec::new();
     let tokens: Vec<Token> =
@@ -435,7 +442,7 @@ pub fn compile_expr(
         return Ok(Template::Path { var, steps });
     }
     Ok(Template::Expr {
-        fast: super::fast::compile(src),
+        fast: super::fast::compile(src, lp),
         expr: Box::new(expr),
     })
 }
@@ -674,6 +681,55 @@ impl Template {
         }
     }
 
+    /// Writes the value as JSON at the end of `out`, reading the record in place; `false` when it
+    /// is none or undefined and nothing was written. The same value as [`Template::eval`].
+    pub fn write_json(&self, scope: &Scope, out: &mut Vec<u8>) -> Result<bool, EvalError> {
+        let write = |out: &mut Vec<u8>, v: &Value| {
+            serde_json::to_writer(out, v)
+                .map(|()| true)
+                .map_err(|e| EvalError(e.to_string()))
+        };
+        match self {
+            Template::Path { var, steps } => match lookup_path(scope, var, steps) {
+                Some(Value::Null) | None => Ok(false),
+                Some(v) => write(out, v),
+            },
+            Template::Expr {
+                fast: Some(f),
+                expr,
+            } if !CROSS_CHECK.load(std::sync::atomic::Ordering::Relaxed) => {
+                let out_value = match f.eval(scope)? {
+                    Ok(v) => match v.get() {
+                        None | Some(Value::Null) => return Ok(false),
+                        Some(v) => return write(out, v),
+                    },
+                    Err(_) => slow_eval(expr, scope)?,
+                };
+                match out_value {
+                    Out::Absent => Ok(false),
+                    Out::Value(v) => write(out, &v),
+                }
+            }
+            _ => match self.eval(scope)? {
+                Out::Absent => Ok(false),
+                Out::Value(v) => write(out, &v),
+            },
+        }
+    }
+
+    /// Whether the template reads variable `var`.
+    pub fn reads(&self, var: &str) -> bool {
+        match self {
+            Template::Const(_) => false,
+            Template::Path { var: v, .. } => v == var,
+            Template::Expr { expr, .. } => expr.undeclared_variables(false).contains(var),
+            Template::Interp(parts) => parts.iter().any(|p| match p {
+                Part::Text(_) => false,
+                Part::Value(t) => t.reads(var),
+            }),
+        }
+    }
+
     /// Truthiness, the way Jinja sees it, for `when` conditions.
     pub fn eval_bool(&self, scope: &Scope) -> Result<bool, EvalError> {
         // Read in place where possible: a condition needs no copy of the value it tests.
@@ -752,7 +808,7 @@ fn lookup_path<'a>(scope: &Scope<'a>, var: &str, steps: &[Step]) -> Option<&'a V
     let mut cur: &'a Value = scope.var(var)?.value;
     for s in steps {
         cur = match (s, cur) {
-            (Step::Key(k), Value::Object(m)) => m.get(k)?,
+            (Step::Key(k), Value::Object(m)) => field(m, k)?,
             (Step::Index(i), Value::Array(a)) => a.get(*i)?,
             _ => return None,
         };
@@ -835,19 +891,19 @@ mod tests {
     fn plain_paths_skip_the_engine() {
         let mut u = Uses::default();
         assert!(matches!(
-            compile("{{ source.group.vat_domestic }}", &["source"], &mut u),
+            compile("{{ source.group.vat_domestic }}", &["source"], &mut u, None),
             Ok(Template::Path { .. })
         ));
         assert!(matches!(
-            compile("{{ source.lines[0] }}", &["source"], &mut u),
+            compile("{{ source.lines[0] }}", &["source"], &mut u, None),
             Ok(Template::Path { .. })
         ));
         assert!(matches!(
-            compile("{{ source.a or 1 }}", &["source"], &mut u),
+            compile("{{ source.a or 1 }}", &["source"], &mut u, None),
             Ok(Template::Expr { .. })
         ));
         assert!(matches!(
-            compile("n {{ source.a }}", &["source"], &mut u),
+            compile("n {{ source.a }}", &["source"], &mut u, None),
             Ok(Template::Interp(_))
         ));
     }

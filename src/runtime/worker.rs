@@ -32,7 +32,7 @@ use tokio::sync::Mutex;
 use crate::connectors::rackbeat::Rackbeat;
 use crate::connectors::tripletex::Tripletex;
 use crate::connectors::{Api, ApiError};
-use crate::engine::{Outcome, RecordError, Request};
+use crate::engine::{Body, Outcome, RecordError, Request};
 use crate::plan::template::{Resolver, key_text_json};
 use crate::plan::{ApiLookup, Pack, Plan};
 use crate::spec::{Connection, Direction, WriteMethod};
@@ -521,7 +521,7 @@ impl<S: Store> Worker<S> {
                     return Ok(Synced::Skipped { reason });
                 }
                 Outcome::Write(Request { body: Some(b), .. }) | Outcome::Keep { body: b } => b,
-                Outcome::Write(Request { body: None, .. }) => Value::Null,
+                Outcome::Write(Request { body: None, .. }) => Body::from(&Value::Null),
             };
             let hash = body_hash(&body);
             let binding = self
@@ -549,6 +549,7 @@ impl<S: Store> Worker<S> {
 
             // No usable binding: look for the record before creating it, so a create whose
             // answer was lost is found rather than repeated.
+            let body = body.value();
             let find = plan
                 .find_request(&source, &body, resolver.clone())
                 .map_err(|e| Failure::record(plan, e))?;
@@ -630,9 +631,9 @@ impl<S: Store> Worker<S> {
                         ));
                     }
                 };
-                let body = req.body.clone().unwrap_or(Value::Null);
+                let body = req.body.clone().unwrap_or_else(|| Body::from(&Value::Null));
                 let answer = api
-                    .write(method, &req.path, &query_of(&req), &body)
+                    .write(method, &req.path, &query_of(&req), body.as_str())
                     .await
                     .map_err(|e| Failure::api(plan, &e))?;
                 let id = answer
@@ -847,12 +848,11 @@ fn ref_key(entity: &str, key: &str) -> String {
     format!("{entity}\u{0}{key}")
 }
 
-/// SHA-256 of the body as serialized (field order is the mapping's, so it is stable across runs).
+/// SHA-256 of the body as sent (field order is the mapping's, so it is stable across runs).
 /// It is taken over the body rendered without a target, which holds only what comes from the
 /// source: an update's body also carries the target's version and ids, which change on every write.
-pub fn body_hash(body: &Value) -> String {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    Sha256::digest(&bytes)
+pub fn body_hash(body: &Body) -> String {
+    Sha256::digest(body.as_str().as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
