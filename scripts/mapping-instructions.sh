@@ -14,7 +14,7 @@ per_record() {
     # The inclusive cost of one function of the bench, divided by the records it handled.
     grep "mapping::$1 \[" "$out/annotated" | head -n 1 | awk -v n="$records" '{gsub(",", "", $1); printf "%d", $1 / n}'
 }
-printf '%-28s %15s %15s %7s\n' mapping "map instr/rec" "json instr/rec" ratio
+printf '%-64s %15s %15s %7s\n' mapping "map instr/rec" "json instr/rec" ratio
 RBTX_BENCH_RECORDS=0 "$bench" | sed -n 's/ *0 records mapped and round-tripped$//p' |
     while IFS= read -r name; do
         RBTX_BENCH_ONLY="$name" RBTX_BENCH_RECORDS="$records" valgrind --tool=callgrind \
@@ -22,5 +22,5 @@ RBTX_BENCH_RECORDS=0 "$bench" | sed -n 's/ *0 records mapped and round-tripped$/
         callgrind_annotate --inclusive=yes "$out/callgrind" >"$out/annotated" 2>/dev/null
         map=$(per_record map_record)
         json=$(per_record json_round_trip)
-        printf '%-28s %15d %15d %7.2f\n' "$name" "$map" "$json" "$(echo "$json / $map" | bc -l)"
+        printf '%-64s %15d %15d %7.2f\n' "$name" "$map" "$json" "$(echo "$json / $map" | bc -l)"
     done
