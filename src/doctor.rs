@@ -1,7 +1,8 @@
 //! `rbtx doctor`: checks one tenant's setup before it bites, and says how to fix each problem.
 //!
 //! Every check runs, whatever the others found, and reports ok, a warning (sync works, but
-//! something is off) or a failure (sync is blocked). Nothing is written anywhere.
+//! something is off) or a failure (sync is blocked). Nothing is written to either API or to the
+//! store's data.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::connectors::ApiError;
+use crate::connectors::tripletex::BANK_ACCOUNT_FIX as BANK_FIX;
 use crate::plan::{Pack, Plan};
 use crate::runtime::worker::{Tenant, load_lookup};
 use crate::spec::Direction;
@@ -284,10 +286,6 @@ async fn rackbeat_login<S: Store>(setup: &Setup<'_, S>) -> Check {
         ),
     }
 }
-
-const BANK_FIX: &str = "Tripletex: Company → Company information → set the invoice bank account.\n\
-    For a Tripletex demo company, Rackbeat's help suggests bank account 11111111113 and org. no. 984809085.\n\
-    Invoices that failed meanwhile wait in the dead-letter store: `rbtx dlq replay --all` once fixed.";
 
 async fn bank_account<S: Store>(setup: &Setup<'_, S>) -> Check {
     let query = [

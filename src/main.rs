@@ -8,6 +8,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 use rbtx::engine::{FixtureResolver, Outcome, PlaceholderResolver};
 use rbtx::plan::load_pack;
+use rbtx::runtime::worker::INITIAL_SYNC_EVENT;
 use rbtx::spec::diagnostic::{Format, render, sort};
 use rbtx::spec::{Document, Fixtures};
 use rbtx::store::postgres::PostgresStore;
@@ -100,11 +101,11 @@ enum Command {
         #[arg(long)]
         public_url: Option<String>,
         /// How booked invoices reach Tripletex: `booked` (an invoice) or `as_order` (an editable order).
-        #[arg(long, default_value = "booked")]
+        #[arg(long, default_value = "booked", value_parser = ["booked", "as_order"])]
         invoice_mode: String,
         /// Seconds a claimed event stays with this process; after a crash, work in flight is taken
         /// over when its lease ends.
-        #[arg(long, default_value_t = 60)]
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(i64).range(1..))]
         lease_seconds: i64,
         /// Seconds between polls of Rackbeat for changes no webhook announced (CSV imports, lost
         /// deliveries); also done at start.
@@ -131,7 +132,7 @@ enum Command {
         #[arg(long)]
         keep: bool,
     },
-    /// Check the setup (accounts from the environment, as for `rbtx run`): mappings, store,
+    /// Check the setup (accounts from the environment, or one tenant of --tenants): mappings, store,
     /// credentials and their environment, the invoice bank account, the VAT types and other lookups
     /// the mappings need, and the Rackbeat webhook subscriptions. Exit 1 when something blocks sync.
     Doctor {
@@ -146,7 +147,7 @@ enum Command {
         #[arg(long)]
         public_url: Option<String>,
         /// The invoice mode `rbtx run` uses: `booked` or `as_order` (a tenants file says it per tenant).
-        #[arg(long, default_value = "booked")]
+        #[arg(long, default_value = "booked", value_parser = ["booked", "as_order"])]
         invoice_mode: String,
         #[command(flatten)]
         tenant: TenantArgs,
@@ -195,7 +196,7 @@ enum Command {
 #[derive(Subcommand)]
 enum SyncCommand {
     /// Pull customers, suppliers, products, payment terms and employees from Tripletex into
-    /// Rackbeat (accounts from the environment, as for `rbtx run`). Resumes an interrupted sync;
+    /// Rackbeat (accounts from the environment, or one tenant of --tenants). Resumes an interrupted sync;
     /// running it again changes nothing that is already in step.
     Initial {
         /// Only these entities (comma-separated), plus the ones they refer to.
@@ -228,7 +229,8 @@ enum SyncCommand {
 #[derive(Subcommand)]
 enum WebhooksCommand {
     /// Subscribe the intake's public URL to every event the mappings need (account from
-    /// RBTX_RACKBEAT_TOKEN, RBTX_RACKBEAT_URL) and keep the tokens in the store for `rbtx run`.
+    /// RBTX_RACKBEAT_TOKEN and RBTX_RACKBEAT_URL, or one tenant of --tenants) and keep the tokens
+    /// in the store for `rbtx run`.
     Install {
         /// The URL Rackbeat delivers to, e.g. https://rbtx.example.com/webhooks/rackbeat.
         #[arg(long)]
@@ -319,6 +321,8 @@ struct SandboxArgs {
 enum SchemaKind {
     Mapping,
     Test,
+    /// The tenants file of `rbtx run --tenants`.
+    Tenants,
 }
 
 fn main() -> ExitCode {
@@ -378,6 +382,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let schema = match kind {
                 SchemaKind::Mapping => rbtx::spec::mapping_schema(),
                 SchemaKind::Test => rbtx::spec::test_schema(),
+                SchemaKind::Tenants => rbtx::runtime::accounts::tenants_schema(),
             };
             println!(
                 "{}",
@@ -506,9 +511,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             runtime.block_on(rbtx::runtime::run::run(
                 config,
                 |url| rbtx::runtime::announce(&format!("webhooks: {url}")),
-                async {
-                    tokio::signal::ctrl_c().await.ok();
-                },
+                stop_requested(),
             ))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -704,6 +707,20 @@ async fn initial_sync_on<S: Store>(
     rbtx::runtime::initial::run(&worker, options, &mut std::io::stdout().lock()).await
 }
 
+/// Ctrl-C, or SIGTERM (how containers and service managers ask a process to stop).
+async fn stop_requested() {
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        return;
+    }
+    tokio::signal::ctrl_c().await.ok();
+}
+
 fn sandbox(args: SandboxArgs) -> Result<ExitCode, String> {
     let faults = match args.faults {
         Some(f) => serde_json::from_str(&f).map_err(|e| format!("--faults: {e}"))?,
@@ -806,6 +823,14 @@ async fn dlq_on<S: Store>(s: &S, command: DlqCommand) -> Result<ExitCode, String
             None => Err(format!("no dead letter {id}")),
         },
         DlqCommand::Replay { id: Some(id), .. } => {
+            if let Some(d) = s.get_dead_letter(id).await.map_err(|e| e.to_string())?
+                && d.event.event == INITIAL_SYNC_EVENT
+            {
+                return Err(format!(
+                    "dead letter {id} is a record the initial sync could not write: run `rbtx sync initial --entities {}` again; it retries it with the record read afresh",
+                    d.event.entity
+                ));
+            }
             if s.replay(id).await.map_err(|e| e.to_string())? {
                 println!("dead letter {id} is back in the queue");
                 Ok(ExitCode::SUCCESS)
@@ -817,11 +842,22 @@ async fn dlq_on<S: Store>(s: &S, command: DlqCommand) -> Result<ExitCode, String
             id: None,
             all: true,
         } => {
-            let n = s.replay_all().await.map_err(|e| e.to_string())?;
+            // Initial-sync failures are retried by the next `rbtx sync initial`, not the queue.
+            let (mut n, mut left) = (0, 0);
+            for d in s.list_dead_letters().await.map_err(|e| e.to_string())? {
+                if d.event.event == INITIAL_SYNC_EVENT {
+                    left += 1;
+                } else if s.replay(d.id).await.map_err(|e| e.to_string())? {
+                    n += 1;
+                }
+            }
             println!(
                 "{n} dead letter{} back in the queue",
                 if n == 1 { "" } else { "s" }
             );
+            if left > 0 {
+                println!("{left} left for `rbtx sync initial` to retry");
+            }
             Ok(ExitCode::SUCCESS)
         }
         DlqCommand::Replay {

@@ -4,6 +4,8 @@
 //! The sandboxes run in their own process (`rbtx sandbox`), so they outlive the crash; Rackbeat's
 //! retries (shortened through the sandbox's admin surface) redeliver what the dead process refused.
 
+mod support;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -33,13 +35,6 @@ fn first_lines(child: &mut Child, n: usize) -> Vec<String> {
         .take(n)
         .map_while(Result::ok)
         .collect()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn start_rbtx(port: u16, store: &std::path::Path, tx_url: &str, rb_url: &str) -> Running {
@@ -112,7 +107,7 @@ async fn a_killed_process_loses_and_duplicates_nothing() {
     let mut rb_config = RackbeatConfig::new(rb_url.as_str(), Secret::new(sandbox::RACKBEAT_TOKEN));
     rb_config.requests_per_minute = 100_000;
     let rb = Rackbeat::new(rb_config).expect("rackbeat");
-    let port = free_port();
+    let port = support::free_port();
 
     // `rbtx webhooks install` subscribes the intake and keeps the tokens in the store.
     let install = Command::new(env!("CARGO_BIN_EXE_rbtx"))

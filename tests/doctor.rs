@@ -1,7 +1,9 @@
 //! `rbtx doctor` against both sandboxes (in-process): a sound setup passes, and each injected
 //! misconfiguration is reported, with a fix, by the check it belongs to.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::PathBuf;
 
 use rbtx::connectors::Secret;
 use rbtx::connectors::rackbeat::{Rackbeat, RackbeatConfig};
@@ -185,7 +187,7 @@ async fn a_missing_bank_account_blocks_with_the_fix() {
 async fn a_vat_code_the_company_lacks_is_reported() {
     // A copy of the pack whose invoice mapping asks for a VAT code no company has.
     let dir = std::env::temp_dir().join(format!("rbtx-doctor-{}", std::process::id()));
-    copy_dir(
+    support::copy_dir(
         &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings"),
         &dir,
     );
@@ -292,18 +294,4 @@ async fn an_invalid_pack_and_an_unmigrated_store_are_reported() {
     );
     let s = problem(&report, "store", Severity::Warn);
     assert!(s.detail.contains("not applied"), "{}", s.detail);
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let path = entry.path();
-        let dest = to.join(entry.file_name());
-        if path.is_dir() {
-            copy_dir(&path, &dest);
-        } else {
-            std::fs::copy(&path, &dest).expect("copy");
-        }
-    }
 }

@@ -117,14 +117,20 @@ fn committed(path: &Path) -> serde_json::Value {
 
 #[test]
 fn committed_schemas_match_the_rust_types() {
-    let hint = "regenerate with `cargo run -- schema > schemas/mapping.schema.json` and \
-                `cargo run -- schema test > schemas/mapping-test.schema.json`";
+    let hint = "regenerate with `cargo run -- schema > schemas/mapping.schema.json`, \
+                `cargo run -- schema test > schemas/mapping-test.schema.json` and \
+                `cargo run -- schema tenants > schemas/tenants.schema.json`";
     assert!(
         committed(&root().join("schemas/mapping.schema.json")) == rbtx::spec::mapping_schema(),
         "{hint}"
     );
     assert!(
         committed(&root().join("schemas/mapping-test.schema.json")) == rbtx::spec::test_schema(),
+        "{hint}"
+    );
+    assert!(
+        committed(&root().join("schemas/tenants.schema.json"))
+            == rbtx::runtime::accounts::tenants_schema(),
         "{hint}"
     );
 }

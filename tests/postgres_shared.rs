@@ -41,13 +41,6 @@ fn first_lines(child: &mut Child, n: usize) -> Vec<String> {
         .collect()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 fn rbtx() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rbtx"));
     c.current_dir(env!("CARGO_MANIFEST_DIR"));
@@ -115,7 +108,7 @@ async fn two_processes_share_the_work_and_apply_each_event_once() {
     let tx_url = lines[0].trim_start_matches("tripletex: ").to_string();
     let rb_url = lines[1].trim_start_matches("rackbeat: ").to_string();
 
-    let (port_a, port_b) = (free_port(), free_port());
+    let (port_a, port_b) = (support::free_port(), support::free_port());
     let install = rbtx()
         .args([
             "webhooks",

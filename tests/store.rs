@@ -541,6 +541,78 @@ async fn failures_outside_the_queue_are_dead_lettered_once_per_record<S: Store>(
     assert_eq!((claimed[0].key.as_str(), claimed[0].attempts), ("C2", 0));
 }
 
+async fn a_released_event_is_claimable_at_once_with_its_attempts<S: Store>(s: &S) {
+    let id = s
+        .enqueue(event("t1", "R1", "product.created", 1))
+        .await
+        .unwrap();
+    let claimed = s.claim(None, "w1", 10, 100, LEASE_MS).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        !s.release(id, "w2").await.unwrap(),
+        "only the holder releases"
+    );
+    assert!(s.release(id, "w1").await.unwrap());
+    assert!(!s.release(id, "w1").await.unwrap(), "released once");
+    // Well before the lease would have ended, another worker takes it, attempts unchanged.
+    let again = s.claim(None, "w2", 10, 101, LEASE_MS).await.unwrap();
+    assert_eq!(
+        again.iter().map(|e| (e.id, e.attempts)).collect::<Vec<_>>(),
+        [(id, 0)]
+    );
+    assert!(!s.complete(id, "w1").await.unwrap());
+    assert!(s.complete(id, "w2").await.unwrap());
+}
+
+async fn a_key_can_be_claimed_for_inline_work_unless_held<S: Store>(s: &S) {
+    let mut dep = event("t1", "C1", "dependency", 1);
+    dep.entity = "customer".into();
+    // An update of the key waiting in the queue is superseded: the inline work reads the latest.
+    let mut waiting = dep.clone();
+    waiting.event = "customer.updated".into();
+    s.enqueue(waiting).await.unwrap();
+    let id = s
+        .claim_key(dep.clone(), "w1", 100, LEASE_MS)
+        .await
+        .unwrap()
+        .expect("free key");
+    assert!(
+        s.claim(None, "w2", 10, 101, LEASE_MS)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the key is held, and its older event superseded"
+    );
+    assert_eq!(
+        s.claim_key(dep.clone(), "w2", 102, LEASE_MS).await.unwrap(),
+        None,
+        "held by w1"
+    );
+    assert!(s.complete(id, "w1").await.unwrap());
+    assert_eq!(s.queue_depth().await.unwrap(), 0);
+
+    // A key a worker is applying an event of cannot be taken inline.
+    let mut queued = dep.clone();
+    queued.event = "customer.created".into();
+    s.enqueue(queued).await.unwrap();
+    let claimed = s.claim(None, "w3", 10, 200, LEASE_MS).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(
+        s.claim_key(dep.clone(), "w1", 201, LEASE_MS).await.unwrap(),
+        None
+    );
+    // Released inline work stays queued for a worker to do.
+    assert!(s.complete(claimed[0].id, "w3").await.unwrap());
+    let id = s
+        .claim_key(dep, "w1", 300, LEASE_MS)
+        .await
+        .unwrap()
+        .expect("free again");
+    assert!(s.release(id, "w1").await.unwrap());
+    let later = s.claim(None, "w4", 10, 301, LEASE_MS).await.unwrap();
+    assert_eq!(later.iter().map(|e| e.id).collect::<Vec<_>>(), [id]);
+}
+
 async fn bindings_upsert_and_move<S: Store>(s: &S) {
     let (t, d, e) = ("t1", "rackbeat_to_tripletex", "product");
     assert_eq!(s.get_binding(t, d, e, "P1").await.unwrap(), None);
@@ -667,6 +739,8 @@ macro_rules! store_tests {
             an_expired_lease_makes_the_event_claimable_again,
             retry_waits_for_not_before,
             dead_letter_then_replay,
+            a_released_event_is_claimable_at_once_with_its_attempts,
+            a_key_can_be_claimed_for_inline_work_unless_held,
             failures_outside_the_queue_are_dead_lettered_once_per_record,
             bindings_upsert_and_move,
             checkpoints_are_kept_per_tenant,
@@ -815,7 +889,7 @@ impl Race {
 async fn postgres_errors_and_debug_never_show_the_password() {
     // Nothing listens on port 1: connecting fails, and the failure must not carry the password.
     let url = "postgres://rbtx:hunter2-secret@127.0.0.1:1/rbtx";
-    let location = Location::parse(url);
+    let location = Location::parse(url).unwrap();
     assert_eq!(location.to_string(), "postgres://rbtx@127.0.0.1:1/rbtx");
     assert!(!format!("{location:?}").contains("hunter2"));
     let err = PostgresStore::connect(&Secret::new(url)).await.unwrap_err();
@@ -825,7 +899,22 @@ async fn postgres_errors_and_debug_never_show_the_password() {
     let bad = "postgres://rbtx:hunter2-secret@127.0.0.1:notaport/rbtx";
     let err = PostgresStore::connect(&Secret::new(bad)).await.unwrap_err();
     assert!(!err.to_string().contains("hunter2"), "{err}");
-    assert_eq!(Location::parse(bad).to_string(), "postgres://[redacted]");
+    assert_eq!(
+        Location::parse(bad).unwrap().to_string(),
+        "postgres://[redacted]"
+    );
+    // Other connection strings are refused, not taken as a file name holding the password.
+    for other in [
+        "POSTGRES://rbtx:hunter2@db/rbtx",
+        "host=db user=rbtx password=hunter2",
+        "mysql://rbtx:hunter2@db/rbtx",
+    ] {
+        match Location::parse(other) {
+            Err(e) => assert!(!e.contains("hunter2"), "{e}"),
+            Ok(Location::Postgres(_)) => assert!(other.starts_with("POSTGRES")),
+            Ok(l) => panic!("{other} taken as {l:?}"),
+        }
+    }
 }
 
 /// A directory under the system temp dir, removed when dropped.

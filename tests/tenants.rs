@@ -3,6 +3,8 @@
 //! by one process, webhooks routed by `Rackbeat-Account-Id`, each with its own invoice mode and
 //! bindings; and a changed mapping pack is swapped in on reload, or refused while invalid.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -116,13 +118,6 @@ tenants:
     assert_eq!(lines.len(), 4, "{lines:#?}");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 async fn sandbox_pair(account_id: u64) -> Sandboxes {
     sandbox::start(SandboxConfig {
         rackbeat_account_id: account_id,
@@ -192,7 +187,7 @@ fn named(records: &[Value], field: &str, value: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_tenants_in_one_process_each_get_their_own_records_and_invoice_mode() {
     let (a, b) = (sandbox_pair(111).await, sandbox_pair(222).await);
-    let port = free_port();
+    let port = support::free_port();
     let url = format!("http://127.0.0.1:{port}/webhooks/rackbeat");
     let dir = temp_dir("two");
     let secret = |name: &str, value: &str| write(&dir, name, value).display().to_string();
@@ -320,25 +315,12 @@ async fn two_tenants_in_one_process_each_get_their_own_records_and_invoice_mode(
     std::fs::remove_dir_all(&dir).ok();
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let (path, dest) = (entry.path(), to.join(entry.file_name()));
-        if path.is_dir() {
-            copy_dir(&path, &dest);
-        } else {
-            std::fs::copy(&path, &dest).expect("copy");
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_pack_is_swapped_in_and_an_invalid_one_is_refused() {
     let sb = sandbox_pair(sandbox::RACKBEAT_ACCOUNT_ID).await;
     let dir = temp_dir("reload");
     let pack = dir.join("mappings");
-    copy_dir(
+    support::copy_dir(
         &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings"),
         &pack,
     );

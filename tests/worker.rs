@@ -383,6 +383,13 @@ async fn invoicing_without_a_bank_account_is_dead_lettered_then_replayed_once() 
         "the Norwegian message is kept: {}",
         dead[0].reason
     );
+    assert!(
+        dead[0].reason.contains("Company information")
+            && dead[0].reason.contains("11111111113")
+            && dead[0].reason.contains("984809085"),
+        "the reason says what to do: {}",
+        dead[0].reason
+    );
     assert!(e.invoices_for(SEED_INVOICE).is_empty());
 
     e.sb.tripletex.set_bank_account(Some(BANK_ACCOUNT));
@@ -410,11 +417,23 @@ async fn deletes_and_unknown_events_change_nothing() {
         json!({ "key_name": "number", "key": "VARE-1001", "converted_to_lot": true }),
     )
     .await;
+    e.drain().await;
+    assert!(e.store.list_dead_letters().await.expect("dlq").is_empty());
+
+    // An event no mapping handles any more (the pack was reloaded without it) is not dropped:
+    // retried, then dead-lettered, replayable once a mapping handles it again.
     e.enqueue("widget", "W-1", "widget.polished", json!({}))
         .await;
     e.drain().await;
-
-    assert!(e.store.list_dead_letters().await.expect("dlq").is_empty());
+    let dead = e.store.list_dead_letters().await.expect("dlq");
+    assert_eq!(dead.len(), 1, "{dead:#?}");
+    assert!(
+        dead[0]
+            .reason
+            .contains("no mapping handles `widget.polished`"),
+        "{}",
+        dead[0].reason
+    );
     let after = e.one(Kind::Product, "number", json!("VARE-1001"));
     assert_eq!(before, after);
 }
@@ -539,4 +558,48 @@ async fn a_storm_of_faults_still_applies_every_event_exactly_once() {
     e.one(Kind::Product, "number", json!("VARE-3003"));
     e.one(Kind::Product, "number", json!("SETT-10"));
     assert_eq!(e.invoices_for(SEED_INVOICE).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dependency_another_worker_holds_is_waited_for_not_synced_twice() {
+    let mut e = env("booked").await;
+    // Another worker is applying customer 10001's own event.
+    e.enqueue("customer", "10001", "customer.created", json!({}))
+        .await;
+    let theirs = e
+        .store
+        .claim(Some(TENANT), "other-worker", 1, e.now, 60_000)
+        .await
+        .expect("claim");
+    assert_eq!(theirs.len(), 1);
+    // The invoice needs that customer: it waits rather than syncing it alongside.
+    e.enqueue(
+        "invoice",
+        &SEED_INVOICE.to_string(),
+        "invoice.booked",
+        json!({}),
+    )
+    .await;
+    assert_eq!(e.worker.run_once(e.now).await.expect("run"), 1);
+    assert!(e.invoices_for(SEED_INVOICE).is_empty());
+    assert!(
+        e.records(Kind::Customer, "customerNumber", &json!(10001))
+            .is_empty(),
+        "the held customer was not synced inline"
+    );
+    assert!(
+        e.store.list_dead_letters().await.expect("dlq").is_empty(),
+        "waiting is not a failure"
+    );
+
+    // The other worker gives the customer back; everything lands once.
+    assert!(
+        e.store
+            .release(theirs[0].id, "other-worker")
+            .await
+            .expect("release")
+    );
+    e.drain().await;
+    assert_eq!(e.invoices_for(SEED_INVOICE).len(), 1);
+    e.one(Kind::Customer, "customerNumber", json!(10001));
 }

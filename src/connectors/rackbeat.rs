@@ -88,10 +88,13 @@ pub struct Page {
 }
 
 /// A Rackbeat client for one account.
+/// A client. Clones share the token's request budget, so every worker of one tenant draws on
+/// one bucket, as Rackbeat counts them.
+#[derive(Clone)]
 pub struct Rackbeat {
     http: reqwest::Client,
     config: RackbeatConfig,
-    bucket: Mutex<Bucket>,
+    bucket: std::sync::Arc<Mutex<Bucket>>,
 }
 
 impl std::fmt::Debug for Rackbeat {
@@ -106,7 +109,7 @@ impl Rackbeat {
     pub fn new(config: RackbeatConfig) -> Result<Self, ConfigError> {
         let ua = format!("{} ({})", config.consumer_name, config.consumer_contact);
         let http = config.retry.client(&ua)?;
-        let bucket = Mutex::new(Bucket::new(config.requests_per_minute));
+        let bucket = std::sync::Arc::new(Mutex::new(Bucket::new(config.requests_per_minute)));
         Ok(Rackbeat {
             http,
             config,

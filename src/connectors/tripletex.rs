@@ -13,6 +13,30 @@ use super::{
     ApiError, ConfigError, FieldMessage, RetryPolicy, Secret, back_off, idempotent, transport_error,
 };
 
+/// What to do when Tripletex refuses an invoice because the company has no bank account.
+pub const BANK_ACCOUNT_FIX: &str = "Tripletex: Company → Company information → set the invoice bank account. \
+    For a Tripletex demo company, Rackbeat's help suggests bank account 11111111113 and org. no. 984809085. \
+    Invoices that failed meanwhile wait in the dead-letter store: `rbtx dlq replay --all` once fixed.";
+
+/// A fix for a Tripletex error whose cause is known but not in its fields.
+pub fn fix_for(e: &ApiError) -> Option<&'static str> {
+    match e {
+        // 422/18000 "Faktura kan ikke opprettes før selskapet har registrert et bankkontonummer.",
+        // with no field: the wording is the only sign (see the API notes).
+        ApiError::Status {
+            status: 422,
+            message,
+            fields,
+            ..
+        } if message.contains("bankkontonummer")
+            || fields.iter().any(|f| f.message.contains("bankkontonummer")) =>
+        {
+            Some(BANK_ACCOUNT_FIX)
+        }
+        _ => None,
+    }
+}
+
 /// How to reach one Tripletex company.
 #[derive(Debug, Clone)]
 pub struct TripletexConfig {

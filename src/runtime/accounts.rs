@@ -104,7 +104,7 @@ pub struct RackbeatAccount {
     pub webhook_tokens: Option<SecretRef>,
 }
 
-/// Where a secret is read from, at start and on reload.
+/// Where a secret is read from (once, at start).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum SecretRef {

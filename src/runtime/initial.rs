@@ -27,6 +27,9 @@ use crate::store::{NewEvent, Store};
 
 const DIRECTION: Direction = Direction::TripletexToRackbeat;
 
+/// Failed records listed in the report; the rest are counted (and all are in the dead letters).
+const LISTED_FAILURES: usize = 1000;
+
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Entities to sync (empty: every one with a mapping). The ones they refer to come along.
@@ -141,11 +144,14 @@ impl Report {
                     .unwrap_or_default();
                 let _ = writeln!(out, "  {} {}{dl}: {}", f.entity, f.key, f.reason);
             }
+            let unlisted = self.failed().saturating_sub(self.failures.len() as u64);
+            if unlisted > 0 {
+                let _ = writeln!(out, "  … and {unlisted} more (`rbtx dlq list`)");
+            }
             if self.failures.iter().any(|f| f.dead_letter.is_some()) {
                 let _ = writeln!(
                     out,
-                    "\nFix the data or the mapping, then run the sync again (it retries exactly these), \
-                     or `rbtx dlq replay ID` with `rbtx run` running."
+                    "\nFix the data or the mapping, then run the sync again: it retries exactly these, read afresh."
                 );
             }
         }
@@ -479,6 +485,9 @@ async fn sync_entity<S: Store>(
                                     .map_err(|e| format!("store: {e}"))?,
                             )
                         };
+                        if failures.len() >= LISTED_FAILURES {
+                            continue;
+                        }
                         failures.push(FailedRecord {
                             entity: entity.to_string(),
                             key,

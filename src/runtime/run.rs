@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::accounts::{self, Accounts};
 use super::intake::{Intake, IntakeTenant};
-use super::worker::Worker;
+use super::worker::{Tenant, Worker};
 use crate::connectors::rackbeat::Rackbeat;
 use crate::connectors::{ApiError, Secret};
 use crate::plan::{Pack, discover, load_pack};
@@ -156,8 +156,12 @@ async fn serve<S: Store + 'static>(
 
     // Each tenant: its account id (for routing deliveries) and webhook tokens (for checking them).
     let mut intake_tenants = Vec::new();
-    for t in &tenants {
-        let rb = t.rackbeat()?;
+    // One Rackbeat client per tenant, cloned into its workers and catch-up: one request budget.
+    let clients = tenants
+        .iter()
+        .map(Accounts::rackbeat)
+        .collect::<Result<Vec<_>, _>>()?;
+    for (t, rb) in tenants.iter().zip(&clients) {
         let account_id = match &t.account_id {
             Some(id) => id.clone(),
             None => rb
@@ -169,7 +173,7 @@ async fn serve<S: Store + 'static>(
         };
         let mut tokens = t.webhook_tokens.clone();
         if subscribe_at_start {
-            tokens = subscribe(&rb, &pack, &url)
+            tokens = subscribe(rb, &pack, &url)
                 .await
                 .map_err(|e| format!("tenant {}: subscribing to webhooks: {e}", t.id))?
                 .into_iter()
@@ -202,12 +206,18 @@ async fn serve<S: Store + 'static>(
     let (pack_tx, pack_rx) = tokio::sync::watch::channel(pack.clone());
     let mut workers = Vec::new();
     let process = process_name();
-    for t in &tenants {
+    for (t, rb) in tenants.iter().zip(&clients) {
         for i in 0..config.workers.max(1) {
+            let tenant = Tenant {
+                id: t.id.clone(),
+                rackbeat: rb.clone(),
+                tripletex: t.tripletex()?,
+                invoice_mode: t.invoice_mode.clone(),
+            };
             let mut worker = Worker::new(
                 store.clone(),
                 pack.clone(),
-                t.tenant()?,
+                tenant,
                 format!("{process}-{}-{i}", t.id),
             );
             worker.lease_ms = config.lease_ms;
@@ -221,21 +231,14 @@ async fn serve<S: Store + 'static>(
     let server = axum::serve(listener, intake.clone().router());
     let catch_up = async {
         let mut polls = tokio::task::JoinSet::new();
-        for t in &tenants {
-            let (rb, store, mut packs) = (t.rackbeat(), store.clone(), pack_rx.clone());
+        for (t, rb) in tenants.iter().zip(&clients) {
+            let (rb, store, mut packs) = (rb.clone(), store.clone(), pack_rx.clone());
             let (id, mode, every) = (
                 t.id.clone(),
                 t.invoice_mode.clone(),
                 config.catch_up_seconds.max(1),
             );
             polls.spawn(async move {
-                let rb: Rackbeat = match rb {
-                    Ok(rb) => rb,
-                    Err(e) => {
-                        tracing::error!(tenant = %id, error = %e, "Catch-up cannot start.");
-                        return;
-                    }
-                };
                 loop {
                     let pack = packs.borrow_and_update().clone();
                     let now = crate::dates::now_millis();
@@ -248,58 +251,74 @@ async fn serve<S: Store + 'static>(
         }
         polls.join_all().await;
     };
-    let work = async {
-        let mut set = tokio::task::JoinSet::new();
-        for mut worker in workers {
-            let queued = queued.clone();
-            let mut packs = pack_rx.clone();
-            set.spawn(async move {
-                loop {
-                    // A reloaded pack applies from the next batch on; events in flight finish
-                    // under the pack they started with.
-                    if packs.has_changed().unwrap_or(false) {
-                        worker.set_pack(packs.borrow_and_update().clone());
+    // Workers run as tasks of their own, so that stopping can wait for the events in hand.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut set = tokio::task::JoinSet::new();
+    for mut worker in workers {
+        worker.stop = stop.clone();
+        let (queued, stop) = (queued.clone(), stop.clone());
+        let mut packs = pack_rx.clone();
+        set.spawn(async move {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // A reloaded pack applies from the next batch on; events in flight finish
+                // under the pack they started with.
+                if packs.has_changed().unwrap_or(false) {
+                    worker.set_pack(packs.borrow_and_update().clone());
+                }
+                // Registered before the claim: `notify_waiters` only wakes registered waiters,
+                // so events persisted while the claim ran would otherwise wait for the 1 s poll.
+                let notified = queued.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                match worker.run_once(crate::dates::now_millis()).await {
+                    // Idle: wait for the intake's signal, or a second (retries come due).
+                    Ok(0) => {
+                        tokio::time::timeout(Duration::from_secs(1), notified)
+                            .await
+                            .ok();
                     }
-                    // Registered before the claim: `notify_waiters` only wakes registered
-                    // waiters, so events persisted while the claim ran would otherwise wait
-                    // for the 1 s poll.
-                    let notified = queued.notified();
-                    tokio::pin!(notified);
-                    notified.as_mut().enable();
-                    match worker.run_once(crate::dates::now_millis()).await {
-                        // Idle: wait for the intake's signal, or a second (retries come due).
-                        Ok(0) => {
-                            tokio::time::timeout(Duration::from_secs(1), notified)
-                                .await
-                                .ok();
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::error!(error = %e, "The store failed; retrying in a second.");
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                        }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "The store failed; retrying in a second.");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }
-            });
-        }
-        set.join_next().await;
-    };
+            }
+        });
+    }
     let reload = reload_on_signal(&config.pack, config.watch, |new| {
         intake.set_pack(&new);
         pack_tx.send_replace(new);
     });
-    tokio::select! {
+    let outcome = tokio::select! {
         r = server => r.map_err(|e| e.to_string()),
-        _ = work => Ok(()),
+        _ = set.join_next() => Err("a worker stopped unexpectedly".to_string()),
         _ = catch_up => Ok(()),
         _ = reload => Ok(()),
-        _ = shutdown => {
-            // Events in flight keep their lease; another start claims them when it expires.
-            tracing::info!("Shutting down.");
-            Ok(())
-        }
+        _ = shutdown => Ok(()),
+    };
+    // Stop taking work; each worker finishes the event in hand and puts back the rest of its
+    // batch. The intake has stopped listening; Rackbeat retries what it could not deliver
+    // them. Whatever is still running after the grace period keeps its lease until it expires.
+    tracing::info!("Shutting down: finishing the events in hand.");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    queued.notify_waiters();
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while set.join_next().await.is_some() {}
+    })
+    .await;
+    match drained {
+        Ok(()) => tracing::info!("Stopped; no event is left claimed."),
+        Err(_) => tracing::warn!(
+            grace_seconds = SHUTDOWN_GRACE.as_secs(),
+            "Stopped with events still in hand; they are taken over when their lease ends."
+        ),
     }
+    outcome
 }
+
+/// How long stopping waits for the events in hand.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The newest modification time among the pack's files (and their count, so a deleted file
 /// counts as a change).

@@ -15,9 +15,10 @@
 //! The same steps write Tripletex records into Rackbeat for the initial sync
 //! ([`Worker::sync_source`]): the mapping's direction decides which API is the target.
 //!
-//! Not handled here yet: concurrency within one `run_once`, and leases on the dependencies synced
-//! inline (a dependency's own event may run on another worker at the same time; the
-//! find-before-create step narrows, but does not close, that window).
+//! A dependency synced inline holds its own key's lease meanwhile (`Store::claim_key`); when
+//! another worker holds it, the dependent record is retried later.
+//!
+//! Not handled here: concurrency within one `run_once` (workers run side by side instead).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -35,14 +36,18 @@ use crate::engine::{Outcome, RecordError, Request};
 use crate::plan::template::{Resolver, key_text_json};
 use crate::plan::{ApiLookup, Pack, Plan};
 use crate::spec::{Connection, Direction, WriteMethod};
-use crate::store::{Binding, Event, Store, StoreError};
+use crate::store::{Binding, Event, NewEvent, Store, StoreError};
 
 /// The direction webhooks drive.
 const DIRECTION: Direction = Direction::RackbeatToTripletex;
 
-/// The event name of a record the initial sync could not write. Replaying its dead letter writes
-/// the Tripletex record it carries (as read then) into Rackbeat.
+/// The event name of a record the initial sync could not write (the Tripletex record as read then
+/// is its payload, to look at). The next `rbtx sync initial` retries it and drops the dead letter.
 pub const INITIAL_SYNC_EVENT: &str = "initial_sync";
+
+/// The event that leases a record synced inline because another refers to it. Left in the queue
+/// when that sync fails, it syncs the record like any event of it.
+pub const DEPENDENCY_EVENT: &str = "dependency";
 
 /// How deep dependencies are synced inline (invoice → customer → …) before giving up.
 const MAX_DEPTH: usize = 5;
@@ -80,6 +85,10 @@ pub struct Worker<S: Store> {
     pub metrics: Option<Arc<super::metrics::Metrics>>,
     /// Send nothing and bind nothing: report what would be written instead.
     pub dry_run: bool,
+    /// Set when the process stops: events claimed but not started are released.
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
+    /// The `now_ms` of the batch being worked on, so inline leases use the caller's clock.
+    batch_now: std::sync::atomic::AtomicI64,
     /// API lookup tables by definition, loaded once per worker.
     lookups: Mutex<HashMap<String, Arc<HashMap<String, Value>>>>,
 }
@@ -148,7 +157,11 @@ impl Failure {
                 .map(|f| f.field.clone()),
             _ => None,
         };
-        Failure::permanent(plan, e.to_string(), field)
+        let reason = match crate::connectors::tripletex::fix_for(e) {
+            Some(fix) => format!("{e}. To fix: {fix}"),
+            None => e.to_string(),
+        };
+        Failure::permanent(plan, reason, field)
     }
 
     fn record(plan: &Plan, e: RecordError) -> Self {
@@ -185,6 +198,8 @@ impl<S: Store> Worker<S> {
             retry_max_ms: 10 * 60_000,
             metrics: None,
             dry_run: false,
+            stop: Arc::default(),
+            batch_now: std::sync::atomic::AtomicI64::new(0),
             lookups: Mutex::new(HashMap::new()),
         }
     }
@@ -198,6 +213,8 @@ impl<S: Store> Worker<S> {
     /// Claims up to `batch` events of the tenant, applies each and records the outcome.
     /// Returns how many events were handled.
     pub async fn run_once(&self, now_ms: i64) -> Result<usize, StoreError> {
+        self.batch_now
+            .store(now_ms, std::sync::atomic::Ordering::Relaxed);
         let events = self
             .store
             .claim(
@@ -208,7 +225,14 @@ impl<S: Store> Worker<S> {
                 self.lease_ms,
             )
             .await?;
-        for event in &events {
+        for (i, event) in events.iter().enumerate() {
+            if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Stopping: the rest go back to the queue now rather than when their lease ends.
+                for e in &events[i..] {
+                    self.store.release(e.id, &self.name).await?;
+                }
+                return Ok(i);
+            }
             let handled = self.handle(event, now_ms).await?;
             if let Some(m) = &self.metrics {
                 let outcome = match handled {
@@ -311,21 +335,33 @@ impl<S: Store> Worker<S> {
             );
             return Ok(Synced::Ignored);
         }
-        if event.event == INITIAL_SYNC_EVENT {
-            let Some(plan) = self.plan_for_entity(Direction::TripletexToRackbeat, entity) else {
-                return Err(Failure::Permanent {
-                    reason: format!("no tripletex_to_rackbeat mapping syncs `{entity}` any more"),
-                    mapping: None,
-                    field: None,
-                });
+        if event.event == DEPENDENCY_EVENT {
+            let Some(plan) = self.plan_for_entity(DIRECTION, entity) else {
+                return Ok(Synced::Ignored);
             };
-            return self
-                .sync_source(plan, Arc::new(event.payload.clone()), 0)
-                .await;
+            return self.sync(plan, key, 0).await;
+        }
+        if event.event == INITIAL_SYNC_EVENT {
+            // Written by `rbtx sync initial`, which retries these itself with the record read
+            // afresh; replaying the stored copy could overwrite newer data in Rackbeat.
+            return Err(Failure::Permanent {
+                reason: format!(
+                    "a record the initial sync could not write is retried by running `rbtx sync initial --entities {entity}` again, not by a replay"
+                ),
+                mapping: None,
+                field: None,
+            });
         }
         let Some(plan) = self.plan_for_event(&event.event) else {
-            tracing::info!(tenant, entity, key, event = %event.event, "No mapping handles this event; it is ignored.");
-            return Ok(Synced::Ignored);
+            // The intake accepts only events the pack handles, so the pack changed since this one
+            // was queued (a reload, a mapping removed): retried, and dead-lettered if it stays so,
+            // rather than dropped.
+            return Err(Failure::Retry {
+                reason: format!(
+                    "no mapping handles `{}` for invoice mode `{}` in the loaded pack",
+                    event.event, self.tenant.invoice_mode
+                ),
+            });
         };
         // A renumbered record keeps its Tripletex record: the binding moves to the new key, and
         // the update below carries the new number.
@@ -692,13 +728,46 @@ impl<S: Store> Worker<S> {
                 None,
             ));
         }
+        // The dependency's own key is leased for the inline sync, so no other worker (in this
+        // process or another) applies an event of it at the same time.
+        let now = match self.batch_now.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => crate::dates::now_millis(),
+            batch => batch,
+        };
+        let lease = NewEvent {
+            tenant: tenant.to_string(),
+            entity: entity.to_string(),
+            key: key.to_string(),
+            event: DEPENDENCY_EVENT.to_string(),
+            payload: json!({}),
+            received_at: now,
+        };
+        let Some(id) = self
+            .store
+            .claim_key(lease, &self.name, now, self.lease_ms)
+            .await
+            .map_err(Failure::store)?
+        else {
+            return Err(Failure::Retry {
+                reason: format!(
+                    "{entity} {key}, which this record refers to, is being synced by another worker"
+                ),
+            });
+        };
         tracing::info!(
             tenant,
             entity,
             key,
             "Syncing a record another one refers to first."
         );
-        self.sync(plan, key, depth + 1).await?;
+        let synced = self.sync(plan, key, depth + 1).await;
+        // Done, or left to the queue as an event of its own (retried and dead-lettered there).
+        let settled = match &synced {
+            Ok(_) => self.store.complete(id, &self.name).await,
+            Err(_) => self.store.release(id, &self.name).await,
+        };
+        settled.map_err(Failure::store)?;
+        synced?;
         Ok(get().await.map_err(Failure::store)?.map(|b| b.target_id))
     }
 

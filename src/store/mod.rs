@@ -126,24 +126,31 @@ impl Location {
     pub const ENV: &'static str = "RBTX_STORE_URL";
     pub const DEFAULT: &'static str = "rbtx.sqlite";
 
-    /// A `postgres://` or `postgresql://` URL is PostgreSQL; anything else is a SQLite file.
-    pub fn parse(text: &str) -> Location {
-        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            Location::Postgres(Secret::new(text))
-        } else {
-            Location::Sqlite(PathBuf::from(text))
+    /// A `postgres://` or `postgresql://` URL is PostgreSQL; a path is a SQLite file. Anything
+    /// that looks like another kind of connection string is refused rather than taken as a file
+    /// name: it may hold a password, which would then be logged and written to disk.
+    pub fn parse(text: &str) -> std::result::Result<Location, String> {
+        let lower = text.trim_start().to_ascii_lowercase();
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            return Ok(Location::Postgres(Secret::new(text.trim())));
         }
+        if lower.contains("://") || lower.contains("password=") || lower.contains("host=") {
+            return Err(
+                "the store is a SQLite file path or a postgres://user:password@host/db URL; other connection strings are not supported".into(),
+            );
+        }
+        Ok(Location::Sqlite(PathBuf::from(text)))
     }
 
     /// `arg` when given, else [`Location::ENV`], else [`Location::DEFAULT`].
     pub fn from_arg_or_env(arg: Option<&str>) -> std::result::Result<Location, String> {
         if let Some(arg) = arg {
-            return Ok(Location::parse(arg));
+            return Location::parse(arg);
         }
-        Ok(match Secret::from_env(Self::ENV)? {
+        match Secret::from_env(Self::ENV)? {
             Some(value) => Location::parse(value.expose()),
             None => Location::parse(Self::DEFAULT),
-        })
+        }
     }
 }
 
@@ -191,8 +198,25 @@ pub trait Store: Send + Sync {
         lease_ms: i64,
     ) -> impl Future<Output = Result<Vec<Event>>> + Send;
 
+    /// Takes the lease on one key for work that has no event of its own (a record synced inline
+    /// because another refers to it): adds `event`, already claimed by `worker` until
+    /// `now_ms + lease_ms`, supersedes the key's older open events (the work reads the record's
+    /// latest state), and returns its id. `None` when another worker holds the key. Complete the
+    /// event when the work is done, or release it to leave the work to the queue.
+    fn claim_key(
+        &self,
+        event: NewEvent,
+        worker: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> impl Future<Output = Result<Option<i64>>> + Send;
+
     /// Marks a claimed event done. `false` when `worker` no longer holds its lease.
     fn complete(&self, id: i64, worker: &str) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Puts a claimed event back as it was, without counting an attempt (a worker stopping before
+    /// it got to the event). `false` when `worker` no longer holds its lease.
+    fn release(&self, id: i64, worker: &str) -> impl Future<Output = Result<bool>> + Send;
 
     /// Puts a claimed event back, counting one more attempt, ready again at `not_before_ms`.
     /// `false` when `worker` no longer holds its lease.

@@ -202,11 +202,6 @@ impl PostgresStore {
         Ok(store)
     }
 
-    /// `postgres://user@host:port/dbname`, without the password.
-    pub fn target(&self) -> &str {
-        &self.target
-    }
-
     async fn client(&self) -> Result<deadpool_postgres::Client> {
         self.pool.get().await.map_err(|e| match e {
             PoolError::Backend(e) => StoreError::Postgres(e),
@@ -474,6 +469,77 @@ impl Store for PostgresStore {
         let stmt = client
             .prepare_cached(
                 "UPDATE events SET state = 'done', lease_owner = NULL, lease_until = NULL
+                 WHERE id = $1 AND state = 'claimed' AND lease_owner = $2",
+            )
+            .await?;
+        Ok(client.execute(&stmt, &[&id, &worker]).await? == 1)
+    }
+
+    async fn claim_key(
+        &self,
+        event: NewEvent,
+        worker: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<i64>> {
+        let payload = serde_json::to_string(&event.payload)?;
+        let lease_until = now_ms.saturating_add(lease_ms);
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // The key's row lock orders this against enqueues and claims of the key in any process;
+        // the check below runs after it is taken, so it sees their committed leases.
+        tx.execute(
+            "INSERT INTO keys (tenant, entity, key) VALUES ($1, $2, $3)
+             ON CONFLICT (tenant, entity, key) DO UPDATE SET tenant = EXCLUDED.tenant",
+            &[&event.tenant, &event.entity, &event.key],
+        )
+        .await?;
+        let held: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM events
+                     WHERE tenant = $1 AND entity = $2 AND key = $3
+                       AND state = 'claimed' AND lease_until > $4)",
+                &[&event.tenant, &event.entity, &event.key, &now_ms],
+            )
+            .await?
+            .try_get(0)?;
+        if held {
+            return Ok(None);
+        }
+        tx.execute(
+            "UPDATE events SET state = 'superseded', lease_owner = NULL, lease_until = NULL
+             WHERE tenant = $1 AND entity = $2 AND key = $3 AND state IN ('pending', 'claimed')",
+            &[&event.tenant, &event.entity, &event.key],
+        )
+        .await?;
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO events (tenant, entity, key, event, payload, received_at, state,
+                                     lease_owner, lease_until)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'claimed', $7, $8)
+                 RETURNING id",
+                &[
+                    &event.tenant,
+                    &event.entity,
+                    &event.key,
+                    &event.event,
+                    &payload,
+                    &event.received_at,
+                    &worker,
+                    &lease_until,
+                ],
+            )
+            .await?
+            .try_get(0)?;
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+
+    async fn release(&self, id: i64, worker: &str) -> Result<bool> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE events SET state = 'pending', lease_owner = NULL, lease_until = NULL
                  WHERE id = $1 AND state = 'claimed' AND lease_owner = $2",
             )
             .await?;

@@ -331,12 +331,75 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn claim_key(
+        &self,
+        event: NewEvent,
+        worker: &str,
+        now_ms: i64,
+        lease_ms: i64,
+    ) -> Result<Option<i64>> {
+        let payload = serde_json::to_string(&event.payload)?;
+        let worker = worker.to_owned();
+        let lease_until = now_ms.saturating_add(lease_ms);
+        self.run(move |conn| {
+            let tx = immediate(conn)?;
+            let held: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM events
+                     WHERE tenant = ?1 AND entity = ?2 AND key = ?3
+                       AND state = 'claimed' AND lease_until > ?4)",
+                params![event.tenant, event.entity, event.key, now_ms],
+                |r| r.get(0),
+            )?;
+            if held {
+                return Ok(None);
+            }
+            tx.execute(
+                "UPDATE events SET state = 'superseded', lease_owner = NULL, lease_until = NULL
+                 WHERE tenant = ?1 AND entity = ?2 AND key = ?3 AND state IN ('pending', 'claimed')",
+                params![event.tenant, event.entity, event.key],
+            )?;
+            tx.execute(
+                "INSERT INTO events (tenant, entity, key, event, payload, received_at, state,
+                                     lease_owner, lease_until)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'claimed', ?7, ?8)",
+                params![
+                    event.tenant,
+                    event.entity,
+                    event.key,
+                    event.event,
+                    payload,
+                    event.received_at,
+                    worker,
+                    lease_until
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.commit()?;
+            Ok(Some(id))
+        })
+        .await
+    }
+
     async fn complete(&self, id: i64, worker: &str) -> Result<bool> {
         let worker = worker.to_owned();
         self.run(move |conn| {
             let n = conn
                 .prepare_cached(
                     "UPDATE events SET state = 'done', lease_owner = NULL, lease_until = NULL
+                     WHERE id = ?1 AND state = 'claimed' AND lease_owner = ?2",
+                )?
+                .execute(params![id, worker])?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn release(&self, id: i64, worker: &str) -> Result<bool> {
+        let worker = worker.to_owned();
+        self.run(move |conn| {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE events SET state = 'pending', lease_owner = NULL, lease_until = NULL
                      WHERE id = ?1 AND state = 'claimed' AND lease_owner = ?2",
                 )?
                 .execute(params![id, worker])?;
