@@ -100,7 +100,10 @@ fn main() {
         let rates: Vec<f64> = seconds.iter().map(|s| n as f64 / s).collect();
         let peaks: Vec<f64> = results.iter().map(|r| r.peak_mib).collect();
         let base = smallest.as_ref().map(|b| {
-            let rates = b.iter().map(|r| sizes[0] as f64 / r.seconds).collect::<Vec<_>>();
+            let rates = b
+                .iter()
+                .map(|r| sizes[0] as f64 / r.seconds)
+                .collect::<Vec<_>>();
             let peaks = b.iter().map(|r| r.peak_mib).collect::<Vec<_>>();
             (rates, peaks)
         });

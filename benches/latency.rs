@@ -81,7 +81,10 @@ fn url_encode(s: &str) -> String {
 
 async fn one_run() -> Run {
     let sb = common::sandbox_process(&["--data", "large"]);
-    let mut rb_config = RackbeatConfig::new(sb.rackbeat.as_str(), Secret::new(rbtx::sandbox::RACKBEAT_TOKEN));
+    let mut rb_config = RackbeatConfig::new(
+        sb.rackbeat.as_str(),
+        Secret::new(rbtx::sandbox::RACKBEAT_TOKEN),
+    );
     rb_config.requests_per_minute = 1_000_000;
     let rb = Rackbeat::new(rb_config).expect("rackbeat");
     let tx = Tripletex::new(TripletexConfig::new(
@@ -98,18 +101,30 @@ async fn one_run() -> Run {
         .filter_map(|p| p["number"].as_str().map(str::to_string))
         .collect();
     let total = (RATE * SECONDS) as usize;
-    assert!(numbers.len() >= total + 40, "the large seed has {} products", numbers.len());
+    assert!(
+        numbers.len() >= total + 40,
+        "the large seed has {} products",
+        numbers.len()
+    );
 
     // Baseline: the three calls one event needs, made directly.
     tx.list_all("/ledger/vatType", &[]).await.expect("session");
     let mut base = Vec::new();
     for n in &numbers[..40] {
         let t = Instant::now();
-        rb.get(&format!("/products/{}", url_encode(n)), &[]).await.expect("get");
-        tx.list_all("/product", &[("productNumber", format!("BASE-{n}"))]).await.expect("find");
-        tx.post("/product", &[], &json!({"name": "baseline", "number": format!("BASE-{n}")}))
+        rb.get(&format!("/products/{}", url_encode(n)), &[])
             .await
-            .expect("create");
+            .expect("get");
+        tx.list_all("/product", &[("productNumber", format!("BASE-{n}"))])
+            .await
+            .expect("find");
+        tx.post(
+            "/product",
+            &[],
+            &json!({"name": "baseline", "number": format!("BASE-{n}")}),
+        )
+        .await
+        .expect("create");
         base.push(t.elapsed().as_secs_f64() * 1000.0);
     }
 
@@ -159,7 +174,10 @@ async fn send(client: &reqwest::Client, url: &str, number: &str) {
         .body(json!({"key_name": "number", "key": number}).to_string())
         .send()
         .await;
-    assert!(r.is_ok_and(|r| r.status().is_success()), "webhook {number} acknowledged");
+    assert!(
+        r.is_ok_and(|r| r.status().is_success()),
+        "webhook {number} acknowledged"
+    );
 }
 
 type Applied = Arc<Mutex<Vec<(String, Instant)>>>;
@@ -178,7 +196,16 @@ fn start_rbtx(sb: &SandboxProcess) -> (String, Applied, (Killed, tempdir::Dir)) 
     let dir = tempdir::Dir::new("rbtx-latency-bench");
     let mut child = sb
         .rbtx()
-        .args(["run", "--listen", "127.0.0.1:0", "--catch-up-seconds", "3600", "--log-format", "json", "--store"])
+        .args([
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--catch-up-seconds",
+            "3600",
+            "--log-format",
+            "json",
+            "--store",
+        ])
         .arg(dir.0.join("store.sqlite"))
         .env("RBTX_RACKBEAT_ACCOUNT_ID", "12345")
         .env("RBTX_RACKBEAT_WEBHOOK_TOKENS", TOKEN)
@@ -194,7 +221,9 @@ fn start_rbtx(sb: &SandboxProcess) -> (String, Applied, (Killed, tempdir::Dir)) 
     std::thread::spawn(move || {
         for line in stderr.lines().map_while(Result::ok) {
             let at = Instant::now();
-            let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
+            let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                continue;
+            };
             if v["message"] == "Applied the event."
                 && let Some(key) = v["key"].as_str()
             {

@@ -81,11 +81,17 @@ fn main() {
 }
 
 async fn one_run() -> Run {
-    let sb = sandbox::start(SandboxConfig { data: DataSize::Large, ..Default::default() })
-        .await
-        .expect("sandboxes");
+    let sb = sandbox::start(SandboxConfig {
+        data: DataSize::Large,
+        ..Default::default()
+    })
+    .await
+    .expect("sandboxes");
     let rb = || {
-        let mut c = RackbeatConfig::new(sb.rackbeat.base_url.as_str(), Secret::new(sandbox::RACKBEAT_TOKEN));
+        let mut c = RackbeatConfig::new(
+            sb.rackbeat.base_url.as_str(),
+            Secret::new(sandbox::RACKBEAT_TOKEN),
+        );
         c.requests_per_minute = 1_000_000;
         Rackbeat::new(c).expect("rackbeat")
     };
@@ -104,7 +110,11 @@ async fn one_run() -> Run {
         .iter()
         .filter_map(|p| p["number"].as_str().map(str::to_string))
         .collect();
-    assert!(numbers.len() >= EVENTS, "the large seed has {} products", numbers.len());
+    assert!(
+        numbers.len() >= EVENTS,
+        "the large seed has {} products",
+        numbers.len()
+    );
 
     let dir = std::env::temp_dir().join(format!("rbtx-rate-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -128,21 +138,34 @@ async fn one_run() -> Run {
         .collect();
     store.enqueue_many(events).await.expect("enqueue");
 
-    let pack = Arc::new(load_pack(&[PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings")]));
+    let pack = Arc::new(load_pack(&[
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings")
+    ]));
     let mut workers = Vec::new();
     for w in 0..WORKERS {
         let worker = Worker::new(
             store.clone(),
             pack.clone(),
-            Tenant { id: "t".into(), rackbeat: rb(), tripletex: tx(), invoice_mode: "booked".into() },
+            Tenant {
+                id: "t".into(),
+                rackbeat: rb(),
+                tripletex: tx(),
+                invoice_mode: "booked".into(),
+            },
             format!("bench-{w}"),
         );
         // A session per worker before the budget starts counting.
-        worker.tenant.tripletex.list_all("/ledger/vatType", &[]).await.expect("session");
+        worker
+            .tenant
+            .tripletex
+            .list_all("/ledger/vatType", &[])
+            .await
+            .expect("session");
         workers.push(worker);
     }
     let before = sb.tripletex.requests().len();
-    sb.tripletex.set_rate_limit(Some(LIMIT_PER_SECOND * PERIOD as u32), PERIOD);
+    sb.tripletex
+        .set_rate_limit(Some(LIMIT_PER_SECOND * PERIOD as u32), PERIOD);
     let failed = Arc::new(AtomicUsize::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for worker in workers {
@@ -150,7 +173,11 @@ async fn one_run() -> Run {
         tasks.spawn(async move {
             loop {
                 let now = rbtx::dates::now_millis();
-                let events = worker.store.claim(Some("t"), &worker.name, 1, now, 60_000).await.expect("claim");
+                let events = worker
+                    .store
+                    .claim(Some("t"), &worker.name, 1, now, 60_000)
+                    .await
+                    .expect("claim");
                 for e in &events {
                     match worker.handle(e, now).await.expect("handle") {
                         Handled::Completed => {}
@@ -167,7 +194,10 @@ async fn one_run() -> Run {
     let requests = sb.tripletex.requests();
     let during = &requests[before..];
     let seen_429 = during.iter().filter(|r| r.status == Some(429)).count();
-    let accepted = during.iter().filter(|r| r.status.is_some_and(|s| s != 429)).count();
+    let accepted = during
+        .iter()
+        .filter(|r| r.status.is_some_and(|s| s != 429))
+        .count();
     std::fs::remove_dir_all(&dir).ok();
     Run {
         accepted_per_second: accepted as f64 / (PERIOD * WINDOWS) as f64,

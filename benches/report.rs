@@ -24,7 +24,11 @@ fn main() {
            `cargo bench --bench report`); do not edit by hand.\n\n";
     let _ = writeln!(md, "- Machine: {}", machine());
     let _ = writeln!(md, "- rustc: {}", output("rustc", &["--version"]));
-    let _ = writeln!(md, "- Date: {}", output("date", &["-u", "+%Y-%m-%d %H:%M UTC"]));
+    let _ = writeln!(
+        md,
+        "- Date: {}",
+        output("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
+    );
     md += "- Reproduce: `scripts/bench` (`RBTX_BENCH_RUNS=n` sets the runs of every scenario)\n\n";
     md += "Each figure is min / median / max over its runs. The ratio is to a baseline measured in \
            the same run (per run, then min / median / max); a target is judged on the median.\n";
@@ -52,12 +56,16 @@ fn main() {
                 let name = b["name"].as_str().unwrap_or("baseline").to_string();
                 (name, v)
             });
-            let ratios = base.as_ref().map(|(_, b)| {
-                if b.len() == values.len() {
-                    values.iter().zip(b).map(|(v, b)| v / b).collect::<Vec<_>>()
-                } else {
-                    vec![med / common::spread(b).1]
-                }
+            // A bench that reports only medians gives its per-round ratio spread itself.
+            let given = Some(numbers(&r["ratios"])).filter(|v| v.len() == 3);
+            let ratios = given.or_else(|| {
+                base.as_ref().map(|(_, b)| {
+                    if b.len() == values.len() {
+                        values.iter().zip(b).map(|(v, b)| v / b).collect::<Vec<_>>()
+                    } else {
+                        vec![med / common::spread(b).1]
+                    }
+                })
             });
             let ratio_med = ratios.as_ref().map(|r| common::spread(r).1);
             let (target, result) = match r["target"].as_object() {
@@ -65,7 +73,11 @@ fn main() {
                     let goal = t["value"].as_f64().unwrap_or(0.0);
                     let op = t["op"].as_str().unwrap_or(">=");
                     let on_ratio = t["on"] == "ratio";
-                    let x = if on_ratio { ratio_med.unwrap_or(0.0) } else { med };
+                    let x = if on_ratio {
+                        ratio_med.unwrap_or(0.0)
+                    } else {
+                        med
+                    };
                     let ok = match op {
                         ">=" => x >= goal,
                         "<=" => x <= goal,
@@ -73,9 +85,16 @@ fn main() {
                     };
                     judged += 1;
                     passed += usize::from(ok);
-                    let what = if on_ratio { "ratio ".to_string() } else { String::new() };
+                    let what = if on_ratio {
+                        "ratio ".to_string()
+                    } else {
+                        String::new()
+                    };
                     let unit = if on_ratio { "" } else { unit };
-                    (format!("{what}{op} {} {unit}", fmt(goal)), if ok { "pass" } else { "**miss**" })
+                    (
+                        format!("{what}{op} {} {unit}", fmt(goal)),
+                        if ok { "pass" } else { "**miss**" },
+                    )
                 }
                 None => ("—".to_string(), "—"),
             };
@@ -83,17 +102,23 @@ fn main() {
                 md,
                 "| {} | {} | {} / {} / {} {unit} | {} | {} | {target} | {result} |",
                 r["figure"].as_str().unwrap_or("?"),
-                values.len(),
+                r["runs"].as_u64().map_or(values.len(), |n| n as usize),
                 fmt(min),
                 fmt(med),
                 fmt(max),
-                base.as_ref().map_or("—".to_string(), |(n, b)| format!("{n}: {} {unit}", fmt(common::spread(b).1))),
+                base.as_ref().map_or("—".to_string(), |(n, b)| format!(
+                    "{n}: {} {unit}",
+                    fmt(common::spread(b).1)
+                )),
                 ratios.as_ref().map_or("—".to_string(), |r| {
                     let (a, m, b) = common::spread(r);
                     format!("{a:.3} / {m:.3} / {b:.3}")
                 }),
             );
-            if let Some(n) = r["note"].as_str().filter(|n| !n.is_empty() && !notes.contains(n)) {
+            if let Some(n) = r["note"]
+                .as_str()
+                .filter(|n| !n.is_empty() && !notes.contains(n))
+            {
                 notes.push(n);
             }
         }
@@ -108,7 +133,9 @@ fn main() {
 }
 
 fn numbers(v: &Value) -> Vec<f64> {
-    v.as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default()
+    v.as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default()
 }
 
 /// Three significant figures, without a fraction for large numbers.
@@ -135,7 +162,11 @@ fn machine() -> String {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
     let cpu = read("/proc/cpuinfo")
         .lines()
-        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, m)| m.trim().to_string()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .and_then(|r| r.split_once(':'))
+                .map(|(_, m)| m.trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mem_gib = read("/proc/meminfo")
@@ -145,7 +176,10 @@ fn machine() -> String {
         .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
     let os = read("/etc/os-release")
         .lines()
-        .find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string()))
+        .find_map(|l| {
+            l.strip_prefix("PRETTY_NAME=")
+                .map(|v| v.trim_matches('"').to_string())
+        })
         .unwrap_or_else(|| "unknown OS".into());
     let kernel = output("uname", &["-r"]);
     format!("{cpu}, {cores} cores available, {mem_gib:.1} GiB RAM, {os} (Linux {kernel})")

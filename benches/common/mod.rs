@@ -115,7 +115,13 @@ pub struct SandboxProcess {
 pub fn sandbox_process(args: &[&str]) -> SandboxProcess {
     use std::io::BufRead;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rbtx"))
-        .args(["sandbox", "--tripletex-addr", "127.0.0.1:0", "--rackbeat-addr", "127.0.0.1:0"])
+        .args([
+            "sandbox",
+            "--tripletex-addr",
+            "127.0.0.1:0",
+            "--rackbeat-addr",
+            "127.0.0.1:0",
+        ])
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -146,8 +152,14 @@ impl SandboxProcess {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_rbtx"));
         c.env("RBTX_TRIPLETEX_URL", &self.tripletex)
             .env("RBTX_RACKBEAT_URL", &self.rackbeat)
-            .env("RBTX_TRIPLETEX_CONSUMER_TOKEN", rbtx::sandbox::CONSUMER_TOKEN)
-            .env("RBTX_TRIPLETEX_EMPLOYEE_TOKEN", rbtx::sandbox::EMPLOYEE_TOKEN)
+            .env(
+                "RBTX_TRIPLETEX_CONSUMER_TOKEN",
+                rbtx::sandbox::CONSUMER_TOKEN,
+            )
+            .env(
+                "RBTX_TRIPLETEX_EMPLOYEE_TOKEN",
+                rbtx::sandbox::EMPLOYEE_TOKEN,
+            )
             .env("RBTX_RACKBEAT_TOKEN", rbtx::sandbox::RACKBEAT_TOKEN);
         c
     }
