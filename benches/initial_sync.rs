@@ -4,20 +4,14 @@
 //! (VmHWM, polled), at 10,000 and at 100,000 customers; the 10k run is the baseline of the 100k
 //! one (target: peak ≤ 64 MiB, growing by no more than 20 % from 10k to 100k).
 //! Run: `cargo bench --bench initial_sync` (about two minutes; RBTX_BENCH_SIZES=10000,100000 and
-//! RBTX_BENCH_RUNS=1 change what is run).
+//! RBTX_BENCH_RUNS=1 change what is run; default three runs each).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        self.0.kill().ok();
-        self.0.wait().ok();
-    }
-}
+use common::{Figure, Target};
 
 /// Peak resident set of a running process, in KiB.
 fn peak_rss_kib(pid: u32) -> Option<u64> {
@@ -34,33 +28,7 @@ struct Run {
 }
 
 fn one_run(customers: usize) -> Run {
-    let mut sb = Command::new(env!("CARGO_BIN_EXE_rbtx"))
-        .args([
-            "sandbox",
-            "--customers",
-            &customers.to_string(),
-            "--tripletex-addr",
-            "127.0.0.1:0",
-            "--rackbeat-addr",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the sandboxes");
-    let lines: Vec<String> = BufReader::new(sb.stdout.take().expect("stdout"))
-        .lines()
-        .take(2)
-        .map_while(Result::ok)
-        .collect();
-    let _sb = Killed(sb);
-    let url = |prefix: &str| {
-        lines
-            .iter()
-            .find_map(|l| l.strip_prefix(prefix))
-            .expect("the sandbox prints its addresses")
-            .to_string()
-    };
+    let sb = common::sandbox_process(&["--customers", &customers.to_string()]);
     let dir = std::env::temp_dir().join(format!("rbtx-bench-sync-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let store = dir.join(format!("{customers}.sqlite"));
@@ -69,7 +37,8 @@ fn one_run(customers: usize) -> Run {
     }
 
     let started = Instant::now();
-    let mut sync = Command::new(env!("CARGO_BIN_EXE_rbtx"))
+    let mut sync = sb
+        .rbtx()
         .args([
             "sync",
             "initial",
@@ -80,17 +49,6 @@ fn one_run(customers: usize) -> Run {
             "--store",
         ])
         .arg(&store)
-        .env("RBTX_TRIPLETEX_URL", url("tripletex: "))
-        .env("RBTX_RACKBEAT_URL", url("rackbeat: "))
-        .env(
-            "RBTX_TRIPLETEX_CONSUMER_TOKEN",
-            rbtx::sandbox::CONSUMER_TOKEN,
-        )
-        .env(
-            "RBTX_TRIPLETEX_EMPLOYEE_TOKEN",
-            rbtx::sandbox::EMPLOYEE_TOKEN,
-        )
-        .env("RBTX_RACKBEAT_TOKEN", rbtx::sandbox::RACKBEAT_TOKEN)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -125,44 +83,59 @@ fn one_run(customers: usize) -> Run {
     }
 }
 
-fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(f64::total_cmp);
-    (v[0], v[v.len() / 2], v[v.len() - 1])
-}
-
 fn main() {
     let sizes: Vec<usize> = std::env::var("RBTX_BENCH_SIZES")
         .ok()
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![10_000, 100_000]);
-    let runs: usize = std::env::var("RBTX_BENCH_RUNS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1)
-        .max(1);
-    println!(
-        "{:>9} {:>5} {:>22} {:>12} {:>24}",
-        "customers", "runs", "wall s (min/med/max)", "records/s", "peak RSS MiB (min/med/max)"
-    );
-    let mut peaks = Vec::new();
+    let runs = common::runs(3);
+    let note = "`rbtx sandbox --customers N` and `rbtx sync initial --entities customer` (payment \
+                terms come along) as separate processes, SQLite store; wall time from spawning the \
+                sync to its exit; peak RSS is the sync process's VmHWM. The smallest size is the \
+                baseline of the larger ones (RSS must not grow with the record count).";
+    let mut smallest: Option<Vec<Run>> = None;
     for &n in &sizes {
         let results: Vec<Run> = (0..runs).map(|_| one_run(n)).collect();
-        let (smin, smed, smax) = median(results.iter().map(|r| r.seconds).collect());
-        let (pmin, pmed, pmax) = median(results.iter().map(|r| r.peak_mib).collect());
-        println!(
-            "{n:>9} {runs:>5} {:>22} {:>12.0} {:>24}",
-            format!("{smin:.1}/{smed:.1}/{smax:.1}"),
-            n as f64 / smed,
-            format!("{pmin:.1}/{pmed:.1}/{pmax:.1}")
-        );
-        peaks.push((n, pmed));
-    }
-    if let (Some((small, base)), Some((large, peak))) = (peaks.first(), peaks.last())
-        && large > small
-    {
-        println!(
-            "\npeak RSS at {large} / at {small}: {:.3} (target ≤ 1.20); peak at {large}: {peak:.1} MiB (target ≤ 64)",
-            peak / base
-        );
+        let seconds: Vec<f64> = results.iter().map(|r| r.seconds).collect();
+        let rates: Vec<f64> = seconds.iter().map(|s| n as f64 / s).collect();
+        let peaks: Vec<f64> = results.iter().map(|r| r.peak_mib).collect();
+        let base = smallest.as_ref().map(|b| {
+            let rates = b
+                .iter()
+                .map(|r| sizes[0] as f64 / r.seconds)
+                .collect::<Vec<_>>();
+            let peaks = b.iter().map(|r| r.peak_mib).collect::<Vec<_>>();
+            (rates, peaks)
+        });
+        let scenario = format!("Initial sync, {n} customers");
+        let at_small = format!("at {}", sizes[0]);
+        common::record(Figure {
+            scenario: &scenario,
+            name: "wall time",
+            unit: "s",
+            values: seconds,
+            baseline: None,
+            target: None,
+            note,
+        });
+        common::record(Figure {
+            scenario: &scenario,
+            name: "records created per second",
+            unit: "records/s",
+            values: rates,
+            baseline: base.as_ref().map(|(r, _)| (at_small.as_str(), r.clone())),
+            target: None,
+            note,
+        });
+        common::record(Figure {
+            scenario: &scenario,
+            name: "peak RSS of the sync",
+            unit: "MiB",
+            values: peaks,
+            baseline: base.as_ref().map(|(_, p)| (at_small.as_str(), p.clone())),
+            target: (n >= 100_000).then_some(Target::AtMost(64.0)),
+            note,
+        });
+        smallest.get_or_insert(results);
     }
 }

@@ -265,10 +265,15 @@ async fn serve<S: Store + 'static>(
                 if packs.has_changed().unwrap_or(false) {
                     worker.set_pack(packs.borrow_and_update().clone());
                 }
+                // Registered before the claim: `notify_waiters` only wakes registered waiters,
+                // so events persisted while the claim ran would otherwise wait for the 1 s poll.
+                let notified = queued.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
                 match worker.run_once(crate::dates::now_millis()).await {
                     // Idle: wait for the intake's signal, or a second (retries come due).
                     Ok(0) => {
-                        tokio::time::timeout(Duration::from_secs(1), queued.notified())
+                        tokio::time::timeout(Duration::from_secs(1), notified)
                             .await
                             .ok();
                     }

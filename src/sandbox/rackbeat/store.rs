@@ -258,6 +258,9 @@ fn key_of(data: &Map<String, Value>) -> Option<String> {
 pub(crate) struct Store {
     base: String,
     tables: [IndexMap<String, Record>; 9],
+    /// `items_in_lines`, kept until a lot or an invoice changes: every product read needs it,
+    /// and computing it walks all their lines.
+    in_lines: std::cell::OnceCell<HashSet<String>>,
     webhooks: IndexMap<u64, Webhook>,
     next_item_id: i64,
     next_line_id: i64,
@@ -272,6 +275,7 @@ impl Store {
         Store {
             base,
             tables: std::array::from_fn(|_| IndexMap::new()),
+            in_lines: std::cell::OnceCell::new(),
             webhooks: IndexMap::new(),
             next_item_id: 5501,
             next_line_id: 1,
@@ -286,6 +290,9 @@ impl Store {
     }
 
     fn table_mut(&mut self, r: Resource) -> &mut IndexMap<String, Record> {
+        if matches!(r, Resource::Lot | Resource::CustomerInvoice) {
+            self.in_lines.take();
+        }
         &mut self.tables[r.index()]
     }
 
@@ -337,7 +344,7 @@ impl Store {
         let key = self.resolve(r, key)?;
         let rec = self.table(r).get(&key)?;
         let used = (r == Resource::Product).then(|| self.items_in_lines());
-        Some(self.render(r, rec, used.as_ref()))
+        Some(self.render(r, rec, used))
     }
 
     /// One page of a list, and how many records matched.
@@ -391,7 +398,7 @@ impl Store {
             .into_iter()
             .skip((q.page - 1).saturating_mul(q.limit))
             .take(q.limit)
-            .map(|rec| self.render(r, rec, used.as_ref()))
+            .map(|rec| self.render(r, rec, used))
             .collect();
         (page, total)
     }
@@ -401,12 +408,16 @@ impl Store {
         let used = (r == Resource::Product).then(|| self.items_in_lines());
         self.table(r)
             .values()
-            .map(|rec| self.render(r, rec, used.as_ref()))
+            .map(|rec| self.render(r, rec, used))
             .collect()
     }
 
     /// Numbers of the items some lot line or invoice line points at.
-    fn items_in_lines(&self) -> HashSet<String> {
+    fn items_in_lines(&self) -> &HashSet<String> {
+        self.in_lines.get_or_init(|| self.scan_lines())
+    }
+
+    fn scan_lines(&self) -> HashSet<String> {
         let mut used = HashSet::new();
         for (r, field) in [
             (Resource::Lot, "product_id"),
