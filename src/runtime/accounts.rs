@@ -200,7 +200,12 @@ impl Accounts {
             employee_token: required("RBTX_TRIPLETEX_EMPLOYEE_TOKEN")?,
             rackbeat_url: std::env::var("RBTX_RACKBEAT_URL").unwrap_or_else(|_| rackbeat_url()),
             rackbeat_token: required("RBTX_RACKBEAT_TOKEN")?,
-            rackbeat_per_minute: rackbeat_per_minute(),
+            rackbeat_per_minute: match std::env::var("RBTX_RACKBEAT_REQUESTS_PER_MINUTE") {
+                Ok(n) => n.trim().parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    format!("RBTX_RACKBEAT_REQUESTS_PER_MINUTE is `{n}`, not a positive whole number")
+                })?,
+                Err(_) => rackbeat_per_minute(),
+            },
             account_id: std::env::var("RBTX_RACKBEAT_ACCOUNT_ID").ok(),
             webhook_tokens: tokens,
         })
