@@ -150,13 +150,25 @@ async fn one_run() -> Run {
     }
     wait_for(&applied, 10 + total).await;
     let sent = sent.lock().expect("sent");
-    let latencies: Vec<f64> = applied
-        .lock()
-        .expect("applied")
+    let applied = applied.lock().expect("applied").clone();
+    let done: HashMap<&str, Instant> = applied.iter().map(|(k, at)| (k.as_str(), *at)).collect();
+    // An event not applied by the deadline counts with its age then: a lower bound, so the
+    // percentiles still say how far behind rbtx fell.
+    let now = Instant::now();
+    let latencies: Vec<f64> = offered
         .iter()
-        .filter_map(|(key, at)| Some(at.duration_since(*sent.get(key)?).as_secs_f64() * 1000.0))
+        .filter_map(|n| {
+            let at = done.get(n.as_str()).copied().unwrap_or(now);
+            Some(at.duration_since(*sent.get(n)?).as_secs_f64() * 1000.0)
+        })
         .collect();
-    assert_eq!(latencies.len(), total, "every offered event applied");
+    let missing = offered
+        .iter()
+        .filter(|n| !done.contains_key(n.as_str()))
+        .count();
+    if missing > 0 {
+        println!("{missing} of {total} events not applied within a minute");
+    }
     Run {
         p50: common::percentile(&latencies, 0.5),
         p99: common::percentile(&latencies, 0.99),

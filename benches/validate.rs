@@ -37,6 +37,6 @@ fn main() {
         values: validate,
         baseline: Some(("`rbtx --version`", version)),
         target: Some(Target::Below(100.0)),
-        note: "A fresh process per run (spawn to exit) over the whole shipped pack, mapping unit tests included; the baseline is process start and exit alone.",
+        note: "A fresh process per run (spawn to exit) over the whole shipped pack; the baseline is process start and exit alone.",
     });
 }
