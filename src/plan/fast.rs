@@ -36,6 +36,9 @@ pub enum Fast {
     Filter(String, Box<Fast>, Vec<Fast>),
     Test(String, Box<Fast>, Vec<Fast>),
     List(Vec<Fast>),
+    /// `list | selectattr(attr, 'equalto', want) | first`: the first item whose `attr` is the
+    /// string `want`, found without building the list in between.
+    FirstWhere(Box<Fast>, String, String),
     /// A part that is the same for every item of the enclosing `$for_each`: computed for the
     /// first item that needs it, then read from the loop's memo slot.
     Memo(usize, Box<Fast>),
@@ -146,6 +149,7 @@ fn hoist(f: Fast, lp: &mut Loop) -> Fast {
         Fast::Cmp(l, op, r) => Fast::Cmp(h(l), op, h(r)),
         Fast::If(t, a, b) => Fast::If(h(t), h(a), b.map(h)),
         Fast::Ref(e, k) => Fast::Ref(e, h(k)),
+        Fast::FirstWhere(l, a, w) => Fast::FirstWhere(h(l), a, w),
         Fast::Lookup(t, k) => Fast::Lookup(t, h(k)),
         Fast::Filter(n, s, args) => {
             let s = h(s);
@@ -239,7 +243,12 @@ fn build(e: &Expr) -> Option<Fast> {
                 return None;
             }
             let subject = build(f.expr.as_ref()?)?;
-            Fast::Filter(f.name.to_string(), Box::new(subject), positional(&f.args)?)
+            let args = positional(&f.args)?;
+            if f.name == "first" && args.is_empty() {
+                first_where(subject)
+            } else {
+                Fast::Filter(f.name.to_string(), Box::new(subject), args)
+            }
         }
         Expr::Test(t) => {
             if !TESTS.contains(&t.name) {
@@ -266,6 +275,28 @@ fn build(e: &Expr) -> Option<Fast> {
         Expr::List(l) => Fast::List(l.items.iter().map(build).collect::<Option<Vec<_>>>()?),
         Expr::Tuple(_) | Expr::Map(_) => return None,
     })
+}
+
+/// `subject | first`, fused with a `selectattr(attr, 'equalto', want)` of constant strings.
+fn first_where(subject: Fast) -> Fast {
+    let first = |subject| Fast::Filter("first".into(), Box::new(subject), Vec::new());
+    let Fast::Filter(name, list, args) = subject else {
+        return first(subject);
+    };
+    if name != "selectattr" {
+        return first(Fast::Filter(name, list, args));
+    }
+    match <[Fast; 3]>::try_from(args) {
+        Ok(
+            [
+                Fast::Const(Value::String(attr)),
+                Fast::Const(Value::String(test)),
+                Fast::Const(Value::String(want)),
+            ],
+        ) if test == "equalto" && !attr.contains('.') => Fast::FirstWhere(list, attr, want),
+        Ok(args) => first(Fast::Filter(name, list, args.into())),
+        Err(args) => first(Fast::Filter(name, list, args)),
+    }
 }
 
 fn positional(args: &[CallArg]) -> Option<Vec<Fast>> {
@@ -342,7 +373,9 @@ impl Fast {
                 b.vars(out);
                 args.iter().for_each(|a| a.vars(out));
             }
-            Fast::Ref(_, b) | Fast::Lookup(_, b) | Fast::Memo(_, b) => b.vars(out),
+            Fast::Ref(_, b) | Fast::Lookup(_, b) | Fast::Memo(_, b) | Fast::FirstWhere(b, ..) => {
+                b.vars(out)
+            }
             Fast::And(l, r) | Fast::Or(l, r) | Fast::Concat(l, r) | Fast::Cmp(l, _, r) => {
                 l.vars(out);
                 r.vars(out);
@@ -522,6 +555,27 @@ impl Fast {
                     _ => return Ok(Err(Fallback)),
                 };
                 V::Own(Value::Bool(b))
+            }
+            Fast::FirstWhere(list, attr, want) => {
+                let hit = |v: &Value| {
+                    v.as_object()
+                        .and_then(|m| field(m, attr))
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| s == want)
+                };
+                match tri!(list.eval(scope)) {
+                    // minijinja iterates nothing for undefined.
+                    V::Undef => V::Undef,
+                    V::Ref(Value::Array(items)) => items
+                        .iter()
+                        .find(|v| hit(v))
+                        .map_or(V::Undef, |v| as_template_sees(V::Ref(v))),
+                    V::Own(Value::Array(mut items)) => match items.iter().position(hit) {
+                        Some(i) => as_template_sees(V::Own(items.swap_remove(i))),
+                        None => V::Undef,
+                    },
+                    _ => return Ok(Err(Fallback)),
+                }
             }
             Fast::Memo(slot, e) => {
                 let Some(cell) = scope.memo(*slot) else {
@@ -810,8 +864,7 @@ fn native_filter<'a>(name: &str, x: &mut V<'a>, args: &mut [V<'a>]) -> Option<V<
     })
 }
 
-/// `first` of a string (its first character) or of a list, without copying the list. A whole
-/// float comes out as an integer, as minijinja sees it.
+/// `first` of a string (its first character) or of a list, without copying the list.
 fn first<'a>(x: &mut V<'a>) -> Option<V<'a>> {
     if let Some(Value::String(s)) = x.get() {
         let c = s.chars().next();
@@ -830,7 +883,12 @@ fn first<'a>(x: &mut V<'a>) -> Option<V<'a>> {
         V::Own(Value::Array(items)) => V::Own(items.swap_remove(0)),
         V::Own(_) => return None,
     };
-    Some(match item.get() {
+    Some(as_template_sees(item))
+}
+
+/// An item taken out of a list, as minijinja sees it: a whole float is an integer.
+fn as_template_sees(item: V) -> V {
+    match item.get() {
         Some(Value::Number(n)) if !(n.is_i64() || n.is_u64()) => {
             match super::template::number(n).as_i64() {
                 Some(i) => V::Own(Value::from(i)),
@@ -838,7 +896,7 @@ fn first<'a>(x: &mut V<'a>) -> Option<V<'a>> {
             }
         }
         _ => item,
-    })
+    }
 }
 
 /// minijinja's `int` of a string, for base-10 integers within `i64`; `None` for the rest.
