@@ -34,8 +34,11 @@ pub enum Fast {
     Ref(String, Box<Fast>),
     Lookup(String, Box<Fast>),
     Filter(String, Box<Fast>, Vec<Fast>),
-    Test(String, Box<Fast>, bool),
+    Test(String, Box<Fast>, Vec<Fast>),
     List(Vec<Fast>),
+    /// `list | selectattr(attr, 'equalto', want) | first`: the first item whose `attr` is the
+    /// string `want`, found without building the list in between.
+    FirstWhere(Box<Fast>, String, String),
     /// A part that is the same for every item of the enclosing `$for_each`: computed for the
     /// first item that needs it, then read from the loop's memo slot.
     Memo(usize, Box<Fast>),
@@ -72,8 +75,40 @@ const FILTERS: &[&str] = &[
     "div",
     "add_days",
     "urlencode",
+    "int",
+    "string",
+    "replace",
+    "split",
+    "first",
+    "join",
+    "select",
+    "map",
+    "selectattr",
+    "length",
+    "list",
 ];
-const TESTS: &[&str] = &["number", "none", "defined", "undefined", "string"];
+/// The filters above that take a list; on anything the fast path does not know they go to
+/// minijinja, like filters on lists always did.
+const LIST_FILTERS: &[&str] = &[
+    "first",
+    "join",
+    "select",
+    "map",
+    "selectattr",
+    "length",
+    "list",
+    "default",
+    "d",
+];
+const TESTS: &[&str] = &[
+    "number",
+    "none",
+    "defined",
+    "undefined",
+    "string",
+    "startingwith",
+    "endingwith",
+];
 
 /// An expression's place inside a `$for_each`: the variables that keep their value from one item
 /// to the next, and the loop's memo slots handed out so far.
@@ -114,12 +149,16 @@ fn hoist(f: Fast, lp: &mut Loop) -> Fast {
         Fast::Cmp(l, op, r) => Fast::Cmp(h(l), op, h(r)),
         Fast::If(t, a, b) => Fast::If(h(t), h(a), b.map(h)),
         Fast::Ref(e, k) => Fast::Ref(e, h(k)),
+        Fast::FirstWhere(l, a, w) => Fast::FirstWhere(h(l), a, w),
         Fast::Lookup(t, k) => Fast::Lookup(t, h(k)),
         Fast::Filter(n, s, args) => {
             let s = h(s);
             Fast::Filter(n, s, args.into_iter().map(|a| hoist(a, lp)).collect())
         }
-        Fast::Test(n, e, b) => Fast::Test(n, h(e), b),
+        Fast::Test(n, e, args) => {
+            let e = h(e);
+            Fast::Test(n, e, args.into_iter().map(|a| hoist(a, lp)).collect())
+        }
         Fast::List(items) => Fast::List(items.into_iter().map(|i| hoist(i, lp)).collect()),
         other @ (Fast::Const(_) | Fast::Path { .. } | Fast::Memo(..)) => other,
     }
@@ -204,13 +243,22 @@ fn build(e: &Expr) -> Option<Fast> {
                 return None;
             }
             let subject = build(f.expr.as_ref()?)?;
-            Fast::Filter(f.name.to_string(), Box::new(subject), positional(&f.args)?)
+            let args = positional(&f.args)?;
+            if f.name == "first" && args.is_empty() {
+                first_where(subject)
+            } else {
+                Fast::Filter(f.name.to_string(), Box::new(subject), args)
+            }
         }
         Expr::Test(t) => {
-            if !TESTS.contains(&t.name) || !t.args.is_empty() {
+            if !TESTS.contains(&t.name) {
                 return None;
             }
-            Fast::Test(t.name.to_string(), Box::new(build(&t.expr)?), false)
+            Fast::Test(
+                t.name.to_string(),
+                Box::new(build(&t.expr)?),
+                positional(&t.args)?,
+            )
         }
         Expr::Call(c) => {
             let Expr::Var(f) = &c.expr else { return None };
@@ -227,6 +275,28 @@ fn build(e: &Expr) -> Option<Fast> {
         Expr::List(l) => Fast::List(l.items.iter().map(build).collect::<Option<Vec<_>>>()?),
         Expr::Tuple(_) | Expr::Map(_) => return None,
     })
+}
+
+/// `subject | first`, fused with a `selectattr(attr, 'equalto', want)` of constant strings.
+fn first_where(subject: Fast) -> Fast {
+    let first = |subject| Fast::Filter("first".into(), Box::new(subject), Vec::new());
+    let Fast::Filter(name, list, args) = subject else {
+        return first(subject);
+    };
+    if name != "selectattr" {
+        return first(Fast::Filter(name, list, args));
+    }
+    match <[Fast; 3]>::try_from(args) {
+        Ok(
+            [
+                Fast::Const(Value::String(attr)),
+                Fast::Const(Value::String(test)),
+                Fast::Const(Value::String(want)),
+            ],
+        ) if test == "equalto" && !attr.contains('.') => Fast::FirstWhere(list, attr, want),
+        Ok(args) => first(Fast::Filter(name, list, args.into())),
+        Err(args) => first(Fast::Filter(name, list, args)),
+    }
 }
 
 fn positional(args: &[CallArg]) -> Option<Vec<Fast>> {
@@ -298,10 +368,14 @@ impl Fast {
         match self {
             Fast::Const(_) => {}
             Fast::Path { var, .. } => out.push(var),
-            Fast::Attr(b, _) | Fast::Slice(b, ..) | Fast::Not(b) | Fast::Test(_, b, _) => {
+            Fast::Attr(b, _) | Fast::Slice(b, ..) | Fast::Not(b) => b.vars(out),
+            Fast::Test(_, b, args) => {
+                b.vars(out);
+                args.iter().for_each(|a| a.vars(out));
+            }
+            Fast::Ref(_, b) | Fast::Lookup(_, b) | Fast::Memo(_, b) | Fast::FirstWhere(b, ..) => {
                 b.vars(out)
             }
-            Fast::Ref(_, b) | Fast::Lookup(_, b) | Fast::Memo(_, b) => b.vars(out),
             Fast::And(l, r) | Fast::Or(l, r) | Fast::Concat(l, r) | Fast::Cmp(l, _, r) => {
                 l.vars(out);
                 r.vars(out);
@@ -417,26 +491,33 @@ impl Fast {
             }
             Fast::Filter(name, subject, args) => {
                 let mut subject = tri!(subject.eval(scope));
-                // Filters take scalars; anything else goes to minijinja before the arguments
-                // are evaluated, as it did.
-                if matches!(subject.get(), Some(Value::Array(_) | Value::Object(_))) {
+                // A list or an object goes to minijinja, before the arguments are evaluated,
+                // unless a list filter below takes it. For those, an argument that fails falls
+                // back too, so minijinja reports the error as it did.
+                let whole = matches!(subject.get(), Some(Value::Array(_) | Value::Object(_)));
+                if whole && !LIST_FILTERS.contains(&name.as_str()) {
                     return Ok(Err(Fallback));
                 }
+                let arg = |a: &'a Fast| match a.eval(scope) {
+                    Err(_) if whole => Ok(Err(Fallback)),
+                    r => r,
+                };
                 // Filters seldom take more than two arguments: those need no allocation.
                 let (mut small, mut large) = ([V::Undef, V::Undef], Vec::new());
                 let vals: &mut [V] = if args.len() <= small.len() {
                     for (slot, a) in small.iter_mut().zip(args) {
-                        *slot = tri!(a.eval(scope));
+                        *slot = tri!(arg(a));
                     }
                     &mut small[..args.len()]
                 } else {
                     for a in args {
-                        large.push(tri!(a.eval(scope)));
+                        large.push(tri!(arg(a)));
                     }
                     &mut large
                 };
                 match native_filter(name, &mut subject, vals) {
                     Some(v) => v,
+                    None if whole => return Ok(Err(Fallback)),
                     None => {
                         let mut mj_args = Vec::with_capacity(vals.len() + 1);
                         for v in std::iter::once(&subject).chain(vals.iter()) {
@@ -446,17 +527,55 @@ impl Fast {
                     }
                 }
             }
-            Fast::Test(name, e, _) => {
+            Fast::Test(name, e, args) => {
                 let v = tri!(e.eval(scope));
-                let b = match (name.as_str(), v.get()) {
-                    ("defined", v) => v.is_some(),
-                    ("undefined", v) => v.is_none(),
-                    ("none", v) => matches!(v, Some(Value::Null)),
-                    ("number", v) => matches!(v, Some(Value::Number(_))),
-                    ("string", v) => matches!(v, Some(Value::String(_))),
+                let arg = match &args[..] {
+                    [] => None,
+                    [a] => Some(tri!(a.eval(scope))),
+                    _ => return Ok(Err(Fallback)),
+                };
+                let b = match (name.as_str(), v.get(), arg.as_ref().map(V::get)) {
+                    ("defined", v, None) => v.is_some(),
+                    ("undefined", v, None) => v.is_none(),
+                    ("none", v, None) => matches!(v, Some(Value::Null)),
+                    ("number", v, None) => matches!(v, Some(Value::Number(_))),
+                    ("string", v, None) => matches!(v, Some(Value::String(_))),
+                    ("startingwith", Some(Value::String(s)), Some(p)) => {
+                        match p.and_then(Value::as_str) {
+                            Some(p) => s.starts_with(p),
+                            None => return Ok(Err(Fallback)),
+                        }
+                    }
+                    ("endingwith", Some(Value::String(s)), Some(p)) => {
+                        match p.and_then(Value::as_str) {
+                            Some(p) => s.ends_with(p),
+                            None => return Ok(Err(Fallback)),
+                        }
+                    }
                     _ => return Ok(Err(Fallback)),
                 };
                 V::Own(Value::Bool(b))
+            }
+            Fast::FirstWhere(list, attr, want) => {
+                let hit = |v: &Value| {
+                    v.as_object()
+                        .and_then(|m| field(m, attr))
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| s == want)
+                };
+                match tri!(list.eval(scope)) {
+                    // minijinja iterates nothing for undefined.
+                    V::Undef => V::Undef,
+                    V::Ref(Value::Array(items)) => items
+                        .iter()
+                        .find(|v| hit(v))
+                        .map_or(V::Undef, |v| as_template_sees(V::Ref(v))),
+                    V::Own(Value::Array(mut items)) => match items.iter().position(hit) {
+                        Some(i) => as_template_sees(V::Own(items.swap_remove(i))),
+                        None => V::Undef,
+                    },
+                    _ => return Ok(Err(Fallback)),
+                }
             }
             Fast::Memo(slot, e) => {
                 let Some(cell) = scope.memo(*slot) else {
@@ -619,12 +738,20 @@ fn compare(l: &V, op: Cmp, r: &V) -> Option<bool> {
 
 /// The filters mappings use most, on the JSON values they mostly meet, computed without minijinja
 /// values: decimal arithmetic on numbers, text filters on strings, `default` on non-numbers
-/// (minijinja would turn a whole float into an integer). The same results as the filters, which
-/// the differential test holds them to; `None` leaves the case to the general path, with `x`
-/// and `args` untouched.
+/// (minijinja would turn a whole float into an integer), and the list filters on lists of
+/// strings or objects. The same results as minijinja's filters, which the differential test and
+/// a unit test hold them to; `None` leaves the case to the general path, with `x` and `args`
+/// untouched.
 fn native_filter<'a>(name: &str, x: &mut V<'a>, args: &mut [V<'a>]) -> Option<V<'a>> {
     let scalar = |v: &V| !matches!(v.get(), Some(Value::Array(_) | Value::Object(_)));
-    let text = |v: &V| scalar(v) && !matches!(v.get(), Some(Value::Number(_)));
+    let not_number = |v: &V| !matches!(v.get(), Some(Value::Number(_)));
+    let string = |v: &V| match v.get() {
+        Some(Value::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    if name == "first" && args.is_empty() {
+        return first(x);
+    }
     Some(match (name, x.get(), &args[..]) {
         (_, Some(Value::Number(n)), [y]) => match y.get() {
             Some(Value::Number(m)) => V::Own(decimal_filter_json(name, n, m)?),
@@ -633,8 +760,95 @@ fn native_filter<'a>(name: &str, x: &mut V<'a>, args: &mut [V<'a>]) -> Option<V<
         ("trim", Some(Value::String(s)), []) => V::Own(Value::from(s.trim())),
         ("upper", Some(Value::String(s)), []) => V::Own(Value::from(s.to_uppercase())),
         ("lower", Some(Value::String(s)), []) => V::Own(Value::from(s.to_lowercase())),
+        ("blank_to_none", Some(Value::String(s)), []) if s.trim().is_empty() => V::Own(Value::Null),
+        ("blank_to_none", _, []) if scalar(x) && not_number(x) => std::mem::replace(x, V::Undef),
+        ("digits", None | Some(Value::Null), []) => std::mem::replace(x, V::Undef),
+        ("digits", Some(Value::String(s)), []) => V::Own(Value::from(
+            s.chars().filter(char::is_ascii_digit).collect::<String>(),
+        )),
+        ("length", None, []) => V::Own(Value::from(0)),
+        ("length", Some(Value::String(s)), []) => V::Own(Value::from(s.chars().count())),
+        ("length", Some(Value::Array(a)), []) => V::Own(Value::from(a.len())),
+        ("length", Some(Value::Object(m)), []) => V::Own(Value::from(m.len())),
+        ("list", Some(Value::Array(_)), []) => std::mem::replace(x, V::Undef),
+        ("int", None | Some(Value::Null), []) => V::Own(Value::from(0)),
+        ("int", Some(Value::Bool(b)), []) => V::Own(Value::from(u64::from(*b))),
+        ("int", Some(Value::Number(n)), []) if n.is_i64() || n.is_u64() => {
+            V::Own(Value::Number(n.clone()))
+        }
+        ("int", Some(Value::String(s)), []) => V::Own(Value::from(int_of(s)?)),
+        ("string", None, []) => V::Own(Value::from("")),
+        ("string", Some(Value::Null | Value::Bool(_) | Value::String(_)), []) => {
+            let mut out = String::new();
+            push_text(&mut out, x);
+            V::Own(Value::from(out))
+        }
+        ("string", Some(Value::Number(n)), []) if n.is_i64() || n.is_u64() => {
+            V::Own(Value::from(n.to_string()))
+        }
+        ("replace", Some(Value::String(s)), [from, to]) => {
+            V::Own(Value::from(s.replace(&string(from)?, &string(to)?)))
+        }
+        ("split", Some(Value::String(s)), []) => V::Own(Value::Array(
+            s.split_whitespace().map(Value::from).collect(),
+        )),
+        ("split", Some(Value::String(s)), [sep]) => V::Own(Value::Array(
+            s.split(&string(sep)?).map(Value::from).collect(),
+        )),
+        ("join", Some(Value::Array(items)), [] | [_]) => {
+            let sep = match args.first() {
+                Some(sep) => string(sep)?,
+                None => String::new(),
+            };
+            let texts: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
+            V::Own(Value::from(texts?.join(&sep)))
+        }
+        ("select", Some(Value::Array(items)), []) => V::Own(Value::Array(
+            items
+                .iter()
+                .filter(|v| super::template::truthy(v))
+                .cloned()
+                .collect(),
+        )),
+        ("select", Some(Value::Array(items)), [test]) if string(test)? == "upper" => V::Own(
+            Value::Array(items.iter().filter(|v| is_upper(v)).cloned().collect()),
+        ),
+        ("selectattr", Some(Value::Array(items)), [attr, test, want])
+            if string(test)? == "equalto" =>
+        {
+            let (attr, want) = (string(attr)?, string(want)?);
+            if attr.contains('.') {
+                return None;
+            }
+            let hit = |v: &&Value| {
+                v.get(attr.as_str())
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| s == want)
+            };
+            V::Own(Value::Array(items.iter().filter(hit).cloned().collect()))
+        }
+        ("map", Some(Value::Array(items)), [filter]) => {
+            let filter = string(filter)?;
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                let mut item = V::Ref(item);
+                // Only text filters on text: each item must give a string.
+                let mapped = match filter.as_str() {
+                    "trim" | "upper" | "lower" | "first"
+                        if item.get().is_some_and(Value::is_string) =>
+                    {
+                        native_filter(&filter, &mut item, &mut [])?
+                    }
+                    _ => return None,
+                };
+                out.push(mapped.get().filter(|v| v.is_string())?.clone());
+            }
+            V::Own(Value::Array(out))
+        }
         ("default" | "d", _, [] | [_] | [_, _])
-            if text(x) && args.first().is_none_or(text) && args.get(1).is_none_or(scalar) =>
+            if not_number(x)
+                && args.first().is_none_or(not_number)
+                && args.get(1).is_none_or(scalar) =>
         {
             let lax = args.get(1).is_some_and(V::truthy);
             if matches!(x, V::Undef) || (lax && !x.truthy()) {
@@ -648,6 +862,68 @@ fn native_filter<'a>(name: &str, x: &mut V<'a>, args: &mut [V<'a>]) -> Option<V<
         }
         _ => return None,
     })
+}
+
+/// `first` of a string (its first character) or of a list, without copying the list.
+fn first<'a>(x: &mut V<'a>) -> Option<V<'a>> {
+    if let Some(Value::String(s)) = x.get() {
+        let c = s.chars().next();
+        return Some(c.map_or(V::Undef, |c| V::Own(Value::from(c.to_string()))));
+    }
+    let item = match x {
+        V::Undef => return Some(V::Undef),
+        V::Ref(v) => {
+            let v: &'a Value = v;
+            match v {
+                Value::Array(items) => items.first().map_or(V::Undef, V::Ref),
+                _ => return None,
+            }
+        }
+        V::Own(Value::Array(items)) if items.is_empty() => V::Undef,
+        V::Own(Value::Array(items)) => V::Own(items.swap_remove(0)),
+        V::Own(_) => return None,
+    };
+    Some(as_template_sees(item))
+}
+
+/// An item taken out of a list, as minijinja sees it: a whole float is an integer.
+fn as_template_sees(item: V) -> V {
+    match item.get() {
+        Some(Value::Number(n)) if !(n.is_i64() || n.is_u64()) => {
+            match super::template::number(n).as_i64() {
+                Some(i) => V::Own(Value::from(i)),
+                None => item,
+            }
+        }
+        _ => item,
+    }
+}
+
+/// minijinja's `int` of a string, for base-10 integers within `i64`; `None` for the rest.
+fn int_of(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.strip_prefix('+').unwrap_or(s).parse().ok()
+}
+
+/// minijinja's `upper` test: some cased characters, all upper case.
+fn is_upper(v: &Value) -> bool {
+    let Some(s) = v.as_str() else {
+        return false;
+    };
+    let mut cased = false;
+    for ch in s.chars() {
+        if ch.is_lowercase()
+            || (!ch.is_uppercase()
+                && (ch.to_lowercase().any(|m| m != ch) || ch.to_uppercase().any(|m| m != ch)))
+        {
+            return false;
+        }
+        cased |= ch.is_uppercase();
+    }
+    cased
 }
 
 /// Filter `name` through the implementation templates use.

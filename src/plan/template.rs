@@ -840,6 +840,131 @@ mod tests {
             .unwrap_or(MjValue::UNDEFINED)
     }
 
+    struct NoLookups;
+
+    impl Resolver for NoLookups {
+        fn reference(&self, _: &str, _: &str) -> Option<Value> {
+            None
+        }
+        fn lookup(&self, _: &str, _: &str) -> Option<Value> {
+            None
+        }
+    }
+
+    #[test]
+    fn the_fast_filters_and_tests_agree_with_minijinja() {
+        let source = Arc::new(serde_json::json!({
+            "s": "  Hello World  ", "csv": "a@x.no, b@x.no;c", "empty": "", "blank": "   ",
+            "n": 42, "f": 2.5, "wf": 25.0, "neg": "-17", "plus": "+8", "bad": "12a",
+            "big": "123456789012345678901234", "t": true, "nul": null, "none": [],
+            "names": ["Kari", "", " Anne ", "nordmann"], "caps": ["ABC", "Abc", "1A", "ÆØÅ", "123"],
+            "addresses": [{"type": "invoice", "name": "I"}, {"type": "delivery", "name": "D1", "n": 25.0},
+                {"type": "delivery", "name": "D2"}, {"name": "x"}, "text"],
+            "nums": [2.0, 1, 3.5], "mixed": ["a", 1]
+        }));
+        let cases = [
+            "source.s | trim",
+            "source.s | upper",
+            "source.s | lower",
+            "source.csv | replace(',', ';') | split(';') | first | trim",
+            "source.s | split",
+            "source.s | split(' ')",
+            "source.empty | split",
+            "source.empty | split(',')",
+            "source.s | first",
+            "source.empty | first",
+            "source.names | first",
+            "source.nums | first",
+            "source.missing | first",
+            "source.addresses | first",
+            "source.none | first",
+            "source.names | join(', ')",
+            "source.names | join",
+            "source.mixed | join('-')",
+            "source.nums | join",
+            "source.names | select",
+            "source.caps | select('upper')",
+            "source.names | select | map('trim') | select | join(' ')",
+            "source.names | map('upper')",
+            "source.names | map('first')",
+            "source.nums | map('trim')",
+            "source.addresses | selectattr('type', 'equalto', 'delivery') | first",
+            "(source.addresses | selectattr('type', 'equalto', 'delivery') | first).name",
+            "source.addresses | selectattr('type', 'equalto', 'nothing') | first",
+            "source.addresses | selectattr('type', 'equalto', 'delivery') | list | length",
+            "source.n | int",
+            "source.f | int",
+            "source.wf | int",
+            "source.neg | int",
+            "source.plus | int",
+            "source.bad | int",
+            "source.big | int",
+            "source.t | int",
+            "source.missing | int",
+            "source.empty | int",
+            "source.n | string",
+            "source.t | string",
+            "source.missing | string",
+            "source.f | string",
+            "source.nul | string",
+            "source.s | string",
+            "source.s | length",
+            "source.names | length",
+            "source.addresses[1] | length",
+            "source.missing | length",
+            "source.blank | blank_to_none",
+            "source.s | blank_to_none",
+            "source.n | blank_to_none",
+            "source.missing | blank_to_none",
+            "source.nul | blank_to_none",
+            "source.neg | digits",
+            "source.missing | digits",
+            "source.n | digits",
+            "source.missing | default([], true) | length",
+            "source.names | default([], true) | length",
+            "source.none | default([1], true)",
+            "source.s | default('x')",
+            "source.empty | default('x', true)",
+            "source.nul | default('x')",
+            "source.t | default('x', true)",
+            "source.s is startingwith('  He')",
+            "source.s is endingwith('x')",
+            "source.n is startingwith('4')",
+        ];
+        let rt = Arc::new(RecordRt {
+            resolver: Arc::new(NoLookups),
+            statics: Arc::new(Vec::new()),
+            missing: Mutex::new(Vec::new()),
+        });
+        let scope = Scope::new(vec![("source", Var::root(&source))], &rt);
+        let mut native = 0;
+        for src in cases {
+            let mut u = Uses::default();
+            let t = compile_expr(src, &["source"], &mut u, None);
+            let Ok(Template::Expr {
+                fast: Some(f),
+                expr,
+            }) = &t
+            else {
+                panic!("{src} does not compile to the fast path");
+            };
+            if matches!(f.eval(&scope), Ok(Ok(_))) {
+                native += 1;
+            }
+            let (fast, slow) = (t.as_ref().map(|t| t.eval(&scope)), slow_eval(expr, &scope));
+            match (fast, slow) {
+                (Ok(Ok(a)), Ok(b)) => assert!(same_json(&a, &b), "{src}: {a:?} vs {b:?}"),
+                (Ok(Err(_)), Err(_)) => {}
+                (fast, slow) => panic!("{src}: {fast:?} vs {slow:?}"),
+            }
+        }
+        assert!(
+            native >= 59,
+            "only {native} of {} stayed native",
+            cases.len()
+        );
+    }
+
     #[test]
     fn decimal_filters_do_not_drift() {
         assert_eq!(eval_str("0.1 | add(0.2)"), MjValue::from(0.3));
