@@ -10,7 +10,9 @@ use indexmap::IndexMap;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
-use crate::plan::template::{Memo, Out, RecordRt, Resolver, Scope, Step, Template, Var, text_of};
+use crate::plan::template::{
+    Memo, Out, RecordRt, Resolver, Scope, Step, Template, Var, null_root, text_of,
+};
 use crate::plan::{Fields, Matches, Node, NodeKind, Plan};
 
 /// A request the engine wants sent.
@@ -18,10 +20,35 @@ use crate::plan::{Fields, Matches, Node, NodeKind, Plan};
 pub struct Request {
     pub method: String,
     pub path: String,
-    #[serde(skip_serializing_if = "IndexMap::is_empty")]
-    pub query: IndexMap<String, String>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub query: Query,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<Body>,
+}
+
+/// Query parameters in the mapping's order. A list, not a map: a mapping's handful of parameters
+/// are unique already (they are YAML keys), and a list is built without hashing any of them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Query(pub Vec<(String, String)>);
+
+impl std::ops::Deref for Query {
+    type Target = [(String, String)];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl Query {
+    /// The parameters as a map, as tests write them.
+    pub fn to_map(&self) -> IndexMap<String, String> {
+        self.0.iter().cloned().collect()
+    }
+}
+
+impl Serialize for Query {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
 }
 
 /// A request body as the JSON text that is sent. The engine writes it while rendering, without
@@ -127,6 +154,15 @@ impl Ctx {
         t.eval(scope).map_err(|e| self.error(field, e.0))
     }
 
+    fn text(
+        &self,
+        t: &Template,
+        scope: &Scope,
+        field: &dyn std::fmt::Display,
+    ) -> Result<Option<String>, RecordError> {
+        t.text(scope).map_err(|e| self.error(field, e.0))
+    }
+
     fn error(&self, field: &dyn std::fmt::Display, message: String) -> RecordError {
         let missing = self
             .rt
@@ -162,7 +198,8 @@ impl Plan {
         };
         let ctx = self.ctx(Arc::new(NoResolver));
         let key = Arc::new(Value::String(key.to_string()));
-        let scope = Scope::new(vec![("key", Var::root(&key))], &ctx.rt);
+        let vars = [("key", Var::root(&key))];
+        let scope = Scope::new(&vars, &ctx.rt);
         match ctx.eval(get, &scope, &"source.get")? {
             Out::Value(v) => Ok(Some(text_of(&v))),
             Out::Absent => Ok(None),
@@ -181,7 +218,8 @@ impl Plan {
     pub fn key_of(&self, source: &Value) -> Result<String, RecordError> {
         let ctx = self.ctx(Arc::new(NoResolver));
         let root = Arc::new(source.clone());
-        let scope = Scope::new(vec![("source", Var::root(&root))], &ctx.rt);
+        let vars = [("source", Var::root(&root))];
+        let scope = Scope::new(&vars, &ctx.rt);
         match ctx.eval(&self.source.key, &scope, &"source.key")? {
             Out::Value(v) => Ok(text_of(&v)),
             Out::Absent => Err(RecordError::Field {
@@ -237,19 +275,15 @@ impl Plan {
         resolver: Arc<dyn Resolver>,
     ) -> Result<Applied, RecordError> {
         let ctx = self.ctx(resolver);
-        let null = Arc::new(Value::Null);
-        let target_root = target.unwrap_or(&null);
-        let scope = Scope::new(
-            vec![
-                ("source", Var::root(source)),
-                ("target", Var::root(target_root)),
-            ],
-            &ctx.rt,
-        );
-        let key = match ctx.eval(&self.source.key, &scope, &"source.key")? {
-            Out::Value(v) => text_of(&v),
-            Out::Absent => String::new(),
-        };
+        let target_root = target.unwrap_or(null_root());
+        let vars = [
+            ("source", Var::root(source)),
+            ("target", Var::root(target_root)),
+        ];
+        let scope = Scope::new(&vars, &ctx.rt);
+        let key = ctx
+            .text(&self.source.key, &scope, &"source.key")?
+            .unwrap_or_default();
         if let Some(w) = &self.when {
             let keep = w.eval_bool(&scope).map_err(|e| ctx.error(&"when", e.0))?;
             if !keep {
@@ -287,8 +321,14 @@ impl Plan {
         }
         let blank = match natural.and_then(|r| out.get(r)) {
             None => true,
+            // Only a string of spaces (perhaps escaped) is worth parsing to tell.
             Some(v) => {
+                let inner = v.get(1..).unwrap_or_default();
                 v.starts_with(b"\"")
+                    && (inner.contains(&b'\\')
+                        || inner
+                            .iter()
+                            .all(|b| b.is_ascii_whitespace() || *b == b'"' || *b >= 0x80))
                     && serde_json::from_slice::<String>(v).is_ok_and(|s| s.trim().is_empty())
             }
         };
@@ -311,19 +351,19 @@ impl Plan {
             None => Outcome::Keep { body },
             Some(w) => {
                 // Parsed back only for a path or query that reads `body`.
-                let body_root = Arc::new(if w.reads_body {
-                    body.value()
+                let parsed;
+                let body_root = if w.reads_body {
+                    parsed = Arc::new(body.value());
+                    &parsed
                 } else {
-                    Value::Null
-                });
-                let scope = Scope::new(
-                    vec![
-                        ("source", Var::root(source)),
-                        ("body", Var::root(&body_root)),
-                        ("target", Var::root(target_root)),
-                    ],
-                    &ctx.rt,
-                );
+                    null_root()
+                };
+                let vars = [
+                    ("source", Var::root(source)),
+                    ("body", Var::root(body_root)),
+                    ("target", Var::root(target_root)),
+                ];
+                let scope = Scope::new(&vars, &ctx.rt);
                 let path = request_text(&ctx, &w.path, &scope, "target.path")?;
                 let query = request_query(&ctx, &w.query, &scope, "target.query")?;
                 Outcome::Write(Request {
@@ -346,10 +386,8 @@ impl Plan {
     ) -> Result<Request, RecordError> {
         let ctx = self.ctx(resolver);
         let (source, body) = (Arc::new(source.clone()), Arc::new(body.clone()));
-        let scope = Scope::new(
-            vec![("source", Var::root(&source)), ("body", Var::root(&body))],
-            &ctx.rt,
-        );
+        let vars = [("source", Var::root(&source)), ("body", Var::root(&body))];
+        let scope = Scope::new(&vars, &ctx.rt);
         Ok(Request {
             method: "GET".into(),
             path: request_text(&ctx, &self.target.find.path, &scope, "target.find.path")?,
@@ -373,14 +411,12 @@ impl Plan {
         let (source, body) = (Arc::new(source.clone()), Arc::new(body.clone()));
         for item in items {
             let item_root = Arc::new(item.clone());
-            let scope = Scope::new(
-                vec![
-                    ("item", Var::root(&item_root)),
-                    ("source", Var::root(&source)),
-                    ("body", Var::root(&body)),
-                ],
-                &ctx.rt,
-            );
+            let vars = [
+                ("item", Var::root(&item_root)),
+                ("source", Var::root(&source)),
+                ("body", Var::root(&body)),
+            ];
+            let scope = Scope::new(&vars, &ctx.rt);
             if m.eval_bool(&scope)
                 .map_err(|e| ctx.error(&"target.find.match", e.0))?
             {
@@ -402,9 +438,9 @@ fn request_text(
     field: &str,
 ) -> Result<String, RecordError> {
     let field: &dyn std::fmt::Display = &field;
-    match ctx.eval(t, scope, field)? {
-        Out::Value(v) => Ok(text_of(&v)),
-        Out::Absent => Err(ctx.error(field, "is empty".into())),
+    match ctx.text(t, scope, field)? {
+        Some(s) => Ok(s),
+        None => Err(ctx.error(field, "is empty".into())),
     }
 }
 
@@ -413,15 +449,15 @@ fn request_query(
     q: &[(String, Template)],
     scope: &Scope,
     field: &str,
-) -> Result<IndexMap<String, String>, RecordError> {
-    let mut out = IndexMap::new();
+) -> Result<Query, RecordError> {
+    let mut out = Vec::with_capacity(q.len());
     let root = At::Root(field);
     for (k, t) in q {
-        if let Out::Value(v) = ctx.eval(t, scope, &At::Field(&root, k))? {
-            out.insert(k.clone(), text_of(&v));
+        if let Some(v) = ctx.text(t, scope, &At::Field(&root, k))? {
+            out.push((k.clone(), v));
         }
     }
-    Ok(out)
+    Ok(Query(out))
 }
 
 /// Renders one node as JSON at the end of `out`; `false` means the node is left out and nothing
@@ -488,21 +524,19 @@ fn render<'a>(
             };
             let indexes: Vec<Value> = (0..items.len()).map(Value::from).collect();
             let memo: Vec<Memo> = (0..*memo_slots).map(|_| Memo::new()).collect();
-            let scope_of = |i: usize, this: &Var<'a>| {
-                scope.with(
-                    vec![
-                        (var.as_str(), this.clone()),
-                        ("index", Var::scalar(&indexes[i])),
-                    ],
-                    &memo,
-                )
+            let vars_of = |i: usize, this: &Var<'a>| {
+                [
+                    (var.as_str(), this.clone()),
+                    ("index", Var::scalar(&indexes[i])),
+                ]
             };
             match join {
                 None => {
                     let mut list = JsonList::open(out);
                     for (i, this) in items.iter().enumerate() {
                         let mark = list.item(out);
-                        let inner = scope_of(i, this);
+                        let vars = vars_of(i, this);
+                        let inner = scope.with(&vars, &memo);
                         let written =
                             render(ctx, each, &inner, Some(this), out, &At::Index(field, i))?;
                         list.close_item(out, mark, written);
@@ -514,7 +548,8 @@ fn render<'a>(
                     let (mut text, mut item_json, mut first) = (String::new(), Vec::new(), true);
                     for (i, this) in items.iter().enumerate() {
                         item_json.clear();
-                        let inner = scope_of(i, this);
+                        let vars = vars_of(i, this);
+                        let inner = scope.with(&vars, &memo);
                         let at = At::Index(field, i);
                         if render(ctx, each, &inner, Some(this), &mut item_json, &at)? {
                             let v: Value = serde_json::from_slice(&item_json)

@@ -58,6 +58,11 @@ pub struct Var<'a> {
 
 static NULL_ROOT: LazyLock<Arc<Value>> = LazyLock::new(|| Arc::new(Value::Null));
 
+/// A shared null document, for a variable that has no value (no target yet), without allocating.
+pub fn null_root() -> &'static Arc<Value> {
+    &NULL_ROOT
+}
+
 impl<'a> Var<'a> {
     /// A whole document.
     pub fn root(root: &'a Arc<Value>) -> Var<'a> {
@@ -248,7 +253,7 @@ pub(crate) fn parse_normalized_path(p: &str) -> Vec<Step> {
 /// The variables of one evaluation, plus the record's runtime. One scope serves every field at one
 /// level (the record, or one loop item), so its template context is built once.
 pub struct Scope<'a> {
-    vars: Vec<(&'a str, Var<'a>)>,
+    vars: &'a [(&'a str, Var<'a>)],
     parent: Option<&'a Scope<'a>>,
     rt: &'a Arc<RecordRt>,
     ctx: std::sync::OnceLock<MjValue>,
@@ -260,7 +265,7 @@ pub struct Scope<'a> {
 pub type Memo = std::cell::OnceCell<Option<Value>>;
 
 impl<'a> Scope<'a> {
-    pub fn new(vars: Vec<(&'a str, Var<'a>)>, rt: &'a Arc<RecordRt>) -> Scope<'a> {
+    pub fn new(vars: &'a [(&'a str, Var<'a>)], rt: &'a Arc<RecordRt>) -> Scope<'a> {
         Scope {
             vars,
             parent: None,
@@ -271,7 +276,7 @@ impl<'a> Scope<'a> {
     }
 
     /// This scope plus more variables (a loop item), with that loop's memo.
-    pub fn with<'b>(&'b self, extra: Vec<(&'b str, Var<'b>)>, memo: &'b [Memo]) -> Scope<'b> {
+    pub fn with<'b>(&'b self, extra: &'b [(&'b str, Var<'b>)], memo: &'b [Memo]) -> Scope<'b> {
         Scope {
             vars: extra,
             parent: Some(self),
@@ -300,7 +305,7 @@ impl<'a> Scope<'a> {
         if let Some(p) = self.parent {
             p.all_vars(out);
         }
-        for (n, v) in &self.vars {
+        for (n, v) in self.vars {
             out.insert(n, v.view());
         }
     }

@@ -17,7 +17,7 @@ use serde_json::Value;
 pub use super::fast::Loop;
 use super::filters::{BUILTIN_FILTERS, rbtx_filter, urlencode};
 pub use super::filters::{RBTX_FILTERS, call_filter, decimal, from_decimal};
-pub use super::scope::{Memo, Scope, Var};
+pub use super::scope::{Memo, Scope, Var, null_root};
 pub(crate) use super::scope::{field, number, parse_normalized_path};
 
 /// Words of the expression language that may precede `(` without being calls.
@@ -156,9 +156,13 @@ fn lookup_fn(state: &State, table: &str, key: MjValue) -> Result<MjValue, MjErro
 /// plan), then the API ones.
 pub fn lookup_in<'r>(rt: &'r RecordRt, table: &str, k: &str) -> Result<Cow<'r, Value>, String> {
     if let Some((_, t)) = rt.statics.iter().find(|(name, _)| name == table) {
-        return t
-            .entries
-            .get(k)
+        // Most tables are a handful of entries: comparing them costs less than hashing `k`.
+        let hit = if t.entries.len() <= 16 {
+            t.entries.iter().find(|(e, _)| *e == k).map(|(_, v)| v)
+        } else {
+            t.entries.get(k)
+        };
+        return hit
             .or(t.default.as_ref())
             .map(Cow::Borrowed)
             .ok_or_else(|| format!("lookup `{table}` has no entry for `{k}` and no default"));
@@ -664,18 +668,9 @@ impl Template {
                 }
                 slow_eval(expr, scope)
             }
-            Template::Interp(parts) => {
+            Template::Interp(_) => {
                 let mut s = String::new();
-                for p in parts {
-                    match p {
-                        Part::Text(t) => s.push_str(t),
-                        Part::Value(t) => match t.eval(scope)? {
-                            Out::Absent => {}
-                            Out::Value(Value::String(x)) => s.push_str(&x),
-                            Out::Value(v) => s.push_str(&text_of(&v)),
-                        },
-                    }
-                }
+                self.push_text(scope, &mut s)?;
                 Ok(Out::Value(Value::String(s)))
             }
         }
@@ -715,6 +710,39 @@ impl Template {
                 Out::Value(v) => write(out, &v),
             },
         }
+    }
+
+    /// The value as text (keys, paths, query values), `None` when absent. Constants, paths and
+    /// interpolations are written straight into the text, without a JSON value in between.
+    pub fn text(&self, scope: &Scope) -> Result<Option<String>, EvalError> {
+        let mut s = String::new();
+        Ok(self.push_text(scope, &mut s)?.then_some(s))
+    }
+
+    /// Appends the value as text; `false` when it is absent (an interpolation never is).
+    fn push_text(&self, scope: &Scope, out: &mut String) -> Result<bool, EvalError> {
+        let value = match self {
+            Template::Const(v) => Some(v),
+            Template::Path { var, steps } => lookup_path(scope, var, steps),
+            Template::Interp(parts) => {
+                for p in parts {
+                    match p {
+                        Part::Text(t) => out.push_str(t),
+                        Part::Value(t) => {
+                            t.push_text(scope, out)?;
+                        }
+                    }
+                }
+                return Ok(true);
+            }
+            Template::Expr { .. } => {
+                return Ok(match self.eval(scope)? {
+                    Out::Value(v) => push_json_text(out, &v),
+                    Out::Absent => false,
+                });
+            }
+        };
+        Ok(value.is_some_and(|v| push_json_text(out, v)))
     }
 
     /// Whether the template reads variable `var`.
@@ -796,6 +824,16 @@ pub fn truthy(v: &Value) -> bool {
 }
 
 /// A JSON value as text inside an interpolation.
+/// Appends [`text_of`] `v`; `false` (nothing written) for null.
+fn push_json_text(out: &mut String, v: &Value) -> bool {
+    match v {
+        Value::Null => return false,
+        Value::String(s) => out.push_str(s),
+        other => out.push_str(&other.to_string()),
+    }
+    true
+}
+
 pub fn text_of(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -936,7 +974,8 @@ mod tests {
             statics: Arc::new(Vec::new()),
             missing: Mutex::new(Vec::new()),
         });
-        let scope = Scope::new(vec![("source", Var::root(&source))], &rt);
+        let vars = [("source", Var::root(&source))];
+        let scope = Scope::new(&vars, &rt);
         let mut native = 0;
         for src in cases {
             let mut u = Uses::default();
