@@ -743,8 +743,6 @@ fn compare(l: &V, op: Cmp, r: &V) -> Option<bool> {
 /// a unit test hold them to; `None` leaves the case to the general path, with `x` and `args`
 /// untouched.
 fn native_filter<'a>(name: &str, x: &mut V<'a>, args: &mut [V<'a>]) -> Option<V<'a>> {
-    let scalar = |v: &V| !matches!(v.get(), Some(Value::Array(_) | Value::Object(_)));
-    let not_number = |v: &V| !matches!(v.get(), Some(Value::Number(_)));
     let string = |v: &V| match v.get() {
         Some(Value::String(s)) => Some(s.clone()),
         _ => None,
@@ -752,6 +750,52 @@ fn native_filter<'a>(name: &str, x: &mut V<'a>, args: &mut [V<'a>]) -> Option<V<
     if name == "first" && args.is_empty() {
         return first(x);
     }
+    // A list this expression built is filtered where it is, without copying its items.
+    if let V::Own(Value::Array(items)) = x {
+        match (name, &args[..]) {
+            ("select", []) => items.retain(super::template::truthy),
+            ("select", [test]) if string(test)? == "upper" => items.retain(is_upper),
+            ("map", [filter]) => {
+                let filter = string(filter)?;
+                for item in items.iter_mut() {
+                    let Value::String(s) = item else { return None };
+                    text_filter_in_place(&filter, s)?;
+                }
+            }
+            _ => return native_filter_on(name, x, args),
+        }
+        return Some(std::mem::replace(x, V::Undef));
+    }
+    native_filter_on(name, x, args)
+}
+
+/// `filter` (a text filter `map` applies) on `s`, in place; `None` for what minijinja must do.
+fn text_filter_in_place(filter: &str, s: &mut String) -> Option<()> {
+    match filter {
+        "trim" => {
+            let t = s.trim();
+            if t.len() != s.len() {
+                *s = t.to_string();
+            }
+        }
+        "upper" if s.is_ascii() => s.make_ascii_uppercase(),
+        "upper" => *s = s.to_uppercase(),
+        "lower" if s.is_ascii() => s.make_ascii_lowercase(),
+        "lower" => *s = s.to_lowercase(),
+        // `first` of "" is undefined, which `map` cannot put in a list of text.
+        "first" => s.truncate(s.chars().next()?.len_utf8()),
+        _ => return None,
+    }
+    Some(())
+}
+
+fn native_filter_on<'a>(name: &str, x: &mut V<'a>, args: &mut [V<'a>]) -> Option<V<'a>> {
+    let scalar = |v: &V| !matches!(v.get(), Some(Value::Array(_) | Value::Object(_)));
+    let not_number = |v: &V| !matches!(v.get(), Some(Value::Number(_)));
+    let string = |v: &V| match v.get() {
+        Some(Value::String(s)) => Some(s.clone()),
+        _ => None,
+    };
     Some(match (name, x.get(), &args[..]) {
         (_, Some(Value::Number(n)), [y]) => match y.get() {
             Some(Value::Number(m)) => V::Own(decimal_filter_json(name, n, m)?),

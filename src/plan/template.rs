@@ -968,6 +968,15 @@ mod tests {
             "source.s is startingwith('  He')",
             "source.s is endingwith('x')",
             "source.n is startingwith('4')",
+            // Lists the expression built itself are filtered in place.
+            "[source.s, source.empty, source.blank] | select | map('trim') | select | join('|')",
+            "[source.s, 'Ærlig øl', 'ß'] | map('upper') | join('|')",
+            "[source.s, 'ÆRLIG ØL'] | map('lower') | join('|')",
+            "[source.s, source.empty] | map('first')",
+            "[source.s, source.n] | map('trim')",
+            "['Kari Anne', 'nordmann', '😀 x'] | join(' ') | split | map('first') | map('upper') | select('upper') | join",
+            "source.names | select | list | map('upper') | select('upper') | length",
+            "[source.t, source.nul, source.n, source.empty] | select | length",
         ];
         let rt = Arc::new(RecordRt {
             resolver: Arc::new(NoLookups),
