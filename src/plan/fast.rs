@@ -13,7 +13,9 @@ use serde_json::Value;
 
 use super::filters::decimal_filter_json;
 use super::scope::field;
-use super::template::{EvalError, RecordRt, Scope, Step, call_filter, key_text_json, lookup_in};
+use super::template::{
+    EvalError, RecordRt, Scope, Step, call_filter, key_text_json, lookup_in, push_u64,
+};
 
 /// A compiled fast expression.
 #[derive(Debug)]
@@ -395,6 +397,25 @@ impl Fast {
         }
     }
 
+    /// Whether this expression is true, as `if` and `when` see it. Conditions are computed as
+    /// plain booleans, without the JSON values `eval` would build for them.
+    pub fn test<'a>(&'a self, scope: &Scope<'a>) -> Result<Result<bool, Fallback>, EvalError> {
+        Ok(Ok(match self {
+            Fast::Not(e) => !tri!(e.test(scope)),
+            Fast::And(l, r) => tri!(l.test(scope)) && tri!(r.test(scope)),
+            Fast::Or(l, r) => tri!(l.test(scope)) || tri!(r.test(scope)),
+            Fast::Cmp(l, op, r) => {
+                let (l, r) = (tri!(l.eval(scope)), tri!(r.eval(scope)));
+                match compare(&l, *op, &r) {
+                    Some(b) => b,
+                    None => return Ok(Err(Fallback)),
+                }
+            }
+            Fast::Test(name, e, args) => tri!(check(name, e, args, scope)),
+            other => tri!(other.eval(scope)).truthy(),
+        }))
+    }
+
     pub fn eval<'a>(&'a self, scope: &Scope<'a>) -> R<'a> {
         Ok(Ok(match self {
             Fast::Const(v) => V::Ref(v),
@@ -419,7 +440,7 @@ impl Fast {
                 }
                 _ => return Ok(Err(Fallback)),
             },
-            Fast::Not(e) => V::Own(Value::Bool(!tri!(e.eval(scope)).truthy())),
+            Fast::Not(e) => V::Own(Value::Bool(!tri!(e.test(scope)))),
             Fast::And(l, r) => {
                 let l = tri!(l.eval(scope));
                 if l.truthy() { tri!(r.eval(scope)) } else { l }
@@ -455,7 +476,7 @@ impl Fast {
                 }
             }
             Fast::If(t, a, b) => {
-                if tri!(t.eval(scope)).truthy() {
+                if tri!(t.test(scope)) {
                     tri!(a.eval(scope))
                 } else {
                     match b {
@@ -527,35 +548,7 @@ impl Fast {
                     }
                 }
             }
-            Fast::Test(name, e, args) => {
-                let v = tri!(e.eval(scope));
-                let arg = match &args[..] {
-                    [] => None,
-                    [a] => Some(tri!(a.eval(scope))),
-                    _ => return Ok(Err(Fallback)),
-                };
-                let b = match (name.as_str(), v.get(), arg.as_ref().map(V::get)) {
-                    ("defined", v, None) => v.is_some(),
-                    ("undefined", v, None) => v.is_none(),
-                    ("none", v, None) => matches!(v, Some(Value::Null)),
-                    ("number", v, None) => matches!(v, Some(Value::Number(_))),
-                    ("string", v, None) => matches!(v, Some(Value::String(_))),
-                    ("startingwith", Some(Value::String(s)), Some(p)) => {
-                        match p.and_then(Value::as_str) {
-                            Some(p) => s.starts_with(p),
-                            None => return Ok(Err(Fallback)),
-                        }
-                    }
-                    ("endingwith", Some(Value::String(s)), Some(p)) => {
-                        match p.and_then(Value::as_str) {
-                            Some(p) => s.ends_with(p),
-                            None => return Ok(Err(Fallback)),
-                        }
-                    }
-                    _ => return Ok(Err(Fallback)),
-                };
-                V::Own(Value::Bool(b))
-            }
+            Fast::Test(name, e, args) => V::Own(Value::Bool(tri!(check(name, e, args, scope)))),
             Fast::FirstWhere(list, attr, want) => {
                 let hit = |v: &Value| {
                     v.as_object()
@@ -609,6 +602,38 @@ impl Fast {
     }
 }
 
+/// The test `e is name(args)`.
+fn check<'a>(
+    name: &str,
+    e: &'a Fast,
+    args: &'a [Fast],
+    scope: &Scope<'a>,
+) -> Result<Result<bool, Fallback>, EvalError> {
+    let v = tri!(e.eval(scope));
+    let arg = match &args[..] {
+        [] => None,
+        [a] => Some(tri!(a.eval(scope))),
+        _ => return Ok(Err(Fallback)),
+    };
+    let b = match (name, v.get(), arg.as_ref().map(V::get)) {
+        ("defined", v, None) => v.is_some(),
+        ("undefined", v, None) => v.is_none(),
+        ("none", v, None) => matches!(v, Some(Value::Null)),
+        ("number", v, None) => matches!(v, Some(Value::Number(_))),
+        ("string", v, None) => matches!(v, Some(Value::String(_))),
+        ("startingwith", Some(Value::String(s)), Some(p)) => match p.and_then(Value::as_str) {
+            Some(p) => s.starts_with(p),
+            None => return Ok(Err(Fallback)),
+        },
+        ("endingwith", Some(Value::String(s)), Some(p)) => match p.and_then(Value::as_str) {
+            Some(p) => s.ends_with(p),
+            None => return Ok(Err(Fallback)),
+        },
+        _ => return Ok(Err(Fallback)),
+    };
+    Ok(Ok(b))
+}
+
 fn note_missing(rt: &Arc<RecordRt>, entity: &str, key: String) {
     if let Ok(mut m) = rt.missing.lock() {
         let dep = (entity.to_string(), key);
@@ -643,12 +668,13 @@ fn walk<'a>(mut cur: V<'a>, steps: &[Step]) -> V<'a> {
 /// 25 from 25.0, and templates see both as 25). Writing to a `String` cannot fail.
 fn push_number(out: &mut String, n: &serde_json::Number) {
     use std::fmt::Write;
-    if let Some(i) = n.as_i64() {
-        let _ = write!(out, "{i}");
+    if let Some(u) = n.as_u64() {
+        push_u64(out, u);
         return;
     }
-    if let Some(u) = n.as_u64() {
-        let _ = write!(out, "{u}");
+    if let Some(i) = n.as_i64() {
+        out.push('-');
+        push_u64(out, i.unsigned_abs());
         return;
     }
     let f = n.as_f64().unwrap_or(f64::NAN);

@@ -715,7 +715,16 @@ impl Template {
     /// The value as text (keys, paths, query values), `None` when absent. Constants, paths and
     /// interpolations are written straight into the text, without a JSON value in between.
     pub fn text(&self, scope: &Scope) -> Result<Option<String>, EvalError> {
-        let mut s = String::new();
+        let whole = match self {
+            Template::Const(v) => Some(v),
+            Template::Path { var, steps } => lookup_path(scope, var, steps),
+            _ => None,
+        };
+        // A whole string is copied at its size, without growing a buffer.
+        if let Some(Value::String(s)) = whole {
+            return Ok(Some(s.clone()));
+        }
+        let mut s = String::with_capacity(32);
         Ok(self.push_text(scope, &mut s)?.then_some(s))
     }
 
@@ -765,11 +774,20 @@ impl Template {
             Template::Path { var, steps } => {
                 return Ok(lookup_path(scope, var, steps).is_some_and(truthy));
             }
-            Template::Expr { fast: Some(f), .. }
-                if !CROSS_CHECK.load(std::sync::atomic::Ordering::Relaxed) =>
-            {
-                if let Ok(v) = f.eval(scope)? {
-                    return Ok(v.truthy());
+            Template::Expr {
+                fast: Some(f),
+                expr,
+            } => {
+                if let Ok(b) = f.test(scope)? {
+                    if CROSS_CHECK.load(std::sync::atomic::Ordering::Relaxed) {
+                        let slow = slow_eval(expr, scope)?;
+                        if matches!(&slow, Out::Value(v) if truthy(v)) != b {
+                            return Err(EvalError(format!(
+                                "fast path differs from minijinja: {b} vs {slow:?}"
+                            )));
+                        }
+                    }
+                    return Ok(b);
                 }
             }
             _ => {}
@@ -829,9 +847,34 @@ fn push_json_text(out: &mut String, v: &Value) -> bool {
     match v {
         Value::Null => return false,
         Value::String(s) => out.push_str(s),
+        Value::Number(n) if n.is_u64() => push_u64(out, n.as_u64().unwrap_or_default()),
+        Value::Number(n) if n.is_i64() => {
+            let i = n.as_i64().unwrap_or_default();
+            if i < 0 {
+                out.push('-');
+            }
+            push_u64(out, i.unsigned_abs());
+        }
         other => out.push_str(&other.to_string()),
     }
     true
+}
+
+/// Appends the decimal digits of `n`, without the formatting machinery (keys are mostly ids).
+pub(crate) fn push_u64(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &b in &buf[at..] {
+        out.push(char::from(b));
+    }
 }
 
 pub fn text_of(v: &Value) -> String {
@@ -1011,6 +1054,53 @@ mod tests {
             "only {native} of {} stayed native",
             cases.len()
         );
+    }
+
+    #[test]
+    fn conditions_agree_with_minijinja() {
+        let source = Arc::new(serde_json::json!({
+            "s": "x", "empty": "", "n": 3, "zero": 0, "t": true, "f": false, "nul": null,
+            "list": [], "items": [1, 2], "obj": {"a": 1}
+        }));
+        let cases = [
+            "source.n is number and source.s",
+            "source.s is number and source.s",
+            "not source.missing",
+            "not source.empty",
+            "source.s == 'x' or source.n > 3",
+            "source.n >= 3 and source.zero < 1",
+            "source.nul is none and source.missing is undefined",
+            "source.s is startingwith('x') and not source.f",
+            "source.list or source.obj",
+            "source.items and source.empty",
+            "source.t if source.zero else source.n",
+            "source.s in 'xyz' and 2 in source.items",
+            "source.obj == source.obj",
+            "source.n is string or source.s is defined",
+        ];
+        let rt = Arc::new(RecordRt {
+            resolver: Arc::new(NoLookups),
+            statics: Arc::new(Vec::new()),
+            missing: Mutex::new(Vec::new()),
+        });
+        let vars = [("source", Var::root(&source))];
+        let scope = Scope::new(&vars, &rt);
+        for src in cases {
+            let t = compile_expr(src, &["source"], &mut Uses::default(), None);
+            let Ok(Template::Expr {
+                fast: Some(f),
+                expr,
+            }) = &t
+            else {
+                panic!("{src} does not compile to the fast path");
+            };
+            let slow = slow_eval(expr, &scope).map(|o| matches!(&o, Out::Value(v) if truthy(v)));
+            match (f.test(&scope), slow) {
+                (Ok(Ok(a)), Ok(b)) => assert_eq!(a, b, "{src}"),
+                (Ok(Err(_)), _) => {}
+                (fast, slow) => panic!("{src}: {:?} vs {slow:?}", fast.map(|r| r.is_ok())),
+            }
+        }
     }
 
     #[test]
