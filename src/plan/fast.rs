@@ -610,7 +610,7 @@ fn check<'a>(
     scope: &Scope<'a>,
 ) -> Result<Result<bool, Fallback>, EvalError> {
     let v = tri!(e.eval(scope));
-    let arg = match &args[..] {
+    let arg = match args {
         [] => None,
         [a] => Some(tri!(a.eval(scope))),
         _ => return Ok(Err(Fallback)),
