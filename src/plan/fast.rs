@@ -14,7 +14,8 @@ use serde_json::Value;
 use super::filters::decimal_filter_json;
 use super::scope::field;
 use super::template::{
-    EvalError, RecordRt, Scope, Step, call_filter, key_text_json, lookup_in, push_u64,
+    EvalError, RecordRt, Scope, Step, call_filter, key_text_json, lookup_in, lookup_path, push_u64,
+    truthy,
 };
 
 /// A compiled fast expression.
@@ -412,6 +413,7 @@ impl Fast {
                 }
             }
             Fast::Test(name, e, args) => tri!(check(name, e, args, scope)),
+            Fast::Path { var, steps } => lookup_path(scope, var, steps).is_some_and(truthy),
             other => tri!(other.eval(scope)).truthy(),
         }))
     }
@@ -419,27 +421,12 @@ impl Fast {
     pub fn eval<'a>(&'a self, scope: &Scope<'a>) -> R<'a> {
         Ok(Ok(match self {
             Fast::Const(v) => V::Ref(v),
-            Fast::Path { var, steps } => match scope.var(var) {
+            Fast::Path { var, steps } => match lookup_path(scope, var, steps) {
                 None => V::Undef,
-                Some(v) => walk(V::Ref(v.value), steps),
+                Some(v) => V::Ref(v),
             },
             Fast::Attr(base, step) => walk(tri!(base.eval(scope)), std::slice::from_ref(step)),
-            Fast::Slice(base, start, stop) => match tri!(base.eval(scope)).get() {
-                Some(Value::String(s)) => {
-                    // Bounds count characters; past the end is the end.
-                    let at = |bound: Option<i64>, none: usize| match bound {
-                        None => none,
-                        Some(i) => usize::try_from(i)
-                            .ok()
-                            .and_then(|i| s.char_indices().nth(i))
-                            .map_or(s.len(), |(at, _)| at),
-                    };
-                    let a = at(*start, 0);
-                    let b = at(*stop, s.len()).max(a);
-                    V::Own(Value::String(s.get(a..b).unwrap_or_default().to_string()))
-                }
-                _ => return Ok(Err(Fallback)),
-            },
+            Fast::Slice(base, start, stop) => return slice(base, *start, *stop, scope),
             Fast::Not(e) => V::Own(Value::Bool(!tri!(e.test(scope)))),
             Fast::And(l, r) => {
                 let l = tri!(l.eval(scope));
@@ -449,25 +436,7 @@ impl Fast {
                 let l = tri!(l.eval(scope));
                 if l.truthy() { l } else { tri!(r.eval(scope)) }
             }
-            Fast::Concat(l, r) => {
-                let (l, r) = (tri!(l.eval(scope)), tri!(r.eval(scope)));
-                // A string the left side computed grows in place: `a ~ b ~ c` builds one string.
-                let mut s = match l {
-                    V::Own(Value::String(s)) => s,
-                    l => {
-                        let left = l.get().and_then(Value::as_str).map_or(0, str::len);
-                        let mut s = String::with_capacity(left + 16);
-                        if !push_text(&mut s, &l) {
-                            return Ok(Err(Fallback));
-                        }
-                        s
-                    }
-                };
-                if !push_text(&mut s, &r) {
-                    return Ok(Err(Fallback));
-                }
-                V::Own(Value::String(s))
-            }
+            Fast::Concat(l, r) => return concat(l, r, scope),
             Fast::Cmp(l, op, r) => {
                 let (l, r) = (tri!(l.eval(scope)), tri!(r.eval(scope)));
                 match compare(&l, *op, &r) {
@@ -485,121 +454,195 @@ impl Fast {
                     }
                 }
             }
-            Fast::Ref(entity, key) => {
-                let key = tri!(key.eval(scope));
-                let Some(k) = key_of(&key) else {
-                    return Ok(Err(Fallback));
-                };
-                let Some(k) = k else { return Ok(Ok(V::Undef)) };
-                match scope.rt().resolver.reference(entity, &k) {
-                    Some(id) => V::Own(id),
-                    None => {
-                        note_missing(scope.rt(), entity, k.into_owned());
-                        V::Undef
-                    }
-                }
-            }
-            Fast::Lookup(table, key) => {
-                let key = tri!(key.eval(scope));
-                let Some(k) = key_of(&key) else {
-                    return Ok(Err(Fallback));
-                };
-                let Some(k) = k else { return Ok(Ok(V::Undef)) };
-                match lookup_in(scope.rt(), table, &k).map_err(EvalError)? {
-                    Cow::Borrowed(v) => V::Ref(v),
-                    Cow::Owned(v) => V::Own(v),
-                }
-            }
-            Fast::Filter(name, subject, args) => {
-                let mut subject = tri!(subject.eval(scope));
-                // A list or an object goes to minijinja, before the arguments are evaluated,
-                // unless a list filter below takes it. For those, an argument that fails falls
-                // back too, so minijinja reports the error as it did.
-                let whole = matches!(subject.get(), Some(Value::Array(_) | Value::Object(_)));
-                if whole && !LIST_FILTERS.contains(&name.as_str()) {
-                    return Ok(Err(Fallback));
-                }
-                let arg = |a: &'a Fast| match a.eval(scope) {
-                    Err(_) if whole => Ok(Err(Fallback)),
-                    r => r,
-                };
-                // Filters seldom take more than two arguments: those need no allocation.
-                let (mut small, mut large) = ([V::Undef, V::Undef], Vec::new());
-                let vals: &mut [V] = if args.len() <= small.len() {
-                    for (slot, a) in small.iter_mut().zip(args) {
-                        *slot = tri!(arg(a));
-                    }
-                    &mut small[..args.len()]
-                } else {
-                    for a in args {
-                        large.push(tri!(arg(a)));
-                    }
-                    &mut large
-                };
-                match native_filter(name, &mut subject, vals) {
-                    Some(v) => v,
-                    None if whole => return Ok(Err(Fallback)),
-                    None => {
-                        let mut mj_args = Vec::with_capacity(vals.len() + 1);
-                        for v in std::iter::once(&subject).chain(vals.iter()) {
-                            mj_args.push(tri!(Ok::<_, EvalError>(to_mj(v))));
-                        }
-                        tri!(call(name, &mj_args))
-                    }
-                }
-            }
+            Fast::Ref(entity, key) => return reference(entity, key, scope),
+            Fast::Lookup(table, key) => return lookup(table, key, scope),
+            Fast::Filter(name, subject, args) => return filter(name, subject, args, scope),
             Fast::Test(name, e, args) => V::Own(Value::Bool(tri!(check(name, e, args, scope)))),
-            Fast::FirstWhere(list, attr, want) => {
-                let hit = |v: &Value| {
-                    v.as_object()
-                        .and_then(|m| field(m, attr))
-                        .and_then(Value::as_str)
-                        .is_some_and(|s| s == want)
-                };
-                match tri!(list.eval(scope)) {
-                    // minijinja iterates nothing for undefined.
-                    V::Undef => V::Undef,
-                    V::Ref(Value::Array(items)) => items
-                        .iter()
-                        .find(|v| hit(v))
-                        .map_or(V::Undef, |v| as_template_sees(V::Ref(v))),
-                    V::Own(Value::Array(mut items)) => match items.iter().position(hit) {
-                        Some(i) => as_template_sees(V::Own(items.swap_remove(i))),
-                        None => V::Undef,
-                    },
-                    _ => return Ok(Err(Fallback)),
-                }
-            }
-            Fast::Memo(slot, e) => {
-                let Some(cell) = scope.memo(*slot) else {
-                    return e.eval(scope);
-                };
-                if let Some(v) = cell.get() {
-                    return Ok(Ok(v.as_ref().map_or(V::Undef, V::Ref)));
-                }
-                let v = tri!(e.eval(scope));
-                // A whole object or list is left uncopied: it is only read, and reading it again
-                // costs less than a copy.
-                if matches!(v.get(), Some(Value::Object(_) | Value::Array(_))) {
-                    return Ok(Ok(v));
-                }
-                match cell.get_or_init(|| v.into_json()) {
-                    Some(v) => V::Ref(v),
-                    None => V::Undef,
-                }
-            }
-            Fast::List(items) => {
-                let mut out = Vec::with_capacity(items.len());
-                for i in items {
-                    match tri!(i.eval(scope)).into_json() {
-                        Some(v) => out.push(v),
-                        None => return Ok(Err(Fallback)),
-                    }
-                }
-                V::Own(Value::Array(out))
-            }
+            Fast::FirstWhere(l, attr, want) => return find_first(l, attr, want, scope),
+            Fast::Memo(slot, e) => return memo(*slot, e, scope),
+            Fast::List(items) => return list(items, scope),
         }))
     }
+}
+
+// The arms below are functions of their own, kept out of `eval`: inlined there, their locals
+// made each level of the recursion take 2.6 KB of stack.
+
+#[inline(never)]
+fn slice<'a>(base: &'a Fast, start: Option<i64>, stop: Option<i64>, scope: &Scope<'a>) -> R<'a> {
+    Ok(Ok(match tri!(base.eval(scope)).get() {
+        Some(Value::String(s)) => {
+            // Bounds count characters; past the end is the end.
+            let at = |bound: Option<i64>, none: usize| match bound {
+                None => none,
+                Some(i) => usize::try_from(i)
+                    .ok()
+                    .and_then(|i| s.char_indices().nth(i))
+                    .map_or(s.len(), |(at, _)| at),
+            };
+            let a = at(start, 0);
+            let b = at(stop, s.len()).max(a);
+            V::Own(Value::String(s.get(a..b).unwrap_or_default().to_string()))
+        }
+        _ => return Ok(Err(Fallback)),
+    }))
+}
+
+#[inline(never)]
+fn concat<'a>(l: &'a Fast, r: &'a Fast, scope: &Scope<'a>) -> R<'a> {
+    let (l, r) = (tri!(l.eval(scope)), tri!(r.eval(scope)));
+    // A string the left side computed grows in place: `a ~ b ~ c` builds one string.
+    let mut s = match l {
+        V::Own(Value::String(s)) => s,
+        l => {
+            let left = l.get().and_then(Value::as_str).map_or(0, str::len);
+            let mut s = String::with_capacity(left + 16);
+            if !push_text(&mut s, &l) {
+                return Ok(Err(Fallback));
+            }
+            s
+        }
+    };
+    if !push_text(&mut s, &r) {
+        return Ok(Err(Fallback));
+    }
+    Ok(Ok(V::Own(Value::String(s))))
+}
+
+#[inline(never)]
+fn reference<'a>(entity: &'a str, key: &'a Fast, scope: &Scope<'a>) -> R<'a> {
+    Ok(Ok({
+        let key = tri!(key.eval(scope));
+        let Some(k) = key_of(&key) else {
+            return Ok(Err(Fallback));
+        };
+        let Some(k) = k else { return Ok(Ok(V::Undef)) };
+        match scope.rt().resolver.reference(entity, &k) {
+            Some(id) => V::Own(id),
+            None => {
+                note_missing(scope.rt(), entity, k.into_owned());
+                V::Undef
+            }
+        }
+    }))
+}
+
+#[inline(never)]
+fn lookup<'a>(table: &'a str, key: &'a Fast, scope: &Scope<'a>) -> R<'a> {
+    Ok(Ok({
+        let key = tri!(key.eval(scope));
+        let Some(k) = key_of(&key) else {
+            return Ok(Err(Fallback));
+        };
+        let Some(k) = k else { return Ok(Ok(V::Undef)) };
+        match lookup_in(scope.rt(), table, &k).map_err(EvalError)? {
+            Cow::Borrowed(v) => V::Ref(v),
+            Cow::Owned(v) => V::Own(v),
+        }
+    }))
+}
+
+#[inline(never)]
+fn filter<'a>(name: &'a str, subject: &'a Fast, args: &'a [Fast], scope: &Scope<'a>) -> R<'a> {
+    Ok(Ok({
+        let mut subject = tri!(subject.eval(scope));
+        // A list or an object goes to minijinja, before the arguments are evaluated,
+        // unless a list filter below takes it. For those, an argument that fails falls
+        // back too, so minijinja reports the error as it did.
+        let whole = matches!(subject.get(), Some(Value::Array(_) | Value::Object(_)));
+        if whole && !LIST_FILTERS.contains(&name) {
+            return Ok(Err(Fallback));
+        }
+        let arg = |a: &'a Fast| match a.eval(scope) {
+            Err(_) if whole => Ok(Err(Fallback)),
+            r => r,
+        };
+        // Filters seldom take more than two arguments: those need no allocation.
+        let (mut small, mut large) = ([V::Undef, V::Undef], Vec::new());
+        let vals: &mut [V] = if args.len() <= small.len() {
+            for (slot, a) in small.iter_mut().zip(args) {
+                *slot = tri!(arg(a));
+            }
+            &mut small[..args.len()]
+        } else {
+            for a in args {
+                large.push(tri!(arg(a)));
+            }
+            &mut large
+        };
+        match native_filter(name, &mut subject, vals) {
+            Some(v) => v,
+            None if whole => return Ok(Err(Fallback)),
+            None => {
+                let mut mj_args = Vec::with_capacity(vals.len() + 1);
+                for v in std::iter::once(&subject).chain(vals.iter()) {
+                    mj_args.push(tri!(Ok::<_, EvalError>(to_mj(v))));
+                }
+                tri!(call(name, &mj_args))
+            }
+        }
+    }))
+}
+
+#[inline(never)]
+fn find_first<'a>(list: &'a Fast, attr: &'a str, want: &'a str, scope: &Scope<'a>) -> R<'a> {
+    Ok(Ok({
+        let hit = |v: &Value| {
+            v.as_object()
+                .and_then(|m| field(m, attr))
+                .and_then(Value::as_str)
+                .is_some_and(|s| s == want)
+        };
+        match tri!(list.eval(scope)) {
+            // minijinja iterates nothing for undefined.
+            V::Undef => V::Undef,
+            V::Ref(Value::Array(items)) => items
+                .iter()
+                .find(|v| hit(v))
+                .map_or(V::Undef, |v| as_template_sees(V::Ref(v))),
+            V::Own(Value::Array(mut items)) => match items.iter().position(hit) {
+                Some(i) => as_template_sees(V::Own(items.swap_remove(i))),
+                None => V::Undef,
+            },
+            _ => return Ok(Err(Fallback)),
+        }
+    }))
+}
+
+#[inline(never)]
+fn memo<'a>(slot: usize, e: &'a Fast, scope: &Scope<'a>) -> R<'a> {
+    Ok(Ok({
+        let Some(cell) = scope.memo(slot) else {
+            return e.eval(scope);
+        };
+        if let Some(v) = cell.get() {
+            return Ok(Ok(v.as_ref().map_or(V::Undef, V::Ref)));
+        }
+        let v = tri!(e.eval(scope));
+        // A whole object or list is left uncopied: it is only read, and reading it again
+        // costs less than a copy.
+        if matches!(v.get(), Some(Value::Object(_) | Value::Array(_))) {
+            return Ok(Ok(v));
+        }
+        match cell.get_or_init(|| v.into_json()) {
+            Some(v) => V::Ref(v),
+            None => V::Undef,
+        }
+    }))
+}
+
+#[inline(never)]
+fn list<'a>(items: &'a [Fast], scope: &Scope<'a>) -> R<'a> {
+    Ok(Ok({
+        let mut out = Vec::with_capacity(items.len());
+        for i in items {
+            match tri!(i.eval(scope)).into_json() {
+                Some(v) => out.push(v),
+                None => return Ok(Err(Fallback)),
+            }
+        }
+        V::Own(Value::Array(out))
+    }))
 }
 
 /// The test `e is name(args)`.

@@ -885,7 +885,7 @@ pub fn text_of(v: &Value) -> String {
     }
 }
 
-fn lookup_path<'a>(scope: &Scope<'a>, var: &str, steps: &[Step]) -> Option<&'a Value> {
+pub(crate) fn lookup_path<'a>(scope: &Scope<'a>, var: &str, steps: &[Step]) -> Option<&'a Value> {
     let mut cur: &'a Value = scope.var(var)?.value;
     for s in steps {
         cur = match (s, cur) {
