@@ -36,7 +36,7 @@ pub enum Fast {
     If(Box<Fast>, Box<Fast>, Option<Box<Fast>>),
     Ref(String, Box<Fast>),
     Lookup(String, Box<Fast>),
-    Filter(String, Box<Fast>, Vec<Fast>),
+    Filter(Filter, Box<Fast>, Vec<Fast>),
     Test(String, Box<Fast>, Vec<Fast>),
     List(Vec<Fast>),
     /// `list | selectattr(attr, 'equalto', want) | first`: the first item whose `attr` is the
@@ -59,50 +59,117 @@ pub enum Cmp {
     NotIn,
 }
 
-/// Filters evaluated natively; the rest go to minijinja.
-const FILTERS: &[&str] = &[
-    "default",
-    "d",
-    "trim",
-    "upper",
-    "lower",
-    "blank_to_none",
-    "digits",
-    "round_to",
-    "with_vat",
-    "without_vat",
-    "discount",
-    "add",
-    "sub",
-    "mul",
-    "div",
-    "add_days",
-    "urlencode",
-    "int",
-    "string",
-    "replace",
-    "split",
-    "first",
-    "join",
-    "select",
-    "map",
-    "selectattr",
-    "length",
-    "list",
-];
-/// The filters above that take a list; on anything the fast path does not know they go to
-/// minijinja, like filters on lists always did.
-const LIST_FILTERS: &[&str] = &[
-    "first",
-    "join",
-    "select",
-    "map",
-    "selectattr",
-    "length",
-    "list",
-    "default",
-    "d",
-];
+/// The filters evaluated natively (the rest go to minijinja), known by number rather than by
+/// name: matching a name against each filter's cost more than many filters themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter {
+    Default,
+    Trim,
+    Upper,
+    Lower,
+    BlankToNone,
+    Digits,
+    RoundTo,
+    WithVat,
+    WithoutVat,
+    Discount,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    AddDays,
+    Urlencode,
+    Int,
+    String,
+    Replace,
+    Split,
+    First,
+    Join,
+    Select,
+    Map,
+    Selectattr,
+    Length,
+    List,
+}
+
+impl Filter {
+    fn parse(name: &str) -> Option<Filter> {
+        Some(match name {
+            "default" | "d" => Filter::Default,
+            "trim" => Filter::Trim,
+            "upper" => Filter::Upper,
+            "lower" => Filter::Lower,
+            "blank_to_none" => Filter::BlankToNone,
+            "digits" => Filter::Digits,
+            "round_to" => Filter::RoundTo,
+            "with_vat" => Filter::WithVat,
+            "without_vat" => Filter::WithoutVat,
+            "discount" => Filter::Discount,
+            "add" => Filter::Add,
+            "sub" => Filter::Sub,
+            "mul" => Filter::Mul,
+            "div" => Filter::Div,
+            "add_days" => Filter::AddDays,
+            "urlencode" => Filter::Urlencode,
+            "int" => Filter::Int,
+            "string" => Filter::String,
+            "replace" => Filter::Replace,
+            "split" => Filter::Split,
+            "first" => Filter::First,
+            "join" => Filter::Join,
+            "select" => Filter::Select,
+            "map" => Filter::Map,
+            "selectattr" => Filter::Selectattr,
+            "length" => Filter::Length,
+            "list" => Filter::List,
+            _ => return None,
+        })
+    }
+
+    /// The name minijinja knows the filter by.
+    pub fn name(self) -> &'static str {
+        match self {
+            Filter::Default => "default",
+            Filter::Trim => "trim",
+            Filter::Upper => "upper",
+            Filter::Lower => "lower",
+            Filter::BlankToNone => "blank_to_none",
+            Filter::Digits => "digits",
+            Filter::RoundTo => "round_to",
+            Filter::WithVat => "with_vat",
+            Filter::WithoutVat => "without_vat",
+            Filter::Discount => "discount",
+            Filter::Add => "add",
+            Filter::Sub => "sub",
+            Filter::Mul => "mul",
+            Filter::Div => "div",
+            Filter::AddDays => "add_days",
+            Filter::Urlencode => "urlencode",
+            Filter::Int => "int",
+            Filter::String => "string",
+            Filter::Replace => "replace",
+            Filter::Split => "split",
+            Filter::First => "first",
+            Filter::Join => "join",
+            Filter::Select => "select",
+            Filter::Map => "map",
+            Filter::Selectattr => "selectattr",
+            Filter::Length => "length",
+            Filter::List => "list",
+        }
+    }
+
+    /// The filters that take a list; on anything the fast path does not know they go to
+    /// minijinja, like filters on lists always did.
+    fn takes_list(self) -> bool {
+        use Filter::*;
+        matches!(
+            self,
+            First | Join | Select | Map | Selectattr | Length | List | Default
+        )
+    }
+}
+
 const TESTS: &[&str] = &[
     "number",
     "none",
@@ -242,15 +309,13 @@ fn build(e: &Expr) -> Option<Fast> {
             },
         ),
         Expr::Filter(f) => {
-            if !FILTERS.contains(&f.name) {
-                return None;
-            }
+            let id = Filter::parse(f.name)?;
             let subject = build(f.expr.as_ref()?)?;
             let args = positional(&f.args)?;
-            if f.name == "first" && args.is_empty() {
+            if id == Filter::First && args.is_empty() {
                 first_where(subject)
             } else {
-                Fast::Filter(f.name.to_string(), Box::new(subject), args)
+                Fast::Filter(id, Box::new(subject), args)
             }
         }
         Expr::Test(t) => {
@@ -282,11 +347,11 @@ fn build(e: &Expr) -> Option<Fast> {
 
 /// `subject | first`, fused with a `selectattr(attr, 'equalto', want)` of constant strings.
 fn first_where(subject: Fast) -> Fast {
-    let first = |subject| Fast::Filter("first".into(), Box::new(subject), Vec::new());
+    let first = |subject| Fast::Filter(Filter::First, Box::new(subject), Vec::new());
     let Fast::Filter(name, list, args) = subject else {
         return first(subject);
     };
-    if name != "selectattr" {
+    if name != Filter::Selectattr {
         return first(Fast::Filter(name, list, args));
     }
     match <[Fast; 3]>::try_from(args) {
@@ -456,7 +521,7 @@ impl Fast {
             }
             Fast::Ref(entity, key) => return reference(entity, key, scope),
             Fast::Lookup(table, key) => return lookup(table, key, scope),
-            Fast::Filter(name, subject, args) => return filter(name, subject, args, scope),
+            Fast::Filter(name, subject, args) => return filter(*name, subject, args, scope),
             Fast::Test(name, e, args) => V::Own(Value::Bool(tri!(check(name, e, args, scope)))),
             Fast::FirstWhere(l, attr, want) => return find_first(l, attr, want, scope),
             Fast::Memo(slot, e) => return memo(*slot, e, scope),
@@ -543,14 +608,14 @@ fn lookup<'a>(table: &'a str, key: &'a Fast, scope: &Scope<'a>) -> R<'a> {
 }
 
 #[inline(never)]
-fn filter<'a>(name: &'a str, subject: &'a Fast, args: &'a [Fast], scope: &Scope<'a>) -> R<'a> {
+fn filter<'a>(name: Filter, subject: &'a Fast, args: &'a [Fast], scope: &Scope<'a>) -> R<'a> {
     Ok(Ok({
         let mut subject = tri!(subject.eval(scope));
         // A list or an object goes to minijinja, before the arguments are evaluated,
         // unless a list filter below takes it. For those, an argument that fails falls
         // back too, so minijinja reports the error as it did.
         let whole = matches!(subject.get(), Some(Value::Array(_) | Value::Object(_)));
-        if whole && !LIST_FILTERS.contains(&name) {
+        if whole && !name.takes_list() {
             return Ok(Err(Fallback));
         }
         let arg = |a: &'a Fast| match a.eval(scope) {
@@ -578,7 +643,7 @@ fn filter<'a>(name: &'a str, subject: &'a Fast, args: &'a [Fast], scope: &Scope<
                 for v in std::iter::once(&subject).chain(vals.iter()) {
                     mj_args.push(tri!(Ok::<_, EvalError>(to_mj(v))));
                 }
-                tri!(call(name, &mj_args))
+                tri!(call(name.name(), &mj_args))
             }
         }
     }))
@@ -811,54 +876,73 @@ fn compare(l: &V, op: Cmp, r: &V) -> Option<bool> {
 /// strings or objects. The same results as minijinja's filters, which the differential test and
 /// a unit test hold them to; `None` leaves the case to the general path, with `x` and `args`
 /// untouched.
-fn native_filter<'a>(name: &str, x: &mut V<'a>, args: &mut [V<'a>]) -> Option<V<'a>> {
+fn native_filter<'a>(name: Filter, x: &mut V<'a>, args: &mut [V<'a>]) -> Option<V<'a>> {
     let string = |v: &V| match v.get() {
         Some(Value::String(s)) => Some(s.clone()),
         _ => None,
     };
-    if name == "first" && args.is_empty() {
+    if name == Filter::First && args.is_empty() {
         return first(x);
     }
     // A list this expression built is filtered where it is, without copying its items.
     if let V::Own(Value::Array(items)) = x {
         match (name, &args[..]) {
-            ("select", []) => items.retain(super::template::truthy),
-            ("select", [test]) if string(test)? == "upper" => items.retain(is_upper),
-            ("map", [filter]) => {
-                let filter = string(filter)?;
+            (Filter::Select, []) => items.retain(super::template::truthy),
+            (Filter::Select, [test]) if string(test)? == "upper" => items.retain(is_upper),
+            (Filter::Map, [filter]) => {
+                let filter = Filter::parse(&string(filter)?)?;
                 for item in items.iter_mut() {
                     let Value::String(s) = item else { return None };
-                    text_filter_in_place(&filter, s)?;
+                    text_filter_in_place(filter, s)?;
                 }
             }
             _ => return native_filter_on(name, x, args),
         }
         return Some(std::mem::replace(x, V::Undef));
     }
+    // Text filters change a computed string in place, and give a string they would not change
+    // back as it is: `| trim | upper` on "NO" copies nothing.
+    if args.is_empty() && matches!(name, Filter::Trim | Filter::Upper | Filter::Lower) {
+        let unchanged = |s: &str| match name {
+            Filter::Trim => s.trim().len() == s.len(),
+            Filter::Upper => s.is_ascii() && !s.bytes().any(|b| b.is_ascii_lowercase()),
+            _ => s.is_ascii() && !s.bytes().any(|b| b.is_ascii_uppercase()),
+        };
+        match x {
+            V::Own(Value::String(s)) => {
+                text_filter_in_place(name, s)?;
+                return Some(std::mem::replace(x, V::Undef));
+            }
+            V::Ref(Value::String(s)) if unchanged(s) => {
+                return Some(std::mem::replace(x, V::Undef));
+            }
+            _ => {}
+        }
+    }
     native_filter_on(name, x, args)
 }
 
 /// `filter` (a text filter `map` applies) on `s`, in place; `None` for what minijinja must do.
-fn text_filter_in_place(filter: &str, s: &mut String) -> Option<()> {
+fn text_filter_in_place(filter: Filter, s: &mut String) -> Option<()> {
     match filter {
-        "trim" => {
+        Filter::Trim => {
             let t = s.trim();
             if t.len() != s.len() {
                 *s = t.to_string();
             }
         }
-        "upper" if s.is_ascii() => s.make_ascii_uppercase(),
-        "upper" => *s = s.to_uppercase(),
-        "lower" if s.is_ascii() => s.make_ascii_lowercase(),
-        "lower" => *s = s.to_lowercase(),
+        Filter::Upper if s.is_ascii() => s.make_ascii_uppercase(),
+        Filter::Upper => *s = s.to_uppercase(),
+        Filter::Lower if s.is_ascii() => s.make_ascii_lowercase(),
+        Filter::Lower => *s = s.to_lowercase(),
         // `first` of "" is undefined, which `map` cannot put in a list of text.
-        "first" => s.truncate(s.chars().next()?.len_utf8()),
+        Filter::First => s.truncate(s.chars().next()?.len_utf8()),
         _ => return None,
     }
     Some(())
 }
 
-fn native_filter_on<'a>(name: &str, x: &mut V<'a>, args: &mut [V<'a>]) -> Option<V<'a>> {
+fn native_filter_on<'a>(name: Filter, x: &mut V<'a>, args: &mut [V<'a>]) -> Option<V<'a>> {
     let scalar = |v: &V| !matches!(v.get(), Some(Value::Array(_) | Value::Object(_)));
     let not_number = |v: &V| !matches!(v.get(), Some(Value::Number(_)));
     let string = |v: &V| match v.get() {
@@ -867,48 +951,52 @@ fn native_filter_on<'a>(name: &str, x: &mut V<'a>, args: &mut [V<'a>]) -> Option
     };
     Some(match (name, x.get(), &args[..]) {
         (_, Some(Value::Number(n)), [y]) => match y.get() {
-            Some(Value::Number(m)) => V::Own(decimal_filter_json(name, n, m)?),
+            Some(Value::Number(m)) => V::Own(decimal_filter_json(name.name(), n, m)?),
             _ => return None,
         },
-        ("trim", Some(Value::String(s)), []) => V::Own(Value::from(s.trim())),
-        ("upper", Some(Value::String(s)), []) => V::Own(Value::from(s.to_uppercase())),
-        ("lower", Some(Value::String(s)), []) => V::Own(Value::from(s.to_lowercase())),
-        ("blank_to_none", Some(Value::String(s)), []) if s.trim().is_empty() => V::Own(Value::Null),
-        ("blank_to_none", _, []) if scalar(x) && not_number(x) => std::mem::replace(x, V::Undef),
-        ("digits", None | Some(Value::Null), []) => std::mem::replace(x, V::Undef),
-        ("digits", Some(Value::String(s)), []) => V::Own(Value::from(
+        (Filter::Trim, Some(Value::String(s)), []) => V::Own(Value::from(s.trim())),
+        (Filter::Upper, Some(Value::String(s)), []) => V::Own(Value::from(s.to_uppercase())),
+        (Filter::Lower, Some(Value::String(s)), []) => V::Own(Value::from(s.to_lowercase())),
+        (Filter::BlankToNone, Some(Value::String(s)), []) if s.trim().is_empty() => {
+            V::Own(Value::Null)
+        }
+        (Filter::BlankToNone, _, []) if scalar(x) && not_number(x) => {
+            std::mem::replace(x, V::Undef)
+        }
+        (Filter::Digits, None | Some(Value::Null), []) => std::mem::replace(x, V::Undef),
+        (Filter::Digits, Some(Value::String(s)), []) => V::Own(Value::from(
             s.chars().filter(char::is_ascii_digit).collect::<String>(),
         )),
-        ("length", None, []) => V::Own(Value::from(0)),
-        ("length", Some(Value::String(s)), []) => V::Own(Value::from(s.chars().count())),
-        ("length", Some(Value::Array(a)), []) => V::Own(Value::from(a.len())),
-        ("length", Some(Value::Object(m)), []) => V::Own(Value::from(m.len())),
-        ("list", Some(Value::Array(_)), []) => std::mem::replace(x, V::Undef),
-        ("int", None | Some(Value::Null), []) => V::Own(Value::from(0)),
-        ("int", Some(Value::Bool(b)), []) => V::Own(Value::from(u64::from(*b))),
-        ("int", Some(Value::Number(n)), []) if n.is_i64() || n.is_u64() => {
+        (Filter::Length, None, []) => V::Own(Value::from(0)),
+        (Filter::Length, Some(Value::String(s)), []) => V::Own(Value::from(s.chars().count())),
+        (Filter::Length, Some(Value::Array(a)), []) => V::Own(Value::from(a.len())),
+        (Filter::Length, Some(Value::Object(m)), []) => V::Own(Value::from(m.len())),
+        (Filter::List, Some(Value::Array(_)), []) => std::mem::replace(x, V::Undef),
+        (Filter::Int, None | Some(Value::Null), []) => V::Own(Value::from(0)),
+        (Filter::Int, Some(Value::Bool(b)), []) => V::Own(Value::from(u64::from(*b))),
+        (Filter::Int, Some(Value::Number(n)), []) if n.is_i64() || n.is_u64() => {
             V::Own(Value::Number(n.clone()))
         }
-        ("int", Some(Value::String(s)), []) => V::Own(Value::from(int_of(s)?)),
-        ("string", None, []) => V::Own(Value::from("")),
-        ("string", Some(Value::Null | Value::Bool(_) | Value::String(_)), []) => {
+        (Filter::Int, Some(Value::String(s)), []) => V::Own(Value::from(int_of(s)?)),
+        (Filter::String, None, []) => V::Own(Value::from("")),
+        (Filter::String, Some(Value::Null | Value::Bool(_) | Value::String(_)), []) => {
             let mut out = String::new();
             push_text(&mut out, x);
             V::Own(Value::from(out))
         }
-        ("string", Some(Value::Number(n)), []) if n.is_i64() || n.is_u64() => {
+        (Filter::String, Some(Value::Number(n)), []) if n.is_i64() || n.is_u64() => {
             V::Own(Value::from(n.to_string()))
         }
-        ("replace", Some(Value::String(s)), [from, to]) => {
+        (Filter::Replace, Some(Value::String(s)), [from, to]) => {
             V::Own(Value::from(s.replace(&string(from)?, &string(to)?)))
         }
-        ("split", Some(Value::String(s)), []) => V::Own(Value::Array(
+        (Filter::Split, Some(Value::String(s)), []) => V::Own(Value::Array(
             s.split_whitespace().map(Value::from).collect(),
         )),
-        ("split", Some(Value::String(s)), [sep]) => V::Own(Value::Array(
+        (Filter::Split, Some(Value::String(s)), [sep]) => V::Own(Value::Array(
             s.split(&string(sep)?).map(Value::from).collect(),
         )),
-        ("join", Some(Value::Array(items)), [] | [_]) => {
+        (Filter::Join, Some(Value::Array(items)), [] | [_]) => {
             let sep = match args.first() {
                 Some(sep) => string(sep)?,
                 None => String::new(),
@@ -916,17 +1004,17 @@ fn native_filter_on<'a>(name: &str, x: &mut V<'a>, args: &mut [V<'a>]) -> Option
             let texts: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
             V::Own(Value::from(texts?.join(&sep)))
         }
-        ("select", Some(Value::Array(items)), []) => V::Own(Value::Array(
+        (Filter::Select, Some(Value::Array(items)), []) => V::Own(Value::Array(
             items
                 .iter()
                 .filter(|v| super::template::truthy(v))
                 .cloned()
                 .collect(),
         )),
-        ("select", Some(Value::Array(items)), [test]) if string(test)? == "upper" => V::Own(
+        (Filter::Select, Some(Value::Array(items)), [test]) if string(test)? == "upper" => V::Own(
             Value::Array(items.iter().filter(|v| is_upper(v)).cloned().collect()),
         ),
-        ("selectattr", Some(Value::Array(items)), [attr, test, want])
+        (Filter::Selectattr, Some(Value::Array(items)), [attr, test, want])
             if string(test)? == "equalto" =>
         {
             let (attr, want) = (string(attr)?, string(want)?);
@@ -940,17 +1028,17 @@ fn native_filter_on<'a>(name: &str, x: &mut V<'a>, args: &mut [V<'a>]) -> Option
             };
             V::Own(Value::Array(items.iter().filter(hit).cloned().collect()))
         }
-        ("map", Some(Value::Array(items)), [filter]) => {
-            let filter = string(filter)?;
+        (Filter::Map, Some(Value::Array(items)), [filter]) => {
+            let filter = Filter::parse(&string(filter)?)?;
             let mut out = Vec::with_capacity(items.len());
             for item in items {
                 let mut item = V::Ref(item);
                 // Only text filters on text: each item must give a string.
-                let mapped = match filter.as_str() {
-                    "trim" | "upper" | "lower" | "first"
+                let mapped = match filter {
+                    Filter::Trim | Filter::Upper | Filter::Lower | Filter::First
                         if item.get().is_some_and(Value::is_string) =>
                     {
-                        native_filter(&filter, &mut item, &mut [])?
+                        native_filter(filter, &mut item, &mut [])?
                     }
                     _ => return None,
                 };
@@ -958,7 +1046,7 @@ fn native_filter_on<'a>(name: &str, x: &mut V<'a>, args: &mut [V<'a>]) -> Option
             }
             V::Own(Value::Array(out))
         }
-        ("default" | "d", _, [] | [_] | [_, _])
+        (Filter::Default, _, [] | [_] | [_, _])
             if not_number(x)
                 && args.first().is_none_or(not_number)
                 && args.get(1).is_none_or(scalar) =>

@@ -1020,6 +1020,11 @@ mod tests {
             "['Kari Anne', 'nordmann', '😀 x'] | join(' ') | split | map('first') | map('upper') | select('upper') | join",
             "source.names | select | list | map('upper') | select('upper') | length",
             "[source.t, source.nul, source.n, source.empty] | select | length",
+            "source.s | trim | upper | lower | trim",
+            "(source.s ~ ' ') | trim | upper",
+            "('ÆØÅ æøå ' ~ source.s) | lower | trim",
+            "source.blank | trim | upper",
+            "'NO' | trim | upper | lower",
         ];
         let rt = Arc::new(RecordRt {
             resolver: Arc::new(NoLookups),
