@@ -2,11 +2,13 @@
 //! the rest of its batch back, so nothing waits for a lease to expire and nothing is lost; a new
 //! start applies every event exactly once.
 
+mod support;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rbtx::runtime::accounts::Accounts;
-use rbtx::runtime::run::{RunConfig, TenantSource, run};
+use rbtx::runtime::run::{RunConfig, TenantSource};
 use rbtx::sandbox::faults::FaultConfig;
 use rbtx::sandbox::rackbeat::Resource;
 use rbtx::sandbox::tripletex::Kind;
@@ -61,20 +63,9 @@ async fn stopping_puts_unstarted_work_back_and_a_restart_finishes_it_once() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let store_path = dir.join("store.sqlite");
 
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (up, is_up) = tokio::sync::oneshot::channel::<String>();
     // The first run subscribes the intake; Rackbeat redelivers to that URL, which a restart on
     // another port would not get, so the events must already be queued when it stops.
-    let first = tokio::spawn(run(
-        config(&sb, &store_path, true),
-        move |url| {
-            up.send(url.to_string()).ok();
-        },
-        async {
-            stopped.await.ok();
-        },
-    ));
-    is_up.await.expect("rbtx runs");
+    let first = support::start_run(config(&sb, &store_path, true)).await;
     // Slow Tripletex answers, so the workers are mid-batch when the stop comes.
     sb.tripletex.set_faults(FaultConfig {
         latency_ms: 40,
@@ -99,9 +90,8 @@ async fn stopping_puts_unstarted_work_back_and_a_restart_finishes_it_once() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    stop.send(()).ok();
     let stopping = Instant::now();
-    first.await.expect("joined").expect("stopped cleanly");
+    first.stop().await.expect("stopped cleanly");
     assert!(
         stopping.elapsed() < Duration::from_secs(10),
         "stopping finishes the events in hand, not the queue"
@@ -125,10 +115,7 @@ async fn stopping_puts_unstarted_work_back_and_a_restart_finishes_it_once() {
     }
 
     sb.tripletex.set_faults(FaultConfig::default());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let second = tokio::spawn(run(config(&sb, &store_path, false), |_| {}, async {
-        stopped.await.ok();
-    }));
+    let second = support::start_run(config(&sb, &store_path, false)).await;
     let started = Instant::now();
     while arrived(&sb).len() < PRODUCTS {
         assert!(
@@ -143,7 +130,6 @@ async fn stopping_puts_unstarted_work_back_and_a_restart_finishes_it_once() {
     numbers.dedup();
     assert_eq!(numbers.len(), PRODUCTS, "each product exactly once");
     assert_eq!(arrived(&sb).len(), PRODUCTS, "no duplicates");
-    stop.send(()).ok();
-    second.await.expect("joined").expect("stopped cleanly");
+    second.stop().await.expect("stopped cleanly");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rbtx::connectors::Secret;
 use rbtx::connectors::rackbeat::{Rackbeat, RackbeatConfig};
 use rbtx::runtime::accounts::load_tenants;
-use rbtx::runtime::run::{RunConfig, TenantSource, run};
+use rbtx::runtime::run::{RunConfig, TenantSource};
 use rbtx::sandbox::rackbeat::Resource;
 use rbtx::sandbox::tripletex::Kind;
 use rbtx::sandbox::{self, SandboxConfig, Sandboxes};
@@ -237,18 +237,7 @@ async fn two_tenants_in_one_process_each_get_their_own_records_and_invoice_mode(
         lease_ms: 5_000,
         watch: false,
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (up, is_up) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(run(
-        config,
-        move |_| {
-            up.send(()).ok();
-        },
-        async {
-            stopped.await.ok();
-        },
-    ));
-    is_up.await.expect("rbtx runs");
+    let server = support::start_run(config).await;
 
     a.rackbeat
         .create(
@@ -310,8 +299,7 @@ async fn two_tenants_in_one_process_each_get_their_own_records_and_invoice_mode(
         "B invoices later, by hand"
     );
 
-    stop.send(()).ok();
-    server.await.expect("joined").expect("rbtx stopped cleanly");
+    server.stop().await.expect("rbtx stopped cleanly");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -340,18 +328,7 @@ async fn a_changed_pack_is_swapped_in_and_an_invalid_one_is_refused() {
         lease_ms: 5_000,
         watch: true,
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (up, is_up) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(run(
-        config,
-        move |_| {
-            up.send(()).ok();
-        },
-        async {
-            stopped.await.ok();
-        },
-    ));
-    is_up.await.expect("rbtx runs");
+    let server = support::start_run(config).await;
     let product = |number: &str| {
         sb.rackbeat
             .create(
@@ -399,7 +376,6 @@ async fn a_changed_pack_is_swapped_in_and_an_invalid_one_is_refused() {
         "the last valid pack stays"
     );
 
-    stop.send(()).ok();
-    server.await.expect("joined").expect("rbtx stopped cleanly");
+    server.stop().await.expect("rbtx stopped cleanly");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -27,3 +27,39 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// `rbtx run` inside the test process, started by [`start_run`].
+#[allow(dead_code)]
+pub struct Running {
+    /// The intake's address, once it listens.
+    pub url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+#[allow(dead_code)]
+impl Running {
+    /// Stops it as Ctrl-C would and waits until it has; its result.
+    pub async fn stop(self) -> Result<(), String> {
+        self.stop.send(()).ok();
+        self.task.await.map_err(|e| e.to_string())?
+    }
+}
+
+/// Starts `rbtx run` with `config` and waits until its intake listens.
+#[allow(dead_code)]
+pub async fn start_run(config: rbtx::runtime::run::RunConfig) -> Running {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (up, is_up) = tokio::sync::oneshot::channel::<String>();
+    let task = tokio::spawn(rbtx::runtime::run::run(
+        config,
+        move |url| {
+            up.send(url.to_string()).ok();
+        },
+        async {
+            stopped.await.ok();
+        },
+    ));
+    let url = is_up.await.expect("rbtx run starts");
+    Running { url, stop, task }
+}
