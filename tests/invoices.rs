@@ -16,26 +16,16 @@
 //! amount is quantity × unit price × (100 − discount) / 100 rounded to øre, its VAT is that amount
 //! × rate rounded to øre, and the totals are the sums.
 
-use std::path::PathBuf;
-use std::str::FromStr;
-use std::sync::Arc;
-use std::time::Duration;
+mod support;
 
-use rbtx::connectors::rackbeat::{Rackbeat, RackbeatConfig};
-use rbtx::connectors::tripletex::{Tripletex, TripletexConfig};
-use rbtx::connectors::{RetryPolicy, Secret};
-use rbtx::plan::load_pack;
-use rbtx::runtime::worker::{Tenant, Worker};
+use std::str::FromStr;
+
 use rbtx::sandbox::rackbeat::Resource;
 use rbtx::sandbox::tripletex::{Kind, RequestRecord};
-use rbtx::sandbox::{self, SandboxConfig, Sandboxes};
-use rbtx::store::sqlite::SqliteStore;
 use rbtx::store::{NewEvent, Store};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{Value, json};
-
-const TENANT: &str = "t1";
-const START_MS: i64 = 1_750_000_000_000;
+use support::worker::{Env, TENANT};
 
 /// Product groups: number, name, VAT % for the domestic, eu and abroad zones.
 const GROUPS: &[(i64, &str, i64, i64, i64)] = &[
@@ -367,59 +357,6 @@ fn customer(number: i64) -> (i64, &'static str, &'static str, &'static str, &'st
         .expect("a customer of the table")
 }
 
-fn quick_retries() -> RetryPolicy {
-    RetryPolicy {
-        timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(2),
-        max_retries: 3,
-        min_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(50),
-    }
-}
-
-struct Env {
-    sb: Sandboxes,
-    store: Arc<SqliteStore>,
-    worker: Worker<SqliteStore>,
-    now: i64,
-}
-
-async fn env(invoice_mode: &str) -> Env {
-    let sb = sandbox::start(SandboxConfig::default())
-        .await
-        .expect("sandboxes start");
-    let mut tx = TripletexConfig::new(
-        sb.tripletex.base_url.as_str(),
-        Secret::new(sandbox::CONSUMER_TOKEN),
-        Secret::new(sandbox::EMPLOYEE_TOKEN),
-    );
-    tx.retry = quick_retries();
-    let mut rb = RackbeatConfig::new(
-        sb.rackbeat.base_url.as_str(),
-        Secret::new(sandbox::RACKBEAT_TOKEN),
-    );
-    rb.retry = quick_retries();
-    rb.requests_per_minute = 60_000;
-    let tenant = Tenant {
-        id: TENANT.into(),
-        rackbeat: Rackbeat::new(rb).expect("rackbeat client"),
-        tripletex: Tripletex::new(tx).expect("tripletex client"),
-        invoice_mode: invoice_mode.into(),
-    };
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings");
-    let pack = load_pack(&[root]);
-    assert!(pack.diagnostics.is_empty(), "{:?}", pack.diagnostics);
-    let store = Arc::new(SqliteStore::in_memory().expect("store"));
-    store.migrate().await.expect("migrate");
-    let worker = Worker::new(store.clone(), Arc::new(pack), tenant, "invoice-worker");
-    Env {
-        sb,
-        store,
-        worker,
-        now: START_MS,
-    }
-}
-
 impl Env {
     /// The groups, items and customers of the tables, made in Rackbeat as a user would.
     fn rackbeat_catalogue(&self) {
@@ -612,7 +549,7 @@ async fn booked_invoices_arrive_as_one_open_order_with_rackbeats_totals() {
 
 async fn run(case: &Case, mode: &str) {
     let what = format!("{} ({mode})", case.name);
-    let mut e = env(mode).await;
+    let mut e = support::worker::env(mode, "invoice-worker").await;
     e.rackbeat_catalogue();
     let number = 90001;
     let lines: Vec<Value> = case.lines.iter().map(Line::body).collect();

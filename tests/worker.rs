@@ -2,85 +2,22 @@
 //! mapping pack. Events are enqueued by hand as the intake would; time is passed in, so retries
 //! are made due by moving `now` forward rather than by sleeping.
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+mod support;
 
-use rbtx::connectors::rackbeat::{Rackbeat, RackbeatConfig};
-use rbtx::connectors::tripletex::{Tripletex, TripletexConfig};
-use rbtx::connectors::{RetryPolicy, Secret};
-use rbtx::plan::load_pack;
-use rbtx::runtime::worker::{Tenant, Worker};
 use rbtx::sandbox::faults::FaultConfig;
 use rbtx::sandbox::rackbeat::Resource;
 use rbtx::sandbox::tripletex::{BANK_ACCOUNT, Kind};
-use rbtx::sandbox::{self, SandboxConfig, Sandboxes};
-use rbtx::store::sqlite::SqliteStore;
 use rbtx::store::{NewEvent, Store};
 use serde_json::{Value, json};
-
-const TENANT: &str = "t1";
-const START_MS: i64 = 1_750_000_000_000;
-
-struct Env {
-    sb: Sandboxes,
-    store: Arc<SqliteStore>,
-    worker: Worker<SqliteStore>,
-    now: i64,
-}
-
-fn quick_retries() -> RetryPolicy {
-    RetryPolicy {
-        timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(2),
-        max_retries: 3,
-        min_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(50),
-    }
-}
+use support::worker::{Env, TENANT};
 
 async fn env(invoice_mode: &str) -> Env {
-    let sb = sandbox::start(SandboxConfig::default())
-        .await
-        .expect("sandboxes start");
-    let mut tx = TripletexConfig::new(
-        sb.tripletex.base_url.as_str(),
-        Secret::new(sandbox::CONSUMER_TOKEN),
-        Secret::new(sandbox::EMPLOYEE_TOKEN),
-    );
-    tx.retry = quick_retries();
-    let mut rb = RackbeatConfig::new(
-        sb.rackbeat.base_url.as_str(),
-        Secret::new(sandbox::RACKBEAT_TOKEN),
-    );
-    rb.retry = quick_retries();
-    rb.requests_per_minute = 60_000;
-    let tenant = Tenant {
-        id: TENANT.into(),
-        rackbeat: Rackbeat::new(rb).expect("rackbeat client"),
-        tripletex: Tripletex::new(tx).expect("tripletex client"),
-        invoice_mode: invoice_mode.into(),
-    };
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings");
-    let pack = load_pack(&[root]);
-    assert!(
-        pack.diagnostics.is_empty(),
-        "the shipped pack loads cleanly: {:?}",
-        pack.diagnostics
-    );
-    let store = Arc::new(SqliteStore::in_memory().expect("store"));
-    store.migrate().await.expect("migrate");
-    let mut worker = Worker::new(store.clone(), Arc::new(pack), tenant, "test-worker-1");
+    let mut env = support::worker::env(invoice_mode, "test-worker-1").await;
     // Tiny delays: `now` is moved forward by hand, so retries are due at once.
-    worker.retry_base_ms = 1;
-    worker.retry_max_ms = 10;
-    worker.max_attempts = 5;
-    Env {
-        sb,
-        store,
-        worker,
-        now: START_MS,
-    }
+    env.worker.retry_base_ms = 1;
+    env.worker.retry_max_ms = 10;
+    env.worker.max_attempts = 5;
+    env
 }
 
 impl Env {

@@ -3,6 +3,8 @@
 // Each test binary uses some of these helpers, not all.
 #[allow(dead_code)]
 pub mod postgres;
+#[allow(dead_code)]
+pub mod worker;
 
 /// A TCP port free on 127.0.0.1 right now.
 #[allow(dead_code)] // not every test binary that has `mod support;` binds a port
