@@ -6,70 +6,15 @@
 
 mod support;
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use rbtx::connectors::Secret;
 use rbtx::connectors::rackbeat::{Rackbeat, RackbeatConfig};
-use rbtx::connectors::tripletex::{Tripletex, TripletexConfig};
-use rbtx::connectors::{RetryPolicy, Secret};
 use rbtx::sandbox;
-use serde_json::{Value, json};
+use serde_json::json;
+use support::process::{listening, start_sandboxes};
 
 const PRODUCTS: usize = 300;
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.0.kill().ok();
-        self.0.wait().ok();
-    }
-}
-
-/// The first `n` lines the child prints. The rest is read and dropped in the background: with
-/// the pipe closed, the child's next print would fail and stop it.
-fn first_lines(child: &mut Child, n: usize) -> Vec<String> {
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.by_ref().take(n).map_while(Result::ok).collect();
-    std::thread::spawn(move || lines.for_each(drop));
-    first
-}
-
-fn start_rbtx(port: u16, store: &std::path::Path, tx_url: &str, rb_url: &str) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rbtx"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "run",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--lease-seconds",
-            "1",
-            "--store",
-        ])
-        .arg(store)
-        .env("RBTX_TRIPLETEX_URL", tx_url)
-        .env("RBTX_RACKBEAT_URL", rb_url)
-        .env("RBTX_TRIPLETEX_CONSUMER_TOKEN", sandbox::CONSUMER_TOKEN)
-        .env("RBTX_TRIPLETEX_EMPLOYEE_TOKEN", sandbox::EMPLOYEE_TOKEN)
-        .env("RBTX_RACKBEAT_TOKEN", sandbox::RACKBEAT_TOKEN)
-        .env(
-            "RBTX_RACKBEAT_ACCOUNT_ID",
-            sandbox::RACKBEAT_ACCOUNT_ID.to_string(),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start rbtx run");
-    let lines = first_lines(&mut child, 1);
-    assert!(
-        lines.first().is_some_and(|l| l.starts_with("webhooks:")),
-        "{lines:?}"
-    );
-    Running(child)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_process_loses_and_duplicates_nothing() {
@@ -77,24 +22,8 @@ async fn a_killed_process_loses_and_duplicates_nothing() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let store = dir.join("store.sqlite");
 
-    let mut sb = Command::new(env!("CARGO_BIN_EXE_rbtx"))
-        .args([
-            "sandbox",
-            "--tripletex-addr",
-            "127.0.0.1:0",
-            "--rackbeat-addr",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the sandboxes");
-    // All five lines it prints before serving: closing the pipe earlier would make its next
-    // println fail, and the sandbox exit.
-    let lines = first_lines(&mut sb, 5);
-    let _sandboxes = Running(sb);
-    let tx_url = lines[0].trim_start_matches("tripletex: ").to_string();
-    let rb_url = lines[1].trim_start_matches("rackbeat: ").to_string();
+    let sb = start_sandboxes();
+    let rb_url = &sb.rb_url;
 
     // Rackbeat redelivers refused webhooks quickly here (the real one backs off for about a day).
     let admin = rb_url.trim_end_matches("/api");
@@ -111,28 +40,15 @@ async fn a_killed_process_loses_and_duplicates_nothing() {
     let port = support::free_port();
 
     // `rbtx webhooks install` subscribes the intake and keeps the tokens in the store.
-    let install = Command::new(env!("CARGO_BIN_EXE_rbtx"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "webhooks",
-            "install",
-            "--url",
-            &format!("http://127.0.0.1:{port}/webhooks/rackbeat"),
-            "--store",
-        ])
-        .arg(&store)
-        .env("RBTX_RACKBEAT_URL", &rb_url)
-        .env("RBTX_RACKBEAT_TOKEN", sandbox::RACKBEAT_TOKEN)
-        .output()
-        .expect("webhooks install");
-    let said = String::from_utf8_lossy(&install.stdout);
-    assert!(
-        install.status.success() && said.contains("product.created: subscribed, token stored"),
-        "{said}{}",
-        String::from_utf8_lossy(&install.stderr)
-    );
+    let store_arg = store.to_string_lossy().into_owned();
+    sb.install_webhooks(port, &store_arg);
+    let start_rbtx = || {
+        let mut run = sb.run(port);
+        run.args(["--lease-seconds", "1", "--store", &store_arg]);
+        listening(run.spawn().expect("start rbtx run"))
+    };
 
-    let mut rbtx = Some(start_rbtx(port, &store, &tx_url, &rb_url));
+    let mut rbtx = Some(start_rbtx());
     for i in 0..PRODUCTS {
         let body = json!({"number": format!("CRASH-{i:03}"), "name": format!("Vare {i}"), "group": 1001, "sales_price": 10 + i});
         rb.post("/products", &[], &body)
@@ -143,38 +59,13 @@ async fn a_killed_process_loses_and_duplicates_nothing() {
             drop(rbtx.take());
         }
         if i == 2 * PRODUCTS / 3 {
-            rbtx = Some(start_rbtx(port, &store, &tx_url, &rb_url));
+            rbtx = Some(start_rbtx());
         }
     }
 
-    let mut tx_config = TripletexConfig::new(
-        tx_url.as_str(),
-        Secret::new(sandbox::CONSUMER_TOKEN),
-        Secret::new(sandbox::EMPLOYEE_TOKEN),
-    );
-    tx_config.retry = RetryPolicy {
-        max_retries: 2,
-        ..Default::default()
-    };
-    let tx = Tripletex::new(tx_config).expect("tripletex");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let counts = loop {
-        let products = tx.list_all("/product", &[]).await.expect("list products");
-        let mut counts: HashMap<String, usize> = HashMap::new();
-        for p in products {
-            if let Some(n) = p
-                .get("number")
-                .and_then(Value::as_str)
-                .filter(|n| n.starts_with("CRASH-"))
-            {
-                *counts.entry(n.to_string()).or_default() += 1;
-            }
-        }
-        if counts.len() == PRODUCTS || Instant::now() > deadline {
-            break counts;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    };
+    let counts = sb
+        .tripletex_products("CRASH-", PRODUCTS, Duration::from_secs(60))
+        .await;
     let missing: Vec<String> = (0..PRODUCTS)
         .map(|i| format!("CRASH-{i:03}"))
         .filter(|n| !counts.contains_key(n))

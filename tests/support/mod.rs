@@ -4,6 +4,8 @@
 #[allow(dead_code)]
 pub mod postgres;
 #[allow(dead_code)]
+pub mod process;
+#[allow(dead_code)]
 pub mod worker;
 
 /// A TCP port free on 127.0.0.1 right now.
