@@ -37,7 +37,7 @@ pub enum Fast {
     Ref(String, Box<Fast>),
     Lookup(String, Box<Fast>),
     Filter(Filter, Box<Fast>, Vec<Fast>),
-    Test(String, Box<Fast>, Vec<Fast>),
+    Test(Test, Box<Fast>, Vec<Fast>),
     List(Vec<Fast>),
     /// `list | selectattr(attr, 'equalto', want) | first`: the first item whose `attr` is the
     /// string `want`, found without building the list in between.
@@ -170,15 +170,32 @@ impl Filter {
     }
 }
 
-const TESTS: &[&str] = &[
-    "number",
-    "none",
-    "defined",
-    "undefined",
-    "string",
-    "startingwith",
-    "endingwith",
-];
+/// The tests evaluated natively, known by number like [`Filter`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Test {
+    Number,
+    None,
+    Defined,
+    Undefined,
+    String,
+    StartingWith,
+    EndingWith,
+}
+
+impl Test {
+    fn parse(name: &str) -> Option<Test> {
+        Some(match name {
+            "number" => Test::Number,
+            "none" => Test::None,
+            "defined" => Test::Defined,
+            "undefined" => Test::Undefined,
+            "string" => Test::String,
+            "startingwith" => Test::StartingWith,
+            "endingwith" => Test::EndingWith,
+            _ => return None,
+        })
+    }
+}
 
 /// An expression's place inside a `$for_each`: the variables that keep their value from one item
 /// to the next, and the loop's memo slots handed out so far.
@@ -318,16 +335,11 @@ fn build(e: &Expr) -> Option<Fast> {
                 Fast::Filter(id, Box::new(subject), args)
             }
         }
-        Expr::Test(t) => {
-            if !TESTS.contains(&t.name) {
-                return None;
-            }
-            Fast::Test(
-                t.name.to_string(),
-                Box::new(build(&t.expr)?),
-                positional(&t.args)?,
-            )
-        }
+        Expr::Test(t) => Fast::Test(
+            Test::parse(t.name)?,
+            Box::new(build(&t.expr)?),
+            positional(&t.args)?,
+        ),
         Expr::Call(c) => {
             let Expr::Var(f) = &c.expr else { return None };
             let args = positional(&c.args)?;
@@ -477,7 +489,7 @@ impl Fast {
                     None => return Ok(Err(Fallback)),
                 }
             }
-            Fast::Test(name, e, args) => tri!(check(name, e, args, scope)),
+            Fast::Test(name, e, args) => tri!(check(*name, e, args, scope)),
             Fast::Path { var, steps } => lookup_path(scope, var, steps).is_some_and(truthy),
             other => tri!(other.eval(scope)).truthy(),
         }))
@@ -522,7 +534,7 @@ impl Fast {
             Fast::Ref(entity, key) => return reference(entity, key, scope),
             Fast::Lookup(table, key) => return lookup(table, key, scope),
             Fast::Filter(name, subject, args) => return filter(*name, subject, args, scope),
-            Fast::Test(name, e, args) => V::Own(Value::Bool(tri!(check(name, e, args, scope)))),
+            Fast::Test(name, e, args) => V::Own(Value::Bool(tri!(check(*name, e, args, scope)))),
             Fast::FirstWhere(l, attr, want) => return find_first(l, attr, want, scope),
             Fast::Memo(slot, e) => return memo(*slot, e, scope),
             Fast::List(items) => return list(items, scope),
@@ -712,7 +724,7 @@ fn list<'a>(items: &'a [Fast], scope: &Scope<'a>) -> R<'a> {
 
 /// The test `e is name(args)`.
 fn check<'a>(
-    name: &str,
+    name: Test,
     e: &'a Fast,
     args: &'a [Fast],
     scope: &Scope<'a>,
@@ -724,16 +736,16 @@ fn check<'a>(
         _ => return Ok(Err(Fallback)),
     };
     let b = match (name, v.get(), arg.as_ref().map(V::get)) {
-        ("defined", v, None) => v.is_some(),
-        ("undefined", v, None) => v.is_none(),
-        ("none", v, None) => matches!(v, Some(Value::Null)),
-        ("number", v, None) => matches!(v, Some(Value::Number(_))),
-        ("string", v, None) => matches!(v, Some(Value::String(_))),
-        ("startingwith", Some(Value::String(s)), Some(p)) => match p.and_then(Value::as_str) {
+        (Test::Defined, v, None) => v.is_some(),
+        (Test::Undefined, v, None) => v.is_none(),
+        (Test::None, v, None) => matches!(v, Some(Value::Null)),
+        (Test::Number, v, None) => matches!(v, Some(Value::Number(_))),
+        (Test::String, v, None) => matches!(v, Some(Value::String(_))),
+        (Test::StartingWith, Some(Value::String(s)), Some(p)) => match p.and_then(Value::as_str) {
             Some(p) => s.starts_with(p),
             None => return Ok(Err(Fallback)),
         },
-        ("endingwith", Some(Value::String(s)), Some(p)) => match p.and_then(Value::as_str) {
+        (Test::EndingWith, Some(Value::String(s)), Some(p)) => match p.and_then(Value::as_str) {
             Some(p) => s.ends_with(p),
             None => return Ok(Err(Fallback)),
         },
