@@ -601,8 +601,19 @@ async fn a_key_can_be_claimed_for_inline_work_unless_held<S: Store>(s: &S) {
         s.claim_key(dep.clone(), "w1", 201, LEASE_MS).await.unwrap(),
         None
     );
+    // The worker that holds the key (a later event of its own batch) takes it inline: that
+    // event is superseded, so the record is not synced twice at once.
+    let id = s
+        .claim_key(dep.clone(), "w3", 202, LEASE_MS)
+        .await
+        .unwrap()
+        .expect("its own key");
+    assert!(
+        !s.complete(claimed[0].id, "w3").await.unwrap(),
+        "superseded"
+    );
+    assert!(s.complete(id, "w3").await.unwrap());
     // Released inline work stays queued for a worker to do.
-    assert!(s.complete(claimed[0].id, "w3").await.unwrap());
     let id = s
         .claim_key(dep, "w1", 300, LEASE_MS)
         .await

@@ -540,3 +540,25 @@ async fn a_dependency_another_worker_holds_is_waited_for_not_synced_twice() {
     assert_eq!(e.invoices_for(SEED_INVOICE).len(), 1);
     e.one(Kind::Customer, "customerNumber", json!(10001));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dependency_later_in_the_same_batch_is_synced_inline_once() {
+    let mut e = env("booked").await;
+    // One batch holds the invoice first and the customer it needs after it.
+    e.enqueue(
+        "invoice",
+        &SEED_INVOICE.to_string(),
+        "invoice.booked",
+        json!({}),
+    )
+    .await;
+    e.now += 1;
+    e.enqueue("customer", "10001", "customer.created", json!({}))
+        .await;
+    assert_eq!(e.worker.run_once(e.now).await.expect("run"), 2);
+    // The invoice did not wait a retry for its own worker's lease on the customer.
+    assert_eq!(e.invoices_for(SEED_INVOICE).len(), 1);
+    e.one(Kind::Customer, "customerNumber", json!(10001));
+    assert_eq!(e.store.queue_depth().await.expect("depth"), 0);
+    assert!(e.store.list_dead_letters().await.expect("dlq").is_empty());
+}

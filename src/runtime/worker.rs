@@ -91,6 +91,9 @@ pub struct Worker<S: Store> {
     batch_now: std::sync::atomic::AtomicI64,
     /// API lookup tables by definition, loaded once per worker.
     lookups: Mutex<HashMap<String, Arc<HashMap<String, Value>>>>,
+    /// The (entity, key)s synced inline during this batch: their events later in the batch were
+    /// superseded by it, and are skipped.
+    synced_inline: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 /// What became of one event.
@@ -201,6 +204,7 @@ impl<S: Store> Worker<S> {
             stop: Arc::default(),
             batch_now: std::sync::atomic::AtomicI64::new(0),
             lookups: Mutex::new(HashMap::new()),
+            synced_inline: std::sync::Mutex::default(),
         }
     }
 
@@ -225,7 +229,18 @@ impl<S: Store> Worker<S> {
                 self.lease_ms,
             )
             .await?;
+        if let Ok(mut inline) = self.synced_inline.lock() {
+            inline.clear();
+        }
         for (i, event) in events.iter().enumerate() {
+            let superseded = self
+                .synced_inline
+                .lock()
+                .is_ok_and(|inline| inline.contains(&(event.entity.clone(), event.key.clone())));
+            if superseded {
+                tracing::debug!(tenant = %self.tenant.id, entity = %event.entity, key = %event.key, "Skipped an event whose record was synced inline earlier in the batch.");
+                continue;
+            }
             if self.stop.load(std::sync::atomic::Ordering::Relaxed) {
                 // Stopping: the rest go back to the queue now rather than when their lease ends.
                 for e in &events[i..] {
@@ -755,6 +770,9 @@ impl<S: Store> Worker<S> {
                 ),
             });
         };
+        if let Ok(mut inline) = self.synced_inline.lock() {
+            inline.insert((entity.to_string(), key.to_string()));
+        }
         tracing::info!(
             tenant,
             entity,

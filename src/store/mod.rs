@@ -201,8 +201,9 @@ pub trait Store: Send + Sync {
     /// Takes the lease on one key for work that has no event of its own (a record synced inline
     /// because another refers to it): adds `event`, already claimed by `worker` until
     /// `now_ms + lease_ms`, supersedes the key's older open events (the work reads the record's
-    /// latest state), and returns its id. `None` when another worker holds the key. Complete the
-    /// event when the work is done, or release it to leave the work to the queue.
+    /// latest state), and returns its id. `None` when another worker holds the key; a key `worker`
+    /// holds itself (an event later in its own batch) is taken, and that event superseded. Complete
+    /// the event when the work is done, or release it to leave the work to the queue.
     fn claim_key(
         &self,
         event: NewEvent,

@@ -498,8 +498,8 @@ impl Store for PostgresStore {
             .query_one(
                 "SELECT EXISTS (SELECT 1 FROM events
                      WHERE tenant = $1 AND entity = $2 AND key = $3
-                       AND state = 'claimed' AND lease_until > $4)",
-                &[&event.tenant, &event.entity, &event.key, &now_ms],
+                       AND state = 'claimed' AND lease_until > $4 AND lease_owner <> $5)",
+                &[&event.tenant, &event.entity, &event.key, &now_ms, &worker],
             )
             .await?
             .try_get(0)?;

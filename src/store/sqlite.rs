@@ -346,8 +346,8 @@ impl Store for SqliteStore {
             let held: bool = tx.query_row(
                 "SELECT EXISTS (SELECT 1 FROM events
                      WHERE tenant = ?1 AND entity = ?2 AND key = ?3
-                       AND state = 'claimed' AND lease_until > ?4)",
-                params![event.tenant, event.entity, event.key, now_ms],
+                       AND state = 'claimed' AND lease_until > ?4 AND lease_owner <> ?5)",
+                params![event.tenant, event.entity, event.key, now_ms, worker],
                 |r| r.get(0),
             )?;
             if held {
