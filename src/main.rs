@@ -11,7 +11,6 @@ use rbtx::plan::load_pack;
 use rbtx::runtime::worker::INITIAL_SYNC_EVENT;
 use rbtx::spec::diagnostic::{Format, render, sort};
 use rbtx::spec::{Document, Fixtures};
-use rbtx::store::postgres::PostgresStore;
 use rbtx::store::sqlite::SqliteStore;
 use rbtx::store::{Location, Store};
 
@@ -608,14 +607,10 @@ fn doctor(
         let report = match &store {
             // Opening a file that is not there would create it; the doctor changes nothing.
             Location::Sqlite(path) if !path.exists() => rbtx::doctor::check(&setup).await,
-            Location::Sqlite(path) => match SqliteStore::open(path) {
-                Ok(db) => rbtx::doctor::check(&setup.with_store(&db)).await,
-                Err(e) => return Err(format!("{store}: {e}")),
-            },
-            Location::Postgres(url) => match PostgresStore::connect(url).await {
-                Ok(db) => rbtx::doctor::check(&setup.with_store(&db)).await,
-                Err(e) => return Err(format!("{store}: {e}")),
-            },
+            _ => rbtx::with_store!(store.open().await?, |db| rbtx::doctor::check(
+                &setup.with_store(&db)
+            )
+            .await),
         };
         print!("{}", report.render());
         Ok(if report.blocked() {
@@ -662,18 +657,10 @@ fn sync_initial(command: SyncCommand) -> Result<ExitCode, String> {
             progress: true,
         };
         let location = Location::from_arg_or_env(store.as_deref())?;
-        let report = match &location {
-            Location::Sqlite(path) => {
-                let db = SqliteStore::open(path).map_err(|e| format!("{location}: {e}"))?;
-                initial_sync_on(db, pack, tenant, &options).await?
-            }
-            Location::Postgres(url) => {
-                let db = PostgresStore::connect(url)
-                    .await
-                    .map_err(|e| format!("{location}: {e}"))?;
-                initial_sync_on(db, pack, tenant, &options).await?
-            }
-        };
+        let report = rbtx::with_store!(location.open().await?, |db| initial_sync_on(
+            db, pack, tenant, &options
+        )
+        .await?);
         // The table goes to stderr in a dry run, so stdout holds only the JSON lines.
         if dry_run {
             eprint!("\n{}", report.table());
@@ -762,22 +749,13 @@ fn sandbox(args: SandboxArgs) -> Result<ExitCode, String> {
 fn dlq(command: DlqCommand, store: Location) -> Result<ExitCode, String> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async {
-        match &store {
-            Location::Sqlite(path) => {
-                // Opening would create an empty store; a mistyped path should say so instead.
-                if !path.exists() {
-                    return Err(format!("{store} does not exist (use --store)"));
-                }
-                let s = SqliteStore::open(path).map_err(|e| format!("{store}: {e}"))?;
-                dlq_on(&s, command).await
-            }
-            Location::Postgres(url) => {
-                let s = PostgresStore::connect(url)
-                    .await
-                    .map_err(|e| format!("{store}: {e}"))?;
-                dlq_on(&s, command).await
-            }
+        // Opening would create an empty store; a mistyped path should say so instead.
+        if let Location::Sqlite(path) = &store
+            && !path.exists()
+        {
+            return Err(format!("{store} does not exist (use --store)"));
         }
+        rbtx::with_store!(store.open().await?, |s| dlq_on(&s, command).await)
     })
 }
 

@@ -20,8 +20,6 @@ use crate::connectors::{ApiError, Secret};
 use crate::plan::{Pack, discover, load_pack};
 use crate::sandbox::{self, SandboxConfig};
 use crate::spec::Direction;
-use crate::store::postgres::PostgresStore;
-use crate::store::sqlite::SqliteStore;
 use crate::store::{Location, Store};
 
 /// Whose accounts `rbtx run` serves.
@@ -89,18 +87,9 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), String> {
     let pack = Arc::new(load_valid_pack(&config.pack)?);
-    match &config.store {
-        Location::Sqlite(path) => {
-            let store = SqliteStore::open(path).map_err(|e| format!("{}: {e}", config.store))?;
-            serve(config, pack, store, ready, shutdown).await
-        }
-        Location::Postgres(url) => {
-            let store = PostgresStore::connect(url)
-                .await
-                .map_err(|e| format!("{}: {e}", config.store))?;
-            serve(config, pack, store, ready, shutdown).await
-        }
-    }
+    let opened = config.store.open().await?;
+    crate::with_store!(opened, |store| serve(config, pack, store, ready, shutdown)
+        .await)
 }
 
 /// `run` once the store is open, whichever backend it is.
@@ -445,18 +434,10 @@ pub async fn install_webhooks(
     url: &str,
 ) -> Result<Vec<String>, String> {
     let pack = load_valid_pack(pack_path)?;
-    match store {
-        Location::Sqlite(path) => {
-            let s = SqliteStore::open(path).map_err(|e| format!("{store}: {e}"))?;
-            keep_tokens(&s, tenant, rb, &pack, url).await
-        }
-        Location::Postgres(secret) => {
-            let s = PostgresStore::connect(secret)
-                .await
-                .map_err(|e| format!("{store}: {e}"))?;
-            keep_tokens(&s, tenant, rb, &pack, url).await
-        }
-    }
+    crate::with_store!(store.open().await?, |s| keep_tokens(
+        &s, tenant, rb, &pack, url
+    )
+    .await)
 }
 
 /// Subscribes `url` and keeps the tokens Rackbeat hands out in `store`, under `tenant`.

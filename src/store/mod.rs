@@ -154,6 +154,39 @@ impl Location {
     }
 }
 
+/// A store opened from a [`Location`], for code generic over [`Store`]: [`with_store!`] runs
+/// that code on whichever backend it is.
+pub enum Opened {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PostgresStore),
+}
+
+impl Location {
+    /// Opens (or connects to) the store; the error names it, without a password.
+    pub async fn open(&self) -> std::result::Result<Opened, String> {
+        match self {
+            Location::Sqlite(path) => sqlite::SqliteStore::open(path).map(Opened::Sqlite),
+            Location::Postgres(url) => postgres::PostgresStore::connect(url)
+                .await
+                .map(Opened::Postgres),
+        }
+        .map_err(|e| format!("{self}: {e}"))
+    }
+}
+
+/// `with_store!(opened, |s| body)`: `body` with `s` bound to the store in `opened` (an
+/// [`Opened`]), whichever backend it is. The body is compiled once per backend, so it may call
+/// functions generic over [`Store`].
+#[macro_export]
+macro_rules! with_store {
+    ($opened:expr, |$s:ident| $body:expr) => {
+        match $opened {
+            $crate::store::Opened::Sqlite($s) => $body,
+            $crate::store::Opened::Postgres($s) => $body,
+        }
+    };
+}
+
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
