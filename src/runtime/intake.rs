@@ -40,9 +40,12 @@ pub struct Intake<S> {
     metrics: Arc<Metrics>,
     /// Deliveries waiting to be written together; started on first use (it needs the runtime).
     batcher: std::sync::OnceLock<Batcher>,
-    /// Woken after events are persisted, so idle workers start at once.
-    queued: Arc<tokio::sync::Notify>,
+    /// Per tenant: woken after its events are persisted, so idle workers start at once.
+    queued: Arc<Wakers>,
 }
+
+/// Tenant id → what its idle workers wait on.
+pub type Wakers = HashMap<String, Arc<tokio::sync::Notify>>;
 
 type Persisted = tokio::sync::oneshot::Sender<Result<i64, String>>;
 type Batcher = tokio::sync::mpsc::Sender<(NewEvent, Persisted)>;
@@ -55,7 +58,7 @@ const BATCH: usize = 256;
 async fn write_batches<S: Store>(
     store: Arc<S>,
     mut rx: tokio::sync::mpsc::Receiver<(NewEvent, Persisted)>,
-    queued: Arc<tokio::sync::Notify>,
+    queued: Arc<Wakers>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -66,12 +69,27 @@ async fn write_batches<S: Store>(
             }
         }
         let (events, replies): (Vec<NewEvent>, Vec<Persisted>) = batch.into_iter().unzip();
+        let mut per_tenant: HashMap<String, usize> = HashMap::new();
+        for e in &events {
+            *per_tenant.entry(e.tenant.clone()).or_default() += 1;
+        }
         match store.enqueue_many(events).await {
             Ok(ids) => {
                 for (reply, id) in replies.into_iter().zip(ids) {
                     reply.send(Ok(id)).ok();
                 }
-                queued.notify_waiters();
+                // One idle worker per new event, not all of them: each woken worker claims, and
+                // with every worker woken for every delivery most claims found nothing while
+                // holding the store's write lock that the claims, bindings and intake all queue
+                // on. A wake-up that finds no idle worker is kept for the next one to wait, and
+                // busy workers claim again as soon as they finish.
+                for (tenant, n) in per_tenant {
+                    if let Some(notify) = queued.get(&tenant) {
+                        for _ in 0..n {
+                            notify.notify_one();
+                        }
+                    }
+                }
             }
             Err(e) => {
                 for reply in replies {
@@ -101,7 +119,7 @@ impl<S: Store + 'static> Intake<S> {
             max_body_bytes: 64 * 1024,
             metrics: Arc::new(Metrics::default()),
             batcher: std::sync::OnceLock::new(),
-            queued: Arc::new(tokio::sync::Notify::new()),
+            queued: Arc::default(),
         }
     }
 
@@ -123,9 +141,9 @@ impl<S: Store + 'static> Intake<S> {
         events.get(event).cloned()
     }
 
-    /// Wakes `notify` whenever events have been persisted.
-    pub fn with_notify(mut self, notify: Arc<tokio::sync::Notify>) -> Self {
-        self.queued = notify;
+    /// Wakes one waiter of a tenant's `Notify` per event of it persisted.
+    pub fn with_notify(mut self, notify: Wakers) -> Self {
+        self.queued = Arc::new(notify);
         self
     }
 

@@ -186,7 +186,11 @@ async fn serve<S: Store + 'static>(
     }
 
     let metrics = Arc::new(super::metrics::Metrics::default());
-    let queued = Arc::new(tokio::sync::Notify::new());
+    // Each tenant's idle workers wait on its own signal, so a delivery wakes one of them.
+    let queued: super::intake::Wakers = tenants
+        .iter()
+        .map(|t| (t.id.clone(), Arc::new(tokio::sync::Notify::new())))
+        .collect();
     let intake = Arc::new(
         Intake::new(store.clone(), intake_tenants, &pack)
             .with_metrics(metrics.clone())
@@ -211,7 +215,7 @@ async fn serve<S: Store + 'static>(
             );
             worker.lease_ms = config.lease_ms;
             worker.metrics = Some(metrics.clone());
-            workers.push(worker);
+            workers.push((worker, queued[&t.id].clone()));
         }
     }
 
@@ -243,9 +247,9 @@ async fn serve<S: Store + 'static>(
     // Workers run as tasks of their own, so that stopping can wait for the events in hand.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut set = tokio::task::JoinSet::new();
-    for mut worker in workers {
+    for (mut worker, queued) in workers {
         worker.stop = stop.clone();
-        let (queued, stop) = (queued.clone(), stop.clone());
+        let stop = stop.clone();
         let mut packs = pack_rx.clone();
         set.spawn(async move {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -254,8 +258,8 @@ async fn serve<S: Store + 'static>(
                 if packs.has_changed().unwrap_or(false) {
                     worker.set_pack(packs.borrow_and_update().clone());
                 }
-                // Registered before the claim: `notify_waiters` only wakes registered waiters,
-                // so events persisted while the claim ran would otherwise wait for the 1 s poll.
+                // Registered before the claim, so a wake-up for events persisted while the claim
+                // ran is not missed (dropped unused, it passes to another waiting worker).
                 let notified = queued.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
@@ -291,7 +295,9 @@ async fn serve<S: Store + 'static>(
     // them. Whatever is still running after the grace period keeps its lease until it expires.
     tracing::info!("Shutting down: finishing the events in hand.");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    queued.notify_waiters();
+    for notify in queued.values() {
+        notify.notify_waiters();
+    }
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         while set.join_next().await.is_some() {}
     })

@@ -186,8 +186,8 @@ fn check_product(db: &Db, own_id: Option<i64>, body: &Body, problems: &mut Probl
         .filter(|n| !n.is_empty())
     {
         let taken = db
-            .values(Kind::Product)
-            .any(|r| text(r, "number") == n && Some(int(r, "id")) != own_id);
+            .products_numbered(n)
+            .any(|r| Some(int(r, "id")) != own_id);
         if taken {
             problems
                 .validation

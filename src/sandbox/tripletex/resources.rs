@@ -244,7 +244,7 @@ pub fn search<'a>(db: &'a Db, kind: Kind, q: &Query) -> Result<Vec<&'a Record>, 
                 );
                 ranges.push((field, from, to));
             }
-            base.filter(|r| {
+            let keep = |r: &&Record| {
                 numbers
                     .as_ref()
                     .is_none_or(|n| n.iter().any(|n| n == text(r, "number")))
@@ -260,8 +260,22 @@ pub fn search<'a>(db: &'a Db, kind: Kind, q: &Query) -> Result<Vec<&'a Record>, 
                         let v = dec(r, f);
                         from.is_none_or(|x| v >= x) && to.is_none_or(|x| v < x)
                     })
-            })
-            .collect()
+            };
+            // A search by number starts from the number index instead of every product.
+            match numbers.as_ref().or(legacy.as_ref()) {
+                Some(wanted) => {
+                    let mut found: Vec<&Record> = wanted
+                        .iter()
+                        .flat_map(|n| db.products_numbered(n))
+                        .filter(|r| id_in(&ids, r))
+                        .filter(keep)
+                        .collect();
+                    found.sort_by_key(|r| int(r, "id"));
+                    found.dedup_by_key(|r| int(r, "id"));
+                    found
+                }
+                None => base.filter(keep).collect(),
+            }
         }
         Kind::ProductUnit => base
             .filter(|r| {
