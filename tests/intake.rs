@@ -14,6 +14,11 @@ use serde_json::{Value, json};
 const TOKEN: &str = "0123456789abcdef0123456789abcdef";
 
 async fn start() -> (String, Arc<SqliteStore>) {
+    let (url, store, _) = start_intake().await;
+    (url, store)
+}
+
+async fn start_intake() -> (String, Arc<SqliteStore>, Arc<Intake<SqliteStore>>) {
     let pack = load_pack(&[PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings")]);
     assert!(pack.diagnostics.is_empty());
     let store = Arc::new(SqliteStore::in_memory().expect("store"));
@@ -31,8 +36,9 @@ async fn start() -> (String, Arc<SqliteStore>) {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, intake.router()).await });
-    (format!("http://{addr}/webhooks/rackbeat"), store)
+    let router = intake.clone().router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (format!("http://{addr}/webhooks/rackbeat"), store, intake)
 }
 
 async fn deliver(url: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
@@ -230,4 +236,27 @@ async fn health_readiness_and_metrics_are_served() {
     ] {
         assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
     }
+}
+
+#[tokio::test]
+async fn tokens_added_on_a_reload_are_accepted_from_then_on() {
+    let (url, store, intake) = start_intake().await;
+    let new = "abababababababababababababababab";
+    let mut headers = good("product.updated");
+    headers[0].1 = new;
+    let body = r#"{"key_name":"number","key":"1021"}"#;
+    assert_eq!(deliver(&url, &headers, body).await.0, 401);
+    assert_eq!(intake.add_tokens("acme", vec![Secret::new(new)]), 1);
+    assert_eq!(
+        intake.add_tokens("acme", vec![Secret::new(new), Secret::new(TOKEN)]),
+        0,
+        "known tokens are not added twice"
+    );
+    assert_eq!(deliver(&url, &headers, body).await.0, 200);
+    assert_eq!(deliver(&url, &good("product.updated"), body).await.0, 200);
+    assert_eq!(
+        store.queue_depth().await.expect("depth"),
+        2,
+        "both deliveries queued"
+    );
 }

@@ -33,7 +33,8 @@ pub struct IntakeTenant {
 /// The intake's state.
 pub struct Intake<S> {
     store: Arc<S>,
-    tenants: Vec<IntakeTenant>,
+    /// Tokens are added when a reload finds new subscriptions (`add_tokens`).
+    tenants: std::sync::RwLock<Vec<IntakeTenant>>,
     /// Event name → the entity of the mapping it triggers; replaced when the pack is reloaded.
     events: std::sync::RwLock<Arc<HashMap<String, String>>>,
     max_body_bytes: usize,
@@ -114,13 +115,37 @@ impl<S: Store + 'static> Intake<S> {
     pub fn new(store: Arc<S>, tenants: Vec<IntakeTenant>, pack: &Pack) -> Self {
         Intake {
             store,
-            tenants,
+            tenants: std::sync::RwLock::new(tenants),
             events: std::sync::RwLock::new(Arc::new(trigger_events(pack))),
             max_body_bytes: 64 * 1024,
             metrics: Arc::new(Metrics::default()),
             batcher: std::sync::OnceLock::new(),
             queued: Arc::default(),
         }
+    }
+
+    /// Accepts deliveries signed with `tokens` for `tenant` too (a reloaded pack's new
+    /// subscriptions); returns how many were new.
+    pub fn add_tokens(&self, tenant: &str, tokens: Vec<Secret>) -> usize {
+        let mut tenants = match self.tenants.write() {
+            Ok(t) => t,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let Some(t) = tenants.iter_mut().find(|t| t.id == tenant) else {
+            return 0;
+        };
+        let mut added = 0;
+        for token in tokens {
+            if !t
+                .webhook_tokens
+                .iter()
+                .any(|k| k.expose() == token.expose())
+            {
+                t.webhook_tokens.push(token);
+                added += 1;
+            }
+        }
+        added
     }
 
     /// Accepts the events of a reloaded pack from now on.
@@ -249,17 +274,27 @@ async fn check_and_enqueue<S: Store + 'static>(
     let Some(account) = header(&headers, "rackbeat-account-id") else {
         return answer(StatusCode::BAD_REQUEST, "missing Rackbeat-Account-Id");
     };
-    let Some(tenant) = intake.tenants.iter().find(|t| t.account_id == account) else {
+    let token = header(&headers, "rackbeat-webhook-token").unwrap_or("");
+    let found = {
+        let tenants = match intake.tenants.read() {
+            Ok(t) => t,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        tenants.iter().find(|t| t.account_id == account).map(|t| {
+            // Compare every token in constant time, so timing tells nothing about how much
+            // matched.
+            let known = t.webhook_tokens.iter().fold(false, |hit, k| {
+                hit | bool::from(k.expose().as_bytes().ct_eq(token.as_bytes()))
+            });
+            (t.id.clone(), known)
+        })
+    };
+    let Some((tenant_id, known)) = found else {
         tracing::warn!(account, "Webhook from an unknown Rackbeat account refused.");
         return answer(StatusCode::UNAUTHORIZED, "unknown account");
     };
-    let token = header(&headers, "rackbeat-webhook-token").unwrap_or("");
-    // Compare every token in constant time, so timing tells nothing about how much matched.
-    let known = tenant.webhook_tokens.iter().fold(false, |hit, t| {
-        hit | bool::from(t.expose().as_bytes().ct_eq(token.as_bytes()))
-    });
     if !known {
-        tracing::warn!(tenant = %tenant.id, "Webhook with a wrong token refused.");
+        tracing::warn!(tenant = %tenant_id, "Webhook with a wrong token refused.");
         return answer(StatusCode::UNAUTHORIZED, "invalid webhook token");
     }
     let Some(event) = header(&headers, "rackbeat-webhook-event").map(str::to_string) else {
@@ -285,7 +320,7 @@ async fn check_and_enqueue<S: Store + 'static>(
         return answer(StatusCode::BAD_REQUEST, "the body has no `key`");
     };
     let Some(entity) = intake.entity_of(&event) else {
-        tracing::info!(tenant = %tenant.id, event, key, "Webhook for an event no mapping handles; ignored.");
+        tracing::info!(tenant = %tenant_id, event, key, "Webhook for an event no mapping handles; ignored.");
         return (
             StatusCode::OK,
             [("x-rbtx-ignored", "1")],
@@ -294,7 +329,7 @@ async fn check_and_enqueue<S: Store + 'static>(
             .into_response();
     };
     let new = NewEvent {
-        tenant: tenant.id.clone(),
+        tenant: tenant_id.clone(),
         entity,
         key: key.clone(),
         event: event.clone(),
@@ -303,7 +338,7 @@ async fn check_and_enqueue<S: Store + 'static>(
     };
     match intake.persist(new).await {
         Ok(id) => {
-            tracing::debug!(tenant = %tenant.id, event, key, id, "Webhook persisted.");
+            tracing::debug!(tenant = %tenant_id, event, key, id, "Webhook persisted.");
             (
                 StatusCode::OK,
                 axum::Json(json!({ "status": "queued", "id": id })),
@@ -312,7 +347,7 @@ async fn check_and_enqueue<S: Store + 'static>(
         }
         Err(e) => {
             // Not persisted: answer 5xx so Rackbeat delivers it again.
-            tracing::error!(tenant = %tenant.id, event, key, error = %e, "Webhook could not be persisted.");
+            tracing::error!(tenant = %tenant_id, event, key, error = %e, "Webhook could not be persisted.");
             answer(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "could not persist the event; deliver again",

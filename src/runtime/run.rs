@@ -279,8 +279,32 @@ async fn serve<S: Store + 'static>(
             }
         });
     }
+    let tenant_ids: Vec<String> = tenants.iter().map(|t| t.id.clone()).collect();
     let reload = reload_on_signal(&config.pack, config.watch, |new| {
         intake.set_pack(&new);
+        // A new trigger's subscription (`rbtx webhooks install` after adding a mapping) left its
+        // token in the store: accept its deliveries without a restart.
+        let (intake, store, ids, pack) = (
+            intake.clone(),
+            store.clone(),
+            tenant_ids.clone(),
+            new.clone(),
+        );
+        tokio::spawn(async move {
+            for id in ids {
+                match stored_tokens(store.as_ref(), &id, &pack).await {
+                    Ok(tokens) => {
+                        let added = intake.add_tokens(&id, tokens);
+                        if added > 0 {
+                            tracing::info!(tenant = %id, added, "Accepting webhooks with new tokens from the store.");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(tenant = %id, error = %e, "Could not read webhook tokens after the reload.")
+                    }
+                }
+            }
+        });
         pack_tx.send_replace(new);
     });
     let outcome = tokio::select! {
