@@ -47,7 +47,7 @@ async fn two_processes_share_the_work_and_apply_each_event_once() {
 
     // Both start at once, so both run the migrations at once (a no-op after `install`'s) and read
     // the webhook tokens from the shared store. A has one worker and B four, so work piles up in
-    // the queue while A's intake keeps accepting it, and B, woken only by its idle poll, gets some.
+    // the queue while A's intake keeps accepting it, and B, woken by A's notifications, gets some.
     // The store's URL comes from the environment, as a password would.
     let run = |port: u16, workers: &str| {
         let mut c = sb.run(port);

@@ -1018,3 +1018,56 @@ async fn sqlite_data_survives_reopening_the_file() {
         Some("cursor")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_tells_other_processes_of_queued_events() {
+    let Some(db) = support::postgres::database().await else {
+        return;
+    };
+    let url = Secret::new(db.url.as_str());
+    let (a, b) = (
+        PostgresStore::connect(&url).await.unwrap(),
+        PostgresStore::connect(&url).await.unwrap(),
+    );
+    a.migrate().await.unwrap();
+    let mut heard = a.watch_queue().expect("PostgreSQL is shared");
+    // The listener connects in the background; enqueue until it has heard one.
+    let mut n = 0;
+    let tenant = loop {
+        b.enqueue(event("t2", &format!("P{n}"), "product.updated", n))
+            .await
+            .unwrap();
+        n += 1;
+        match tokio::time::timeout(std::time::Duration::from_millis(200), heard.recv()).await {
+            Ok(t) => break t,
+            Err(_) => assert!(n < 50, "no notification within 10 s"),
+        }
+    };
+    assert_eq!(tenant.as_deref(), Some("t2"));
+    while heard.try_recv().is_ok() {}
+    // Its own enqueues are not echoed back: the process woke its workers itself.
+    a.enqueue_many(vec![event("t1", "Q1", "product.updated", 1)])
+        .await
+        .unwrap();
+    b.enqueue_many(vec![
+        event("t3", "Q2", "product.updated", 2),
+        event("t3", "Q3", "product.updated", 3),
+    ])
+    .await
+    .unwrap();
+    let next = tokio::time::timeout(std::time::Duration::from_secs(5), heard.recv())
+        .await
+        .expect("heard b");
+    assert_eq!(
+        next.as_deref(),
+        Some("t3"),
+        "a's own t1 is not heard; t3 once"
+    );
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), heard.recv())
+            .await
+            .is_err(),
+        "one notification per tenant and commit"
+    );
+    assert!(SqliteStore::in_memory().unwrap().watch_queue().is_none());
+}

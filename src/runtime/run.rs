@@ -191,6 +191,17 @@ async fn serve<S: Store + 'static>(
         .iter()
         .map(|t| (t.id.clone(), Arc::new(tokio::sync::Notify::new())))
         .collect();
+    // Events another process queued (a shared PostgreSQL store) wake this one's workers too.
+    if let Some(mut others) = store.watch_queue() {
+        let queued = queued.clone();
+        tokio::spawn(async move {
+            while let Some(tenant) = others.recv().await {
+                if let Some(notify) = queued.get(&tenant) {
+                    notify.notify_one();
+                }
+            }
+        });
+    }
     let intake = Arc::new(
         Intake::new(store.clone(), intake_tenants, &pack)
             .with_metrics(metrics.clone())

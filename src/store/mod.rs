@@ -158,7 +158,8 @@ impl Location {
 /// that code on whichever backend it is.
 pub enum Opened {
     Sqlite(sqlite::SqliteStore),
-    Postgres(postgres::PostgresStore),
+    /// Boxed: its pool and connection settings are large beside a SQLite handle.
+    Postgres(Box<postgres::PostgresStore>),
 }
 
 impl Location {
@@ -168,7 +169,7 @@ impl Location {
             Location::Sqlite(path) => sqlite::SqliteStore::open(path).map(Opened::Sqlite),
             Location::Postgres(url) => postgres::PostgresStore::connect(url)
                 .await
-                .map(Opened::Postgres),
+                .map(|p| Opened::Postgres(Box::new(p))),
         }
         .map_err(|e| format!("{self}: {e}"))
     }
@@ -182,7 +183,10 @@ macro_rules! with_store {
     ($opened:expr, |$s:ident| $body:expr) => {
         match $opened {
             $crate::store::Opened::Sqlite($s) => $body,
-            $crate::store::Opened::Postgres($s) => $body,
+            $crate::store::Opened::Postgres($s) => {
+                let $s = *$s;
+                $body
+            }
         }
     };
 }
@@ -309,6 +313,12 @@ pub trait Store: Send + Sync {
 
     /// Open events (waiting, scheduled for retry, or claimed).
     fn queue_depth(&self) -> impl Future<Output = Result<u64>> + Send;
+
+    /// The tenants whose queue another process just added to, as they come, for a store that
+    /// processes share (PostgreSQL); `None` for one only this process uses. Needs a Tokio runtime.
+    fn watch_queue(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<String>> {
+        None
+    }
 
     fn get_binding(
         &self,

@@ -122,7 +122,14 @@ pub struct PostgresStore {
     pool: Pool,
     /// Where the store is, without the password, for messages.
     target: String,
+    /// For the connection that listens for other processes' enqueues.
+    config: tokio_postgres::Config,
+    /// Names this store's own notifications, which its listener ignores.
+    origin: String,
 }
+
+/// The channel enqueues notify on commit: "<origin> <tenant>".
+const QUEUED_CHANNEL: &str = "rbtx_queued";
 
 impl fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -182,7 +189,7 @@ impl PostgresStore {
             config.application_name("rbtx");
         }
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -195,7 +202,19 @@ impl PostgresStore {
             .create_timeout(Some(CONNECT_TIMEOUT))
             .build()
             .map_err(|e| StoreError::Pool(e.to_string()))?;
-        let store = PostgresStore { pool, target };
+        let origin = format!(
+            "{}-{:x}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        );
+        let store = PostgresStore {
+            pool,
+            target,
+            config,
+            origin,
+        };
         // Fail at start, not at the first event, on a wrong address or password. The connection
         // goes back to the pool.
         drop(store.client().await?);
@@ -207,6 +226,60 @@ impl PostgresStore {
             PoolError::Backend(e) => StoreError::Postgres(e),
             other => StoreError::Pool(other.to_string()),
         })
+    }
+}
+
+/// LISTENs on its own connection (reconnecting after a failure) and sends the tenant of every
+/// other process's enqueue to `tx`, until `tx`'s receiver is gone.
+async fn listen_for_enqueues(
+    config: tokio_postgres::Config,
+    origin: String,
+    tx: tokio::sync::mpsc::UnboundedSender<String>,
+) {
+    while !tx.is_closed() {
+        match config.connect(NoTls).await {
+            Ok((client, mut connection)) => {
+                let (notes, mut heard) = tokio::sync::mpsc::unbounded_channel();
+                let driver = tokio::spawn(async move {
+                    while let Some(message) =
+                        std::future::poll_fn(|cx| connection.poll_message(cx)).await
+                    {
+                        match message {
+                            Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                                if notes.send(n.payload().to_string()).is_err() {
+                                    break;
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    }
+                });
+                match client
+                    .batch_execute(&format!("LISTEN {QUEUED_CHANNEL}"))
+                    .await
+                {
+                    Ok(()) => {
+                        while let Some(payload) = heard.recv().await {
+                            let Some((from, tenant)) = payload.split_once(' ') else {
+                                continue;
+                            };
+                            if from != origin && tx.send(tenant.to_string()).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %message(&e), "Could not listen for other processes' events.")
+                    }
+                }
+                driver.abort();
+            }
+            Err(e) => {
+                tracing::warn!(error = %message(&e), "Could not listen for other processes' events; retrying.")
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }
 
@@ -383,6 +456,12 @@ impl Store for PostgresStore {
                 ],
             )
             .await?;
+        // Delivered on commit, to the other processes' listeners (`watch_queue`).
+        tx.execute(
+            "SELECT pg_notify($1, $2 || ' ' || t) FROM (SELECT DISTINCT unnest($3::text[]) AS t) s",
+            &[&QUEUED_CHANNEL, &self.origin, &c.tenant],
+        )
+        .await?;
         tx.commit().await?;
         Ok(row.try_get(0)?)
     }
@@ -412,6 +491,12 @@ impl Store for PostgresStore {
                 ],
             )
             .await?;
+        // Delivered on commit, to the other processes' listeners (`watch_queue`).
+        tx.execute(
+            "SELECT pg_notify($1, $2 || ' ' || t) FROM (SELECT DISTINCT unnest($3::text[]) AS t) s",
+            &[&QUEUED_CHANNEL, &self.origin, &c.tenant],
+        )
+        .await?;
         tx.commit().await?;
         let mut ids = rows
             .iter()
@@ -419,6 +504,16 @@ impl Store for PostgresStore {
             .collect::<Result<Vec<i64>, _>>()?;
         ids.sort_unstable();
         Ok(ids)
+    }
+
+    fn watch_queue(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<String>> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(listen_for_enqueues(
+            self.config.clone(),
+            self.origin.clone(),
+            tx,
+        ));
+        Some(rx)
     }
 
     async fn claim(
