@@ -98,14 +98,17 @@ fn main() {
                 }
                 None => ("—".to_string(), "—"),
             };
+            // A bench that reports only its median over the runs gives one value.
+            let spread = if values.len() == 1 {
+                format!("median {}", fmt(med))
+            } else {
+                format!("{} / {} / {}", fmt(min), fmt(med), fmt(max))
+            };
             let _ = writeln!(
                 md,
-                "| {} | {} | {} / {} / {} {unit} | {} | {} | {target} | {result} |",
+                "| {} | {} | {spread} {unit} | {} | {} | {target} | {result} |",
                 r["figure"].as_str().unwrap_or("?"),
                 r["runs"].as_u64().map_or(values.len(), |n| n as usize),
-                fmt(min),
-                fmt(med),
-                fmt(max),
                 base.as_ref().map_or("—".to_string(), |(n, b)| format!(
                     "{n}: {} {unit}",
                     fmt(common::spread(b).1)
