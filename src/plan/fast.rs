@@ -630,6 +630,13 @@ fn filter<'a>(name: Filter, subject: &'a Fast, args: &'a [Fast], scope: &Scope<'
         if whole && !name.takes_list() {
             return Ok(Err(Fallback));
         }
+        if args.is_empty() {
+            return match native_filter(name, &mut subject, &mut []) {
+                Some(v) => Ok(Ok(v)),
+                None if whole => Ok(Err(Fallback)),
+                None => filter_by_minijinja(name, &subject, &[]),
+            };
+        }
         let arg = |a: &'a Fast| match a.eval(scope) {
             Err(_) if whole => Ok(Err(Fallback)),
             r => r,
@@ -650,15 +657,19 @@ fn filter<'a>(name: Filter, subject: &'a Fast, args: &'a [Fast], scope: &Scope<'
         match native_filter(name, &mut subject, vals) {
             Some(v) => v,
             None if whole => return Ok(Err(Fallback)),
-            None => {
-                let mut mj_args = Vec::with_capacity(vals.len() + 1);
-                for v in std::iter::once(&subject).chain(vals.iter()) {
-                    mj_args.push(tri!(Ok::<_, EvalError>(to_mj(v))));
-                }
-                tri!(call(name.name(), &mj_args))
-            }
+            None => return filter_by_minijinja(name, &subject, vals),
         }
     }))
+}
+
+/// A filter on scalars the native filters do not take, through minijinja's implementation.
+#[inline(never)]
+fn filter_by_minijinja<'a>(name: Filter, subject: &V, args: &[V]) -> R<'a> {
+    let mut mj_args = Vec::with_capacity(args.len() + 1);
+    for v in std::iter::once(subject).chain(args) {
+        mj_args.push(tri!(Ok::<_, EvalError>(to_mj(v))));
+    }
+    call(name.name(), &mj_args)
 }
 
 #[inline(never)]
