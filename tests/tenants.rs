@@ -16,7 +16,8 @@ use rbtx::sandbox::rackbeat::Resource;
 use rbtx::sandbox::tripletex::Kind;
 use rbtx::sandbox::{self, SandboxConfig, Sandboxes};
 use rbtx::spec::Code;
-use rbtx::store::Location;
+use rbtx::store::sqlite::SqliteStore;
+use rbtx::store::{Location, Store};
 use serde_json::{Value, json};
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -345,6 +346,32 @@ async fn a_changed_pack_is_swapped_in_and_an_invalid_one_is_refused() {
             .map(|p| p["name"].clone())
     };
 
+    // A token `rbtx webhooks install` left in the store after the start (as for a new
+    // trigger) is refused until the next reload, then accepted.
+    let new_token = "feedfacefeedfacefeedfacefeedface";
+    let deliver = || async {
+        reqwest::Client::new()
+            .post(&server.url)
+            .header("Rackbeat-Webhook-Token", new_token)
+            .header("Rackbeat-Webhook-Event", "product.updated")
+            .header(
+                "Rackbeat-Account-Id",
+                sandbox::RACKBEAT_ACCOUNT_ID.to_string(),
+            )
+            .json(&json!({"key_name": "number", "key": "NO-SUCH-PRODUCT"}))
+            .send()
+            .await
+            .expect("delivery")
+            .status()
+            .as_u16()
+    };
+    let store = SqliteStore::open(&dir.join("store.sqlite")).expect("store");
+    store
+        .set_checkpoint("default", "webhook token product.updated", new_token)
+        .await
+        .expect("keep the token");
+    assert_eq!(deliver().await, 401, "not yet reloaded");
+
     // The watcher compares modification times; let the next write land in a later second.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     std::fs::write(
@@ -363,6 +390,7 @@ async fn a_changed_pack_is_swapped_in_and_an_invalid_one_is_refused() {
         Some(json!("Vare (v2)")),
         "the new pack"
     );
+    assert_eq!(deliver().await, 200, "the reload took the stored token");
 
     // A broken pack is refused and the running one stays.
     tokio::time::sleep(Duration::from_millis(1100)).await;
