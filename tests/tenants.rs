@@ -365,7 +365,7 @@ async fn a_changed_pack_is_swapped_in_and_an_invalid_one_is_refused() {
             .status()
             .as_u16()
     };
-    let store = SqliteStore::open(&dir.join("store.sqlite")).expect("store");
+    let store = SqliteStore::open(dir.join("store.sqlite")).expect("store");
     store
         .set_checkpoint("default", "webhook token product.updated", new_token)
         .await
