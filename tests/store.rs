@@ -1071,3 +1071,31 @@ async fn postgres_tells_other_processes_of_queued_events() {
     );
     assert!(SqliteStore::in_memory().unwrap().watch_queue().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_sslmode_require_is_tls_with_the_certificate_verified() {
+    let Some(db) = support::postgres::database().await else {
+        return;
+    };
+    // The test server's certificate is Debian's self-signed one (or it has no TLS at all): a
+    // verified TLS connection must be refused either way, saying why, without the password.
+    let glue = if db.url.contains('?') { '&' } else { '?' };
+    let url = format!("{}{glue}sslmode=require", db.url);
+    let err = PostgresStore::connect(&Secret::new(url.as_str()))
+        .await
+        .expect_err("an unverifiable server is refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("certificate") || text.contains("TLS"),
+        "the cause is named: {text}"
+    );
+    assert!(
+        !text.contains("rbtx_ci:rbtx_ci"),
+        "no password in the error: {text}"
+    );
+    // Without sslmode=require the same server is reached over plain TCP, as before.
+    let plain = format!("{}{glue}sslmode=disable", db.url);
+    PostgresStore::connect(&Secret::new(plain.as_str()))
+        .await
+        .expect("plain TCP");
+}

@@ -101,6 +101,8 @@ pub enum StoreError {
     Postgres(#[from] tokio_postgres::Error),
     #[error("PostgreSQL connection pool: {0}")]
     Pool(String),
+    #[error("PostgreSQL TLS: {0}")]
+    Tls(String),
     #[error("stored JSON could not be read or written: {0}")]
     Json(#[from] serde_json::Error),
     #[error("the store's connection is unusable after an earlier failure")]

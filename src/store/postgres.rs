@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use tokio_postgres::config::Host;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::{NoTls, Row, Socket};
 
 use super::{Binding, DeadLetter, Event, NewEvent, Result, Store, StoreError};
 use crate::connectors::Secret;
@@ -124,8 +125,36 @@ pub struct PostgresStore {
     target: String,
     /// For the connection that listens for other processes' enqueues.
     config: tokio_postgres::Config,
+    tls: Tls,
     /// Names this store's own notifications, which its listener ignores.
     origin: String,
+}
+
+/// How connections are made. `sslmode=require` in the URL gets TLS, with the server's certificate
+/// verified against the platform's trusted roots (and its name against the host); without it, or
+/// with `disable` or `prefer` (tokio-postgres's default), connections are plain TCP as before.
+#[derive(Clone)]
+enum Tls {
+    Plain,
+    Verified(tokio_postgres_rustls::MakeRustlsConnect),
+}
+
+impl Tls {
+    fn for_config(config: &tokio_postgres::Config) -> Result<Tls> {
+        use rustls_platform_verifier::BuilderVerifierExt;
+        if config.get_ssl_mode() != tokio_postgres::config::SslMode::Require {
+            return Ok(Tls::Plain);
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .and_then(|b| b.with_platform_verifier())
+            .map_err(|e| StoreError::Tls(e.to_string()))?
+            .with_no_client_auth();
+        Ok(Tls::Verified(
+            tokio_postgres_rustls::MakeRustlsConnect::new(client),
+        ))
+    }
 }
 
 /// The channel enqueues notify on commit: "<origin> <tenant>".
@@ -188,13 +217,16 @@ impl PostgresStore {
         if config.get_application_name().is_none() {
             config.application_name("rbtx");
         }
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let tls = Tls::for_config(&config)?;
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match &tls {
+            Tls::Plain => Manager::from_config(config.clone(), NoTls, manager_config),
+            Tls::Verified(make) => {
+                Manager::from_config(config.clone(), make.clone(), manager_config)
+            }
+        };
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)
@@ -213,6 +245,7 @@ impl PostgresStore {
             pool,
             target,
             config,
+            tls,
             origin,
         };
         // Fail at start, not at the first event, on a wrong address or password. The connection
@@ -231,13 +264,19 @@ impl PostgresStore {
 
 /// LISTENs on its own connection (reconnecting after a failure) and sends the tenant of every
 /// other process's enqueue to `tx`, until `tx`'s receiver is gone.
-async fn listen_for_enqueues(
+async fn listen_for_enqueues<T>(
     config: tokio_postgres::Config,
+    tls: T,
     origin: String,
     tx: tokio::sync::mpsc::UnboundedSender<String>,
-) {
+) where
+    T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+    T::Stream: Send + 'static,
+    T::TlsConnect: Send,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
     while !tx.is_closed() {
-        match config.connect(NoTls).await {
+        match config.connect(tls.clone()).await {
             Ok((client, mut connection)) => {
                 let (notes, mut heard) = tokio::sync::mpsc::unbounded_channel();
                 let driver = tokio::spawn(async move {
@@ -508,11 +547,13 @@ impl Store for PostgresStore {
 
     fn watch_queue(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<String>> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(listen_for_enqueues(
-            self.config.clone(),
-            self.origin.clone(),
-            tx,
-        ));
+        let (config, origin) = (self.config.clone(), self.origin.clone());
+        match &self.tls {
+            Tls::Plain => tokio::spawn(listen_for_enqueues(config, NoTls, origin, tx)),
+            Tls::Verified(make) => {
+                tokio::spawn(listen_for_enqueues(config, make.clone(), origin, tx))
+            }
+        };
         Some(rx)
     }
 
