@@ -21,6 +21,17 @@ async fn env(invoice_mode: &str) -> Env {
 }
 
 impl Env {
+    /// The seed's booked invoice, as Rackbeat's `invoice.booked` webhook queues it.
+    async fn invoice_booked(&self) {
+        self.enqueue(
+            "invoice",
+            &SEED_INVOICE.to_string(),
+            "invoice.booked",
+            json!({}),
+        )
+        .await;
+    }
+
     async fn enqueue(&self, entity: &str, key: &str, event: &str, payload: Value) {
         self.store
             .enqueue(NewEvent {
@@ -178,13 +189,7 @@ async fn a_booked_invoice_syncs_its_customer_and_products_first_each_once() {
             .is_empty()
     );
 
-    e.enqueue(
-        "invoice",
-        &SEED_INVOICE.to_string(),
-        "invoice.booked",
-        json!({}),
-    )
-    .await;
+    e.invoice_booked().await;
     e.drain().await;
     assert!(e.store.list_dead_letters().await.expect("dlq").is_empty());
 
@@ -202,13 +207,7 @@ async fn a_booked_invoice_syncs_its_customer_and_products_first_each_once() {
     );
 
     // The booked event once more (Rackbeat redelivers): still one invoice.
-    e.enqueue(
-        "invoice",
-        &SEED_INVOICE.to_string(),
-        "invoice.booked",
-        json!({}),
-    )
-    .await;
+    e.invoice_booked().await;
     e.drain().await;
     assert_eq!(e.invoices_for(SEED_INVOICE).len(), 1);
     e.one(Kind::Customer, "customerNumber", json!(10001));
@@ -304,13 +303,7 @@ async fn an_invalid_record_is_dead_lettered_with_its_field_and_replayed_after_th
 async fn invoicing_without_a_bank_account_is_dead_lettered_then_replayed_once() {
     let mut e = env("booked").await;
     e.sb.tripletex.set_bank_account(None);
-    e.enqueue(
-        "invoice",
-        &SEED_INVOICE.to_string(),
-        "invoice.booked",
-        json!({}),
-    )
-    .await;
+    e.invoice_booked().await;
     e.drain().await;
 
     let dead = e.store.list_dead_letters().await.expect("dlq");
@@ -510,13 +503,7 @@ async fn a_dependency_another_worker_holds_is_waited_for_not_synced_twice() {
         .expect("claim");
     assert_eq!(theirs.len(), 1);
     // The invoice needs that customer: it waits rather than syncing it alongside.
-    e.enqueue(
-        "invoice",
-        &SEED_INVOICE.to_string(),
-        "invoice.booked",
-        json!({}),
-    )
-    .await;
+    e.invoice_booked().await;
     assert_eq!(e.worker.run_once(e.now).await.expect("run"), 1);
     assert!(e.invoices_for(SEED_INVOICE).is_empty());
     assert!(
@@ -545,13 +532,7 @@ async fn a_dependency_another_worker_holds_is_waited_for_not_synced_twice() {
 async fn a_dependency_later_in_the_same_batch_is_synced_inline_once() {
     let mut e = env("booked").await;
     // One batch holds the invoice first and the customer it needs after it.
-    e.enqueue(
-        "invoice",
-        &SEED_INVOICE.to_string(),
-        "invoice.booked",
-        json!({}),
-    )
-    .await;
+    e.invoice_booked().await;
     e.now += 1;
     e.enqueue("customer", "10001", "customer.created", json!({}))
         .await;

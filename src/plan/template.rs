@@ -923,6 +923,15 @@ mod tests {
 
     struct NoLookups;
 
+    /// A record's runtime with no lookups, references or static tables.
+    fn record_rt() -> Arc<RecordRt> {
+        Arc::new(RecordRt {
+            resolver: Arc::new(NoLookups),
+            statics: Arc::new(Vec::new()),
+            missing: Mutex::new(Vec::new()),
+        })
+    }
+
     impl Resolver for NoLookups {
         fn reference(&self, _: &str, _: &str) -> Option<Value> {
             None
@@ -1026,11 +1035,7 @@ mod tests {
             "source.blank | trim | upper",
             "'NO' | trim | upper | lower",
         ];
-        let rt = Arc::new(RecordRt {
-            resolver: Arc::new(NoLookups),
-            statics: Arc::new(Vec::new()),
-            missing: Mutex::new(Vec::new()),
-        });
+        let rt = record_rt();
         let vars = [("source", Var::root(&source))];
         let scope = Scope::new(&vars, &rt);
         let mut native = 0;
@@ -1083,11 +1088,7 @@ mod tests {
             "source.obj == source.obj",
             "source.n is string or source.s is defined",
         ];
-        let rt = Arc::new(RecordRt {
-            resolver: Arc::new(NoLookups),
-            statics: Arc::new(Vec::new()),
-            missing: Mutex::new(Vec::new()),
-        });
+        let rt = record_rt();
         let vars = [("source", Var::root(&source))];
         let scope = Scope::new(&vars, &rt);
         for src in cases {
