@@ -157,6 +157,10 @@ impl Tls {
     }
 }
 
+/// Creates one key's row if need be and locks it until the transaction ends.
+const LOCK_KEY: &str = "INSERT INTO keys (tenant, entity, key) VALUES ($1, $2, $3)
+     ON CONFLICT (tenant, entity, key) DO UPDATE SET tenant = EXCLUDED.tenant";
+
 /// The channel enqueues notify on commit: "<origin> <tenant>".
 const QUEUED_CHANNEL: &str = "rbtx_queued";
 
@@ -624,12 +628,8 @@ impl Store for PostgresStore {
         let tx = client.transaction().await?;
         // The key's row lock orders this against enqueues and claims of the key in any process;
         // the check below runs after it is taken, so it sees their committed leases.
-        tx.execute(
-            "INSERT INTO keys (tenant, entity, key) VALUES ($1, $2, $3)
-             ON CONFLICT (tenant, entity, key) DO UPDATE SET tenant = EXCLUDED.tenant",
-            &[&event.tenant, &event.entity, &event.key],
-        )
-        .await?;
+        tx.execute(LOCK_KEY, &[&event.tenant, &event.entity, &event.key])
+            .await?;
         let held: bool = tx
             .query_one(
                 "SELECT EXISTS (SELECT 1 FROM events
@@ -739,12 +739,8 @@ impl Store for PostgresStore {
         let tx = client.transaction().await?;
         // The key's row: claims find a replayed event through it, and its lock orders this
         // against enqueues and claims of the same key.
-        tx.execute(
-            "INSERT INTO keys (tenant, entity, key) VALUES ($1, $2, $3)
-             ON CONFLICT (tenant, entity, key) DO UPDATE SET tenant = EXCLUDED.tenant",
-            &[&event.tenant, &event.entity, &event.key],
-        )
-        .await?;
+        tx.execute(LOCK_KEY, &[&event.tenant, &event.entity, &event.key])
+            .await?;
         tx.execute(
             DISCARD_DEAD_LETTERS,
             &[&event.tenant, &event.entity, &event.key, &event.event],
