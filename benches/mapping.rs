@@ -1,8 +1,8 @@
 //! Mapping throughput, against the plain JSON round trip of the same records, in the same run.
 //!
-//! For each mapping: records/s on one core for (a) parse the API response + apply the mapping +
-//! serialize the request body (the engine renders the body straight to JSON text), and (b) parse +
-//! serialize the same bytes with serde_json alone.
+//! For each mapping: records/s on one core for (a) parse the API response as the connectors do
+//! (`engine::parse_json`) + apply the mapping + serialize the request body (the engine renders the
+//! body straight to JSON text), and (b) parse + serialize the same bytes with plain serde_json.
 //! The target is a ratio (a)/(b) of at least 0.5: mapping costs no more than one extra round trip.
 //! Run: `cargo bench --bench mapping`.
 //!
@@ -185,7 +185,7 @@ fn json_round_trip(input: &str) -> usize {
 
 #[inline(never)]
 fn map_record(plan: &Plan, input: &str, resolver: &Arc<FixtureResolver>) -> usize {
-    let v: Value = serde_json::from_str(input).unwrap_or(Value::Null);
+    let v = rbtx::engine::parse_json(input).unwrap_or(Value::Null);
     let Some(source) = plan.select_owned(v) else {
         return 0;
     };

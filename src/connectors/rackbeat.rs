@@ -269,7 +269,7 @@ impl Rackbeat {
                     let v: Value = if text.trim().is_empty() {
                         Value::Null
                     } else {
-                        serde_json::from_str(&text).unwrap_or(Value::String(text))
+                        crate::engine::parse_json(&text).unwrap_or(Value::String(text))
                     };
                     // 206 Partial Content is how Rackbeat answers every list.
                     if (200..300).contains(&status) {

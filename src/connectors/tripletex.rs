@@ -317,7 +317,7 @@ impl Tripletex {
             .text()
             .await
             .map_err(|e| transport_error("POST", path, &e))?;
-        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let v = crate::engine::parse_json(&text).unwrap_or(Value::Null);
         if !(200..300).contains(&status) {
             return Err(status_error("POST", path, status, &v, request_id));
         }
@@ -421,7 +421,7 @@ impl Tripletex {
                     let v: Value = if text.trim().is_empty() {
                         Value::Null
                     } else {
-                        serde_json::from_str(&text).map_err(|e| ApiError::Decode {
+                        crate::engine::parse_json(&text).map_err(|e| ApiError::Decode {
                             method: method.to_string(),
                             path: path.into(),
                             message: format!("invalid JSON ({e})"),
