@@ -495,7 +495,21 @@ impl Fast {
         }))
     }
 
+    /// Constants and paths, most of the nodes, are read where they are used, without a call.
+    #[inline(always)]
     pub fn eval<'a>(&'a self, scope: &Scope<'a>) -> R<'a> {
+        match self {
+            Fast::Const(v) => Ok(Ok(V::Ref(v))),
+            Fast::Path { var, steps } => Ok(Ok(match lookup_path(scope, var, steps) {
+                None => V::Undef,
+                Some(v) => V::Ref(v),
+            })),
+            _ => self.eval_node(scope),
+        }
+    }
+
+    #[inline(never)]
+    fn eval_node<'a>(&'a self, scope: &Scope<'a>) -> R<'a> {
         Ok(Ok(match self {
             Fast::Const(v) => V::Ref(v),
             Fast::Path { var, steps } => match lookup_path(scope, var, steps) {
