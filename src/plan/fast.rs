@@ -914,10 +914,6 @@ fn compare(l: &V, op: Cmp, r: &V) -> Option<bool> {
 /// a unit test hold them to; `None` leaves the case to the general path, with `x` and `args`
 /// untouched.
 fn native_filter<'a>(name: Filter, x: &mut V<'a>, args: &mut [V<'a>]) -> Option<V<'a>> {
-    let string = |v: &V| match v.get() {
-        Some(Value::String(s)) => Some(s.clone()),
-        _ => None,
-    };
     if name == Filter::First && args.is_empty() {
         return first(x);
     }
@@ -925,9 +921,9 @@ fn native_filter<'a>(name: Filter, x: &mut V<'a>, args: &mut [V<'a>]) -> Option<
     if let V::Own(Value::Array(items)) = x {
         match (name, &args[..]) {
             (Filter::Select, []) => items.retain(super::template::truthy),
-            (Filter::Select, [test]) if string(test)? == "upper" => items.retain(is_upper),
+            (Filter::Select, [test]) if text(test)? == "upper" => items.retain(is_upper),
             (Filter::Map, [filter]) => {
-                let filter = Filter::parse(&string(filter)?)?;
+                let filter = Filter::parse(text(filter)?)?;
                 for item in items.iter_mut() {
                     let Value::String(s) = item else { return None };
                     text_filter_in_place(filter, s)?;
@@ -959,6 +955,11 @@ fn native_filter<'a>(name: Filter, x: &mut V<'a>, args: &mut [V<'a>]) -> Option<
     native_filter_on(name, x, args)
 }
 
+/// The string `v` is, borrowed.
+fn text<'v>(v: &'v V) -> Option<&'v str> {
+    v.get()?.as_str()
+}
+
 /// `filter` (a text filter `map` applies) on `s`, in place; `None` for what minijinja must do.
 fn text_filter_in_place(filter: Filter, s: &mut String) -> Option<()> {
     match filter {
@@ -982,10 +983,6 @@ fn text_filter_in_place(filter: Filter, s: &mut String) -> Option<()> {
 fn native_filter_on<'a>(name: Filter, x: &mut V<'a>, args: &mut [V<'a>]) -> Option<V<'a>> {
     let scalar = |v: &V| !matches!(v.get(), Some(Value::Array(_) | Value::Object(_)));
     let not_number = |v: &V| !matches!(v.get(), Some(Value::Number(_)));
-    let string = |v: &V| match v.get() {
-        Some(Value::String(s)) => Some(s.clone()),
-        _ => None,
-    };
     Some(match (name, x.get(), &args[..]) {
         (_, Some(Value::Number(n)), [y]) => match y.get() {
             Some(Value::Number(m)) => V::Own(decimal_filter_json(name.name(), n, m)?),
@@ -1025,21 +1022,27 @@ fn native_filter_on<'a>(name: Filter, x: &mut V<'a>, args: &mut [V<'a>]) -> Opti
             V::Own(Value::from(n.to_string()))
         }
         (Filter::Replace, Some(Value::String(s)), [from, to]) => {
-            V::Own(Value::from(s.replace(&string(from)?, &string(to)?)))
+            V::Own(Value::from(s.replace(text(from)?, text(to)?)))
         }
         (Filter::Split, Some(Value::String(s)), []) => V::Own(Value::Array(
             s.split_whitespace().map(Value::from).collect(),
         )),
-        (Filter::Split, Some(Value::String(s)), [sep]) => V::Own(Value::Array(
-            s.split(&string(sep)?).map(Value::from).collect(),
-        )),
+        (Filter::Split, Some(Value::String(s)), [sep]) => {
+            V::Own(Value::Array(s.split(text(sep)?).map(Value::from).collect()))
+        }
         (Filter::Join, Some(Value::Array(items)), [] | [_]) => {
             let sep = match args.first() {
-                Some(sep) => string(sep)?,
-                None => String::new(),
+                Some(sep) => text(sep)?,
+                None => "",
             };
-            let texts: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
-            V::Own(Value::from(texts?.join(&sep)))
+            let mut joined = String::new();
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    joined.push_str(sep);
+                }
+                joined.push_str(item.as_str()?);
+            }
+            V::Own(Value::from(joined))
         }
         (Filter::Select, Some(Value::Array(items)), []) => V::Own(Value::Array(
             items
@@ -1048,25 +1051,25 @@ fn native_filter_on<'a>(name: Filter, x: &mut V<'a>, args: &mut [V<'a>]) -> Opti
                 .cloned()
                 .collect(),
         )),
-        (Filter::Select, Some(Value::Array(items)), [test]) if string(test)? == "upper" => V::Own(
+        (Filter::Select, Some(Value::Array(items)), [test]) if text(test)? == "upper" => V::Own(
             Value::Array(items.iter().filter(|v| is_upper(v)).cloned().collect()),
         ),
         (Filter::Selectattr, Some(Value::Array(items)), [attr, test, want])
-            if string(test)? == "equalto" =>
+            if text(test)? == "equalto" =>
         {
-            let (attr, want) = (string(attr)?, string(want)?);
+            let (attr, want) = (text(attr)?, text(want)?);
             if attr.contains('.') {
                 return None;
             }
             let hit = |v: &&Value| {
-                v.get(attr.as_str())
+                v.get(attr)
                     .and_then(Value::as_str)
                     .is_some_and(|s| s == want)
             };
             V::Own(Value::Array(items.iter().filter(hit).cloned().collect()))
         }
         (Filter::Map, Some(Value::Array(items)), [filter]) => {
-            let filter = Filter::parse(&string(filter)?)?;
+            let filter = Filter::parse(text(filter)?)?;
             let mut out = Vec::with_capacity(items.len());
             for item in items {
                 let mut item = V::Ref(item);
@@ -1079,7 +1082,7 @@ fn native_filter_on<'a>(name: Filter, x: &mut V<'a>, args: &mut [V<'a>]) -> Opti
                     }
                     _ => return None,
                 };
-                out.push(mapped.get().filter(|v| v.is_string())?.clone());
+                out.push(mapped.into_json().filter(Value::is_string)?);
             }
             V::Own(Value::Array(out))
         }

@@ -179,6 +179,18 @@ fn dec2(a: MjValue, b: MjValue, op: Arithmetic) -> Result<MjValue, MjError> {
 /// template values but without converting to them and back. `None` leaves the case to the
 /// general path: another filter, a number the shortcut does not cover, or an error to report.
 pub(crate) fn decimal_filter_json(name: &str, x: &Number, y: &Number) -> Option<Value> {
+    // Integers that add, subtract or multiply to an integer need no decimal arithmetic.
+    if let (Some(a), Some(b)) = (x.as_i64(), y.as_i64()) {
+        let exact = match name {
+            "add" => a.checked_add(b),
+            "sub" => a.checked_sub(b),
+            "mul" => a.checked_mul(b),
+            _ => None,
+        };
+        if let Some(r) = exact {
+            return Some(Value::from(r));
+        }
+    }
     let x = json_decimal(x)?;
     let r = if name == "round_to" {
         round_to(x, u32::try_from(y.as_u64()?).ok()?)
