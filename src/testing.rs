@@ -190,7 +190,7 @@ fn run_case(
             .find_request(&source, &body, resolver)
             .map_err(|e| format!("target.find failed: {e}"))?;
         let got = ExpectedRequest {
-            method: got.method,
+            method: got.method.to_string(),
             path: got.path,
             query: got.query.to_map(),
             body: None,
@@ -234,7 +234,7 @@ fn run_case(
     }
     let actual: Vec<ExpectedRequest> = match &applied.outcome {
         Outcome::Write(r) => vec![ExpectedRequest {
-            method: r.method.clone(),
+            method: r.method.to_string(),
             path: r.path.clone(),
             query: r.query.to_map(),
             body: r.body.as_ref().map(Body::value),
@@ -252,7 +252,7 @@ fn run_case(
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let body = r.body.as_ref().map(Body::value);
-        let violations = crate::tripletex_spec::check(&r.method, &r.path, &q, body.as_ref());
+        let violations = crate::tripletex_spec::check(r.method, &r.path, &q, body.as_ref());
         if !violations.is_empty() {
             let list: Vec<String> = violations.iter().map(|v| format!("  - {v}")).collect();
             return Err(format!(

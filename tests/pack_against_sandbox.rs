@@ -102,7 +102,7 @@ async fn the_sandbox_accepts_every_body_the_pack_makes_and_rejects_unknown_field
             .iter()
             .map(|(k, v)| (k.as_str(), v.clone()))
             .collect();
-        let result = match request.method.as_str() {
+        let result = match request.method {
             "POST" => tx.post(&request.path, &query, &body).await,
             _ => {
                 // An update: aim it at a record that exists, without a version (last write wins).

@@ -22,7 +22,7 @@ use crate::plan::{Fields, Matches, Node, NodeKind, Plan};
 /// A request the engine wants sent.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Request {
-    pub method: String,
+    pub method: &'static str,
     pub path: String,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub query: Query,
@@ -371,7 +371,7 @@ impl Plan {
                 let path = request_text(&ctx, &w.path, &scope, "target.path")?;
                 let query = request_query(&ctx, &w.query, &scope, "target.query")?;
                 Outcome::Write(Request {
-                    method: w.method.as_str().to_string(),
+                    method: w.method.as_str(),
                     path,
                     query,
                     body: Some(body),
@@ -393,7 +393,7 @@ impl Plan {
         let vars = [("source", Var::root(&source)), ("body", Var::root(&body))];
         let scope = Scope::new(&vars, &ctx.rt);
         Ok(Request {
-            method: "GET".into(),
+            method: "GET",
             path: request_text(&ctx, &self.target.find.path, &scope, "target.find.path")?,
             query: request_query(&ctx, &self.target.find.query, &scope, "target.find.query")?,
             body: None,

@@ -635,7 +635,7 @@ impl<S: Store> Worker<S> {
                         created,
                     });
                 }
-                let method = match req.method.as_str() {
+                let method = match req.method {
                     "POST" => WriteMethod::Post,
                     "PUT" => WriteMethod::Put,
                     other => {
