@@ -328,3 +328,36 @@ impl<'a> Scope<'a> {
             .clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn same_is_string_equality() {
+        let names = [
+            "",
+            "a",
+            "b",
+            "id",
+            "ab",
+            "abcdefg",
+            "abcdefh",
+            "abcdefgh",
+            "abcdefgi",
+            "bbcdefgh",
+            "invoicesDueIn",
+            "invoicesDueIm",
+            "jnvoicesDueIn",
+            "invoicesDueInType",
+            "invoicesDueInTypf",
+            "sixteen_bytes_ab",
+            "sixteen_bytes_ac",
+            "æøå",
+            "æøæ",
+        ];
+        for a in names {
+            for b in names {
+                assert_eq!(super::same(a, b), a == b, "{a:?} vs {b:?}");
+            }
+        }
+    }
+}

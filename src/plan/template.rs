@@ -18,7 +18,7 @@ pub use super::fast::Loop;
 use super::filters::{BUILTIN_FILTERS, rbtx_filter, urlencode};
 pub use super::filters::{RBTX_FILTERS, call_filter, decimal, from_decimal};
 pub use super::scope::{Memo, Scope, Var, null_root};
-pub(crate) use super::scope::{field, number, parse_normalized_path};
+pub(crate) use super::scope::{field, number, parse_normalized_path, same};
 
 /// Words of the expression language that may precede `(` without being calls.
 const KEYWORDS: &[&str] = &["and", "or", "not", "if", "else", "in", "is"];
@@ -155,10 +155,10 @@ fn lookup_fn(state: &State, table: &str, key: MjValue) -> Result<MjValue, MjErro
 /// The value of lookup `table` at `key`: the mapping's static tables first (borrowed from the
 /// plan), then the API ones.
 pub fn lookup_in<'r>(rt: &'r RecordRt, table: &str, k: &str) -> Result<Cow<'r, Value>, String> {
-    if let Some((_, t)) = rt.statics.iter().find(|(name, _)| name == table) {
+    if let Some((_, t)) = rt.statics.iter().find(|(name, _)| same(name, table)) {
         // Most tables are a handful of entries: comparing them costs less than hashing `k`.
         let hit = if t.entries.len() <= 16 {
-            t.entries.iter().find(|(e, _)| *e == k).map(|(_, v)| v)
+            t.entries.iter().find(|(e, _)| same(e, k)).map(|(_, v)| v)
         } else {
             t.entries.get(k)
         };
