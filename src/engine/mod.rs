@@ -728,7 +728,7 @@ mod tests {
     #[test]
     fn the_body_text_is_what_serde_json_writes_for_the_same_value() {
         // Fields left out first, in the middle and last; list items left out; a join; a null
-        // constant; floats, negatives, escapes and non-ASCII text.
+        // constant; floats, negatives, escapes and non-ASCII text; `~` written straight as JSON.
         let plan = plan(
             r#"
 version: 1
@@ -756,16 +756,19 @@ body:
     qty: "{{ line.qty }}"
     last: "{{ line.missing }}"
   empty: { a: "{{ source.missing }}" }
+  label: "{{ 'n°' ~ source.number ~ ': ' ~ source.note if source.number else 'none' }}"
+  mixed: "{{ source.delta ~ '|' ~ source.price ~ '|' ~ source.missing ~ '|' ~ none ~ '|' ~ true }}"
   last: "{{ source.missing }}"
 "#,
         );
         let source = serde_json::json!({"number": 7, "note": "say \"hi\"\n\u{1} – æøå",
-            "price": 149.37, "lines": [{"name": "a\\b", "qty": -1.5}, {"name": "c", "qty": 1e21}]});
+            "price": 149.37, "delta": -2, "lines": [{"name": "a\\b", "qty": -1.5}, {"name": "c", "qty": 1e21}]});
         let applied = plan.apply(&source, None, Arc::new(NoResolver));
         let body = applied.ok().and_then(|a| a.body().cloned());
         let want = serde_json::json!({"number": 7, "note": "say \"hi\"\n\u{1} – æøå",
             "nothing": null, "list": [149.37, -2], "names": "a\\b | c",
-            "lines": [{"name": "a\\b", "qty": -1.5}, {"name": "c", "qty": 1e21}], "empty": {}});
+            "lines": [{"name": "a\\b", "qty": -1.5}, {"name": "c", "qty": 1e21}], "empty": {},
+            "label": "n°7: say \"hi\"\n\u{1} – æøå", "mixed": "-2|149.37||None|True"});
         assert_eq!(
             body.as_ref().map(Body::as_str),
             Some(want.to_string().as_str())

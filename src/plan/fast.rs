@@ -556,6 +556,115 @@ impl Fast {
     }
 }
 
+impl Fast {
+    /// Writes the value as JSON at the end of `out`: `Ok(false)` when it is none or undefined and
+    /// nothing was written. A `~` concatenation, also as a branch of an `if`, is written as one
+    /// JSON string, each piece escaped as it is appended, without building the string first. On
+    /// `Fallback`, `out` is as it was.
+    pub fn write_json<'a>(
+        &'a self,
+        scope: &Scope<'a>,
+        out: &mut Vec<u8>,
+    ) -> Result<Result<bool, Fallback>, EvalError> {
+        match self {
+            Fast::Concat(..) => {
+                let mark = out.len();
+                out.push(b'"');
+                if let Err(Fallback) = self.write_pieces(scope, out)? {
+                    out.truncate(mark);
+                    return Ok(Err(Fallback));
+                }
+                out.push(b'"');
+                Ok(Ok(true))
+            }
+            Fast::If(t, a, b) => match (tri!(t.test(scope)), b) {
+                (true, _) => a.write_json(scope, out),
+                (false, Some(b)) => b.write_json(scope, out),
+                (false, None) => Ok(Ok(false)),
+            },
+            _ => match tri!(self.eval(scope)).get() {
+                None | Some(Value::Null) => Ok(Ok(false)),
+                Some(v) => serde_json::to_writer(out, v)
+                    .map(|()| Ok(true))
+                    .map_err(|e| EvalError(e.to_string())),
+            },
+        }
+    }
+
+    /// The pieces of a `~` concatenation, left to right, as the inside of a JSON string.
+    fn write_pieces<'a>(
+        &'a self,
+        scope: &Scope<'a>,
+        out: &mut Vec<u8>,
+    ) -> Result<Result<(), Fallback>, EvalError> {
+        if let Fast::Concat(l, r) = self {
+            tri!(l.write_pieces(scope, out));
+            return r.write_pieces(scope, out);
+        }
+        let v = tri!(self.eval(scope));
+        match v.get() {
+            Some(Value::String(s)) => escape_json(out, s),
+            Some(Value::Number(n)) if n.is_u64() => push_digits(out, n.as_u64().unwrap_or(0)),
+            _ => {
+                let mut text = String::new();
+                if !push_text(&mut text, &v) {
+                    return Ok(Err(Fallback));
+                }
+                escape_json(out, &text);
+            }
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// Appends `s` escaped as the inside of a JSON string, exactly as serde_json escapes it.
+fn escape_json(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut run = 0;
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        let short = match b {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            0x08 => b'b',
+            0x0c => b'f',
+            0..0x20 => 0,
+            _ => continue,
+        };
+        out.extend_from_slice(&s.as_bytes()[run..i]);
+        run = i + 1;
+        match short {
+            0 => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]),
+            c => out.extend_from_slice(&[b'\\', c]),
+        }
+    }
+    out.extend_from_slice(&s.as_bytes()[run..]);
+}
+
+/// Appends the decimal digits of `n`.
+fn push_digits(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[at..]);
+}
+
 // The arms below are functions of their own, kept out of `eval`: inlined there, their locals
 // made each level of the recursion take 2.6 KB of stack.
 
@@ -1187,4 +1296,20 @@ fn to_mj(v: &V) -> Result<MjValue, Fallback> {
         Some(Value::String(s)) => MjValue::from(s.as_str()),
         Some(_) => return Err(Fallback),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut all: String = (0u8..0x80).map(char::from).collect();
+        all.push_str("æøå – \u{2028}\u{10ffff}\\\"");
+        for s in [all.as_str(), "", "plain", "\"", "a\nb", "\u{1f}x\u{7f}"] {
+            let mut ours = vec![b'"'];
+            super::escape_json(&mut ours, s);
+            ours.push(b'"');
+            let theirs = serde_json::to_string(s).unwrap_or_default();
+            assert_eq!(String::from_utf8_lossy(&ours), theirs);
+        }
+    }
 }

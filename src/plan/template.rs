@@ -191,12 +191,21 @@ pub fn key_text_json(v: &Value) -> Option<String> {
     }
 }
 
-/// When on, every expression with a fast path is also evaluated by minijinja, and a difference
-/// is an error. Tests turn it on to prove the two agree on every mapping case.
-static CROSS_CHECK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+thread_local! {
+    /// When on, every expression with a fast path is also evaluated by minijinja, and a
+    /// difference is an error. Tests turn it on to prove the two agree on every mapping case.
+    /// Per thread, so the other tests of the same binary still run the paths the product runs
+    /// (a body is then written straight as JSON, not from the value minijinja is compared with).
+    static CROSS_CHECK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 
+/// Turns the cross-check on or off for the calling thread.
 pub fn set_cross_check(on: bool) {
-    CROSS_CHECK.store(on, std::sync::atomic::Ordering::Relaxed);
+    CROSS_CHECK.set(on);
+}
+
+fn cross_check() -> bool {
+    CROSS_CHECK.get()
 }
 
 /// One step of a plain path.
@@ -656,7 +665,7 @@ impl Template {
                         None | Some(Value::Null) => Out::Absent,
                         Some(v) => Out::Value(v),
                     };
-                    if CROSS_CHECK.load(std::sync::atomic::Ordering::Relaxed) {
+                    if cross_check() {
                         let slow = slow_eval(expr, scope)?;
                         if !same_json(&slow, &out) {
                             return Err(EvalError(format!(
@@ -692,19 +701,13 @@ impl Template {
             Template::Expr {
                 fast: Some(f),
                 expr,
-            } if !CROSS_CHECK.load(std::sync::atomic::Ordering::Relaxed) => {
-                let out_value = match f.eval(scope)? {
-                    Ok(v) => match v.get() {
-                        None | Some(Value::Null) => return Ok(false),
-                        Some(v) => return write(out, v),
-                    },
-                    Err(_) => slow_eval(expr, scope)?,
-                };
-                match out_value {
+            } if !cross_check() => match f.write_json(scope, out)? {
+                Ok(written) => Ok(written),
+                Err(_) => match slow_eval(expr, scope)? {
                     Out::Absent => Ok(false),
                     Out::Value(v) => write(out, &v),
-                }
-            }
+                },
+            },
             _ => match self.eval(scope)? {
                 Out::Absent => Ok(false),
                 Out::Value(v) => write(out, &v),
@@ -779,7 +782,7 @@ impl Template {
                 expr,
             } => {
                 if let Ok(b) = f.test(scope)? {
-                    if CROSS_CHECK.load(std::sync::atomic::Ordering::Relaxed) {
+                    if cross_check() {
                         let slow = slow_eval(expr, scope)?;
                         if matches!(&slow, Out::Value(v) if truthy(v)) != b {
                             return Err(EvalError(format!(
