@@ -483,8 +483,15 @@ impl Fast {
             Fast::And(l, r) => tri!(l.test(scope)) && tri!(r.test(scope)),
             Fast::Or(l, r) => tri!(l.test(scope)) || tri!(r.test(scope)),
             Fast::Cmp(l, op, r) => {
-                let (l, r) = (tri!(l.eval(scope)), tri!(r.eval(scope)));
-                match compare(&l, *op, &r) {
+                // Fields and constants are compared where they are, without a value for each.
+                let found = match (l.peek(scope), r.peek(scope)) {
+                    (Some(a), Some(b)) => compare(a, *op, b),
+                    _ => {
+                        let (l, r) = (tri!(l.eval(scope)), tri!(r.eval(scope)));
+                        compare(l.get(), *op, r.get())
+                    }
+                };
+                match found {
                     Some(b) => b,
                     None => return Ok(Err(Fallback)),
                 }
@@ -493,6 +500,17 @@ impl Fast {
             Fast::Path { var, steps } => lookup_path(scope, var, steps).is_some_and(truthy),
             other => tri!(other.eval(scope)).truthy(),
         }))
+    }
+
+    /// The value of a constant or a path, read in place (`Some(None)`: undefined); `None` for
+    /// the other nodes, which must be evaluated.
+    #[inline(always)]
+    fn peek<'a>(&'a self, scope: &Scope<'a>) -> Option<Option<&'a Value>> {
+        match self {
+            Fast::Const(v) => Some(Some(v)),
+            Fast::Path { var, steps } => Some(lookup_path(scope, var, steps)),
+            _ => None,
+        }
     }
 
     /// Constants and paths, most of the nodes, are read where they are used, without a call.
@@ -530,7 +548,7 @@ impl Fast {
             Fast::Concat(l, r) => return concat(l, r, scope),
             Fast::Cmp(l, op, r) => {
                 let (l, r) = (tri!(l.eval(scope)), tri!(r.eval(scope)));
-                match compare(&l, *op, &r) {
+                match compare(l.get(), *op, r.get()) {
                     Some(b) => V::Own(Value::Bool(b)),
                     None => return Ok(Err(Fallback)),
                 }
@@ -617,21 +635,33 @@ impl Fast {
     }
 }
 
+/// For each byte, the letter of its short escape (`\n`), `u` for `\u00XX`, or 0: as is.
+const ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = b'u';
+        b += 1;
+    }
+    t[0x08] = b'b';
+    t[0x09] = b't';
+    t[0x0a] = b'n';
+    t[0x0c] = b'f';
+    t[0x0d] = b'r';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
 /// Appends `s` escaped as the inside of a JSON string, exactly as serde_json escapes it.
 fn escape_json(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut run = 0;
     for (i, &b) in s.as_bytes().iter().enumerate() {
-        let short = match b {
-            b'"' => b'"',
-            b'\\' => b'\\',
-            b'\n' => b'n',
-            b'\r' => b'r',
-            b'\t' => b't',
-            0x08 => b'b',
-            0x0c => b'f',
-            0..0x20 => 0,
-            _ => continue,
+        let short = match ESCAPE[usize::from(b)] {
+            0 => continue,
+            b'u' => 0,
+            c => c,
         };
         out.extend_from_slice(&s.as_bytes()[run..i]);
         run = i + 1;
@@ -967,9 +997,9 @@ fn key_of<'v>(v: &'v V) -> Option<Option<Cow<'v, str>>> {
     }
 }
 
-fn compare(l: &V, op: Cmp, r: &V) -> Option<bool> {
+/// `a op b` on values that may be undefined (`None`); `None` to leave it to minijinja.
+fn compare(a: Option<&Value>, op: Cmp, b: Option<&Value>) -> Option<bool> {
     use std::cmp::Ordering;
-    let (a, b) = (l.get(), r.get());
     let ord = || -> Option<Ordering> {
         match (a?, b?) {
             (Value::Number(x), Value::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
