@@ -191,7 +191,7 @@ fn run_case(
             .map_err(|e| format!("target.find failed: {e}"))?;
         let got = ExpectedRequest {
             method: got.method.to_string(),
-            path: got.path,
+            path: got.path.to_string(),
             query: got.query.to_map(),
             body: None,
         };
@@ -235,7 +235,7 @@ fn run_case(
     let actual: Vec<ExpectedRequest> = match &applied.outcome {
         Outcome::Write(r) => vec![ExpectedRequest {
             method: r.method.to_string(),
-            path: r.path.clone(),
+            path: r.path.to_string(),
             query: r.query.to_map(),
             body: r.body.as_ref().map(Body::value),
         }],
@@ -246,11 +246,7 @@ fn run_case(
     if plan.direction.target() == Connection::Tripletex
         && let Outcome::Write(r) = &applied.outcome
     {
-        let q: Vec<(&str, &str)> = r
-            .query
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let q: Vec<(&str, &str)> = r.query.pairs().collect();
         let body = r.body.as_ref().map(Body::value);
         let violations = crate::tripletex_spec::check(r.method, &r.path, &q, body.as_ref());
         if !violations.is_empty() {

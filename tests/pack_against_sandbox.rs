@@ -99,8 +99,8 @@ async fn the_sandbox_accepts_every_body_the_pack_makes_and_rejects_unknown_field
         }
         let query: Vec<(&str, String)> = request
             .query
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.clone()))
+            .pairs()
+            .map(|(k, v)| (k, v.to_string()))
             .collect();
         let result = match request.method {
             "POST" => tx.post(&request.path, &query, &body).await,

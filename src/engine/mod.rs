@@ -17,13 +17,13 @@ use serde_json::Value;
 use crate::plan::template::{
     Memo, Out, RecordRt, Resolver, Scope, Step, Template, Var, null_root, text_of,
 };
-use crate::plan::{Fields, Matches, Node, NodeKind, Plan};
+use crate::plan::{Fields, Matches, Node, NodeKind, Plan, RequestText};
 
 /// A request the engine wants sent.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Request {
     pub method: &'static str,
-    pub path: String,
+    pub path: Text,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub query: Query,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -33,10 +33,10 @@ pub struct Request {
 /// Query parameters in the mapping's order. A list, not a map: a mapping's handful of parameters
 /// are unique already (they are YAML keys), and a list is built without hashing any of them.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Query(pub Vec<(String, String)>);
+pub struct Query(pub Vec<(Arc<str>, Text)>);
 
 impl std::ops::Deref for Query {
-    type Target = [(String, String)];
+    type Target = [(Arc<str>, Text)];
     fn deref(&self) -> &Self::Target {
         &self.0
     }
@@ -45,13 +45,60 @@ impl std::ops::Deref for Query {
 impl Query {
     /// The parameters as a map, as tests write them.
     pub fn to_map(&self) -> IndexMap<String, String> {
-        self.0.iter().cloned().collect()
+        self.pairs().map(|(k, v)| (k.into(), v.into())).collect()
+    }
+
+    /// The parameters as text pairs.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (&**k, &**v))
     }
 }
 
 impl Serialize for Query {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+        s.collect_map(self.pairs())
+    }
+}
+
+/// A request's path or query value: the mapping's own text, shared, when the mapping fixes it
+/// (most query values, create paths), or the text rendered for this record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Text {
+    Fixed(Arc<str>),
+    Rendered(String),
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            Text::Fixed(s) => s,
+            Text::Rendered(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        **self == **other
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Text {
+        Text::Rendered(s.to_string())
+    }
+}
+
+impl Serialize for Text {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self)
     }
 }
 
@@ -437,29 +484,37 @@ fn key_display(k: &str) -> String {
 
 fn request_text(
     ctx: &Ctx,
-    t: &Template,
+    t: &RequestText,
     scope: &Scope,
     field: &str,
-) -> Result<String, RecordError> {
+) -> Result<Text, RecordError> {
     let field: &dyn std::fmt::Display = &field;
-    match ctx.text(t, scope, field)? {
-        Some(s) => Ok(s),
+    if let Some(fixed) = &t.fixed {
+        return Ok(Text::Fixed(fixed.clone()));
+    }
+    match ctx.text(&t.template, scope, field)? {
+        Some(s) => Ok(Text::Rendered(s)),
         None => Err(ctx.error(field, "is empty".into())),
     }
 }
 
 fn request_query(
     ctx: &Ctx,
-    q: &[(String, Template)],
+    q: &[(Arc<str>, RequestText)],
     scope: &Scope,
     field: &str,
 ) -> Result<Query, RecordError> {
     let mut out = Vec::with_capacity(q.len());
     let root = At::Root(field);
     for (k, t) in q {
-        if let Some(v) = ctx.text(t, scope, &At::Field(&root, k))? {
-            out.push((k.clone(), v));
-        }
+        let v = match &t.fixed {
+            Some(fixed) => Text::Fixed(fixed.clone()),
+            None => match ctx.text(&t.template, scope, &At::Field(&root, k))? {
+                Some(v) => Text::Rendered(v),
+                None => continue,
+            },
+        };
+        out.push((k.clone(), v));
     }
     Ok(Query(out))
 }

@@ -64,23 +64,46 @@ pub struct TargetPlan {
 
 #[derive(Debug)]
 pub struct FindPlan {
-    pub path: Template,
-    pub query: Vec<(String, Template)>,
+    pub path: RequestText,
+    pub query: Vec<(Arc<str>, RequestText)>,
     pub matches: Option<Template>,
 }
 
 #[derive(Debug)]
 pub struct WritePlan {
     pub method: WriteMethod,
-    pub path: Template,
-    pub query: Vec<(String, Template)>,
+    pub path: RequestText,
+    pub query: Vec<(Arc<str>, RequestText)>,
     /// The path or the query reads `body`: the engine parses the rendered body for them.
     pub reads_body: bool,
 }
 
+/// A request's path or query value. Text the mapping fixes is kept `fixed`, so that every request
+/// shares it instead of copying it.
+#[derive(Debug)]
+pub struct RequestText {
+    pub template: Template,
+    pub fixed: Option<Arc<str>>,
+}
+
+impl RequestText {
+    fn new(template: Template) -> RequestText {
+        let fixed = match &template {
+            Template::Const(Value::String(s)) => Some(Arc::from(s.as_str())),
+            _ => None,
+        };
+        RequestText { template, fixed }
+    }
+}
+
 impl WritePlan {
-    fn new(method: WriteMethod, path: Template, query: Vec<(String, Template)>) -> WritePlan {
-        let reads_body = path.reads("body") || query.iter().any(|(_, t)| t.reads("body"));
+    fn new(
+        method: WriteMethod,
+        path: RequestText,
+        query: Vec<(Arc<str>, RequestText)>,
+    ) -> WritePlan {
+        let reads_body =
+            path.template.reads("body") || query.iter().any(|(_, t)| t.template.reads("body"));
         WritePlan {
             method,
             path,
@@ -1081,11 +1104,12 @@ impl<'a> Cx<'a> {
         q: &indexmap::IndexMap<String, String>,
         pointer: &str,
         vars: &[&str],
-    ) -> Vec<(String, Template)> {
+    ) -> Vec<(Arc<str>, RequestText)> {
         q.iter()
             .filter_map(|(k, v)| {
                 let p = format!("{pointer}/{}", escape_pointer(k));
-                self.template(v, &p, vars).map(|t| (k.clone(), t))
+                let t = self.template(v, &p, vars)?;
+                Some((Arc::from(k.as_str()), RequestText::new(t)))
             })
             .collect()
     }
@@ -1181,19 +1205,24 @@ impl<'a> Cx<'a> {
         }
 
         let find_vars = ["source", "body"];
-        let find_path = self.template(&m.target.find.path, "/target/find/path", &find_vars);
+        let find_path = self
+            .template(&m.target.find.path, "/target/find/path", &find_vars)
+            .map(RequestText::new);
         let find_query = self.query(&m.target.find.query, "/target/find/query", &find_vars);
         let find_matches =
             m.target.find.matches.as_ref().and_then(|e| {
                 self.expression(e, "/target/find/match", &["item", "source", "body"])
             });
-        let create_path = self.template(&m.target.create.path, "/target/create/path", &find_vars);
+        let create_path = self
+            .template(&m.target.create.path, "/target/create/path", &find_vars)
+            .map(RequestText::new);
         let create_query = self.query(&m.target.create.query, "/target/create/query", &find_vars);
         let update_vars = ["source", "body", "target"];
         let update = m.target.update.as_ref().map(|u| {
             (
                 u.method,
-                self.template(&u.path, "/target/update/path", &update_vars),
+                self.template(&u.path, "/target/update/path", &update_vars)
+                    .map(RequestText::new),
                 self.query(&u.query, "/target/update/query", &update_vars),
             )
         });

@@ -856,10 +856,7 @@ fn field<'a>(item: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 fn query_of(req: &Request) -> Vec<(&str, String)> {
-    req.query
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.clone()))
-        .collect()
+    req.query.pairs().map(|(k, v)| (k, v.to_string())).collect()
 }
 
 fn ref_key(entity: &str, key: &str) -> String {
