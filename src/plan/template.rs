@@ -87,7 +87,8 @@ pub trait Resolver: Send + Sync {
 /// A static lookup table compiled from the mapping.
 #[derive(Debug, Clone)]
 pub struct StaticTable {
-    pub entries: std::collections::HashMap<String, Value>,
+    /// In the mapping's order; small tables are searched in order, large ones by hash.
+    pub entries: indexmap::IndexMap<String, Value>,
     pub default: Option<Value>,
 }
 
