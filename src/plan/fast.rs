@@ -893,13 +893,21 @@ fn check<'a>(
     args: &'a [Fast],
     scope: &Scope<'a>,
 ) -> Result<Result<bool, Fallback>, EvalError> {
-    let v = tri!(e.eval(scope));
+    // A field or a constant is tested where it is.
+    let computed;
+    let v = match e.peek(scope) {
+        Some(v) => v,
+        None => {
+            computed = tri!(e.eval(scope));
+            computed.get()
+        }
+    };
     let arg = match args {
         [] => None,
         [a] => Some(tri!(a.eval(scope))),
         _ => return Ok(Err(Fallback)),
     };
-    let b = match (name, v.get(), arg.as_ref().map(V::get)) {
+    let b = match (name, v, arg.as_ref().map(V::get)) {
         (Test::Defined, v, None) => v.is_some(),
         (Test::Undefined, v, None) => v.is_none(),
         (Test::None, v, None) => matches!(v, Some(Value::Null)),
