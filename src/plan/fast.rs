@@ -14,8 +14,8 @@ use serde_json::Value;
 use super::filters::decimal_filter_json;
 use super::scope::field;
 use super::template::{
-    EvalError, RecordRt, Scope, Step, call_filter, key_text_json, lookup_in, lookup_path, push_u64,
-    truthy,
+    EvalError, RecordRt, Scope, Step, call_filter, digits, key_text_json, lookup_in, lookup_path,
+    push_u64, truthy,
 };
 
 /// A compiled fast expression.
@@ -622,7 +622,9 @@ impl Fast {
         let v = tri!(self.eval(scope));
         match v.get() {
             Some(Value::String(s)) => escape_json(out, s),
-            Some(Value::Number(n)) if n.is_u64() => push_digits(out, n.as_u64().unwrap_or(0)),
+            Some(Value::Number(n)) if n.is_u64() => {
+                out.extend_from_slice(digits(&mut [0; 20], n.as_u64().unwrap_or(0)));
+            }
             _ => {
                 let mut text = String::new();
                 if !push_text(&mut text, &v) {
@@ -678,21 +680,6 @@ fn escape_json(out: &mut Vec<u8>, s: &str) {
         }
     }
     out.extend_from_slice(&s.as_bytes()[run..]);
-}
-
-/// Appends the decimal digits of `n`.
-fn push_digits(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[at..]);
 }
 
 // The arms below are functions of their own, kept out of `eval`: inlined there, their locals

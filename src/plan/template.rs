@@ -864,9 +864,9 @@ fn push_json_text(out: &mut String, v: &Value) -> bool {
     true
 }
 
-/// Appends the decimal digits of `n`, without the formatting machinery (keys are mostly ids).
-pub(crate) fn push_u64(out: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
+/// The decimal digits of `n`, written at the end of `buf`, without the formatting machinery (keys
+/// are mostly ids).
+pub(crate) fn digits(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
     let mut at = buf.len();
     loop {
         at -= 1;
@@ -876,7 +876,12 @@ pub(crate) fn push_u64(out: &mut String, mut n: u64) {
             break;
         }
     }
-    for &b in &buf[at..] {
+    &buf[at..]
+}
+
+/// Appends the decimal digits of `n`.
+pub(crate) fn push_u64(out: &mut String, n: u64) {
+    for &b in digits(&mut [0; 20], n) {
         out.push(char::from(b));
     }
 }
