@@ -61,8 +61,9 @@ impl Serialize for Query {
 }
 
 /// A request's path or query value: the mapping's own text, shared, when the mapping fixes it
-/// (most query values, create paths), or the text rendered for this record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// (most query values, create paths), or the text rendered for this record. Two texts are equal
+/// when they read the same, however they were made.
+#[derive(Debug, Clone, Eq)]
 pub enum Text {
     Fixed(Arc<str>),
     Rendered(String),
@@ -81,6 +82,12 @@ impl std::ops::Deref for Text {
 impl std::fmt::Display for Text {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self)
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Text) -> bool {
+        **self == **other
     }
 }
 
@@ -778,6 +785,14 @@ mod tests {
         let (plan, diags, _) = crate::plan::compile(&doc);
         assert!(diags.is_empty(), "{diags:?}");
         plan.unwrap_or_else(|| panic!("does not compile"))
+    }
+
+    #[test]
+    fn request_texts_are_equal_when_they_read_the_same() {
+        let fixed = Text::Fixed(Arc::from("/product"));
+        assert_eq!(fixed, Text::Rendered("/product".into()));
+        assert_eq!(fixed, "/product");
+        assert_ne!(fixed, Text::Rendered("/products".into()));
     }
 
     #[test]
