@@ -526,14 +526,11 @@ impl Fast {
         }
     }
 
+    /// Every node but the leaves `eval` reads itself.
     #[inline(never)]
     fn eval_node<'a>(&'a self, scope: &Scope<'a>) -> R<'a> {
         Ok(Ok(match self {
-            Fast::Const(v) => V::Ref(v),
-            Fast::Path { var, steps } => match lookup_path(scope, var, steps) {
-                None => V::Undef,
-                Some(v) => V::Ref(v),
-            },
+            Fast::Const(_) | Fast::Path { .. } => return self.eval(scope),
             Fast::Attr(base, step) => walk(tri!(base.eval(scope)), std::slice::from_ref(step)),
             Fast::Slice(base, start, stop) => return slice(base, *start, *stop, scope),
             Fast::Not(e) => V::Own(Value::Bool(!tri!(e.test(scope)))),
