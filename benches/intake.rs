@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::post;
-use rbtx::connectors::Secret;
 use rbtx::plan::{Pack, load_pack};
 use rbtx::runtime::intake::{Intake, IntakeTenant};
+use rbtx::secret::Secret;
 use rbtx::store::Store;
 use rbtx::store::postgres::PostgresStore;
 use rbtx::store::sqlite::SqliteStore;

@@ -14,9 +14,9 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rbtx::connectors::Secret;
 use rbtx::connectors::rackbeat::{Rackbeat, RackbeatConfig};
 use rbtx::connectors::tripletex::{Tripletex, TripletexConfig};
+use rbtx::secret::Secret;
 use serde_json::{Value, json};
 
 use common::{Figure, Killed, SandboxProcess, Target};

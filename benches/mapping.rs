@@ -185,7 +185,7 @@ fn json_round_trip(input: &str) -> usize {
 
 #[inline(never)]
 fn map_record(plan: &Plan, input: &str, resolver: &Arc<FixtureResolver>) -> usize {
-    let v = rbtx::engine::parse_json(input).unwrap_or(Value::Null);
+    let v = rbtx::json::parse(input).unwrap_or(Value::Null);
     let Some(source) = plan.select_owned(v) else {
         return 0;
     };

@@ -12,12 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use rbtx::connectors::Secret;
 use rbtx::connectors::rackbeat::{Rackbeat, RackbeatConfig};
 use rbtx::connectors::tripletex::{Tripletex, TripletexConfig};
 use rbtx::plan::load_pack;
 use rbtx::runtime::worker::{Handled, Tenant, Worker};
 use rbtx::sandbox::{self, DataSize, SandboxConfig};
+use rbtx::secret::Secret;
 use rbtx::store::sqlite::SqliteStore;
 use rbtx::store::{NewEvent, Store};
 use serde_json::json;

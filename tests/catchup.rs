@@ -4,11 +4,11 @@
 
 use std::path::PathBuf;
 
-use rbtx::connectors::Secret;
 use rbtx::connectors::rackbeat::{Rackbeat, RackbeatConfig};
 use rbtx::plan::load_pack;
 use rbtx::runtime::catchup;
 use rbtx::sandbox::{self, SandboxConfig};
+use rbtx::secret::Secret;
 use rbtx::store::Store;
 use rbtx::store::sqlite::SqliteStore;
 use serde_json::json;

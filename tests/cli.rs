@@ -6,7 +6,7 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use rbtx::connectors::Secret;
+use rbtx::secret::Secret;
 use rbtx::store::postgres::PostgresStore;
 use rbtx::store::sqlite::SqliteStore;
 use rbtx::store::{NewEvent, Store};

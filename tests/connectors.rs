@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 
 use rbtx::connectors::rackbeat::{Rackbeat, RackbeatConfig};
 use rbtx::connectors::tripletex::{Tripletex, TripletexConfig};
-use rbtx::connectors::{ApiError, RetryPolicy, Secret};
+use rbtx::connectors::{ApiError, RetryPolicy};
 use rbtx::sandbox::faults::FaultConfig;
 use rbtx::sandbox::{self, SandboxConfig};
+use rbtx::secret::Secret;
 use serde_json::{Value, json};
 
 fn quick_retries() -> RetryPolicy {

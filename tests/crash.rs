@@ -8,9 +8,9 @@ mod support;
 
 use std::time::Duration;
 
-use rbtx::connectors::Secret;
 use rbtx::connectors::rackbeat::{Rackbeat, RackbeatConfig};
 use rbtx::sandbox;
+use rbtx::secret::Secret;
 use serde_json::json;
 use support::process::{listening, start_sandboxes};
 

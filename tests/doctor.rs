@@ -5,13 +5,13 @@ mod support;
 
 use std::path::PathBuf;
 
-use rbtx::connectors::Secret;
 use rbtx::connectors::rackbeat::{Rackbeat, RackbeatConfig};
 use rbtx::connectors::tripletex::{Tripletex, TripletexConfig};
 use rbtx::doctor::{self, Report, Setup, Severity};
 use rbtx::plan::{Pack, load_pack};
 use rbtx::runtime::worker::Tenant;
 use rbtx::sandbox::{self, SandboxConfig, Sandboxes};
+use rbtx::secret::Secret;
 use rbtx::spec::Direction;
 use rbtx::store::Store;
 use rbtx::store::sqlite::SqliteStore;

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rbtx::connectors::RetryPolicy;
 use rbtx::connectors::rackbeat::{Rackbeat, RackbeatConfig};
 use rbtx::connectors::tripletex::{Tripletex, TripletexConfig};
-use rbtx::connectors::{RetryPolicy, Secret};
 use rbtx::plan::load_pack;
 use rbtx::runtime::initial::{self, Counts, Options, Report, Status};
 use rbtx::runtime::worker::{INITIAL_SYNC_EVENT, Tenant, Worker};
@@ -17,6 +17,7 @@ use rbtx::sandbox::faults::FaultConfig;
 use rbtx::sandbox::rackbeat::Resource;
 use rbtx::sandbox::tripletex::Kind;
 use rbtx::sandbox::{self, SandboxConfig, Sandboxes};
+use rbtx::secret::Secret;
 use rbtx::store::Store;
 use rbtx::store::sqlite::SqliteStore;
 use serde_json::Value;

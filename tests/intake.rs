@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rbtx::connectors::Secret;
 use rbtx::plan::load_pack;
 use rbtx::runtime::intake::{Intake, IntakeTenant};
+use rbtx::secret::Secret;
 use rbtx::store::Store;
 use rbtx::store::sqlite::SqliteStore;
 use serde_json::{Value, json};

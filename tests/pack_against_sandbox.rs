@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rbtx::connectors::RetryPolicy;
 use rbtx::connectors::tripletex::{Tripletex, TripletexConfig};
-use rbtx::connectors::{RetryPolicy, Secret};
 use rbtx::plan::load_pack;
 use rbtx::sandbox::{self, SandboxConfig};
+use rbtx::secret::Secret;
 use serde_json::{Value, json};
 
 /// Reference fields and the list that holds what they point at.

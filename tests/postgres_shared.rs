@@ -12,9 +12,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use rbtx::connectors::Secret;
 use rbtx::connectors::rackbeat::{Rackbeat, RackbeatConfig};
 use rbtx::sandbox;
+use rbtx::secret::Secret;
 use serde_json::json;
 use support::process::{listening, start_sandboxes};
 

@@ -5,10 +5,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rbtx::connectors::Secret;
 use rbtx::connectors::rackbeat::{Rackbeat, RackbeatConfig};
 use rbtx::connectors::tripletex::{Tripletex, TripletexConfig};
 use rbtx::sandbox;
+use rbtx::secret::Secret;
 use serde_json::{Value, json};
 
 struct Running(Child);

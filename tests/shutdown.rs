@@ -26,7 +26,7 @@ fn config(sb: &Sandboxes, store: &std::path::Path, subscribe: bool) -> RunConfig
     accounts.account_id = Some(sandbox::RACKBEAT_ACCOUNT_ID.to_string());
     if !subscribe {
         // The restart only works the queue; no delivery comes to it.
-        accounts.webhook_tokens = vec![rbtx::connectors::Secret::new("not-delivered-to")];
+        accounts.webhook_tokens = vec![rbtx::secret::Secret::new("not-delivered-to")];
     }
     RunConfig {
         pack: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings"),

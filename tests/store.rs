@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rbtx::connectors::Secret;
+use rbtx::secret::Secret;
 use rbtx::store::postgres::PostgresStore;
 use rbtx::store::sqlite::SqliteStore;
 use rbtx::store::{Binding, Location, NewEvent, Store};

@@ -8,13 +8,13 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rbtx::connectors::Secret;
 use rbtx::connectors::rackbeat::{Rackbeat, RackbeatConfig};
 use rbtx::runtime::accounts::load_tenants;
 use rbtx::runtime::run::{RunConfig, TenantSource};
 use rbtx::sandbox::rackbeat::Resource;
 use rbtx::sandbox::tripletex::Kind;
 use rbtx::sandbox::{self, SandboxConfig, Sandboxes};
+use rbtx::secret::Secret;
 use rbtx::spec::Code;
 use rbtx::store::sqlite::SqliteStore;
 use rbtx::store::{Location, Store};

@@ -9,8 +9,9 @@ use tokio::sync::Mutex;
 use tracing::Instrument;
 
 use super::{
-    ApiError, ConfigError, FieldMessage, RetryPolicy, Secret, back_off, idempotent, transport_error,
+    ApiError, ConfigError, FieldMessage, RetryPolicy, back_off, idempotent, transport_error,
 };
+use crate::secret::Secret;
 
 /// How to reach one Rackbeat account.
 #[derive(Debug, Clone)]
@@ -269,7 +270,7 @@ impl Rackbeat {
                     let v: Value = if text.trim().is_empty() {
                         Value::Null
                     } else {
-                        crate::engine::parse_json(&text).unwrap_or(Value::String(text))
+                        crate::json::parse(&text).unwrap_or(Value::String(text))
                     };
                     // 206 Partial Content is how Rackbeat answers every list.
                     if (200..300).contains(&status) {

@@ -10,8 +10,9 @@ use tokio::sync::Mutex;
 use tracing::Instrument;
 
 use super::{
-    ApiError, ConfigError, FieldMessage, RetryPolicy, Secret, back_off, idempotent, transport_error,
+    ApiError, ConfigError, FieldMessage, RetryPolicy, back_off, idempotent, transport_error,
 };
+use crate::secret::Secret;
 
 /// What to do when Tripletex refuses an invoice because the company has no bank account.
 pub const BANK_ACCOUNT_FIX: &str = "Tripletex: Company → Company information → set the invoice bank account. \
@@ -317,7 +318,7 @@ impl Tripletex {
             .text()
             .await
             .map_err(|e| transport_error("POST", path, &e))?;
-        let v = crate::engine::parse_json(&text).unwrap_or(Value::Null);
+        let v = crate::json::parse(&text).unwrap_or(Value::Null);
         if !(200..300).contains(&status) {
             return Err(status_error("POST", path, status, &v, request_id));
         }
@@ -421,7 +422,7 @@ impl Tripletex {
                     let v: Value = if text.trim().is_empty() {
                         Value::Null
                     } else {
-                        crate::engine::parse_json(&text).map_err(|e| ApiError::Decode {
+                        crate::json::parse(&text).map_err(|e| ApiError::Decode {
                             method: method.to_string(),
                             path: path.into(),
                             message: format!("invalid JSON ({e})"),

@@ -3,10 +3,6 @@
 //! `preview`) supplies the source record, the existing target record if `find` returned one, and a
 //! [`Resolver`] for references and API lookups.
 
-mod json;
-
-pub use json::parse as parse_json;
-
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 

@@ -23,10 +23,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::worker::Tenant;
-use crate::connectors::Secret;
 use crate::connectors::rackbeat::{Rackbeat, RackbeatConfig};
 use crate::connectors::tripletex::{Tripletex, TripletexConfig};
 use crate::plan::{Cx, schema_check};
+use crate::secret::Secret;
 use crate::spec::diagnostic::{Code, Diagnostic};
 use crate::spec::yaml::Document;
 

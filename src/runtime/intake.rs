@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use super::metrics::Metrics;
-use crate::connectors::Secret;
 use crate::plan::Pack;
+use crate::secret::Secret;
 use crate::spec::Direction;
 use crate::store::{NewEvent, Store};
 

@@ -15,10 +15,11 @@ use serde_json::{Value, json};
 use super::accounts::{self, Accounts};
 use super::intake::{Intake, IntakeTenant};
 use super::worker::{Tenant, Worker};
+use crate::connectors::ApiError;
 use crate::connectors::rackbeat::Rackbeat;
-use crate::connectors::{ApiError, Secret};
 use crate::plan::{Pack, discover, load_pack};
 use crate::sandbox::{self, SandboxConfig};
+use crate::secret::Secret;
 use crate::spec::Direction;
 use crate::store::{Location, Store};
 

@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::connectors::Secret;
+use crate::secret::Secret;
 
 /// An event as received, before it has an id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

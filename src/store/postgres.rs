@@ -28,7 +28,7 @@ use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{NoTls, Row, Socket};
 
 use super::{Binding, DeadLetter, Event, NewEvent, Result, Store, StoreError};
-use crate::connectors::Secret;
+use crate::secret::Secret;
 
 /// Versioned migrations, applied in order; a version is never edited once released.
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/postgres/0001_init.sql"))];

@@ -6,9 +6,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rbtx::connectors::RetryPolicy;
 use rbtx::connectors::tripletex::{Tripletex, TripletexConfig};
-use rbtx::connectors::{RetryPolicy, Secret};
 use rbtx::sandbox;
+use rbtx::secret::Secret;
 use serde_json::Value;
 
 /// A child process, killed when dropped.

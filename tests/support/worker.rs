@@ -6,12 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rbtx::connectors::RetryPolicy;
 use rbtx::connectors::rackbeat::{Rackbeat, RackbeatConfig};
 use rbtx::connectors::tripletex::{Tripletex, TripletexConfig};
-use rbtx::connectors::{RetryPolicy, Secret};
 use rbtx::plan::load_pack;
 use rbtx::runtime::worker::{Tenant, Worker};
 use rbtx::sandbox::{self, SandboxConfig, Sandboxes};
+use rbtx::secret::Secret;
 use rbtx::store::Store;
 use rbtx::store::sqlite::SqliteStore;
 
