@@ -1,16 +1,16 @@
 //! The two API clients. A connector knows HTTP, auth, envelopes, paging, errors and rate limits
 //! of its API, and nothing about mappings. The only other code that speaks HTTP is the sandbox.
 
+mod api;
 pub mod rackbeat;
 pub mod tripletex;
+
+pub use api::Api;
 
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use serde::Serialize;
-use serde_json::Value;
-
-use crate::spec::WriteMethod;
 
 /// One validation message from an API, with the field it is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -196,65 +196,6 @@ fn transport_error(method: &str, path: &str, e: &reqwest::Error) -> ApiError {
         path: path.to_string(),
         message: what.to_string(),
         sent,
-    }
-}
-
-/// Either API, for code that works the same way on both: the direction of a mapping decides
-/// which one is its target. Answers come back as records, envelopes removed.
-#[derive(Clone, Copy)]
-pub enum Api<'a> {
-    Rackbeat(&'a rackbeat::Rackbeat),
-    Tripletex(&'a tripletex::Tripletex),
-}
-
-impl Api<'_> {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Api::Rackbeat(_) => "Rackbeat",
-            Api::Tripletex(_) => "Tripletex",
-        }
-    }
-
-    /// The records a mapping's `find` request answers.
-    pub async fn find(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<Value>, ApiError> {
-        match self {
-            Api::Rackbeat(rb) => rb.find(path, query).await,
-            Api::Tripletex(tx) => tx.list_all(path, query).await,
-        }
-    }
-
-    /// One record; `None` on 404.
-    pub async fn get(&self, path: &str) -> Result<Option<Value>, ApiError> {
-        match self {
-            Api::Rackbeat(rb) => Ok(rb.get(path, &[]).await?.map(rackbeat::unwrap_single)),
-            Api::Tripletex(tx) => tx.get(path, &[]).await,
-        }
-    }
-
-    /// Sends a write whose body is JSON text already, and returns the record written.
-    pub async fn write(
-        &self,
-        method: WriteMethod,
-        path: &str,
-        query: &[(&str, String)],
-        json: &str,
-    ) -> Result<Value, ApiError> {
-        match (self, method) {
-            (Api::Tripletex(tx), WriteMethod::Post) => tx.post_json(path, query, json).await,
-            (Api::Tripletex(tx), WriteMethod::Put) => tx.put_json(path, query, json).await,
-            (Api::Rackbeat(rb), method) => {
-                let body: Value = serde_json::from_str(json).map_err(|e| ApiError::Decode {
-                    method: method.as_str().into(),
-                    path: path.into(),
-                    message: format!("the body to send is not JSON: {e}"),
-                })?;
-                let answer = match method {
-                    WriteMethod::Post => rb.post(path, query, &body).await,
-                    WriteMethod::Put => rb.put(path, query, &body).await,
-                };
-                answer.map(rackbeat::unwrap_single)
-            }
-        }
     }
 }
 

@@ -19,17 +19,18 @@
 //! only act while the caller still holds the lease, so a worker whose lease expired and was taken
 //! over cannot overwrite the new owner's outcome.
 
+mod error;
+mod location;
 pub mod postgres;
 pub mod sqlite;
 
-use std::fmt;
+pub use error::{Result, StoreError};
+pub use location::{Location, Opened};
+
 use std::future::Future;
-use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-use crate::secret::Secret;
 
 /// An event as received, before it has an id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,121 +92,6 @@ pub struct DeadLetter {
     pub field: Option<String>,
     /// Unix milliseconds.
     pub failed_at: i64,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("SQLite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("PostgreSQL: {}", postgres::message(.0))]
-    Postgres(#[from] tokio_postgres::Error),
-    #[error("PostgreSQL connection pool: {0}")]
-    Pool(String),
-    #[error("PostgreSQL TLS: {0}")]
-    Tls(String),
-    #[error("stored JSON could not be read or written: {0}")]
-    Json(#[from] serde_json::Error),
-    #[error("the store's connection is unusable after an earlier failure")]
-    Poisoned,
-    #[error("the store's background task failed: {0}")]
-    Task(String),
-}
-
-pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-/// Where the store is: a SQLite file (the default) or a PostgreSQL database.
-#[derive(Clone)]
-pub enum Location {
-    Sqlite(PathBuf),
-    /// A `postgres://` or `postgresql://` URL. It may hold a password, so it is a [`Secret`] and
-    /// is shown without the password.
-    Postgres(Secret),
-}
-
-impl Location {
-    /// The environment variable read when no `--store` is given (or `RBTX_STORE_URL_FILE`,
-    /// naming a file that holds it), so a password need not be on the command line.
-    pub const ENV: &'static str = "RBTX_STORE_URL";
-    pub const DEFAULT: &'static str = "rbtx.sqlite";
-
-    /// A `postgres://` or `postgresql://` URL is PostgreSQL; a path is a SQLite file. Anything
-    /// that looks like another kind of connection string is refused rather than taken as a file
-    /// name: it may hold a password, which would then be logged and written to disk.
-    pub fn parse(text: &str) -> std::result::Result<Location, String> {
-        let lower = text.trim_start().to_ascii_lowercase();
-        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
-            return Ok(Location::Postgres(Secret::new(text.trim())));
-        }
-        if lower.contains("://") || lower.contains("password=") || lower.contains("host=") {
-            return Err(
-                "the store is a SQLite file path or a postgres://user:password@host/db URL; other connection strings are not supported".into(),
-            );
-        }
-        Ok(Location::Sqlite(PathBuf::from(text)))
-    }
-
-    /// `arg` when given, else [`Location::ENV`], else [`Location::DEFAULT`].
-    pub fn from_arg_or_env(arg: Option<&str>) -> std::result::Result<Location, String> {
-        if let Some(arg) = arg {
-            return Location::parse(arg);
-        }
-        match Secret::from_env(Self::ENV)? {
-            Some(value) => Location::parse(value.expose()),
-            None => Location::parse(Self::DEFAULT),
-        }
-    }
-}
-
-/// A store opened from a [`Location`], for code generic over [`Store`]: [`with_store!`] runs
-/// that code on whichever backend it is.
-pub enum Opened {
-    Sqlite(sqlite::SqliteStore),
-    /// Boxed: its pool and connection settings are large beside a SQLite handle.
-    Postgres(Box<postgres::PostgresStore>),
-}
-
-impl Location {
-    /// Opens (or connects to) the store; the error names it, without a password.
-    pub async fn open(&self) -> std::result::Result<Opened, String> {
-        match self {
-            Location::Sqlite(path) => sqlite::SqliteStore::open(path).map(Opened::Sqlite),
-            Location::Postgres(url) => postgres::PostgresStore::connect(url)
-                .await
-                .map(|p| Opened::Postgres(Box::new(p))),
-        }
-        .map_err(|e| format!("{self}: {e}"))
-    }
-}
-
-/// `with_store!(opened, |s| body)`: `body` with `s` bound to the store in `opened` (an
-/// [`Opened`]), whichever backend it is. The body is compiled once per backend, so it may call
-/// functions generic over [`Store`].
-#[macro_export]
-macro_rules! with_store {
-    ($opened:expr, |$s:ident| $body:expr) => {
-        match $opened {
-            $crate::store::Opened::Sqlite($s) => $body,
-            $crate::store::Opened::Postgres($s) => {
-                let $s = *$s;
-                $body
-            }
-        }
-    };
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Location::Sqlite(path) => write!(f, "{}", path.display()),
-            Location::Postgres(url) => f.write_str(&postgres::redacted(url.expose())),
-        }
-    }
-}
-
-impl fmt::Debug for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Location({self})")
-    }
 }
 
 /// The durable store. Every method is one transaction: when it returns `Ok`, the change is on disk.

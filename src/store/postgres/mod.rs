@@ -18,23 +18,22 @@
 //! Leases are compared with the `now_ms` the caller passes, so the machines' clocks must agree to
 //! well within a lease (NTP does).
 
+mod connection;
+mod sql;
+
+pub use connection::redacted;
+
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
-use tokio_postgres::config::Host;
-use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
-use tokio_postgres::{NoTls, Row, Socket};
+use tokio_postgres::{NoTls, Row};
 
-use super::{Binding, DeadLetter, Event, NewEvent, Result, Store, StoreError};
 use crate::secret::Secret;
-
-/// Versioned migrations, applied in order; a version is never edited once released.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/postgres/0001_init.sql"))];
-
-/// The advisory lock migrations run under ("rbtx" in ASCII): one per database.
-const MIGRATION_LOCK: i64 = 0x7262_7478;
+use crate::store::{Binding, DeadLetter, Event, NewEvent, Result, Store, StoreError};
+use connection::{Tls, listen_for_enqueues};
+use sql::*;
 
 /// Connections per process: the workers, the intake and catch-up each hold one only while a
 /// statement or transaction runs.
@@ -42,82 +41,6 @@ const POOL_SIZE: usize = 8;
 
 /// How long to wait for a connection before the call fails (and the caller retries).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-const EVENT_COLUMNS: &str =
-    "e.id, e.tenant, e.entity, e.key, e.event, e.payload, e.received_at, e.attempts";
-
-/// Locks the keys of the events being enqueued, creating their rows if needed, in one sorted
-/// order so that two batches never wait for each other in a cycle.
-const LOCK_KEYS: &str = "INSERT INTO keys (tenant, entity, key)
-     SELECT DISTINCT tenant, entity, key FROM unnest($1::text[], $2::text[], $3::text[])
-         AS n (tenant, entity, key)
-     ORDER BY tenant, entity, key
-     ON CONFLICT (tenant, entity, key) DO UPDATE SET tenant = EXCLUDED.tenant";
-
-/// Ids come from the identity in input order (the `ORDER BY`), so sorted ids match the input.
-const INSERT_EVENTS: &str = "INSERT INTO events (tenant, entity, key, event, payload, received_at)
-     SELECT tenant, entity, key, event, payload, received_at
-     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[])
-         WITH ORDINALITY AS n (tenant, entity, key, event, payload, received_at, i)
-     ORDER BY i
-     RETURNING id";
-
-/// Claim, first statement: lock the keys that look ready, oldest waiting first. Locked keys are
-/// skipped (another process is enqueuing or claiming them); `LIMIT` counts only locked rows.
-const LOCK_READY_KEYS: &str = "WITH open_keys AS (
-         SELECT tenant, entity, key, MIN(id) AS oldest
-         FROM events
-         WHERE state IN ('pending', 'claimed') AND ($1::text IS NULL OR tenant = $1)
-         GROUP BY tenant, entity, key
-         HAVING NOT bool_or(state = 'claimed' AND lease_until > $2)
-            AND (array_agg(not_before ORDER BY id DESC))[1] <= $2
-     )
-     SELECT k.tenant, k.entity, k.key
-     FROM open_keys o JOIN keys k USING (tenant, entity, key)
-     ORDER BY o.oldest
-     LIMIT $3
-     FOR UPDATE OF k SKIP LOCKED";
-
-/// Claim, second statement, on the locked keys with a fresh snapshot: per key with no unexpired
-/// lease, lease the latest event if it is due and supersede the older open ones. The conditions
-/// are repeated on the final `UPDATE` because a row changed meanwhile (an expired holder
-/// completing late) is checked again there.
-const CLAIM_LOCKED_KEYS: &str = "WITH locked AS (
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS l (tenant, entity, key)
-     ),
-     open_keys AS (
-         SELECT e.tenant, e.entity, e.key, MAX(e.id) AS latest, MIN(e.id) AS oldest
-         FROM events e JOIN locked l USING (tenant, entity, key)
-         WHERE e.state IN ('pending', 'claimed')
-         GROUP BY e.tenant, e.entity, e.key
-         HAVING NOT bool_or(e.state = 'claimed' AND e.lease_until > $4)
-     ),
-     chosen AS (
-         SELECT o.* FROM open_keys o JOIN events e ON e.id = o.latest WHERE e.not_before <= $4
-     ),
-     superseded AS (
-         UPDATE events e SET state = 'superseded', lease_owner = NULL, lease_until = NULL
-         FROM chosen c
-         WHERE e.tenant = c.tenant AND e.entity = c.entity AND e.key = c.key AND e.id < c.latest
-           AND e.state IN ('pending', 'claimed')
-     )
-     UPDATE events e SET state = 'claimed', lease_owner = $5, lease_until = $6
-     FROM chosen c
-     WHERE e.id = c.latest AND e.state IN ('pending', 'claimed') AND e.not_before <= $4
-       AND NOT (e.state = 'claimed' AND e.lease_until > $4)
-     RETURNING e.id, e.tenant, e.entity, e.key, e.event, e.payload, e.received_at, e.attempts,
-               c.oldest";
-
-/// Drops the dead letters of one record (tenant, entity, key, event name); their events end 'done'.
-const DISCARD_DEAD_LETTERS: &str = "WITH d AS (
-         DELETE FROM dead_letters
-         WHERE event_id IN (
-             SELECT id FROM events
-             WHERE tenant = $1 AND entity = $2 AND key = $3 AND event = $4 AND state = 'dead'
-         )
-         RETURNING event_id
-     )
-     UPDATE events SET state = 'done' FROM d WHERE events.id = d.event_id";
 
 pub struct PostgresStore {
     pool: Pool,
@@ -130,81 +53,11 @@ pub struct PostgresStore {
     origin: String,
 }
 
-/// How connections are made. `sslmode=require` in the URL gets TLS, with the server's certificate
-/// verified against the platform's trusted roots (and its name against the host); without it, or
-/// with `disable` or `prefer` (tokio-postgres's default), connections are plain TCP as before.
-#[derive(Clone)]
-enum Tls {
-    Plain,
-    Verified(tokio_postgres_rustls::MakeRustlsConnect),
-}
-
-impl Tls {
-    fn for_config(config: &tokio_postgres::Config) -> Result<Tls> {
-        use rustls_platform_verifier::BuilderVerifierExt;
-        if config.get_ssl_mode() != tokio_postgres::config::SslMode::Require {
-            return Ok(Tls::Plain);
-        }
-        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let client = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .and_then(|b| b.with_platform_verifier())
-            .map_err(|e| StoreError::Tls(e.to_string()))?
-            .with_no_client_auth();
-        Ok(Tls::Verified(
-            tokio_postgres_rustls::MakeRustlsConnect::new(client),
-        ))
-    }
-}
-
-/// Creates one key's row if need be and locks it until the transaction ends.
-const LOCK_KEY: &str = "INSERT INTO keys (tenant, entity, key) VALUES ($1, $2, $3)
-     ON CONFLICT (tenant, entity, key) DO UPDATE SET tenant = EXCLUDED.tenant";
-
-/// The channel enqueues notify on commit: "<origin> <tenant>".
-const QUEUED_CHANNEL: &str = "rbtx_queued";
-
 impl fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PostgresStore")
             .field("target", &self.target)
             .finish_non_exhaustive()
-    }
-}
-
-/// `postgres://user@host:port/dbname` of a connection URL, without the password (or a placeholder
-/// when the URL does not parse).
-pub fn redacted(url: &str) -> String {
-    let Ok(config) = tokio_postgres::Config::from_str(url) else {
-        return "postgres://[redacted]".into();
-    };
-    let user = config
-        .get_user()
-        .map(|u| format!("{u}@"))
-        .unwrap_or_default();
-    let hosts: Vec<String> = config
-        .get_hosts()
-        .iter()
-        .zip(config.get_ports().iter().chain(std::iter::repeat(&5432)))
-        .map(|(host, port)| match host {
-            Host::Tcp(h) => format!("{h}:{port}"),
-            Host::Unix(p) => format!("{}:{port}", p.display()),
-        })
-        .collect();
-    format!(
-        "postgres://{user}{}/{}",
-        hosts.join(","),
-        config.get_dbname().unwrap_or_default()
-    )
-}
-
-/// The error with its cause: tokio-postgres shows only the kind ("db error") and keeps the server's
-/// message, or the I/O error, in its source.
-pub(super) fn message(e: &tokio_postgres::Error) -> String {
-    match (e.as_db_error(), std::error::Error::source(e)) {
-        (Some(db), _) => db.to_string(),
-        (None, Some(cause)) => format!("{e}: {cause}"),
-        (None, None) => e.to_string(),
     }
 }
 
@@ -263,66 +116,6 @@ impl PostgresStore {
             PoolError::Backend(e) => StoreError::Postgres(e),
             other => StoreError::Pool(other.to_string()),
         })
-    }
-}
-
-/// LISTENs on its own connection (reconnecting after a failure) and sends the tenant of every
-/// other process's enqueue to `tx`, until `tx`'s receiver is gone.
-async fn listen_for_enqueues<T>(
-    config: tokio_postgres::Config,
-    tls: T,
-    origin: String,
-    tx: tokio::sync::mpsc::UnboundedSender<String>,
-) where
-    T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
-    T::Stream: Send + 'static,
-    T::TlsConnect: Send,
-    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
-{
-    while !tx.is_closed() {
-        match config.connect(tls.clone()).await {
-            Ok((client, mut connection)) => {
-                let (notes, mut heard) = tokio::sync::mpsc::unbounded_channel();
-                let driver = tokio::spawn(async move {
-                    while let Some(message) =
-                        std::future::poll_fn(|cx| connection.poll_message(cx)).await
-                    {
-                        match message {
-                            Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
-                                if notes.send(n.payload().to_string()).is_err() {
-                                    break;
-                                }
-                            }
-                            Ok(_) => {}
-                            Err(_) => break,
-                        }
-                    }
-                });
-                match client
-                    .batch_execute(&format!("LISTEN {QUEUED_CHANNEL}"))
-                    .await
-                {
-                    Ok(()) => {
-                        while let Some(payload) = heard.recv().await {
-                            let Some((from, tenant)) = payload.split_once(' ') else {
-                                continue;
-                            };
-                            if from != origin && tx.send(tenant.to_string()).is_err() {
-                                break;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %message(&e), "Could not listen for other processes' events.")
-                    }
-                }
-                driver.abort();
-            }
-            Err(e) => {
-                tracing::warn!(error = %message(&e), "Could not listen for other processes' events; retrying.")
-            }
-        }
-        tokio::time::sleep(Duration::from_secs(5)).await;
     }
 }
 
