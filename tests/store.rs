@@ -38,6 +38,7 @@ fn binding(key: &str, target_id: i64, version: Option<i64>) -> Binding {
         target_id: json!(target_id),
         version,
         body_hash: Some(format!("hash-{target_id}-{version:?}")),
+        body: Some(json!({ "name": format!("Product {key}"), "price": { "net": target_id } })),
         updated_at: 1_700_000_000_000,
     }
 }
@@ -735,6 +736,91 @@ async fn checkpoints_are_kept_per_tenant<S: Store>(s: &S) {
     );
 }
 
+/// A record that fails the same way at every catch-up is one dead letter that counts, holding the
+/// latest event; another reason is a letter of its own, and a replay requeues the latest event.
+async fn a_repeated_failure_is_one_dead_letter_that_counts<S: Store>(s: &S) {
+    let reason = "422/18000 customerNumber: Kundenummeret 50007 er i bruk";
+    let mut events = Vec::new();
+    for n in 1..=10 {
+        let id = s
+            .enqueue(event("t1", "P1", "product.updated", n))
+            .await
+            .unwrap();
+        let claimed = s.claim(None, "w1", 1, n * 1000, LEASE_MS).await.unwrap();
+        assert_eq!(claimed.iter().map(|e| e.id).collect::<Vec<_>>(), [id]);
+        let letter = s
+            .dead_letter(id, "w1", reason, Some("product.yaml"), None, n * 1000)
+            .await
+            .unwrap()
+            .expect("w1 holds the lease");
+        events.push((id, letter));
+    }
+    let first_letter = events[0].1;
+    assert!(events.iter().all(|(_, l)| *l == first_letter), "{events:?}");
+    let listed = s.list_dead_letters().await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let d = &listed[0];
+    assert_eq!(
+        (d.failures, d.failed_at, d.last_failed_at),
+        (10, 1000, 10_000)
+    );
+    assert_eq!(d.event.id, events[9].0, "the letter holds the latest event");
+    assert_eq!(d.event.payload["n"], 10);
+    assert_eq!(s.queue_depth().await.unwrap(), 0);
+
+    // Another reason for the same record, and the same reason for another record: letters of
+    // their own.
+    for (key, why) in [("P1", "403 forbidden"), ("P2", reason)] {
+        let id = s
+            .enqueue(event("t1", key, "product.updated", 20))
+            .await
+            .unwrap();
+        s.claim(None, "w1", 1, 20_000, LEASE_MS).await.unwrap();
+        s.dead_letter(id, "w1", why, None, None, 20_000)
+            .await
+            .unwrap();
+    }
+    let counts: Vec<_> = s
+        .list_dead_letters()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.event.key, d.reason, d.failures))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("P1".to_string(), reason.to_string(), 10),
+            ("P1".to_string(), "403 forbidden".to_string(), 1),
+            ("P2".to_string(), reason.to_string(), 1),
+        ]
+    );
+
+    // The initial sync files its failures the same way.
+    let mut failed = event("t1", "C1", "initial_sync", 30);
+    failed.entity = "customer".into();
+    let a = s
+        .put_dead_letter(failed.clone(), reason, None, None)
+        .await
+        .unwrap();
+    let b = s.put_dead_letter(failed, reason, None, None).await.unwrap();
+    assert_eq!(a, b);
+    assert_eq!(
+        s.get_dead_letter(a).await.unwrap().map(|d| d.failures),
+        Some(2)
+    );
+
+    // Replaying the counted letter queues its latest event, once.
+    assert!(s.replay(first_letter).await.unwrap());
+    let again = s.claim(None, "w1", 10, 40_000, LEASE_MS).await.unwrap();
+    let p1: Vec<_> = again
+        .iter()
+        .filter(|e| e.key == "P1")
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(p1, [events[9].0]);
+}
+
 /// Calls `$suite!` with every backend-agnostic test above.
 macro_rules! store_tests {
     ($suite:ident) => {
@@ -753,6 +839,7 @@ macro_rules! store_tests {
             a_released_event_is_claimable_at_once_with_its_attempts,
             a_key_can_be_claimed_for_inline_work_unless_held,
             failures_outside_the_queue_are_dead_lettered_once_per_record,
+            a_repeated_failure_is_one_dead_letter_that_counts,
             bindings_upsert_and_move,
             checkpoints_are_kept_per_tenant,
         );
@@ -829,7 +916,7 @@ async fn postgres_two_stores_on_one_database_never_share_a_key() {
     let (ma, mb) = tokio::join!(a.migrate(), b.migrate());
     let mut applied = [ma.unwrap(), mb.unwrap()];
     applied.sort();
-    assert_eq!(applied, [0, 1], "one process applies the migration");
+    assert_eq!(applied, [0, 2], "one process applies the migrations");
 
     const KEYS: i64 = 20;
     const EVENTS: i64 = 400;
@@ -956,7 +1043,7 @@ async fn sqlite_data_survives_reopening_the_file() {
     let (claimed, waiting, dead);
     {
         let s = SqliteStore::open(&path).unwrap();
-        assert_eq!(s.migrate().await.unwrap(), 1);
+        assert_eq!(s.migrate().await.unwrap(), 2);
         claimed = s
             .enqueue(event("t1", "P1", "product.updated", 1))
             .await

@@ -698,6 +698,7 @@ impl<S: Store> Worker<S> {
                 target_id: id,
                 version,
                 body_hash: Some(hash.to_string()),
+                body: None,
                 updated_at: crate::dates::now_millis(),
             })
             .await

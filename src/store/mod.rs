@@ -76,6 +76,9 @@ pub struct Binding {
     pub version: Option<i64>,
     /// Hash of the last body sent, so an unchanged body is not sent again.
     pub body_hash: Option<String>,
+    /// The last body sent (or, for a record the initial sync wrote, the body rbtx would send back
+    /// for it): an update carries only the fields that differ from it.
+    pub body: Option<Value>,
     /// Unix milliseconds.
     pub updated_at: i64,
 }
@@ -90,8 +93,12 @@ pub struct DeadLetter {
     pub mapping: Option<String>,
     /// The field path the failure is about, when known.
     pub field: Option<String>,
-    /// Unix milliseconds.
+    /// Unix milliseconds: the first failure.
     pub failed_at: i64,
+    /// How many times the record failed for this reason (a repeat updates the letter).
+    pub failures: u32,
+    /// Unix milliseconds: the latest failure.
+    pub last_failed_at: i64,
 }
 
 /// The durable store. Every method is one transaction: when it returns `Ok`, the change is on disk.
@@ -155,7 +162,8 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<bool>> + Send;
 
     /// Moves a claimed event to the dead letters and returns the dead letter's id.
-    /// `None` when `worker` no longer holds its lease.
+    /// `None` when `worker` no longer holds its lease. A record with a dead letter for the same
+    /// reason keeps that one letter: it counts the failure and holds this, the latest, event.
     fn dead_letter(
         &self,
         id: i64,
@@ -167,8 +175,8 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<Option<i64>>> + Send;
 
     /// Files a record that failed outside the queue (the initial sync) straight into the dead
-    /// letters, replacing any dead letter of the same tenant, entity, key and event name, and
-    /// returns its id. Replaying it queues the event like any other.
+    /// letters and returns its id: the same reason counts one more failure on the record's letter,
+    /// and a letter of the same tenant, entity, key and event name for another reason is replaced. Replaying it queues the event like any other.
     fn put_dead_letter(
         &self,
         event: NewEvent,

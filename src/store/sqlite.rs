@@ -18,7 +18,13 @@ use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehav
 use super::{Binding, DeadLetter, Event, NewEvent, Result, Store, StoreError};
 
 /// Versioned migrations, applied in order; a version is never edited once released.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/sqlite/0001_init.sql")),
+    (
+        2,
+        include_str!("migrations/sqlite/0002_repeats_and_baselines.sql"),
+    ),
+];
 
 /// How long a statement waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -97,7 +103,8 @@ fn with_payload((mut event, payload): (Event, String)) -> Result<Event> {
 
 fn dead_letters(conn: &Connection, id: Option<i64>) -> Result<Vec<DeadLetter>> {
     let sql = format!(
-        "SELECT {EVENT_COLUMNS}, d.id, d.reason, d.mapping, d.field, d.failed_at
+        "SELECT {EVENT_COLUMNS}, d.id, d.reason, d.mapping, d.field, d.failed_at,
+                d.failures, COALESCE(d.last_failed_at, d.failed_at)
          FROM dead_letters d JOIN events e ON e.id = d.event_id
          WHERE ?1 IS NULL OR d.id = ?1
          ORDER BY d.id"
@@ -111,10 +118,12 @@ fn dead_letters(conn: &Connection, id: Option<i64>) -> Result<Vec<DeadLetter>> {
             row.get::<_, Option<String>>(10)?,
             row.get::<_, Option<String>>(11)?,
             row.get::<_, i64>(12)?,
+            row.get::<_, u32>(13)?,
+            row.get::<_, i64>(14)?,
         ))
     })?;
     rows.map(|r| {
-        let (event, id, reason, mapping, field, failed_at) = r?;
+        let (event, id, reason, mapping, field, failed_at, failures, last_failed_at) = r?;
         Ok(DeadLetter {
             id,
             event: with_payload(event)?,
@@ -122,6 +131,8 @@ fn dead_letters(conn: &Connection, id: Option<i64>) -> Result<Vec<DeadLetter>> {
             mapping,
             field,
             failed_at,
+            failures,
+            last_failed_at,
         })
     })
     .collect()
@@ -142,6 +153,50 @@ fn replay(conn: &mut Connection, id: Option<i64>) -> Result<usize> {
     )?;
     tx.commit()?;
     Ok(n)
+}
+
+/// Files the dead event `event_id` under a dead letter: the record's letter with the same reason
+/// when there is one (it counts one more failure and now holds this, the latest, event; the
+/// event it held is superseded), else a new one. Returns the letter's id.
+fn file_letter(
+    tx: &Transaction<'_>,
+    event_id: i64,
+    reason: &str,
+    mapping: Option<&str>,
+    field: Option<&str>,
+    now_ms: i64,
+) -> Result<i64> {
+    let same: Option<(i64, i64)> = tx
+        .query_row(
+            "SELECT d.id, d.event_id FROM dead_letters d
+             JOIN events e ON e.id = d.event_id
+             JOIN events n ON n.id = ?1
+             WHERE e.tenant = n.tenant AND e.entity = n.entity AND e.key = n.key
+               AND d.reason = ?2 AND d.event_id <> ?1
+             ORDER BY d.id LIMIT 1",
+            params![event_id, reason],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let Some((letter, old_event)) = same {
+        tx.execute(
+            "UPDATE dead_letters SET event_id = ?2, mapping = ?3, field = ?4,
+                    failures = failures + 1, last_failed_at = ?5
+             WHERE id = ?1",
+            params![letter, event_id, mapping, field, now_ms],
+        )?;
+        tx.execute(
+            "UPDATE events SET state = 'superseded' WHERE id = ?1",
+            params![old_event],
+        )?;
+        return Ok(letter);
+    }
+    tx.execute(
+        "INSERT INTO dead_letters (event_id, reason, mapping, field, failed_at, last_failed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        params![event_id, reason, mapping, field, now_ms],
+    )?;
+    Ok(tx.last_insert_rowid())
 }
 
 /// Drops the dead letters of one record; their events end 'done'.
@@ -448,12 +503,14 @@ impl Store for SqliteStore {
             if n == 0 {
                 return Ok(None);
             }
-            tx.execute(
-                "INSERT INTO dead_letters (event_id, reason, mapping, field, failed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, reason, mapping, field, now_ms],
+            let dead_id = file_letter(
+                &tx,
+                id,
+                &reason,
+                mapping.as_deref(),
+                field.as_deref(),
+                now_ms,
             )?;
-            let dead_id = tx.last_insert_rowid();
             tx.commit()?;
             Ok(Some(dead_id))
         })
@@ -473,19 +530,34 @@ impl Store for SqliteStore {
         let field = field.map(str::to_owned);
         self.run(move |conn| {
             let tx = immediate(conn)?;
-            discard(&tx, &event.tenant, &event.entity, &event.key, &event.event)?;
             tx.execute(
                 "INSERT INTO events (tenant, entity, key, event, payload, received_at, state, last_error)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'dead', ?7)",
                 params![event.tenant, event.entity, event.key, event.event, payload, event.received_at, reason],
             )?;
             let event_id = tx.last_insert_rowid();
-            tx.execute(
-                "INSERT INTO dead_letters (event_id, reason, mapping, field, failed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![event_id, reason, mapping, field, event.received_at],
+            let id = file_letter(
+                &tx,
+                event_id,
+                &reason,
+                mapping.as_deref(),
+                field.as_deref(),
+                event.received_at,
             )?;
-            let id = tx.last_insert_rowid();
+            // A letter of this record and event for another reason is out of date.
+            tx.execute(
+                "UPDATE events SET state = 'done' WHERE id IN (
+                     SELECT d.event_id FROM dead_letters d JOIN events e ON e.id = d.event_id
+                     WHERE e.tenant = ?1 AND e.entity = ?2 AND e.key = ?3 AND e.event = ?4
+                       AND d.id <> ?5)",
+                params![event.tenant, event.entity, event.key, event.event, id],
+            )?;
+            tx.execute(
+                "DELETE FROM dead_letters WHERE id <> ?5 AND event_id IN (
+                     SELECT id FROM events
+                     WHERE tenant = ?1 AND entity = ?2 AND key = ?3 AND event = ?4)",
+                params![event.tenant, event.entity, event.key, event.event, id],
+            )?;
             tx.commit()?;
             Ok(id)
         })
@@ -551,7 +623,7 @@ impl Store for SqliteStore {
         self.run(move |conn| {
             let row = conn
                 .prepare_cached(
-                    "SELECT target_id, version, body_hash, updated_at FROM bindings
+                    "SELECT target_id, version, body_hash, updated_at, body FROM bindings
                      WHERE tenant = ?1 AND direction = ?2 AND entity = ?3 AND source_key = ?4",
                 )?
                 .query_row(params![key[0], key[1], key[2], key[3]], |r| {
@@ -560,10 +632,11 @@ impl Store for SqliteStore {
                         r.get::<_, Option<i64>>(1)?,
                         r.get::<_, Option<String>>(2)?,
                         r.get::<_, i64>(3)?,
+                        r.get::<_, Option<String>>(4)?,
                     ))
                 })
                 .optional()?;
-            let Some((target_id, version, body_hash, updated_at)) = row else {
+            let Some((target_id, version, body_hash, updated_at, body)) = row else {
                 return Ok(None);
             };
             let [tenant, direction, entity, source_key] = key;
@@ -575,6 +648,7 @@ impl Store for SqliteStore {
                 target_id: serde_json::from_str(&target_id)?,
                 version,
                 body_hash,
+                body: body.map(|b| serde_json::from_str(&b)).transpose()?,
                 updated_at,
             }))
         })
@@ -583,14 +657,16 @@ impl Store for SqliteStore {
 
     async fn put_binding(&self, b: Binding) -> Result<()> {
         let target_id = serde_json::to_string(&b.target_id)?;
+        let body = b.body.as_ref().map(serde_json::to_string).transpose()?;
         self.run(move |conn| {
             conn.prepare_cached(
                 "INSERT INTO bindings
-                     (tenant, direction, entity, source_key, target_id, version, body_hash, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     (tenant, direction, entity, source_key, target_id, version, body_hash, updated_at, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (tenant, direction, entity, source_key) DO UPDATE SET
                      target_id = excluded.target_id, version = excluded.version,
-                     body_hash = excluded.body_hash, updated_at = excluded.updated_at",
+                     body_hash = excluded.body_hash, updated_at = excluded.updated_at,
+                     body = excluded.body",
             )?
             .execute(params![
                 b.tenant,
@@ -600,7 +676,8 @@ impl Store for SqliteStore {
                 target_id,
                 b.version,
                 b.body_hash,
-                b.updated_at
+                b.updated_at,
+                body
             ])?;
             Ok(())
         })

@@ -171,7 +171,8 @@ impl PostgresStore {
     async fn dead_letters(&self, id: Option<i64>) -> Result<Vec<DeadLetter>> {
         let client = self.client().await?;
         let sql = format!(
-            "SELECT {EVENT_COLUMNS}, d.id, d.reason, d.mapping, d.field, d.failed_at
+            "SELECT {EVENT_COLUMNS}, d.id, d.reason, d.mapping, d.field, d.failed_at,
+                    d.failures, COALESCE(d.last_failed_at, d.failed_at)
              FROM dead_letters d JOIN events e ON e.id = d.event_id
              WHERE $1::int8 IS NULL OR d.id = $1
              ORDER BY d.id"
@@ -188,6 +189,8 @@ impl PostgresStore {
                     mapping: row.try_get(10)?,
                     field: row.try_get(11)?,
                     failed_at: row.try_get(12)?,
+                    failures: u32::try_from(row.try_get::<_, i32>(13)?).unwrap_or(0),
+                    last_failed_at: row.try_get(14)?,
                 })
             })
             .collect()
@@ -209,6 +212,37 @@ impl PostgresStore {
             .await?;
         Ok(client.execute(&stmt, &[&id]).await?)
     }
+}
+
+/// Files the dead event `event_id` under the record's letter with the same reason when there is
+/// one (it counts one more failure and now holds this, the latest, event; the event it held is
+/// superseded), else under a new letter. Returns the letter's id.
+async fn file_letter(
+    tx: &deadpool_postgres::Transaction<'_>,
+    event_id: i64,
+    reason: &str,
+    mapping: Option<&str>,
+    field: Option<&str>,
+    now_ms: i64,
+) -> Result<i64> {
+    if let Some(row) = tx.query_opt(SAME_LETTER, &[&event_id, &reason]).await? {
+        let (letter, old_event): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        tx.execute(
+            REPEAT_LETTER,
+            &[&letter, &event_id, &mapping, &field, &now_ms],
+        )
+        .await?;
+        tx.execute(
+            "UPDATE events SET state = 'superseded' WHERE id = $1",
+            &[&old_event],
+        )
+        .await?;
+        return Ok(letter);
+    }
+    let row = tx
+        .query_one(NEW_LETTER, &[&event_id, &reason, &mapping, &field, &now_ms])
+        .await?;
+    Ok(row.try_get(0)?)
 }
 
 impl Store for PostgresStore {
@@ -499,25 +533,22 @@ impl Store for PostgresStore {
         field: Option<&str>,
         now_ms: i64,
     ) -> Result<Option<i64>> {
-        let client = self.client().await?;
-        // One statement: the dead letter exists only if the guarded update took the event.
-        let stmt = client
-            .prepare_cached(
-                "WITH dead AS (
-                     UPDATE events SET state = 'dead', last_error = $3,
-                            lease_owner = NULL, lease_until = NULL
-                     WHERE id = $1 AND state = 'claimed' AND lease_owner = $2
-                     RETURNING id
-                 )
-                 INSERT INTO dead_letters (event_id, reason, mapping, field, failed_at)
-                 SELECT id, $3, $4, $5, $6 FROM dead
-                 RETURNING id",
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let taken = tx
+            .execute(
+                "UPDATE events SET state = 'dead', last_error = $3,
+                        lease_owner = NULL, lease_until = NULL
+                 WHERE id = $1 AND state = 'claimed' AND lease_owner = $2",
+                &[&id, &worker, &reason],
             )
             .await?;
-        let row = client
-            .query_opt(&stmt, &[&id, &worker, &reason, &mapping, &field, &now_ms])
-            .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
+        if taken == 0 {
+            return Ok(None);
+        }
+        let letter = file_letter(&tx, id, reason, mapping, field, now_ms).await?;
+        tx.commit().await?;
+        Ok(Some(letter))
     }
 
     async fn put_dead_letter(
@@ -534,20 +565,10 @@ impl Store for PostgresStore {
         // against enqueues and claims of the same key.
         tx.execute(LOCK_KEY, &[&event.tenant, &event.entity, &event.key])
             .await?;
-        tx.execute(
-            DISCARD_DEAD_LETTERS,
-            &[&event.tenant, &event.entity, &event.key, &event.event],
-        )
-        .await?;
-        let row = tx
+        let event_id: i64 = tx
             .query_one(
-                "WITH e AS (
-                     INSERT INTO events (tenant, entity, key, event, payload, received_at, state, last_error)
-                     VALUES ($1, $2, $3, $4, $5, $6, 'dead', $7)
-                     RETURNING id
-                 )
-                 INSERT INTO dead_letters (event_id, reason, mapping, field, failed_at)
-                 SELECT id, $7, $8, $9, $6 FROM e
+                "INSERT INTO events (tenant, entity, key, event, payload, received_at, state, last_error)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'dead', $7)
                  RETURNING id",
                 &[
                     &event.tenant,
@@ -557,12 +578,17 @@ impl Store for PostgresStore {
                     &payload,
                     &event.received_at,
                     &reason,
-                    &mapping,
-                    &field,
                 ],
             )
-            .await?;
-        let id = row.try_get(0)?;
+            .await?
+            .try_get(0)?;
+        let id = file_letter(&tx, event_id, reason, mapping, field, event.received_at).await?;
+        // A letter of this record and event for another reason is out of date.
+        tx.execute(
+            DISCARD_OTHER_LETTERS,
+            &[&event.tenant, &event.entity, &event.key, &event.event, &id],
+        )
+        .await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -620,7 +646,7 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
-                "SELECT target_id, version, body_hash, updated_at FROM bindings
+                "SELECT target_id, version, body_hash, updated_at, body FROM bindings
                  WHERE tenant = $1 AND direction = $2 AND entity = $3 AND source_key = $4",
             )
             .await?;
@@ -631,6 +657,7 @@ impl Store for PostgresStore {
             return Ok(None);
         };
         let target_id: String = row.try_get(0)?;
+        let body: Option<String> = row.try_get(4)?;
         Ok(Some(Binding {
             tenant: tenant.to_owned(),
             direction: direction.to_owned(),
@@ -639,21 +666,24 @@ impl Store for PostgresStore {
             target_id: serde_json::from_str(&target_id)?,
             version: row.try_get(1)?,
             body_hash: row.try_get(2)?,
+            body: body.map(|b| serde_json::from_str(&b)).transpose()?,
             updated_at: row.try_get(3)?,
         }))
     }
 
     async fn put_binding(&self, b: Binding) -> Result<()> {
         let target_id = serde_json::to_string(&b.target_id)?;
+        let body = b.body.as_ref().map(serde_json::to_string).transpose()?;
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
                 "INSERT INTO bindings
-                     (tenant, direction, entity, source_key, target_id, version, body_hash, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     (tenant, direction, entity, source_key, target_id, version, body_hash, updated_at, body)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                  ON CONFLICT (tenant, direction, entity, source_key) DO UPDATE SET
                      target_id = EXCLUDED.target_id, version = EXCLUDED.version,
-                     body_hash = EXCLUDED.body_hash, updated_at = EXCLUDED.updated_at",
+                     body_hash = EXCLUDED.body_hash, updated_at = EXCLUDED.updated_at,
+                     body = EXCLUDED.body",
             )
             .await?;
         client
@@ -668,6 +698,7 @@ impl Store for PostgresStore {
                     &b.version,
                     &b.body_hash,
                     &b.updated_at,
+                    &body,
                 ],
             )
             .await?;

@@ -1,8 +1,13 @@
 //! The SQL the PostgreSQL store runs, beside the migrations that make its tables.
 
 /// Versioned migrations, applied in order; a version is never edited once released.
-pub(super) const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+pub(super) const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../migrations/postgres/0002_repeats_and_baselines.sql"),
+    ),
+];
 
 /// The advisory lock migrations run under ("rbtx" in ASCII): one per database.
 pub(super) const MIGRATION_LOCK: i64 = 0x7262_7478;
@@ -90,3 +95,32 @@ pub(super) const LOCK_KEY: &str = "INSERT INTO keys (tenant, entity, key) VALUES
 
 /// The channel enqueues notify on commit: "<origin> <tenant>".
 pub(super) const QUEUED_CHANNEL: &str = "rbtx_queued";
+
+/// The record's dead letter with the same reason as the dead event $1, and the event it holds.
+pub(super) const SAME_LETTER: &str = "SELECT d.id, d.event_id FROM dead_letters d
+     JOIN events e ON e.id = d.event_id
+     JOIN events n ON n.id = $1
+     WHERE e.tenant = n.tenant AND e.entity = n.entity AND e.key = n.key
+       AND d.reason = $2 AND d.event_id <> $1
+     ORDER BY d.id LIMIT 1";
+
+/// A repeat: the letter now holds the latest event ($2) and counts one more failure.
+pub(super) const REPEAT_LETTER: &str = "UPDATE dead_letters SET event_id = $2, mapping = $3,
+         field = $4, failures = failures + 1, last_failed_at = $5
+     WHERE id = $1";
+
+pub(super) const NEW_LETTER: &str =
+    "INSERT INTO dead_letters (event_id, reason, mapping, field, failed_at, last_failed_at)
+     VALUES ($1, $2, $3, $4, $5, $5)
+     RETURNING id";
+
+/// Drops the dead letters of one record and event name other than letter $5; their events end 'done'.
+pub(super) const DISCARD_OTHER_LETTERS: &str = "WITH d AS (
+         DELETE FROM dead_letters
+         WHERE id <> $5 AND event_id IN (
+             SELECT id FROM events
+             WHERE tenant = $1 AND entity = $2 AND key = $3 AND event = $4 AND state = 'dead'
+         )
+         RETURNING event_id
+     )
+     UPDATE events SET state = 'done' FROM d WHERE events.id = d.event_id";
