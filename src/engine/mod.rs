@@ -3,6 +3,8 @@
 //! `preview`) supplies the source record, the existing target record if `find` returned one, and a
 //! [`Resolver`] for references and API lookups.
 
+pub mod changes;
+
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
