@@ -5,192 +5,23 @@
 //! whose minijinja value keeps its type; or an interpolation (text with `{{ }}` parts), which is
 //! always a string. Statements (`{% %}`) are not part of the language.
 
-use std::borrow::Cow;
 use std::collections::BTreeSet;
-use std::sync::{Arc, LazyLock, Mutex};
 
 use minijinja::machinery::{Token, tokenize};
-use minijinja::value::{Object, Value as MjValue};
-use minijinja::{Environment, Error as MjError, ErrorKind, Expression, State, UndefinedBehavior};
+use minijinja::{Error as MjError, Expression};
 use serde_json::Value;
 
-pub use super::fast::Loop;
-use super::filters::{BUILTIN_FILTERS, rbtx_filter, urlencode};
-pub use super::filters::{RBTX_FILTERS, call_filter, decimal, from_decimal};
-pub use super::scope::{Memo, Scope, Var, null_root};
-pub(crate) use super::scope::{field, number, parse_normalized_path, same};
+use super::environment::{ENV, FUNCTIONS, eval_expr};
+use super::filters::{known, rbtx_names, suggestions};
+use super::native::{Fast, Loop};
+use super::scope::{Scope, lookup_path};
+use super::value::{EvalError, Out, Step, push_u64, truthy};
 
 /// Words of the expression language that may precede `(` without being calls.
 const KEYWORDS: &[&str] = &["and", "or", "not", "if", "else", "in", "is"];
 
 /// Every variable some part of a mapping can see, to tell "not available here" from a typo.
 const ALL_VARS: &[&str] = &["source", "target", "body", "key", "item", "index"];
-
-/// Functions templates may call.
-pub const FUNCTIONS: &[&str] = &["ref", "lookup", "range", "dict"];
-
-/// The one template environment. Its filters and functions never depend on the mapping pack, so
-/// every compiled expression can borrow it for the life of the process.
-pub static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Chainable);
-    for name in RBTX_FILTERS {
-        env.add_filter(
-            *name,
-            move |v: MjValue, rest: minijinja::value::Rest<MjValue>| {
-                let mut args = Vec::with_capacity(rest.0.len() + 1);
-                args.push(v);
-                args.extend(rest.0);
-                rbtx_filter(name, &args)
-                    .unwrap_or_else(|| Err(MjError::from(ErrorKind::UnknownFilter)))
-            },
-        );
-    }
-    // One full percent-encoding (RFC 3986 unreserved characters kept), so a number with `/`, `#`
-    // or spaces is one path segment; minijinja's own filter keeps `/`.
-    env.add_filter("urlencode", |v: MjValue| urlencode(v));
-    env.add_function("ref", ref_fn);
-    env.add_function("lookup", lookup_fn);
-    env
-});
-
-/// A JSON value as a minijinja value.
-pub fn mj(v: &Value) -> MjValue {
-    MjValue::from(minijinja::value::Serde(v))
-}
-
-/// A key as text, the way lookups and bindings compare keys: whole floats lose their `.0`.
-pub fn key_text(v: &MjValue) -> Option<String> {
-    if v.is_undefined() || v.is_none() {
-        return None;
-    }
-    if let Some(s) = v.as_str() {
-        return Some(s.to_string());
-    }
-    if v.kind() == minijinja::value::ValueKind::Number
-        && let Some(i) = v.as_i64()
-    {
-        return Some(i.to_string());
-    }
-    Some(v.to_string())
-}
-
-/// What templates reach through `ref()` and `lookup()`: the bindings and API tables, resolved by
-/// the engine (or given as fixtures in tests).
-pub trait Resolver: Send + Sync {
-    /// The target id bound to `entity` `key`, or `None` when that record has not been synced yet.
-    fn reference(&self, entity: &str, key: &str) -> Option<Value>;
-    /// The value of an API lookup table at `key`; `None` when the key is absent.
-    fn lookup(&self, table: &str, key: &str) -> Option<Value>;
-}
-
-/// A static lookup table compiled from the mapping.
-#[derive(Debug, Clone)]
-pub struct StaticTable {
-    /// In the mapping's order; small tables are searched in order, large ones by hash.
-    pub entries: indexmap::IndexMap<String, Value>,
-    pub default: Option<Value>,
-}
-
-/// Per-record state the template functions reach through the context.
-pub struct RecordRt {
-    pub resolver: Arc<dyn Resolver>,
-    pub statics: Arc<Vec<(String, StaticTable)>>,
-    /// References that were asked for but are not bound yet: the engine syncs them first.
-    pub missing: Mutex<Vec<(String, String)>>,
-}
-
-impl std::fmt::Debug for RecordRt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RecordRt")
-    }
-}
-
-impl Object for RecordRt {}
-
-pub(crate) const RT: &str = "__rbtx_rt";
-
-fn rt(state: &State) -> Result<Arc<RecordRt>, MjError> {
-    state
-        .lookup(RT)
-        .and_then(|v| v.downcast_object::<RecordRt>())
-        .ok_or_else(|| {
-            MjError::new(
-                ErrorKind::InvalidOperation,
-                "ref() and lookup() are only available inside a mapping",
-            )
-        })
-}
-
-fn ref_fn(state: &State, entity: &str, key: MjValue) -> Result<MjValue, MjError> {
-    let rt = rt(state)?;
-    let Some(k) = key_text(&key) else {
-        return Ok(MjValue::UNDEFINED);
-    };
-    match rt.resolver.reference(entity, &k) {
-        Some(id) => Ok(mj(&id)),
-        None => {
-            // Note it and go on, so one pass finds every record that must be synced first.
-            if let Ok(mut m) = rt.missing.lock() {
-                let dep = (entity.to_string(), k);
-                if !m.contains(&dep) {
-                    m.push(dep);
-                }
-            }
-            Ok(MjValue::UNDEFINED)
-        }
-    }
-}
-
-fn lookup_fn(state: &State, table: &str, key: MjValue) -> Result<MjValue, MjError> {
-    let rt = rt(state)?;
-    let Some(k) = key_text(&key) else {
-        // No key, no value: the field is left out.
-        return Ok(MjValue::UNDEFINED);
-    };
-    lookup_in(&rt, table, &k)
-        .map(|v| mj(&v))
-        .map_err(|m| MjError::new(ErrorKind::InvalidOperation, m))
-}
-
-/// The value of lookup `table` at `key`: the mapping's static tables first (borrowed from the
-/// plan), then the API ones.
-pub fn lookup_in<'r>(rt: &'r RecordRt, table: &str, k: &str) -> Result<Cow<'r, Value>, String> {
-    if let Some((_, t)) = rt.statics.iter().find(|(name, _)| same(name, table)) {
-        // Most tables are a handful of entries: comparing them costs less than hashing `k`.
-        let hit = if t.entries.len() <= 16 {
-            t.entries.iter().find(|(e, _)| same(e, k)).map(|(_, v)| v)
-        } else {
-            t.entries.get(k)
-        };
-        return hit
-            .or(t.default.as_ref())
-            .map(Cow::Borrowed)
-            .ok_or_else(|| format!("lookup `{table}` has no entry for `{k}` and no default"));
-    }
-    rt.resolver
-        .lookup(table, k)
-        .map(Cow::Owned)
-        .ok_or_else(|| format!("lookup `{table}` has no entry for `{k}`"))
-}
-
-/// A JSON scalar as a key, exactly as [`key_text`] sees its template value.
-pub fn key_text_json(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(_) => {
-            let Some(f) = v.as_f64() else {
-                return key_text(&mj(v));
-            };
-            if v.as_i64().is_none() && f.fract() == 0.0 && f.abs() < 9.0e15 {
-                Some((f as i64).to_string())
-            } else {
-                key_text(&mj(v))
-            }
-        }
-        other => key_text(&mj(other)),
-    }
-}
 
 thread_local! {
     /// When on, every expression with a fast path is also evaluated by minijinja, and a
@@ -209,13 +40,6 @@ fn cross_check() -> bool {
     CROSS_CHECK.get()
 }
 
-/// One step of a plain path.
-#[derive(Debug, Clone)]
-pub enum Step {
-    Key(String),
-    Index(usize),
-}
-
 /// A compiled template.
 pub enum Template {
     Const(Value),
@@ -226,7 +50,7 @@ pub enum Template {
     },
     Expr {
         /// The native evaluation, when the expression is within what it supports.
-        fast: Option<super::fast::Fast>,
+        fast: Option<Fast>,
         expr: Box<Expression<'static, 'static>>,
     },
     Interp(Vec<Part>),
@@ -456,7 +280,7 @@ pub fn compile_expr(
         return Ok(Template::Path { var, steps });
     }
     Ok(Template::Expr {
-        fast: super::fast::compile(src, lp),
+        fast: super::native::compile(src, lp),
         expr: Box::new(expr),
     })
 }
@@ -478,25 +302,28 @@ fn scan_calls(tokens: &[Token], uses: &mut Uses, problems: &mut Vec<TemplateProb
         match prev {
             // A known filter is fine; the arm must match either way, or `| f(x)` would fall
             // through to the function check below.
-            Some(Token::Pipe) if BUILTIN_FILTERS.contains(name) || RBTX_FILTERS.contains(name) => {}
+            Some(Token::Pipe) if known(name) => {}
             Some(Token::Pipe) => {
-                let all = BUILTIN_FILTERS.iter().chain(RBTX_FILTERS).copied();
                 problems.push(TemplateProblem {
                     kind: ProblemKind::UnknownFilter,
                     message: format!("unknown filter `{name}`"),
                     needle: Some(name.to_string()),
                     offset: None,
-                    hint: Some(match crate::spec::diagnostic::did_you_mean(name, all) {
-                        Some(s) => format!("did you mean `{s}`?"),
-                        None => format!("rbtx filters: {}", list(RBTX_FILTERS)),
-                    }),
+                    hint: Some(
+                        match crate::spec::diagnostic::did_you_mean(name, suggestions()) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => {
+                                format!("rbtx filters: {}", list(&rbtx_names().collect::<Vec<_>>()))
+                            }
+                        },
+                    ),
                 });
             }
             Some(Token::Dot) | Some(Token::Ident("is")) | Some(Token::Ident("not")) => {}
             _ if KEYWORDS.contains(name) => {}
             _ if matches!(next, Some(Token::ParenOpen)) => {
                 if !FUNCTIONS.contains(name) {
-                    let is_filter = BUILTIN_FILTERS.contains(name) || RBTX_FILTERS.contains(name);
+                    let is_filter = known(name);
                     problems.push(TemplateProblem {
                         kind: ProblemKind::UnknownFunction,
                         message: format!("unknown function `{name}`"),
@@ -637,18 +464,6 @@ fn plain_path(tokens: &[Token]) -> Option<(String, Vec<Step>)> {
     }
     Some((var.to_string(), steps))
 }
-
-/// The result of evaluating a template.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Out {
-    Value(Value),
-    /// None or undefined: the field is left out.
-    Absent,
-}
-
-/// An evaluation failure, for the record (not the mapping).
-#[derive(Debug, Clone)]
-pub struct EvalError(pub String);
 
 impl Template {
     pub fn eval(&self, scope: &Scope) -> Result<Out, EvalError> {
@@ -834,17 +649,6 @@ fn same_json(a: &Out, b: &Out) -> bool {
     }
 }
 
-pub fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-    }
-}
-
 /// A JSON value as text inside an interpolation.
 /// Appends [`text_of`] `v`; `false` (nothing written) for null.
 fn push_json_text(out: &mut String, v: &Value) -> bool {
@@ -864,71 +668,12 @@ fn push_json_text(out: &mut String, v: &Value) -> bool {
     true
 }
 
-/// The decimal digits of `n`, written at the end of `buf`, without the formatting machinery (keys
-/// are mostly ids).
-pub(crate) fn digits(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &buf[at..]
-}
-
-/// Appends the decimal digits of `n`.
-pub(crate) fn push_u64(out: &mut String, n: u64) {
-    for &b in digits(&mut [0; 20], n) {
-        out.push(char::from(b));
-    }
-}
-
-pub fn text_of(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
-pub(crate) fn lookup_path<'a>(scope: &Scope<'a>, var: &str, steps: &[Step]) -> Option<&'a Value> {
-    let mut cur: &'a Value = scope.var(var)?.value;
-    for s in steps {
-        cur = match (s, cur) {
-            (Step::Key(k), Value::Object(m)) => field(m, k)?,
-            (Step::Index(i), Value::Array(a)) => a.get(*i)?,
-            _ => return None,
-        };
-    }
-    Some(cur)
-}
-
-fn eval_expr(e: &Expression<'static, 'static>, scope: &Scope) -> Result<MjValue, EvalError> {
-    let ctx = scope.context();
-    e.eval(ctx).map_err(|err| {
-        let mut msg = err
-            .detail()
-            .map(str::to_string)
-            .unwrap_or_else(|| err.kind().to_string());
-        if let Some(src) = err.template_source() {
-            msg = format!("{msg} (in `{{{{ {src} }}}}`)");
-        }
-        EvalError(msg)
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::{Arc, Mutex};
 
-    fn eval_str(src: &str) -> MjValue {
-        ENV.compile_expression(src)
-            .and_then(|e| e.eval(()))
-            .unwrap_or(MjValue::UNDEFINED)
-    }
+    use super::*;
+    use crate::expr::scope::{RecordRt, Resolver, Var};
 
     struct NoLookups;
 
@@ -1116,53 +861,6 @@ mod tests {
                 (fast, slow) => panic!("{src}: {:?} vs {slow:?}", fast.map(|r| r.is_ok())),
             }
         }
-    }
-
-    #[test]
-    fn decimal_filters_do_not_drift() {
-        assert_eq!(eval_str("0.1 | add(0.2)"), MjValue::from(0.3));
-        assert_eq!(eval_str("149.0 | with_vat(25)"), MjValue::from(186.25));
-        assert_eq!(eval_str("186.25 | without_vat(25)"), MjValue::from(149));
-        assert_eq!(
-            eval_str("99.99 | discount(12.5) | round_to(2)"),
-            MjValue::from(87.49)
-        );
-        assert_eq!(eval_str("'1 234' | digits"), MjValue::from("1234"));
-        assert_eq!(
-            eval_str("'HK 30/45#ø' | urlencode"),
-            MjValue::from("HK%2030%2F45%23%C3%B8")
-        );
-    }
-
-    #[test]
-    fn dates_add_days_across_months_and_leap_years() {
-        assert_eq!(
-            eval_str("'2024-02-28' | add_days(1)"),
-            MjValue::from("2024-02-29")
-        );
-        assert_eq!(
-            eval_str("'2025-12-31T10:00:00+01:00' | add_days(1)"),
-            MjValue::from("2026-01-01")
-        );
-        assert_eq!(
-            eval_str("'2025-03-01' | add_days(-1)"),
-            MjValue::from("2025-02-28")
-        );
-    }
-
-    #[test]
-    fn keys_lose_the_point_zero() {
-        assert_eq!(key_text(&MjValue::from(25.0)).as_deref(), Some("25"));
-        assert_eq!(key_text(&MjValue::from(12.5)).as_deref(), Some("12.5"));
-        assert_eq!(key_text(&MjValue::from("A/1")).as_deref(), Some("A/1"));
-    }
-
-    #[test]
-    fn normalized_paths_parse() {
-        let steps = parse_normalized_path("$['lines'][12]['it\\'s']");
-        assert!(
-            matches!(&steps[..], [Step::Key(a), Step::Index(12), Step::Key(b)] if a == "lines" && b == "it's")
-        );
     }
 
     #[test]
