@@ -213,3 +213,24 @@ fn most_pack_expressions_take_the_fast_path() {
         fast + slow.len()
     );
 }
+
+/// README's list of filters is the registry's, row for row: same names, same order, same words.
+#[test]
+fn readme_lists_every_filter_of_the_registry() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap_or_default();
+    let (start, end) = (
+        "<!-- filters: from src/expr/filters.rs -->\n",
+        "<!-- end filters -->",
+    );
+    let listed = readme
+        .split_once(start)
+        .and_then(|(_, rest)| rest.split_once(end))
+        .map(|(table, _)| table);
+    let want = rbtx::expr::filters::markdown_table();
+    assert_eq!(
+        listed,
+        Some(want.as_str()),
+        "README's filter list (between `{}` and `{end}`) differs from the registry; it should read:\n{want}",
+        start.trim()
+    );
+}

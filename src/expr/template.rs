@@ -460,7 +460,6 @@ impl Template {
             }),
         }
     }
-
 }
 
 #[cfg(test)]
@@ -488,4 +487,3 @@ mod tests {
         ));
     }
 }
-
