@@ -8,6 +8,7 @@ pub mod connectors;
 pub mod dates;
 pub mod doctor;
 pub mod engine;
+pub mod expr;
 pub mod json;
 pub mod plan;
 pub mod runtime;

@@ -7,8 +7,10 @@ use std::sync::{Arc, LazyLock};
 use serde_json::Value;
 
 use crate::engine::{Body, FixtureResolver, Outcome, Request};
-use crate::plan::{Cx, Pack, Plan, schema_check};
-use crate::spec::{Code, Connection, Diagnostic, Document, ExpectedRequest, TestCase, TestFile};
+use crate::plan::{Pack, Plan};
+use crate::spec::{
+    Code, Connection, Cx, Diagnostic, Document, ExpectedRequest, TestCase, TestFile, schema_check,
+};
 
 /// The result of one case.
 #[derive(Debug)]

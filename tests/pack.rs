@@ -157,7 +157,7 @@ fn every_shipped_yaml_file_starts_with_the_schema_modeline() {
 fn the_fast_path_agrees_with_minijinja_on_every_case() {
     // Every expression with a native evaluation is also evaluated by minijinja; any difference
     // fails the case.
-    rbtx::plan::template::set_cross_check(true);
+    rbtx::expr::set_cross_check(true);
     let pack = load_pack(&[mappings()]);
     let report = rbtx::testing::run(&[mappings()], &pack, false);
     assert_eq!(report.failed(), 0, "{}", report.render());
@@ -165,7 +165,7 @@ fn the_fast_path_agrees_with_minijinja_on_every_case() {
 
 #[test]
 fn most_pack_expressions_take_the_fast_path() {
-    use rbtx::plan::template::Template;
+    use rbtx::expr::Template;
     use rbtx::plan::{Node, NodeKind};
     fn count(t: &Template, fast: &mut usize, slow: &mut Vec<String>, at: &str) {
         match t {
@@ -173,7 +173,7 @@ fn most_pack_expressions_take_the_fast_path() {
             Template::Expr { fast: None, .. } => slow.push(at.to_string()),
             Template::Interp(parts) => {
                 for p in parts {
-                    if let rbtx::plan::template::Part::Value(t) = p {
+                    if let rbtx::expr::Part::Value(t) = p {
                         count(t, fast, slow, at);
                     }
                 }
@@ -211,5 +211,26 @@ fn most_pack_expressions_take_the_fast_path() {
         share >= 0.8,
         "only {fast} of {} expressions are fast; slow: {slow:#?}",
         fast + slow.len()
+    );
+}
+
+/// README's list of filters is the registry's, row for row: same names, same order, same words.
+#[test]
+fn readme_lists_every_filter_of_the_registry() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap_or_default();
+    let (start, end) = (
+        "<!-- filters: from src/expr/filters.rs -->\n",
+        "<!-- end filters -->",
+    );
+    let listed = readme
+        .split_once(start)
+        .and_then(|(_, rest)| rest.split_once(end))
+        .map(|(table, _)| table);
+    let want = rbtx::expr::filters::markdown_table();
+    assert_eq!(
+        listed,
+        Some(want.as_str()),
+        "README's filter list (between `{}` and `{end}`) differs from the registry; it should read:\n{want}",
+        start.trim()
     );
 }

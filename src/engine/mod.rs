@@ -12,9 +12,7 @@ use indexmap::IndexMap;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 
-use crate::plan::template::{
-    Memo, Out, RecordRt, Resolver, Scope, Step, Template, Var, null_root, text_of,
-};
+use crate::expr::{Memo, Out, RecordRt, Resolver, Scope, Step, Template, Var, null_root, text_of};
 use crate::plan::{Fields, Matches, Node, NodeKind, Plan, RequestText};
 
 /// A request the engine wants sent.

@@ -25,10 +25,10 @@ use serde::{Deserialize, Serialize};
 use super::worker::Tenant;
 use crate::connectors::rackbeat::{Rackbeat, RackbeatConfig};
 use crate::connectors::tripletex::{Tripletex, TripletexConfig};
-use crate::plan::{Cx, schema_check};
 use crate::secret::Secret;
 use crate::spec::diagnostic::{Code, Diagnostic};
 use crate::spec::yaml::Document;
+use crate::spec::{Cx, schema_check};
 
 pub const TRIPLETEX_URL: &str = "https://tripletex.no/v2";
 pub const RACKBEAT_URL: &str = "https://app.rackbeat.com/api";

@@ -33,7 +33,7 @@ use crate::connectors::rackbeat::Rackbeat;
 use crate::connectors::tripletex::Tripletex;
 use crate::connectors::{Api, ApiError};
 use crate::engine::{Body, Outcome, RecordError, Request};
-use crate::plan::template::{Resolver, key_text_json};
+use crate::expr::{Resolver, key_text_json};
 use crate::plan::{ApiLookup, Pack, Plan};
 use crate::spec::{Connection, Direction, WriteMethod};
 use crate::store::{Binding, Event, NewEvent, Store, StoreError};

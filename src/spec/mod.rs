@@ -1,7 +1,11 @@
 //! The YAML contract: what an integrator writes. These types are the only ones serialized or turned
-//! into JSON Schema; the runtime never executes them directly (see `plan`).
+//! into JSON Schema; the runtime never executes them directly (see `plan`). `yaml` loads a file
+//! with spans, `schema_check` turns JSON Schema errors into diagnostics, `report` points each at
+//! its place, `diagnostic` renders them.
 
 pub mod diagnostic;
+pub mod report;
+pub mod schema_check;
 pub mod yaml;
 
 use std::borrow::Cow;
@@ -11,6 +15,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
 pub use diagnostic::{Code, Diagnostic, Severity};
+pub use report::Cx;
+pub use schema_check::schema_check;
 pub use yaml::{Document, Spans};
 
 /// One mapping file: how one entity moves in one direction.

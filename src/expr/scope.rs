@@ -1,12 +1,84 @@
 //! What templates see: JSON documents shared without copying (paths into them, and minijinja
-//! views over them), and the variables in scope at one point of a mapping.
+//! views over them), the variables in scope at one point of a mapping, and the record's runtime
+//! that `ref()` and `lookup()` reach.
 
-use std::sync::{Arc, LazyLock};
+use std::borrow::Cow;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use minijinja::value::{Object, Value as MjValue};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use super::template::{RT, RecordRt, Step};
+use super::value::{Step, field, number, same};
+
+/// What templates reach through `ref()` and `lookup()`: the bindings and API tables, resolved by
+/// the engine (or given as fixtures in tests).
+pub trait Resolver: Send + Sync {
+    /// The target id bound to `entity` `key`, or `None` when that record has not been synced yet.
+    fn reference(&self, entity: &str, key: &str) -> Option<Value>;
+    /// The value of an API lookup table at `key`; `None` when the key is absent.
+    fn lookup(&self, table: &str, key: &str) -> Option<Value>;
+}
+
+/// A static lookup table compiled from the mapping.
+#[derive(Debug, Clone)]
+pub struct StaticTable {
+    /// In the mapping's order; small tables are searched in order, large ones by hash.
+    pub entries: indexmap::IndexMap<String, Value>,
+    pub default: Option<Value>,
+}
+
+/// Per-record state the template functions reach through the context.
+pub struct RecordRt {
+    pub resolver: Arc<dyn Resolver>,
+    pub statics: Arc<Vec<(String, StaticTable)>>,
+    /// References that were asked for but are not bound yet: the engine syncs them first.
+    pub missing: Mutex<Vec<(String, String)>>,
+}
+
+impl std::fmt::Debug for RecordRt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecordRt")
+    }
+}
+
+impl Object for RecordRt {}
+
+impl RecordRt {
+    /// Notes a reference that is not bound yet, once, so one pass finds every record that must
+    /// be synced first.
+    pub(crate) fn note_missing(&self, entity: &str, key: String) {
+        if let Ok(mut m) = self.missing.lock() {
+            let dep = (entity.to_string(), key);
+            if !m.contains(&dep) {
+                m.push(dep);
+            }
+        }
+    }
+}
+
+/// The name the record's runtime has in a template context.
+pub(crate) const RT: &str = "__rbtx_rt";
+
+/// The value of lookup `table` at `key`: the mapping's static tables first (borrowed from the
+/// plan), then the API ones.
+pub fn lookup_in<'r>(rt: &'r RecordRt, table: &str, k: &str) -> Result<Cow<'r, Value>, String> {
+    if let Some((_, t)) = rt.statics.iter().find(|(name, _)| same(name, table)) {
+        // Most tables are a handful of entries: comparing them costs less than hashing `k`.
+        let hit = if t.entries.len() <= 16 {
+            t.entries.iter().find(|(e, _)| same(e, k)).map(|(_, v)| v)
+        } else {
+            t.entries.get(k)
+        };
+        return hit
+            .or(t.default.as_ref())
+            .map(Cow::Borrowed)
+            .ok_or_else(|| format!("lookup `{table}` has no entry for `{k}` and no default"));
+    }
+    rt.resolver
+        .lookup(table, k)
+        .map(Cow::Owned)
+        .ok_or_else(|| format!("lookup `{table}` has no entry for `{k}`"))
+}
 
 /// A path from a document's root, shared between siblings: each step is one node.
 #[derive(Debug)]
@@ -22,26 +94,6 @@ fn extend(path: &Path, step: Step) -> Path {
         parent: path.clone(),
         step,
     }))
-}
-
-/// Objects this small are searched key by key: comparing a few keys costs less than hashing the
-/// one asked for (SipHash), and most objects in API records are this small.
-const SCAN_MAX: usize = 32;
-
-/// `a == b`, with the first byte compared before the rest: most names that differ differ there,
-/// and that saves a `memcmp` call for names of the same length ("source" and "target").
-#[inline]
-pub(crate) fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.as_bytes().first() == b.as_bytes().first() && a == b
-}
-
-/// `m[k]`, without hashing `k` when `m` is small.
-pub(crate) fn field<'v>(m: &'v Map<String, Value>, k: &str) -> Option<&'v Value> {
-    if m.len() <= SCAN_MAX {
-        m.iter().find(|(key, _)| same(key, k)).map(|(_, v)| v)
-    } else {
-        m.get(k)
-    }
 }
 
 fn resolve<'v>(root: &'v Value, path: &Path) -> &'v Value {
@@ -118,22 +170,6 @@ struct JsonView {
 impl JsonView {
     fn node(&self) -> &Value {
         resolve(&self.root, &self.path)
-    }
-}
-
-/// A JSON number as a template number; whole floats become integers.
-pub(crate) fn number(n: &serde_json::Number) -> MjValue {
-    if let Some(i) = n.as_i64() {
-        MjValue::from(i)
-    } else if let Some(u) = n.as_u64() {
-        MjValue::from(u)
-    } else {
-        let f = n.as_f64().unwrap_or(f64::NAN);
-        if f.fract() == 0.0 && f.abs() < 9.0e15 {
-            MjValue::from(f as i64)
-        } else {
-            MjValue::from(f)
-        }
     }
 }
 
@@ -329,35 +365,28 @@ impl<'a> Scope<'a> {
     }
 }
 
+/// The value at `var` and `steps` below it; `None` when it is not there.
+pub(crate) fn lookup_path<'a>(scope: &Scope<'a>, var: &str, steps: &[Step]) -> Option<&'a Value> {
+    let mut cur: &'a Value = scope.var(var)?.value;
+    for s in steps {
+        cur = match (s, cur) {
+            (Step::Key(k), Value::Object(m)) => field(m, k)?,
+            (Step::Index(i), Value::Array(a)) => a.get(*i)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn same_is_string_equality() {
-        let names = [
-            "",
-            "a",
-            "b",
-            "id",
-            "ab",
-            "abcdefg",
-            "abcdefh",
-            "abcdefgh",
-            "abcdefgi",
-            "bbcdefgh",
-            "invoicesDueIn",
-            "invoicesDueIm",
-            "jnvoicesDueIn",
-            "invoicesDueInType",
-            "invoicesDueInTypf",
-            "sixteen_bytes_ab",
-            "sixteen_bytes_ac",
-            "æøå",
-            "æøæ",
-        ];
-        for a in names {
-            for b in names {
-                assert_eq!(super::same(a, b), a == b, "{a:?} vs {b:?}");
-            }
-        }
+    fn normalized_paths_parse() {
+        let steps = parse_normalized_path("$['lines'][12]['it\\'s']");
+        assert!(
+            matches!(&steps[..], [Step::Key(a), Step::Index(12), Step::Key(b)] if a == "lines" && b == "it's")
+        );
     }
 }

@@ -1,0 +1,224 @@
+//! The minijinja environment every template is compiled in: rbtx's filters from the registry,
+//! and the functions `ref` and `lookup`. Also filters called by name, the way the native
+//! evaluator calls the ones it does not compute itself.
+
+use std::sync::{Arc, LazyLock};
+
+use minijinja::value::{Rest, Value as MjValue};
+use minijinja::{Environment, Error as MjError, ErrorKind, Expression, State, UndefinedBehavior};
+
+use super::filters::{FILTERS, Imp, apply, apply_def, common_builtin};
+use super::scope::{RT, RecordRt, Scope, lookup_in};
+use super::value::{EvalError, key_text, mj};
+
+/// Functions templates may call.
+pub const FUNCTIONS: &[&str] = &["ref", "lookup", "range", "dict"];
+
+/// The one template environment. Its filters and functions never depend on the mapping pack, so
+/// every compiled expression can borrow it for the life of the process.
+pub static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Chainable);
+    for def in FILTERS {
+        match def.imp {
+            Imp::Builtin | Imp::Alias(_) => {}
+            // `urlencode` replaces minijinja's, which keeps `/`: a number with `/`, `#` or
+            // spaces must stay one path segment.
+            Imp::Unary(f) => env.add_filter(def.name, move |v: MjValue| f(v)),
+            Imp::Decimal(_) | Imp::Rbtx(_) => {
+                env.add_filter(def.name, move |v: MjValue, rest: Rest<MjValue>| {
+                    let mut args = Vec::with_capacity(rest.0.len() + 1);
+                    args.push(v);
+                    args.extend(rest.0);
+                    apply_def(def, &args)
+                        .unwrap_or_else(|| Err(MjError::from(ErrorKind::UnknownFilter)))
+                })
+            }
+        }
+    }
+    env.add_function("ref", ref_fn);
+    env.add_function("lookup", lookup_fn);
+    env
+});
+
+fn rt(state: &State) -> Result<Arc<RecordRt>, MjError> {
+    state
+        .lookup(RT)
+        .and_then(|v| v.downcast_object::<RecordRt>())
+        .ok_or_else(|| {
+            MjError::new(
+                ErrorKind::InvalidOperation,
+                "ref() and lookup() are only available inside a mapping",
+            )
+        })
+}
+
+fn ref_fn(state: &State, entity: &str, key: MjValue) -> Result<MjValue, MjError> {
+    let rt = rt(state)?;
+    let Some(k) = key_text(&key) else {
+        return Ok(MjValue::UNDEFINED);
+    };
+    match rt.resolver.reference(entity, &k) {
+        Some(id) => Ok(mj(&id)),
+        None => {
+            // Note it and go on, so one pass finds every record that must be synced first.
+            rt.note_missing(entity, k);
+            Ok(MjValue::UNDEFINED)
+        }
+    }
+}
+
+fn lookup_fn(state: &State, table: &str, key: MjValue) -> Result<MjValue, MjError> {
+    let rt = rt(state)?;
+    let Some(k) = key_text(&key) else {
+        // No key, no value: the field is left out.
+        return Ok(MjValue::UNDEFINED);
+    };
+    lookup_in(&rt, table, &k)
+        .map(|v| mj(&v))
+        .map_err(|m| MjError::new(ErrorKind::InvalidOperation, m))
+}
+
+/// Applies a filter by name, with the same implementation templates use.
+pub fn call_filter(name: &str, args: &[MjValue]) -> Result<MjValue, String> {
+    let detail = |e: MjError| {
+        e.detail()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.to_string())
+    };
+    if let Some(r) = apply(name, args) {
+        return r.map_err(detail);
+    }
+    if let Some(v) = common_builtin(name, args) {
+        return Ok(v);
+    }
+    let mut state = ENV.empty_state();
+    state.apply_filter(name, args).map_err(detail)
+}
+
+/// Evaluates a compiled expression by minijinja, on the variables of `scope`.
+pub(crate) fn eval_expr(
+    e: &Expression<'static, 'static>,
+    scope: &Scope,
+) -> Result<MjValue, EvalError> {
+    let ctx = scope.context();
+    e.eval(ctx).map_err(|err| {
+        let mut msg = err
+            .detail()
+            .map(str::to_string)
+            .unwrap_or_else(|| err.kind().to_string());
+        if let Some(src) = err.template_source() {
+            msg = format!("{msg} (in `{{{{ {src} }}}}`)");
+        }
+        EvalError(msg)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Number;
+
+    use super::*;
+    use crate::expr::filters::{Filter, decimal_filter_json};
+    use crate::expr::value::number;
+
+    fn eval_str(src: &str) -> MjValue {
+        ENV.compile_expression(src)
+            .and_then(|e| e.eval(()))
+            .unwrap_or(MjValue::UNDEFINED)
+    }
+
+    #[test]
+    fn minijinja_has_every_filter_the_registry_gives_it() {
+        for def in FILTERS {
+            let mut state = ENV.empty_state();
+            let args = [MjValue::from("x"), MjValue::from(1)];
+            if let Err(e) = state.apply_filter(def.name, &args) {
+                assert_ne!(e.kind(), ErrorKind::UnknownFilter, "{}", def.name);
+            }
+        }
+    }
+
+    #[test]
+    fn decimal_filters_do_not_drift() {
+        assert_eq!(eval_str("0.1 | add(0.2)"), MjValue::from(0.3));
+        assert_eq!(eval_str("149.0 | with_vat(25)"), MjValue::from(186.25));
+        assert_eq!(eval_str("186.25 | without_vat(25)"), MjValue::from(149));
+        assert_eq!(
+            eval_str("99.99 | discount(12.5) | round_to(2)"),
+            MjValue::from(87.49)
+        );
+        assert_eq!(eval_str("'1 234' | digits"), MjValue::from("1234"));
+        assert_eq!(
+            eval_str("'HK 30/45#ø' | urlencode"),
+            MjValue::from("HK%2030%2F45%23%C3%B8")
+        );
+    }
+
+    #[test]
+    fn dates_add_days_across_months_and_leap_years() {
+        assert_eq!(
+            eval_str("'2024-02-28' | add_days(1)"),
+            MjValue::from("2024-02-29")
+        );
+        assert_eq!(
+            eval_str("'2025-12-31T10:00:00+01:00' | add_days(1)"),
+            MjValue::from("2026-01-01")
+        );
+        assert_eq!(
+            eval_str("'2025-03-01' | add_days(-1)"),
+            MjValue::from("2025-02-28")
+        );
+    }
+
+    #[test]
+    fn decimal_filters_on_json_numbers_agree_with_the_template_filters() {
+        let xs = [
+            "0",
+            "25",
+            "25.0",
+            "-3",
+            "0.1",
+            "149.37",
+            "12.5",
+            "1e-7",
+            "-0.0",
+            "9007199254740993",
+            "1e20",
+            "18446744073709551615",
+        ];
+        let ys = ["0", "2", "25", "12.5", "-1", "1e20"];
+        let mut shortcuts = 0;
+        for name in [
+            "add",
+            "sub",
+            "mul",
+            "div",
+            "with_vat",
+            "without_vat",
+            "discount",
+            "round_to",
+        ] {
+            for x in xs {
+                for y in ys {
+                    let (Ok(xj), Ok(yj)) = (x.parse::<Number>(), y.parse::<Number>()) else {
+                        panic!("{x} or {y} is not a JSON number");
+                    };
+                    let args = [number(&xj), number(&yj)];
+                    let slow = call_filter(name, &args)
+                        .ok()
+                        .and_then(|v| serde_json::to_value(&v).ok());
+                    // The shortcut may leave a case to the general path, never differ from it.
+                    let Some(f) = Filter::parse(name) else {
+                        panic!("{name} is not a filter");
+                    };
+                    if let Some(fast) = decimal_filter_json(f, &xj, &yj) {
+                        assert_eq!(Some(&fast), slow.as_ref(), "{x} | {name}({y})");
+                        shortcuts += 1;
+                    }
+                }
+            }
+        }
+        assert!(shortcuts > 300, "only {shortcuts} cases took the shortcut");
+    }
+}
