@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Vendor the subset of Tripletex's official OpenAPI spec that rbtx writes to.
 
-Usage: scripts/vendor-tripletex-openapi.py [SPEC] > vendor/tripletex/openapi-subset.json
+Usage: scripts/vendor-tripletex-openapi.py [SPEC] > crates/tripletex-openapi/openapi-subset.json
 
 SPEC defaults to ../shared/reference/tripletex/openapi.json (Tripletex's published spec, unchanged).
 The output keeps, for each operation rbtx or its sandbox uses, the request body schema and the query

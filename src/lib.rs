@@ -5,16 +5,19 @@
 //! official OpenAPI schemas. See ARCHITECTURE.md.
 
 pub mod connectors;
-pub mod dates;
 pub mod doctor;
 pub mod engine;
 pub mod expr;
 pub mod json;
 pub mod plan;
 pub mod runtime;
-pub mod sandbox;
 pub mod secret;
 pub mod spec;
 pub mod store;
 pub mod testing;
-pub mod tripletex_spec;
+
+// Crates of their own in the workspace, kept at their old paths so `crate::dates`,
+// `rbtx::sandbox` and `crate::tripletex_spec` still name them.
+pub use rbtx_dates as dates;
+pub use rbtx_sandbox as sandbox;
+pub use tripletex_openapi as tripletex_spec;

@@ -12,7 +12,7 @@
 //!   schema, so an accepted write is spec-valid), and the invoice was not sent to the customer;
 //! - the same event delivered again writes nothing.
 //!
-//! The rounding rule (Rackbeat's is not documented; see `src/sandbox/rackbeat/store.rs`): a line's
+//! The rounding rule (Rackbeat's is not documented; see `crates/sandbox/src/rackbeat/store.rs`): a line's
 //! amount is quantity × unit price × (100 − discount) / 100 rounded to øre, its VAT is that amount
 //! × rate rounded to øre, and the totals are the sums.
 

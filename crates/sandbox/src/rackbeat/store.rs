@@ -10,40 +10,14 @@ use rand::{RngExt, SeedableRng};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{Map, Value, json};
 
+use super::error::{ApiError, Errors, push};
 use super::query::ListQuery;
 use super::resources::{
     Action, INVOICE_BOOKED_EVENT, KNOWN_EVENTS, Kind, PAYMENT_TERM_TYPES, Resource, VAT_ZONES,
     as_f64, attribute, coerce, default_location, laravel_input, spec, template, urlfriendly,
 };
 use super::time::{self, Unix};
-use crate::sandbox::to_decimal;
-
-/// Validation errors: field path → messages, in the order found.
-pub type Errors = IndexMap<String, Vec<String>>;
-
-/// Why a request was refused.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ApiError {
-    /// 404, with Laravel's message.
-    NotFound(String),
-    /// 422 `{"errors": {field: [message]}}`.
-    Invalid(Errors),
-}
-
-impl ApiError {
-    pub(crate) fn not_found(r: Resource, key: &str) -> Self {
-        ApiError::NotFound(format!(
-            "No query results for model [App\\Models\\{}] {key}",
-            r.model()
-        ))
-    }
-
-    pub(crate) fn invalid(field: &str, message: impl Into<String>) -> Self {
-        let mut errors = Errors::new();
-        push(&mut errors, field, message);
-        ApiError::Invalid(errors)
-    }
-}
+use crate::support::to_decimal;
 
 /// The objects of a list field with their positions; a field that is not a list, or an item that
 /// is not an object, is a 422 for its path, as Laravel's validator words it.
@@ -68,13 +42,6 @@ fn objects<'v>(
         }
     }
     out
-}
-
-fn push(errors: &mut Errors, field: &str, message: impl Into<String>) {
-    errors
-        .entry(field.to_string())
-        .or_default()
-        .push(message.into());
 }
 
 /// A webhook event a write caused: its name and the thin body Rackbeat delivers.

@@ -10,8 +10,6 @@ use serde_json::{Map, Value, json};
 use super::error::ApiError;
 use super::store::{Db, Record, path_of_schema};
 
-const SUBSET: &str = include_str!("../../../vendor/tripletex/openapi-subset.json");
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ty {
     Str,
@@ -31,9 +29,8 @@ pub struct Prop {
 }
 
 static SCHEMAS: LazyLock<HashMap<String, Vec<Prop>>> = LazyLock::new(|| {
-    let doc: Value = serde_json::from_str(SUBSET).unwrap_or(Value::Null);
     let mut out = HashMap::new();
-    if let Some(schemas) = doc
+    if let Some(schemas) = tripletex_openapi::document()
         .pointer("/components/schemas")
         .and_then(Value::as_object)
     {

@@ -8,10 +8,10 @@ pub type Unix = i64;
 const DAY: i64 = 86_400;
 
 pub fn now() -> Unix {
-    crate::dates::now_seconds()
+    rbtx_dates::now_seconds()
 }
 
-pub use crate::dates::{civil_from_days, days_from_civil};
+pub use rbtx_dates::{civil_from_days, days_from_civil};
 
 /// 01:00 UTC on the last Sunday of March or October, when EU summer time starts or ends.
 fn last_sunday_0100_utc(y: i64, m: u32) -> Unix {

@@ -10,9 +10,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use rbtx::sandbox::faults::FaultConfig;
-use rbtx::sandbox::rackbeat::{self, Handle, INVOICE_BOOKED_EVENT, Resource};
-use rbtx::sandbox::{DataSize, RACKBEAT_ACCOUNT_ID, RACKBEAT_TOKEN, SandboxConfig};
+use rbtx_sandbox::faults::FaultConfig;
+use rbtx_sandbox::rackbeat::{self, Handle, INVOICE_BOOKED_EVENT, Resource};
+use rbtx_sandbox::{DataSize, RACKBEAT_ACCOUNT_ID, RACKBEAT_TOKEN, SandboxConfig};
 use reqwest::Method;
 use serde_json::{Value, json};
 

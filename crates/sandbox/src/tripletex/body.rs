@@ -6,7 +6,6 @@ use serde_json::{Map, Value};
 use super::error::{ApiError, Msg};
 use super::schema::{Ty, prop};
 use super::store::{Db, Kind, Record, reference, text};
-use crate::tripletex_spec;
 
 pub const UNKNOWN_FIELD: &str = "Feltet eksisterer ikke i objektet.";
 pub const WRONG_TYPE: &str = "Verdien er ikke av korrekt type for dette feltet.";
@@ -99,7 +98,7 @@ pub fn parse(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
 pub fn check_spec(method: &str, api_path: &str, body: &Map<String, Value>) -> Result<(), ApiError> {
     let pruned = without_nulls(&Value::Object(body.clone()));
     let mut problems = Problems::default();
-    for v in tripletex_spec::check(method, api_path, &[], Some(&pruned)) {
+    for v in tripletex_openapi::check(method, api_path, &[], Some(&pruned)) {
         let field = strip_indices(&v.field);
         if let Some(names) = unknown_fields(&v.message) {
             for n in names {
@@ -157,7 +156,7 @@ fn strip_indices(path: &str) -> String {
     out
 }
 
-/// The names in tripletex_spec's "unknown field `a`, `b`" message.
+/// The names in tripletex_openapi's "unknown field `a`, `b`" message.
 fn unknown_fields(message: &str) -> Option<Vec<String>> {
     if !message.starts_with("unknown field") {
         return None;

@@ -5,7 +5,7 @@ use std::str::Chars;
 
 use serde_json::{Map, Value};
 
-use super::store::Errors;
+use super::error::Errors;
 use super::time::{self, Unix};
 
 /// Rackbeat's page size when none is asked for, and the largest it allows.

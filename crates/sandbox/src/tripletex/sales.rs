@@ -8,12 +8,13 @@ use super::body::{
     EMPTY_LIST, NOT_NULL, Problems, Scope, WRONG_TYPE, body_ref, check_refs, check_version,
     is_null, store_fields,
 };
-use super::date;
 use super::entities::{has_bank_account, outgoing_vat_allowed};
 use super::error::{ApiError, Msg};
 use super::store::{
-    Db, Kind, Record, dec, flag, from_decimal, int, ref_id, ref_ids, reference, text, to_decimal,
+    Db, Kind, Record, dec, flag, from_decimal, int, ref_id, ref_ids, reference, text,
 };
+use super::time;
+use crate::support::to_decimal;
 
 type Body = Map<String, Value>;
 
@@ -47,7 +48,7 @@ fn required_date(body: &Body, key: &str, scope: &Scope, problems: &mut Problems)
 }
 
 fn check_date(v: &Value, key: &str, scope: &Scope, problems: &mut Problems) {
-    if !v.is_null() && v.as_str().and_then(date::parse).is_none() {
+    if !v.is_null() && v.as_str().and_then(time::parse).is_none() {
         problems.mapping.push(scope.msg(key, WRONG_TYPE));
     }
 }
@@ -466,7 +467,7 @@ pub fn create_invoice(db: &mut Db, body: &Body, pay: Payment) -> Result<i64, Api
         Some((None, Some(o))) => create_order(db, o),
         _ => return Err(ApiError::validation(vec![root.msg("orders", EMPTY_LIST)])),
     };
-    let date_of = |key: &str| body.get(key).and_then(Value::as_str).and_then(date::parse);
+    let date_of = |key: &str| body.get(key).and_then(Value::as_str).and_then(time::parse);
     let req = InvoiceRequest {
         invoice_date: date_of("invoiceDate").unwrap_or_default(),
         due_date: date_of("invoiceDueDate"),
@@ -514,8 +515,8 @@ pub fn seed_invoice(db: &mut Db, order_id: i64, req: &InvoiceRequest) -> i64 {
 /// The due date from `invoicesDueIn` and `invoicesDueInType`.
 pub fn due_date(invoice_date: i64, due_in: i64, due_in_type: &str) -> i64 {
     match due_in_type {
-        "MONTHS" => date::add_months(invoice_date, due_in),
-        "RECURRING_DAY_OF_MONTH" if due_in > 0 => date::next_day_of_month(invoice_date, due_in),
+        "MONTHS" => time::add_months(invoice_date, due_in),
+        "RECURRING_DAY_OF_MONTH" if due_in > 0 => time::next_day_of_month(invoice_date, due_in),
         _ => invoice_date + due_in,
     }
 }
@@ -597,8 +598,8 @@ fn invoice_order(db: &mut Db, order_id: i64, body: Option<&Body>, req: &InvoiceR
     }
     let fields = [
         ("invoiceNumber", json!(number)),
-        ("invoiceDate", json!(date::format(req.invoice_date))),
-        ("invoiceDueDate", json!(date::format(due))),
+        ("invoiceDate", json!(time::format(req.invoice_date))),
+        ("invoiceDueDate", json!(time::format(due))),
         ("customer", customer),
         ("kid", json!(kid(number))),
         ("orders", json!([reference(order_id)])),
@@ -667,17 +668,17 @@ mod tests {
 
     #[test]
     fn due_dates_follow_the_payment_terms() {
-        let d = |s| date::parse(s).unwrap_or_default();
+        let d = |s| time::parse(s).unwrap_or_default();
         assert_eq!(
-            date::format(due_date(d("2025-01-31"), 14, "DAYS")),
+            time::format(due_date(d("2025-01-31"), 14, "DAYS")),
             "2025-02-14"
         );
         assert_eq!(
-            date::format(due_date(d("2025-01-31"), 1, "MONTHS")),
+            time::format(due_date(d("2025-01-31"), 1, "MONTHS")),
             "2025-02-28"
         );
         assert_eq!(
-            date::format(due_date(d("2025-01-05"), 20, "RECURRING_DAY_OF_MONTH")),
+            time::format(due_date(d("2025-01-05"), 20, "RECURRING_DAY_OF_MONTH")),
             "2025-01-20"
         );
     }

@@ -10,9 +10,9 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::store::Subscriber;
+use super::store::{Store, Subscriber};
 use super::time;
-use super::{Shared, lock};
+use crate::support::lock;
 
 /// Rackbeat's documented timeouts for a delivery.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -56,7 +56,10 @@ pub(crate) struct Job {
     pub attempt: u32,
 }
 
+/// Sends the deliveries: one queue and worker per URL. It holds the store to check that a
+/// subscription still exists and to count its failures.
 pub(crate) struct Dispatcher {
+    store: Arc<Mutex<Store>>,
     client: reqwest::Client,
     account_id: String,
     runtime: tokio::runtime::Handle,
@@ -66,7 +69,7 @@ pub(crate) struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(account_id: u64) -> std::io::Result<Dispatcher> {
+    pub fn new(account_id: u64, store: Arc<Mutex<Store>>) -> std::io::Result<Dispatcher> {
         let client = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(RESPONSE_TIMEOUT)
@@ -75,6 +78,7 @@ impl Dispatcher {
             .build()
             .map_err(std::io::Error::other)?;
         Ok(Dispatcher {
+            store,
             client,
             account_id: account_id.to_string(),
             runtime: tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?,
@@ -91,32 +95,31 @@ impl Dispatcher {
     pub fn deliveries(&self) -> Vec<Delivery> {
         lock(&self.log).clone()
     }
-}
 
-/// Queues a job behind earlier ones to the same URL, starting that URL's worker if needed.
-pub(crate) fn enqueue(shared: &Arc<Shared>, job: Job) {
-    let d = &shared.dispatcher;
-    let mut queues = lock(&d.queues);
-    let tx = queues.entry(job.to.url.clone()).or_insert_with(|| {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
-        let weak: Weak<Shared> = Arc::downgrade(shared);
-        d.runtime.spawn(async move {
-            while let Some(job) = rx.recv().await {
-                let Some(shared) = weak.upgrade() else { break };
-                attempt(&shared, job).await;
-            }
+    /// Queues a job behind earlier ones to the same URL, starting that URL's worker if needed.
+    pub fn enqueue(self: &Arc<Self>, job: Job) {
+        let mut queues = lock(&self.queues);
+        let tx = queues.entry(job.to.url.clone()).or_insert_with(|| {
+            let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
+            // Weak, so the workers stop with the sandbox.
+            let weak: Weak<Dispatcher> = Arc::downgrade(self);
+            self.runtime.spawn(async move {
+                while let Some(job) = rx.recv().await {
+                    let Some(d) = weak.upgrade() else { break };
+                    attempt(&d, job).await;
+                }
+            });
+            tx
         });
-        tx
-    });
-    // The worker lives as long as the sandbox, so the send only fails while it shuts down.
-    let _ = tx.send(job);
+        // The worker lives as long as the sandbox, so the send only fails while it shuts down.
+        let _ = tx.send(job);
+    }
 }
 
-async fn attempt(shared: &Arc<Shared>, job: Job) {
-    if !lock(&shared.store).still_subscribed(&job.to) {
+async fn attempt(d: &Arc<Dispatcher>, job: Job) {
+    if !lock(&d.store).still_subscribed(&job.to) {
         return;
     }
-    let d = &shared.dispatcher;
     let sent = d
         .client
         .post(&job.to.url)
@@ -135,7 +138,7 @@ async fn attempt(shared: &Arc<Shared>, job: Job) {
         Err(e) => (None, Some(e.to_string())),
     };
     let ok = error.is_none();
-    lock(&shared.store).delivery_outcome(job.to.webhook_id, ok);
+    lock(&d.store).delivery_outcome(job.to.webhook_id, ok);
     lock(&d.log).push(Delivery {
         webhook_id: job.to.webhook_id,
         event: job.event.clone(),
@@ -153,17 +156,14 @@ async fn attempt(shared: &Arc<Shared>, job: Job) {
         .get(job.attempt.saturating_sub(1) as usize)
         .copied();
     if let Some(delay) = delay {
-        let weak = Arc::downgrade(shared);
+        let weak = Arc::downgrade(d);
         d.runtime.spawn(async move {
             tokio::time::sleep(delay).await;
-            if let Some(shared) = weak.upgrade() {
-                enqueue(
-                    &shared,
-                    Job {
-                        attempt: job.attempt + 1,
-                        ..job
-                    },
-                );
+            if let Some(d) = weak.upgrade() {
+                d.enqueue(Job {
+                    attempt: job.attempt + 1,
+                    ..job
+                });
             }
         });
     }

@@ -10,11 +10,11 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use super::body::finish_address;
-use super::date;
 use super::entities::finish_account;
 use super::sales::{InvoiceRequest, create_order, seed_invoice};
 use super::store::{Db, Kind, Record, from_decimal, reference};
-use crate::sandbox::{DataSize, SandboxConfig};
+use super::time;
+use crate::config::{DataSize, SandboxConfig};
 
 /// The bank account number the seed company has registered (MOD11-valid).
 pub const BANK_ACCOUNT: &str = "11111111113";
@@ -335,7 +335,7 @@ fn employees(db: &mut Db, rng: &mut StdRng, department: i64, n: usize) {
                     rng.random_range(0..100u32), rng.random_range(0..1000u32)),
                 "userType": if i % 3 == 0 { "NO_ACCESS" } else { "STANDARD" },
                 "department": reference(department),
-                "dateOfBirth": date::format(date::parse("1960-01-01").unwrap_or(0) + rng.random_range(0..14_000i64))})),
+                "dateOfBirth": time::format(time::parse("1960-01-01").unwrap_or(0) + rng.random_range(0..14_000i64))})),
         );
     }
     // An accountant's proxy login, which integrations should leave out.
@@ -679,7 +679,7 @@ fn orders(db: &mut Db, rng: &mut StdRng, customers: &[i64], products: &[i64], n:
     if customers.is_empty() || products.is_empty() {
         return;
     }
-    let start = date::parse("2025-01-02").unwrap_or(0);
+    let start = time::parse("2025-01-02").unwrap_or(0);
     let mut days: Vec<i64> = (0..n)
         .map(|_| start + rng.random_range(0..360i64))
         .collect();
@@ -700,8 +700,8 @@ fn orders(db: &mut Db, rng: &mut StdRng, customers: &[i64], products: &[i64], n:
             .collect();
         let reference_text = format!("Ordre {}", 9000 + i);
         let body = rec(
-            json!({"customer": {"id": customer}, "orderDate": date::format(day),
-            "deliveryDate": date::format(delivery), "reference": reference_text, "orderLines": lines}),
+            json!({"customer": {"id": customer}, "orderDate": time::format(day),
+            "deliveryDate": time::format(delivery), "reference": reference_text, "orderLines": lines}),
         );
         let order = create_order(db, &body);
         if i % 10 < 7 {

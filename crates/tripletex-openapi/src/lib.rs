@@ -1,6 +1,6 @@
 //! Tripletex's official request schemas, vendored as a subset of its OpenAPI spec
-//! (`vendor/tripletex/openapi-subset.json`, made by `scripts/vendor-tripletex-openapi.py`; the
-//! provenance is inside the file). Used to check every body the mapping pack makes, and by the
+//! (`crates/tripletex-openapi/openapi-subset.json`, made by `scripts/vendor-tripletex-openapi.py`;
+//! the provenance is inside the file). Used to check every body the mapping pack makes, and by the
 //! Tripletex sandbox to answer a bad body the way the real server does.
 
 use std::collections::HashMap;
@@ -8,7 +8,7 @@ use std::sync::{LazyLock, Mutex};
 
 use serde_json::{Value, json};
 
-const SUBSET: &str = include_str!("../vendor/tripletex/openapi-subset.json");
+const SUBSET: &str = include_str!("../openapi-subset.json");
 
 static DOC: LazyLock<Value> = LazyLock::new(|| serde_json::from_str(SUBSET).unwrap_or(Value::Null));
 static VALIDATORS: LazyLock<Mutex<HashMap<String, std::sync::Arc<jsonschema::Validator>>>> =
@@ -78,7 +78,7 @@ pub fn check(
             if let Some(v) = validator(&op) {
                 for e in v.iter_errors(b) {
                     out.push(Violation {
-                        field: crate::spec::yaml::field_path(e.instance_path().as_str()),
+                        field: field_path(e.instance_path().as_str()),
                         message: describe(&e),
                     });
                 }
@@ -123,6 +123,30 @@ fn validator(op: &str) -> Option<std::sync::Arc<jsonschema::Validator>> {
     Some(v)
 }
 
+/// A JSON pointer into a body as a field path (`/orders/0/vatType` → `orders[0].vatType`), written
+/// as rbtx's diagnostics write field paths.
+fn field_path(pointer: &str) -> String {
+    let mut out = String::new();
+    for seg in pointer.split('/').skip(1) {
+        let seg = seg.replace("~1", "/").replace("~0", "~");
+        if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{seg}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&seg);
+        }
+    }
+    out
+}
+
+/// The whole vendored subset (`operations`, `components`, `provenance`), parsed once; `Null` if
+/// it does not parse (a test below would fail first).
+pub fn document() -> &'static Value {
+    &DOC
+}
+
 /// Where the vendored subset came from.
 pub fn provenance() -> &'static Value {
     &DOC["provenance"]
@@ -141,6 +165,16 @@ mod tests {
         assert_eq!(v.len(), 2, "{v:?}");
         assert!(v.iter().any(|x| x.message.contains("`colour`")));
         assert!(v.iter().any(|x| x.field == "vatType.id"));
+    }
+
+    #[test]
+    fn field_paths_index_lists_and_unescape_pointers() {
+        assert_eq!(
+            field_path("/orders/0/orderLines/2/vatType/id"),
+            "orders[0].orderLines[2].vatType.id"
+        );
+        assert_eq!(field_path("/a~1b/c~0d"), "a/b.c~d");
+        assert_eq!(field_path(""), "");
     }
 
     #[test]

@@ -2,29 +2,20 @@
 //! limit, checks the session, routes, and writes the answer with `x-tlx-request-id` and the rate
 //! limit headers. `/admin/…` is the tests' back door: no faults, no limit, no auth.
 
-use std::collections::{HashMap, VecDeque};
-use std::io;
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, to_bytes};
-use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
-use axum::serve::{IncomingStream, Listener};
 use base64::Engine;
 use serde_json::{Map, Value, json};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
 
-use super::RequestRecord;
 use super::body::{self, NOT_NULL, Problems, Scope, WRONG_TYPE};
-use super::date;
 use super::entities;
 use super::error::{ApiError, Msg};
 use super::resources::{Query, decode, fields_of, list, search};
@@ -32,116 +23,14 @@ use super::sales::{self, Payment};
 use super::schema::{Fields, Renderer};
 use super::seed;
 use super::store::{Db, Kind, flag, int};
-use crate::sandbox::SandboxConfig;
-use crate::sandbox::faults::{Fault, FaultConfig, Faults};
+use super::time;
+use crate::config::SandboxConfig;
+use crate::faults::{Fault, FaultConfig, Faults};
+use crate::listener::Conn;
+use crate::request_log::{RequestLog, RequestRecord};
+use crate::support::lock;
 
 const MAX_BODY: usize = 16 * 1024 * 1024;
-/// How many requests the log keeps (a long benchmark run must not grow it without bound).
-const REQUEST_LOG_SIZE: usize = 100_000;
-
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A connection the handler can cut (the `drop` fault): once killed, reads and writes fail, so
-/// hyper closes the socket without writing the response.
-pub struct KillableStream {
-    inner: TcpStream,
-    killed: Arc<AtomicBool>,
-}
-
-fn aborted<T>() -> Poll<io::Result<T>> {
-    Poll::Ready(Err(io::ErrorKind::ConnectionAborted.into()))
-}
-
-impl AsyncRead for KillableStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.killed.load(Ordering::SeqCst) {
-            return aborted();
-        }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for KillableStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if this.killed.load(Ordering::SeqCst) {
-            return aborted();
-        }
-        Pin::new(&mut this.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.killed.load(Ordering::SeqCst) {
-            return aborted();
-        }
-        Pin::new(&mut this.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
-
-pub struct KillableListener(pub TcpListener);
-
-/// The connection a request came in on, as the handler sees it.
-#[derive(Debug, Clone)]
-pub struct Conn {
-    killed: Arc<AtomicBool>,
-}
-
-impl Conn {
-    fn kill(&self) {
-        self.killed.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Listener for KillableListener {
-    type Io = KillableStream;
-    type Addr = Conn;
-
-    async fn accept(&mut self) -> (KillableStream, Conn) {
-        loop {
-            match self.0.accept().await {
-                Ok((inner, _remote)) => {
-                    let killed = Arc::new(AtomicBool::new(false));
-                    let stream = KillableStream {
-                        inner,
-                        killed: killed.clone(),
-                    };
-                    return (stream, Conn { killed });
-                }
-                // Out of file descriptors and the like: back off instead of spinning.
-                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Conn> {
-        self.0.local_addr()?;
-        Ok(Conn {
-            killed: Arc::default(),
-        })
-    }
-}
-
-impl Connected<IncomingStream<'_, KillableListener>> for Conn {
-    fn connect_info(stream: IncomingStream<'_, KillableListener>) -> Self {
-        stream.remote_addr().clone()
-    }
-}
 
 struct Session {
     /// The token stops working at midnight starting this day.
@@ -230,8 +119,8 @@ pub struct App {
     faults: Faults,
     rate: Mutex<RateLimiter>,
     counter: AtomicU64,
-    /// The latest requests on `/v2`, at most [`REQUEST_LOG_SIZE`].
-    requests: Mutex<VecDeque<RequestRecord>>,
+    /// The requests on `/v2`.
+    requests: RequestLog,
 }
 
 impl std::fmt::Debug for App {
@@ -267,7 +156,7 @@ impl App {
             sessions: Mutex::new(HashMap::new()),
             rate: Mutex::new(rate),
             counter: AtomicU64::new(0),
-            requests: Mutex::new(VecDeque::new()),
+            requests: RequestLog::default(),
             config,
         }
     }
@@ -339,7 +228,7 @@ impl App {
     }
 
     pub fn expire_sessions(&self) {
-        let today = date::today();
+        let today = time::today();
         for s in lock(&self.sessions).values_mut() {
             s.expiration = s.expiration.min(today);
         }
@@ -366,15 +255,7 @@ impl App {
     }
 
     pub fn requests(&self) -> Vec<RequestRecord> {
-        lock(&self.requests).iter().cloned().collect()
-    }
-
-    fn log_request(&self, record: RequestRecord) {
-        let mut log = lock(&self.requests);
-        if log.len() == REQUEST_LOG_SIZE {
-            log.pop_front();
-        }
-        log.push_back(record);
+        self.requests.records()
     }
 
     /// Back to the seed data, the configured faults and a fresh rate-limit period. Sessions stay.
@@ -390,7 +271,7 @@ impl App {
 
     /// A session token valid until tomorrow, without the consumer and employee tokens.
     pub fn create_session(&self) -> String {
-        self.new_session(date::today() + 1).1
+        self.new_session(time::today() + 1).1
     }
 
     fn new_session(&self, expiration: i64) -> (i64, String) {
@@ -501,7 +382,7 @@ impl App {
             }
         }
         match lock(&self.sessions).get(token) {
-            Some(s) if date::today() < s.expiration => Ok(()),
+            Some(s) if time::today() < s.expiration => Ok(()),
             Some(_) => Err(ApiError::unauthorized("The session token has expired.")),
             None => Err(ApiError::unauthorized("The session token is invalid.")),
         }
@@ -535,7 +416,7 @@ impl App {
         }
         let expiration = match expiration
             .filter(|s| !s.is_empty())
-            .map(|s| (s, date::parse(s)))
+            .map(|s| (s, time::parse(s)))
         {
             None => {
                 reject("expirationDate", NOT_NULL);
@@ -545,7 +426,7 @@ impl App {
                 reject("expirationDate", WRONG_TYPE);
                 None
             }
-            Some((_, Some(d))) if d <= date::today() => {
+            Some((_, Some(d))) if d <= time::today() => {
                 reject(
                     "expirationDate",
                     "The expiration date must be later than today.",
@@ -565,7 +446,7 @@ impl App {
             "url": url(&format!("session/{id}")),
             "consumerToken": {"id": 1, "url": url("consumer/1")},
             "employeeToken": {"id": 1, "url": url("employee/1")},
-            "expirationDate": date::format(expiration),
+            "expirationDate": time::format(expiration),
             "token": token,
         }))
     }
@@ -725,7 +606,7 @@ impl App {
                             NOT_NULL,
                         )]));
                     }
-                    Some(d) => date::parse(d).ok_or_else(|| {
+                    Some(d) => time::parse(d).ok_or_else(|| {
                         ApiError::mapping(vec![Msg::new("invoiceDate", WRONG_TYPE)])
                     })?,
                 };
@@ -868,12 +749,12 @@ pub async fn entry(
                 // client must survive without writing twice.
                 let _effect = run();
                 conn.kill();
-                app.log_request(record(&parts, None));
+                app.requests.push(record(&parts, None));
                 return Response::new(Body::empty());
             }
         }
     };
-    app.log_request(record(&parts, Some(&outcome)));
+    app.requests.push(record(&parts, Some(&outcome)));
     respond(outcome, &request_id, Some(rate))
 }
 
@@ -888,11 +769,9 @@ fn record(
         None => (None, None),
     };
     RequestRecord {
-        method: parts.method.to_string(),
-        path: parts.uri.path().to_string(),
-        query: parts.uri.query().map(str::to_string),
         status,
         code,
+        ..RequestRecord::new(&parts.method, &parts.uri, &parts.headers)
     }
 }
 

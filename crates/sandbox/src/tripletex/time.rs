@@ -1,8 +1,8 @@
 //! Calendar dates as days since 1970-01-01: enough for Tripletex's `YYYY-MM-DD` fields, date
 //! ranges and due dates, without a date-time dependency.
 
-pub use crate::dates::{add_months, format, now_seconds, parse_strict as parse, today};
-use crate::dates::{civil_from_days, days_from_civil, days_in_month};
+pub use rbtx_dates::{add_months, format, now_seconds, parse_strict as parse, today};
+use rbtx_dates::{civil_from_days, days_from_civil, days_in_month};
 
 /// A date-time filter such as `changedSince`: a date, optionally followed by `Thh:mm[:ss]`, as
 /// seconds since the epoch (UTC).

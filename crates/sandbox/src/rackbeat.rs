@@ -8,6 +8,7 @@
 //! do) and read back what it delivered. `/admin/…` offers the same read-outs over HTTP for a
 //! sandbox in another process.
 
+mod error;
 mod http;
 mod query;
 mod resources;
@@ -16,160 +17,25 @@ mod store;
 mod time;
 mod webhooks;
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
+pub use crate::request_log::RequestRecord;
+pub use error::{ApiError, Errors};
 pub use resources::{INVOICE_BOOKED_EVENT, KNOWN_EVENTS, Resource};
-pub use store::{ApiError, Errors, Event};
+pub use store::Event;
 pub use webhooks::{Delivery, default_retry_delays};
 
-use super::SandboxConfig;
-use super::faults::{FaultConfig, Faults};
+use crate::config::SandboxConfig;
+use crate::faults::FaultConfig;
+use crate::listener::{Conn, KillableListener};
+use crate::support::lock;
+use http::Shared;
 use store::Store;
-use time::Unix;
-use webhooks::{Dispatcher, Job};
-
-/// Locks a mutex, recovering the data if a holder panicked (nothing here leaves it half-written).
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// One request the sandbox received on `/api`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct RequestRecord {
-    pub method: String,
-    /// The path as sent (still percent-encoded).
-    pub path: String,
-    pub query: Option<String>,
-    /// The status answered; `None` when the connection was dropped (an injected fault).
-    pub status: Option<u16>,
-    /// The consumer headers Rackbeat asks integrations to send.
-    pub consumer_name: Option<String>,
-    pub user_agent: Option<String>,
-}
-
-/// State shared by the HTTP handlers, the webhook workers and the [`Handle`].
-pub(crate) struct Shared {
-    store: Mutex<Store>,
-    faults: Faults,
-    token: String,
-    account_id: u64,
-    dispatcher: Dispatcher,
-    fired: Mutex<Vec<Event>>,
-    /// The latest requests, at most [`REQUEST_LOG_SIZE`].
-    requests: Mutex<VecDeque<RequestRecord>>,
-    /// 429s answered so far.
-    throttled: AtomicU64,
-}
-
-/// How many requests the log keeps (a long benchmark run must not grow it without bound).
-const REQUEST_LOG_SIZE: usize = 100_000;
-
-impl Shared {
-    fn log_request(&self, record: RequestRecord) {
-        let mut log = lock(&self.requests);
-        if log.len() == REQUEST_LOG_SIZE {
-            log.pop_front();
-        }
-        log.push_back(record);
-    }
-
-    /// Runs a write on the store and fires the events it caused (unless suppressed). Events are
-    /// queued while the store is still locked, so concurrent writes fire in the order they
-    /// happened.
-    fn write<T>(
-        self: &Arc<Self>,
-        suppress: bool,
-        op: impl FnOnce(&mut Store, Unix) -> Result<(T, Vec<Event>), ApiError>,
-    ) -> Result<T, ApiError> {
-        let mut store = lock(&self.store);
-        let (out, events) = op(&mut store, time::now())?;
-        if suppress {
-            return Ok(out);
-        }
-        for e in events {
-            for to in store.subscribers(&e.event) {
-                let job = Job {
-                    to,
-                    event: e.event.clone(),
-                    body: e.body.clone(),
-                    attempt: 1,
-                };
-                webhooks::enqueue(self, job);
-            }
-            lock(&self.fired).push(e);
-        }
-        Ok(out)
-    }
-
-    fn create(
-        self: &Arc<Self>,
-        r: Resource,
-        body: Value,
-        suppress: bool,
-    ) -> Result<Value, ApiError> {
-        self.write(suppress, |s, now| {
-            let (key, mut events) = s.create(r, body, now)?;
-            // A customer invoice created through the API is booked at once; drafts have their
-            // own endpoint.
-            if r == Resource::CustomerInvoice {
-                events.extend(s.book(&key, now)?.1);
-            }
-            Ok((s.get(r, &key).unwrap_or(Value::Null), events))
-        })
-    }
-
-    fn create_draft(self: &Arc<Self>, body: Value) -> Result<Value, ApiError> {
-        let r = Resource::CustomerInvoice;
-        self.write(true, |s, now| {
-            let (key, events) = s.create(r, body, now)?;
-            Ok((s.get(r, &key).unwrap_or(Value::Null), events))
-        })
-    }
-
-    fn update(
-        self: &Arc<Self>,
-        r: Resource,
-        key: &str,
-        body: Value,
-        suppress: bool,
-    ) -> Result<Value, ApiError> {
-        self.write(suppress, |s, now| {
-            let (key, events) = s.update(r, key, body, now)?;
-            Ok((s.get(r, &key).unwrap_or(Value::Null), events))
-        })
-    }
-
-    fn delete(self: &Arc<Self>, r: Resource, key: &str, suppress: bool) -> Result<(), ApiError> {
-        self.write(suppress, |s, _| Ok(((), s.delete(r, key)?)))
-    }
-
-    fn book(self: &Arc<Self>, key: &str, suppress: bool) -> Result<Value, ApiError> {
-        let r = Resource::CustomerInvoice;
-        self.write(suppress, |s, now| {
-            let (key, events) = s.book(key, now)?;
-            Ok((s.get(r, &key).unwrap_or(Value::Null), events))
-        })
-    }
-
-    fn convert(
-        self: &Arc<Self>,
-        key: &str,
-        body: Value,
-        suppress: bool,
-    ) -> Result<Value, ApiError> {
-        self.write(suppress, |s, now| {
-            let (key, events) = s.convert(key, body, now)?;
-            Ok((s.get(Resource::Lot, &key).unwrap_or(Value::Null), events))
-        })
-    }
-}
 
 /// A running Rackbeat sandbox.
 #[derive(Clone)]
@@ -262,7 +128,7 @@ impl Handle {
 
     /// The requests received on `/api` (the latest 100 000).
     pub fn requests(&self) -> Vec<RequestRecord> {
-        lock(&self.shared.requests).iter().cloned().collect()
+        self.shared.requests.records()
     }
 
     /// Replaces the fault injection for the requests that follow.
@@ -288,19 +154,9 @@ pub async fn start(config: &SandboxConfig) -> std::io::Result<Handle> {
     let mut store = Store::new(base_url.clone(), config.seed);
     seed::seed(&mut store, config.seed, config.data)
         .map_err(|e| std::io::Error::other(format!("seeding the Rackbeat sandbox: {e:?}")))?;
-    let shared = Arc::new(Shared {
-        store: Mutex::new(store),
-        faults: Faults::new(config.faults.clone()),
-        token: config.rackbeat_token.clone(),
-        account_id: config.rackbeat_account_id,
-        dispatcher: Dispatcher::new(config.rackbeat_account_id)?,
-        fired: Mutex::new(Vec::new()),
-        requests: Mutex::new(VecDeque::new()),
-        throttled: AtomicU64::new(0),
-    });
-    let app =
-        http::router(shared.clone()).into_make_service_with_connect_info::<http::Connection>();
-    tokio::spawn(async move { axum::serve(http::FaultyListener(listener), app).await });
+    let shared = Arc::new(Shared::new(store, config)?);
+    let app = http::router(shared.clone()).into_make_service_with_connect_info::<Conn>();
+    tokio::spawn(async move { axum::serve(KillableListener(listener), app).await });
     Ok(Handle {
         addr,
         base_url,

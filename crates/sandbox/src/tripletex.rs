@@ -8,44 +8,34 @@
 //! (409/8000), required date ranges, computed order and invoice amounts, rate-limit headers and
 //! 429s, and seeded faults. Data lives in memory, seeded from the configuration.
 //!
-//! Layout: `app` (HTTP, auth, faults, rate limit, routing), `resources` (searches, paging),
+//! Layout: `http` (HTTP, auth, faults, rate limit, routing), `resources` (searches, paging),
 //! `entities` and `sales` (writes), `body` (body checks), `schema` (fields and rendering),
-//! `store` (tables), `seed`, `date`, `error`.
+//! `store` (tables), `seed`, `time` (dates), `error`.
 
-mod app;
 mod body;
-mod date;
 mod entities;
 mod error;
+mod http;
 mod resources;
 mod sales;
 mod schema;
 mod seed;
 mod store;
+mod time;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use serde_json::Value;
 
+pub use crate::request_log::RequestRecord;
 pub use seed::BANK_ACCOUNT;
 pub use store::Kind;
 
-use super::SandboxConfig;
-use super::faults::FaultConfig;
-use app::{App, Conn, KillableListener};
-
-/// One request the sandbox received on `/v2` (the `/admin/` back door is not logged).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct RequestRecord {
-    pub method: String,
-    pub path: String,
-    pub query: Option<String>,
-    /// The status answered; `None` when the connection was dropped (an injected fault).
-    pub status: Option<u16>,
-    /// Tripletex's error code (16000 for a body the schema refuses, 18000 for a broken rule, …).
-    pub code: Option<u32>,
-}
+use crate::config::SandboxConfig;
+use crate::faults::FaultConfig;
+use crate::listener::{Conn, KillableListener};
+use http::App;
 
 /// A running Tripletex sandbox, with the admin methods tests use to look inside and to set up
 /// situations (no bank account, expired sessions, faults, a rate limit).
@@ -62,7 +52,7 @@ pub async fn start(config: &SandboxConfig) -> std::io::Result<Handle> {
     let addr = listener.local_addr()?;
     let app = Arc::new(App::new(config.clone(), addr));
     let router = axum::Router::new()
-        .fallback(app::entry)
+        .fallback(http::entry)
         .with_state(app.clone());
     let service = router.into_make_service_with_connect_info::<Conn>();
     tokio::spawn(async move { axum::serve(KillableListener(listener), service).await });

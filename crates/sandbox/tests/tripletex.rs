@@ -2,9 +2,9 @@
 //! error codes and Norwegian messages, versions, date ranges, invoicing, rate limits and faults.
 
 use base64::Engine;
-use rbtx::sandbox::faults::FaultConfig;
-use rbtx::sandbox::tripletex::{self, Handle, Kind};
-use rbtx::sandbox::{CONSUMER_TOKEN, DataSize, EMPLOYEE_TOKEN, SandboxConfig};
+use rbtx_sandbox::faults::FaultConfig;
+use rbtx_sandbox::tripletex::{self, Handle, Kind};
+use rbtx_sandbox::{CONSUMER_TOKEN, DataSize, EMPLOYEE_TOKEN, SandboxConfig};
 use reqwest::{Client, Method, Response};
 use serde_json::{Value, json};
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
-use super::date;
+use super::time;
 
 pub type Record = Map<String, Value>;
 
@@ -196,7 +196,7 @@ impl Db {
     pub fn insert_with_id(&mut self, kind: Kind, id: i64, mut rec: Record) {
         rec.insert("id".into(), json!(id));
         rec.insert("version".into(), json!(0));
-        rec.insert("_changed".into(), json!(date::now_seconds()));
+        rec.insert("_changed".into(), json!(time::now_seconds()));
         self.put(kind, id, rec);
         let next = self.next_ids.entry(kind).or_insert_with(|| kind.first_id());
         *next = (*next).max(id + 1);
@@ -207,7 +207,7 @@ impl Db {
         let version = self.get(kind, id).map_or(0, |r| int(r, "version")) + 1;
         rec.insert("id".into(), json!(id));
         rec.insert("version".into(), json!(version));
-        rec.insert("_changed".into(), json!(date::now_seconds()));
+        rec.insert("_changed".into(), json!(time::now_seconds()));
         self.put(kind, id, rec);
     }
 
@@ -321,7 +321,7 @@ pub fn ref_ids(rec: &Record, key: &str) -> Vec<i64> {
         .unwrap_or_default()
 }
 
-pub(crate) use crate::sandbox::to_decimal;
+use crate::support::to_decimal;
 
 pub fn dec(rec: &Record, key: &str) -> Decimal {
     rec.get(key).and_then(to_decimal).unwrap_or_default()

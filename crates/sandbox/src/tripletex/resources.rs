@@ -7,11 +7,12 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use serde_json::{Value, json};
 
 use super::body::NOT_NULL;
-use super::date;
 use super::entities::outgoing_vat_allowed;
 use super::error::{ApiError, Msg};
 use super::schema::{Fields, Renderer, Ty, prop};
-use super::store::{Db, Kind, Record, dec, flag, int, ref_id, text, to_decimal};
+use super::store::{Db, Kind, Record, dec, flag, int, ref_id, text};
+use super::time;
+use crate::support::to_decimal;
 
 /// Query parameters in order; a parameter may repeat (`productNumber=a&productNumber=b`).
 #[derive(Debug, Default)]
@@ -82,7 +83,7 @@ impl Query {
     pub fn date(&self, key: &str) -> Result<Option<i64>, ApiError> {
         self.get(key)
             .filter(|v| !v.is_empty())
-            .map(|v| date::parse(v).ok_or_else(|| illegal(key, v)))
+            .map(|v| time::parse(v).ok_or_else(|| illegal(key, v)))
             .transpose()
     }
 
@@ -175,7 +176,7 @@ fn date_range(q: &Query, from_key: &str, to_key: &str) -> Result<(i64, i64), Api
 }
 
 fn in_range(rec: &Record, key: &str, (from, to): (i64, i64)) -> bool {
-    date::parse(text(rec, key)).is_some_and(|d| from <= d && d < to)
+    time::parse(text(rec, key)).is_some_and(|d| from <= d && d < to)
 }
 
 /// The records of a kind that match a search's filters.
@@ -198,7 +199,7 @@ pub fn search<'a>(db: &'a Db, kind: Kind, q: &Query) -> Result<Vec<&'a Record>, 
             let managers = q.ints("accountManagerId")?;
             let since = match q.get("changedSince").filter(|v| !v.is_empty()) {
                 Some(v) => {
-                    Some(date::parse_date_time(v).ok_or_else(|| illegal("changedSince", v))?)
+                    Some(time::parse_date_time(v).ok_or_else(|| illegal("changedSince", v))?)
                 }
                 None => None,
             };

@@ -8,10 +8,11 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 
+use super::error::ApiError;
 use super::resources::Resource;
-use super::store::{ApiError, Store};
+use super::store::Store;
 use super::time::{self, Unix};
-use crate::sandbox::DataSize;
+use crate::config::DataSize;
 
 struct Counts {
     employees: usize,

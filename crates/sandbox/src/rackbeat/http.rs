@@ -1,32 +1,31 @@
-//! The HTTP surface: routes, the gate every `/api` request passes (fault injection, then bearer
-//! auth), handlers, and a listener whose connections can be cut mid-request (the `Drop` fault).
+//! The HTTP surface: the state the handlers share (writes through it fire webhooks), the gate
+//! every `/api` request passes (fault injection, then bearer auth), routes and handlers.
 
-use std::io;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::connect_info::Connected;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::IncomingStream;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
 
+use super::error::ApiError;
 use super::query::{ListQuery, Selection};
 use super::resources::{Resource, laravel_input};
-use super::store::ApiError;
-use super::{RequestRecord, Shared, lock};
-use crate::sandbox::faults::{Fault, FaultConfig};
+use super::store::{Event, Store};
+use super::time::{self, Unix};
+use super::webhooks::{Dispatcher, Job};
+use crate::config::SandboxConfig;
+use crate::faults::{Fault, FaultConfig, Faults};
+use crate::listener::Conn;
+use crate::request_log::{RequestLog, RequestRecord};
+use crate::support::lock;
 
 type Pairs = Vec<(String, String)>;
 type QueryParams = Result<Query<Pairs>, QueryRejection>;
@@ -196,33 +195,147 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         )
         .route(
             "/admin/requests",
-            get(|State(s): State<Arc<Shared>>| async move { Json(lock(&s.requests).clone()) }),
+            get(|State(s): State<Arc<Shared>>| async move { Json(s.requests.records()) }),
         )
         .route("/admin/faults", get(show_faults).put(set_faults))
         .route("/admin/retry-delays", axum::routing::put(set_retry_delays))
         .with_state(shared)
 }
 
+// ---- the state every request sees -------------------------------------------------------
+
+/// State shared by the HTTP handlers and the [`Handle`](super::Handle); the webhook workers
+/// share its store through the dispatcher.
+pub(super) struct Shared {
+    pub store: Arc<Mutex<Store>>,
+    pub faults: Faults,
+    token: String,
+    account_id: u64,
+    pub dispatcher: Arc<Dispatcher>,
+    pub fired: Mutex<Vec<Event>>,
+    /// The requests on `/api`.
+    pub requests: RequestLog,
+    /// 429s answered so far.
+    throttled: AtomicU64,
+}
+
+impl Shared {
+    /// The state of a sandbox serving `store`, delivering webhooks on the current tokio runtime.
+    pub fn new(store: Store, config: &SandboxConfig) -> std::io::Result<Shared> {
+        let store = Arc::new(Mutex::new(store));
+        Ok(Shared {
+            dispatcher: Arc::new(Dispatcher::new(config.rackbeat_account_id, store.clone())?),
+            store,
+            faults: Faults::new(config.faults.clone()),
+            token: config.rackbeat_token.clone(),
+            account_id: config.rackbeat_account_id,
+            fired: Mutex::new(Vec::new()),
+            requests: RequestLog::default(),
+            throttled: AtomicU64::new(0),
+        })
+    }
+
+    /// Runs a write on the store and fires the events it caused (unless suppressed). Events are
+    /// queued while the store is still locked, so concurrent writes fire in the order they
+    /// happened.
+    fn write<T>(
+        self: &Arc<Self>,
+        suppress: bool,
+        op: impl FnOnce(&mut Store, Unix) -> Result<(T, Vec<Event>), ApiError>,
+    ) -> Result<T, ApiError> {
+        let mut store = lock(&self.store);
+        let (out, events) = op(&mut store, time::now())?;
+        if suppress {
+            return Ok(out);
+        }
+        for e in events {
+            for to in store.subscribers(&e.event) {
+                let job = Job {
+                    to,
+                    event: e.event.clone(),
+                    body: e.body.clone(),
+                    attempt: 1,
+                };
+                self.dispatcher.enqueue(job);
+            }
+            lock(&self.fired).push(e);
+        }
+        Ok(out)
+    }
+
+    pub fn create(
+        self: &Arc<Self>,
+        r: Resource,
+        body: Value,
+        suppress: bool,
+    ) -> Result<Value, ApiError> {
+        self.write(suppress, |s, now| {
+            let (key, mut events) = s.create(r, body, now)?;
+            // A customer invoice created through the API is booked at once; drafts have their
+            // own endpoint.
+            if r == Resource::CustomerInvoice {
+                events.extend(s.book(&key, now)?.1);
+            }
+            Ok((s.get(r, &key).unwrap_or(Value::Null), events))
+        })
+    }
+
+    pub fn create_draft(self: &Arc<Self>, body: Value) -> Result<Value, ApiError> {
+        let r = Resource::CustomerInvoice;
+        self.write(true, |s, now| {
+            let (key, events) = s.create(r, body, now)?;
+            Ok((s.get(r, &key).unwrap_or(Value::Null), events))
+        })
+    }
+
+    pub fn update(
+        self: &Arc<Self>,
+        r: Resource,
+        key: &str,
+        body: Value,
+        suppress: bool,
+    ) -> Result<Value, ApiError> {
+        self.write(suppress, |s, now| {
+            let (key, events) = s.update(r, key, body, now)?;
+            Ok((s.get(r, &key).unwrap_or(Value::Null), events))
+        })
+    }
+
+    pub fn delete(
+        self: &Arc<Self>,
+        r: Resource,
+        key: &str,
+        suppress: bool,
+    ) -> Result<(), ApiError> {
+        self.write(suppress, |s, _| Ok(((), s.delete(r, key)?)))
+    }
+
+    pub fn book(self: &Arc<Self>, key: &str, suppress: bool) -> Result<Value, ApiError> {
+        let r = Resource::CustomerInvoice;
+        self.write(suppress, |s, now| {
+            let (key, events) = s.book(key, now)?;
+            Ok((s.get(r, &key).unwrap_or(Value::Null), events))
+        })
+    }
+
+    pub fn convert(
+        self: &Arc<Self>,
+        key: &str,
+        body: Value,
+        suppress: bool,
+    ) -> Result<Value, ApiError> {
+        self.write(suppress, |s, now| {
+            let (key, events) = s.convert(key, body, now)?;
+            Ok((s.get(Resource::Lot, &key).unwrap_or(Value::Null), events))
+        })
+    }
+}
+
 // ---- the gate ------------------------------------------------------------------------------
 
 async fn gate(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     // In a block: a borrow of the request (its body is not Sync) must not live across an await.
-    let mut record = {
-        let header = |name: &str| {
-            req.headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        RequestRecord {
-            method: req.method().to_string(),
-            path: req.uri().path().to_string(),
-            query: req.uri().query().map(str::to_string),
-            status: None,
-            consumer_name: header("consumer-name"),
-            user_agent: header("user-agent"),
-        }
-    };
+    let mut record = RequestRecord::new(req.method(), req.uri(), req.headers());
     let is_write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let (fault, latency) = s.faults.draw(is_write);
     if !latency.is_zero() {
@@ -235,10 +348,10 @@ async fn gate(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Respons
             Some(message(status, "Server Error"))
         }
         Fault::Drop => {
-            if let Some(ConnectInfo(c)) = req.extensions().get::<ConnectInfo<Connection>>() {
-                c.kill.store(true, Ordering::SeqCst);
+            if let Some(ConnectInfo(c)) = req.extensions().get::<ConnectInfo<Conn>>() {
+                c.kill();
             }
-            s.log_request(record);
+            s.requests.push(record);
             // Never sent: the connection fails as soon as this is written.
             return message(StatusCode::BAD_GATEWAY, "dropped");
         }
@@ -256,7 +369,7 @@ async fn gate(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Respons
         None => next.run(req).await,
     };
     record.status = Some(response.status().as_u16());
-    s.log_request(record);
+    s.requests.push(record);
     response
 }
 
@@ -391,7 +504,7 @@ async fn list_webhooks(State(s): State<Arc<Shared>>, q: QueryParams) -> Answer {
 /// URL update an existing one.
 async fn subscribe(State(s): State<Arc<Shared>>, body: Bytes) -> Answer {
     let (body, _) = write_body(&body, &Vec::new());
-    let (w, created) = lock(&s.store).subscribe(body, super::time::now())?;
+    let (w, created) = lock(&s.store).subscribe(body, time::now())?;
     envelope(
         if created {
             StatusCode::CREATED
@@ -411,7 +524,7 @@ async fn show_webhook(State(s): State<Arc<Shared>>, i: Id) -> Answer {
 async fn update_webhook(State(s): State<Arc<Shared>>, i: Id, body: Bytes) -> Answer {
     let id = id(i)?;
     let (body, _) = write_body(&body, &Vec::new());
-    let w = lock(&s.store).update_webhook(id, body, super::time::now())?;
+    let w = lock(&s.store).update_webhook(id, body, time::now())?;
     envelope(StatusCode::OK, "webhook", w)
 }
 
@@ -475,102 +588,5 @@ async fn set_retry_delays(State(s): State<Arc<Shared>>, body: Bytes) -> Response
             Json(d).into_response()
         }
         Err(e) => message(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
-    }
-}
-
-// ---- a listener whose connections a handler can cut -----------------------------------------
-
-pub(crate) struct FaultyListener(pub TcpListener);
-
-/// Per-connection info handed to handlers: setting `kill` makes the connection fail on its next
-/// read or write, so the client gets no answer at all.
-#[derive(Debug, Clone)]
-pub(crate) struct Connection {
-    kill: Arc<AtomicBool>,
-}
-
-pub(crate) struct Stream {
-    inner: TcpStream,
-    kill: Arc<AtomicBool>,
-}
-
-impl Stream {
-    fn cut(&self) -> Option<io::Error> {
-        self.kill
-            .load(Ordering::SeqCst)
-            .then(|| io::ErrorKind::ConnectionAborted.into())
-    }
-}
-
-impl axum::serve::Listener for FaultyListener {
-    type Io = Stream;
-    type Addr = Connection;
-
-    async fn accept(&mut self) -> (Stream, Connection) {
-        loop {
-            match self.0.accept().await {
-                Ok((inner, _)) => {
-                    let kill = Arc::new(AtomicBool::new(false));
-                    return (
-                        Stream {
-                            inner,
-                            kill: kill.clone(),
-                        },
-                        Connection { kill },
-                    );
-                }
-                // Out of file descriptors and the like: wait and try again, as axum's own does.
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Connection> {
-        self.0.local_addr().map(|_| Connection {
-            kill: Arc::default(),
-        })
-    }
-}
-
-impl Connected<IncomingStream<'_, FaultyListener>> for Connection {
-    fn connect_info(stream: IncomingStream<'_, FaultyListener>) -> Self {
-        stream.remote_addr().clone()
-    }
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if let Some(e) = self.cut() {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        if let Some(e) = self.cut() {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if let Some(e) = self.cut() {
-            return Poll::Ready(Err(e));
-        }
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -1,0 +1,36 @@
+//! Faithful local simulations of the Rackbeat and Tripletex APIs, on 127.0.0.1, for tests, the
+//! demo and benchmarks. This is the only code that pretends to be a server.
+//!
+//! Both sandboxes are built the same way, from the same parts: `http.rs` (the gate every request
+//! passes and the routing), `store.rs` (the tables and writes), `resources.rs`, `seed.rs`,
+//! `time.rs` and `error.rs`; they share the listener whose connections a fault can cut
+//! (`listener.rs`), the request log (`request_log.rs`) and the fault injection (`faults.rs`).
+
+mod config;
+pub mod faults;
+mod listener;
+pub mod rackbeat;
+mod request_log;
+mod support;
+pub mod tripletex;
+
+pub use config::{
+    CONSUMER_TOKEN, DataSize, EMPLOYEE_TOKEN, RACKBEAT_ACCOUNT_ID, RACKBEAT_TOKEN, SandboxConfig,
+};
+pub use request_log::RequestRecord;
+
+/// Both sandboxes, running.
+pub struct Sandboxes {
+    pub tripletex: tripletex::Handle,
+    pub rackbeat: rackbeat::Handle,
+}
+
+/// Binds both sandboxes and starts serving them on the current tokio runtime.
+pub async fn start(config: SandboxConfig) -> std::io::Result<Sandboxes> {
+    let tripletex = tripletex::start(&config).await?;
+    let rackbeat = rackbeat::start(&config).await?;
+    Ok(Sandboxes {
+        tripletex,
+        rackbeat,
+    })
+}
