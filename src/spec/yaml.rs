@@ -331,19 +331,5 @@ pub fn escape_pointer(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
 }
 
-/// `/body/orderLines/0/count` → `body.orderLines[0].count`, the way a person reads a field path.
-pub fn field_path(pointer: &str) -> String {
-    let mut out = String::new();
-    for seg in pointer.split('/').skip(1) {
-        let seg = seg.replace("~1", "/").replace("~0", "~");
-        if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
-            out.push_str(&format!("[{seg}]"));
-        } else {
-            if !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(&seg);
-        }
-    }
-    out
-}
+/// A JSON pointer as a field path (`/orders/0/vatType` → `orders[0].vatType`).
+pub use tripletex_openapi::field_path;

@@ -123,9 +123,9 @@ fn validator(op: &str) -> Option<std::sync::Arc<jsonschema::Validator>> {
     Some(v)
 }
 
-/// A JSON pointer into a body as a field path (`/orders/0/vatType` → `orders[0].vatType`), written
-/// as rbtx's diagnostics write field paths.
-fn field_path(pointer: &str) -> String {
+/// A JSON pointer into a body as a field path (`/orders/0/vatType` → `orders[0].vatType`): the one
+/// way field paths are written, here, in the sandbox and in rbtx's diagnostics.
+pub fn field_path(pointer: &str) -> String {
     let mut out = String::new();
     for seg in pointer.split('/').skip(1) {
         let seg = seg.replace("~1", "/").replace("~0", "~");
