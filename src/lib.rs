@@ -10,6 +10,7 @@ pub mod doctor;
 pub mod engine;
 pub mod json;
 pub mod plan;
+pub mod preview;
 pub mod runtime;
 pub mod sandbox;
 pub mod secret;

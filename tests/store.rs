@@ -464,8 +464,8 @@ async fn dead_letter_then_replay<S: Store>(s: &S) {
             .unwrap();
     }
     assert_eq!(s.list_dead_letters().await.unwrap().len(), 2);
-    assert_eq!(s.replay_all().await.unwrap(), 2);
-    assert_eq!(s.replay_all().await.unwrap(), 0);
+    assert_eq!(s.replay_all(None).await.unwrap(), 2);
+    assert_eq!(s.replay_all(None).await.unwrap(), 0);
     assert_eq!(s.queue_depth().await.unwrap(), 2);
 }
 

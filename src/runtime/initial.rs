@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt};
 use serde_json::Value;
 
-use super::worker::{Failure, INITIAL_SYNC_EVENT, Synced, Worker};
+use super::worker::{Failure, INITIAL_SYNC_EVENT, Synced, Tenant, Worker};
 use crate::plan::{Pack, Plan};
 use crate::spec::Direction;
 use crate::store::{NewEvent, Store};
@@ -262,6 +262,29 @@ impl Position {
             Position::Done => "done".into(),
         }
     }
+}
+
+/// Runs the initial sync on `store` (migrated first) with a worker of its own: what `rbtx sync
+/// initial` does.
+pub async fn run_on<S: Store>(
+    store: S,
+    pack: Pack,
+    tenant: Tenant,
+    options: &Options,
+    out: &mut dyn Write,
+) -> Result<Report, String> {
+    store
+        .migrate()
+        .await
+        .map_err(|e| format!("migrating the store: {e}"))?;
+    let mut worker = Worker::new(
+        Arc::new(store),
+        Arc::new(pack),
+        tenant,
+        format!("sync-initial-{}", std::process::id()),
+    );
+    worker.dry_run = options.dry_run;
+    run(&worker, options, out).await
 }
 
 /// Runs the initial sync with `worker`'s tenant, store and pack. Dry-run requests are written to

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod catchup;
 pub mod demo;
+pub mod dlq;
 pub mod initial;
 pub mod intake;
 pub mod metrics;
