@@ -6,7 +6,7 @@ mod support;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use rbtx::runtime::worker::INITIAL_SYNC_EVENT;
+use rbtx::runtime::initial::INITIAL_SYNC_EVENT;
 use rbtx::secret::Secret;
 use rbtx::store::postgres::PostgresStore;
 use rbtx::store::sqlite::SqliteStore;

@@ -1008,7 +1008,7 @@ async fn postgres_errors_and_debug_never_show_the_password() {
         "mysql://rbtx:hunter2@db/rbtx",
     ] {
         match Location::parse(other) {
-            Err(e) => assert!(!e.contains("hunter2"), "{e}"),
+            Err(e) => assert!(!e.to_string().contains("hunter2"), "{e}"),
             Ok(Location::Postgres(_)) => assert!(other.starts_with("POSTGRES")),
             Ok(l) => panic!("{other} taken as {l:?}"),
         }

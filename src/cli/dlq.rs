@@ -28,9 +28,7 @@ pub fn run(command: Command, store: Option<String>) -> Result<Outcome, Error> {
         if let Location::Sqlite(path) = &store
             && !path.exists()
         {
-            return Err(Error::Message(format!(
-                "{store} does not exist (use --store)"
-            )));
+            return Err(Error::NoStore(store));
         }
         rbtx::with_store!(store.open().await?, |s| on(&s, command).await)
     })
@@ -71,8 +69,7 @@ async fn on<S: Store>(s: &S, command: Command) -> Result<Outcome, Error> {
                 "key": d.event.key, "attempts": d.event.attempts, "reason": d.reason,
                 "mapping": d.mapping, "field": d.field, "failed_at_ms": d.failed_at, "payload": d.event.payload,
             });
-            let text =
-                serde_json::to_string_pretty(&out).map_err(|e| Error::Message(e.to_string()))?;
+            let text = serde_json::to_string_pretty(&out)?;
             println!("{text}");
         }
         Command::Replay { id: Some(id), .. } => {
@@ -96,7 +93,7 @@ async fn on<S: Store>(s: &S, command: Command) -> Result<Outcome, Error> {
             id: None,
             all: false,
         } => {
-            return Err(Error::Message("give a dead letter id, or --all".into()));
+            return Err(Error::NoDeadLetterChosen);
         }
     }
     Ok(Outcome::Clean)

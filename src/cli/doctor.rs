@@ -29,7 +29,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<Outcome, Error> {
     let store = Location::from_arg_or_env(args.store.as_deref())?;
-    let accounts = args.tenant.accounts(&args.invoice_mode)?;
+    let accounts = args.tenant.accounts(args.invoice_mode.parse()?)?;
     let pack = load_pack(std::slice::from_ref(&args.pack));
     super::runtime()?.block_on(async {
         let tenant = accounts.tenant()?;

@@ -16,6 +16,9 @@ pub mod webhooks;
 
 use std::path::PathBuf;
 
+use rbtx::runtime::accounts::Accounts;
+use rbtx::runtime::tenant::InvoiceMode;
+
 /// How a command that ran went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -34,25 +37,48 @@ impl Outcome {
     }
 }
 
-/// Why a command could not run.
+/// Why a command could not run (exit 2).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    /// Nothing at the paths could be read: each problem's message.
+    #[error("{0}")]
+    Unreadable(String),
+    #[error(transparent)]
+    Location(#[from] rbtx::store::LocationError),
+    #[error("{0} does not exist (use --store)")]
+    NoStore(rbtx::store::Location),
     #[error(transparent)]
     Store(#[from] rbtx::store::StoreError),
     #[error(transparent)]
+    Accounts(#[from] rbtx::runtime::accounts::AccountsError),
+    #[error(transparent)]
+    InvoiceMode(#[from] rbtx::runtime::tenant::UnknownInvoiceMode),
+    #[error(transparent)]
+    Pack(#[from] rbtx::runtime::run::InvalidPack),
+    #[error(transparent)]
+    Run(#[from] rbtx::runtime::run::RunError),
+    #[error(transparent)]
+    Initial(#[from] rbtx::runtime::initial::InitialError),
+    #[error(transparent)]
+    Demo(#[from] rbtx::runtime::demo::DemoError),
+    #[error(transparent)]
     Replay(#[from] rbtx::runtime::dlq::ReplayError),
+    #[error("give a dead letter id, or --all")]
+    NoDeadLetterChosen,
     #[error(transparent)]
     Preview(#[from] rbtx::preview::PreviewError),
+    #[error("--faults: {0}")]
+    Faults(serde_json::Error),
+    #[error("cannot start the sandboxes: {0}")]
+    Sandboxes(std::io::Error),
+    /// Waiting for Ctrl-C failed.
     #[error("{0}")]
-    Message(String),
-}
-
-impl From<String> for Error {
-    fn from(message: String) -> Self {
-        Error::Message(message)
-    }
+    Signal(std::io::Error),
+    /// Printing JSON failed.
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
 }
 
 /// The one Tokio runtime a command runs its async work on.
@@ -72,7 +98,7 @@ pub struct TenantArgs {
 }
 
 impl TenantArgs {
-    pub fn accounts(&self, invoice_mode: &str) -> Result<rbtx::runtime::accounts::Accounts, Error> {
+    pub fn accounts(&self, invoice_mode: InvoiceMode) -> Result<Accounts, Error> {
         Ok(rbtx::runtime::accounts::choose(
             self.tenants.as_deref(),
             self.tenant.as_deref(),

@@ -52,7 +52,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<Outcome, Error> {
-    let invoice_mode = args.invoice_mode;
+    let invoice_mode = args.invoice_mode.parse()?;
     let tenants = match args.tenants {
         Some(file) => TenantSource::File(file),
         // No credentials at all: the embedded default runs against local sandboxes.

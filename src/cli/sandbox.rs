@@ -38,9 +38,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<Outcome, Error> {
     let faults = match args.faults {
-        Some(f) => {
-            serde_json::from_str(&f).map_err(|e| Error::Message(format!("--faults: {e}")))?
-        }
+        Some(f) => serde_json::from_str(&f).map_err(Error::Faults)?,
         None => rbtx::sandbox::faults::FaultConfig::default(),
     };
     let config = rbtx::sandbox::SandboxConfig {
@@ -59,7 +57,7 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
     super::runtime()?.block_on(async {
         let sandboxes = rbtx::sandbox::start(config.clone())
             .await
-            .map_err(|e| Error::Message(format!("cannot start the sandboxes: {e}")))?;
+            .map_err(Error::Sandboxes)?;
         for line in [
             format!("tripletex: {}", sandboxes.tripletex.base_url),
             format!("rackbeat: {}", sandboxes.rackbeat.base_url),
@@ -69,9 +67,7 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
         ] {
             rbtx::runtime::announce(&line);
         }
-        tokio::signal::ctrl_c()
-            .await
-            .map_err(|e| Error::Message(e.to_string()))?;
+        tokio::signal::ctrl_c().await.map_err(Error::Signal)?;
         Ok(Outcome::Clean)
     })
 }

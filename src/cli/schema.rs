@@ -24,7 +24,7 @@ pub fn run(Args { kind }: Args) -> Result<Outcome, Error> {
         SchemaKind::Test => rbtx::spec::test_schema(),
         SchemaKind::Tenants => rbtx::runtime::accounts::tenants_schema(),
     };
-    let text = serde_json::to_string_pretty(&schema).map_err(|e| Error::Message(e.to_string()))?;
+    let text = serde_json::to_string_pretty(&schema)?;
     println!("{text}");
     Ok(Outcome::Clean)
 }

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use rbtx::plan::load_pack;
 use rbtx::runtime::initial::Options;
+use rbtx::runtime::run::InvalidPack;
+use rbtx::runtime::tenant::InvoiceMode;
 use rbtx::store::Location;
 
 use super::{Error, Outcome, TenantArgs};
@@ -45,17 +47,13 @@ pub struct InitialArgs {
 }
 
 pub fn run(Command::Initial(args): Command) -> Result<Outcome, Error> {
-    let mut accounts = args.tenant.accounts("booked")?;
+    let mut accounts = args.tenant.accounts(InvoiceMode::Booked)?;
     if let Some(n) = args.rackbeat_requests_per_minute {
         accounts.rackbeat_per_minute = n;
     }
     let pack = load_pack(std::slice::from_ref(&args.pack));
     if !pack.diagnostics.is_empty() {
-        return Err(Error::Message(format!(
-            "the mapping pack has {} problem(s); run `rbtx validate {}`",
-            pack.diagnostics.len(),
-            args.pack.display()
-        )));
+        return Err(InvalidPack::new(&args.pack, &pack, 0).into());
     }
     let dry_run = args.dry_run;
     super::runtime()?.block_on(async {

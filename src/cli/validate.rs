@@ -26,7 +26,7 @@ pub fn run(Args { paths, format }: Args) -> Result<Outcome, Error> {
         .any(|d| d.code == rbtx::spec::Code::Io && d.text.is_none())
         && pack.plans.is_empty()
     {
-        return Err(Error::Message(
+        return Err(Error::Unreadable(
             diags
                 .iter()
                 .map(|d| d.message.clone())

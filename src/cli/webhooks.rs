@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use rbtx::runtime::accounts::Accounts;
+use rbtx::runtime::tenant::InvoiceMode;
 use rbtx::store::Location;
 
 use super::{Error, Outcome, TenantArgs};
@@ -34,7 +35,7 @@ pub fn run(Command::Install(args): Command) -> Result<Outcome, Error> {
     let store = Location::from_arg_or_env(args.store.as_deref())?;
     let (id, rb) = match &args.tenant.tenants {
         Some(_) => {
-            let a = args.tenant.accounts("booked")?;
+            let a = args.tenant.accounts(InvoiceMode::Booked)?;
             (a.id.clone(), a.rackbeat()?)
         }
         None => ("default".to_string(), Accounts::rackbeat_from_env()?),

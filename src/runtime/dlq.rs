@@ -2,7 +2,7 @@
 //! initial sync could not write. `rbtx sync initial` retries that one with the record read
 //! afresh; replaying the stored copy could overwrite newer data in Rackbeat.
 
-use super::worker::INITIAL_SYNC_EVENT;
+use super::initial::INITIAL_SYNC_EVENT;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]

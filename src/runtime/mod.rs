@@ -8,6 +8,8 @@ pub mod initial;
 pub mod intake;
 pub mod metrics;
 pub mod run;
+pub mod sync;
+pub mod tenant;
 pub mod worker;
 
 /// Prints a line for whoever started a long-running process (addresses, credentials). A reader

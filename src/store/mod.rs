@@ -25,7 +25,7 @@ pub mod postgres;
 pub mod sqlite;
 
 pub use error::{Result, StoreError};
-pub use location::{Location, Opened};
+pub use location::{Location, LocationError, Opened};
 
 use std::future::Future;
 
