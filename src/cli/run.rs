@@ -58,7 +58,9 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
         // No credentials at all: the embedded default runs against local sandboxes.
         None if args.sandbox || !Accounts::any_in_env() => {
             if !args.sandbox {
+                // Logged under `rbtx`, the target it had when main.rs logged it.
                 tracing::info!(
+                    target: "rbtx",
                     "No Tripletex or Rackbeat credentials in the environment; running against local sandboxes."
                 );
             }

@@ -9,7 +9,8 @@ use crate::connectors::tripletex::Tripletex;
 use crate::plan::{Pack, Plan};
 use crate::spec::Direction;
 
-/// How booked invoices reach Tripletex: which of an entity's alternative mappings (`mode:`) runs.
+// How booked invoices reach Tripletex: which of an entity's alternative mappings (`mode:`) runs.
+// (A plain comment: a doc comment would change the tenants file's committed schema.)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InvoiceMode {
