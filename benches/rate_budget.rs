@@ -15,7 +15,8 @@ use std::time::Duration;
 use rbtx::connectors::rackbeat::{Rackbeat, RackbeatConfig};
 use rbtx::connectors::tripletex::{Tripletex, TripletexConfig};
 use rbtx::plan::load_pack;
-use rbtx::runtime::worker::{Handled, Tenant, Worker};
+use rbtx::runtime::tenant::{InvoiceMode, Tenant};
+use rbtx::runtime::worker::{Handled, Worker};
 use rbtx::sandbox::{self, DataSize, SandboxConfig};
 use rbtx::secret::Secret;
 use rbtx::store::sqlite::SqliteStore;
@@ -150,7 +151,7 @@ async fn one_run() -> Run {
                 id: "t".into(),
                 rackbeat: rb(),
                 tripletex: tx(),
-                invoice_mode: "booked".into(),
+                invoice_mode: InvoiceMode::Booked,
             },
             format!("bench-{w}"),
         );

@@ -12,9 +12,9 @@ use serde_json::Value;
 
 use crate::connectors::ApiError;
 use crate::connectors::tripletex::BANK_ACCOUNT_FIX as BANK_FIX;
-use crate::plan::{Pack, Plan};
-use crate::runtime::worker::{Tenant, load_lookup};
-use crate::spec::Direction;
+use crate::plan::Pack;
+use crate::runtime::sync::load_lookup;
+use crate::runtime::tenant::{Tenant, trigger_events};
 use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -346,14 +346,6 @@ async fn bank_account<S: Store>(setup: &Setup<'_, S>) -> Check {
     }
 }
 
-/// The plans the tenant runs: both directions, and only the invoice mode it uses.
-fn plans<'a>(pack: &'a Pack, tenant: &Tenant) -> Vec<&'a Plan> {
-    pack.plans
-        .iter()
-        .filter(|p| p.mode.as_deref().is_none_or(|m| m == tenant.invoice_mode))
-        .collect()
-}
-
 /// Each API lookup table must load, and hold every key the mapping feeds it from another table:
 /// for `lookup('vat_type', lookup('vat_code', …))`, each VAT code `vat_code` yields must be a VAT
 /// type of this company (ids differ between companies); for `lookup('unit',
@@ -361,7 +353,7 @@ fn plans<'a>(pack: &'a Pack, tenant: &Tenant) -> Vec<&'a Plan> {
 async fn lookups<S: Store>(setup: &Setup<'_, S>) -> Vec<Check> {
     let mut out = Vec::new();
     let mut loaded: HashMap<String, Result<Arc<HashMap<String, Value>>, String>> = HashMap::new();
-    for plan in plans(setup.pack, setup.tenant) {
+    for plan in setup.tenant.view(setup.pack).plans() {
         let mut tables: HashMap<&str, Arc<HashMap<String, Value>>> = HashMap::new();
         for l in &plan.api_lookups {
             let id = format!(
@@ -459,15 +451,7 @@ async fn lookups<S: Store>(setup: &Setup<'_, S>) -> Vec<Check> {
 }
 
 async fn webhooks<S: Store>(setup: &Setup<'_, S>) -> Check {
-    let mut needed: Vec<&str> = setup
-        .pack
-        .plans
-        .iter()
-        .filter(|p| p.direction == Direction::RackbeatToTripletex)
-        .flat_map(|p| p.on.iter().map(String::as_str))
-        .collect();
-    needed.sort_unstable();
-    needed.dedup();
+    let needed = trigger_events(setup.pack);
     let subs = match setup.tenant.rackbeat.list_all("/webhooks", &[]).await {
         Ok(s) => s,
         Err(e) => {

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod expr;
 pub mod json;
 pub mod plan;
+pub mod preview;
 pub mod runtime;
 pub mod secret;
 pub mod spec;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use rbtx::connectors::rackbeat::{Rackbeat, RackbeatConfig};
 use rbtx::plan::load_pack;
 use rbtx::runtime::catchup;
+use rbtx::runtime::tenant::InvoiceMode;
 use rbtx::sandbox::{self, SandboxConfig};
 use rbtx::secret::Secret;
 use rbtx::store::Store;
@@ -29,7 +30,7 @@ async fn records_changed_without_a_webhook_are_queued() {
 
     // The first look queues nothing: old records are not pushed again.
     assert_eq!(
-        catchup::poll(&store, &rb, &pack, "t", "booked", 1)
+        catchup::poll(&store, &rb, &pack, "t", InvoiceMode::Booked, 1)
             .await
             .expect("poll"),
         0
@@ -44,7 +45,7 @@ async fn records_changed_without_a_webhook_are_queued() {
     )
     .await
     .expect("update");
-    let queued = catchup::poll(&store, &rb, &pack, "t", "booked", 2)
+    let queued = catchup::poll(&store, &rb, &pack, "t", InvoiceMode::Booked, 2)
         .await
         .expect("poll");
     assert!(queued >= 1);

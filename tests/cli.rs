@@ -1,11 +1,12 @@
-//! The command line as a contract: exit codes, the lines `rbtx sandbox` prints before serving, and
-//! `rbtx dlq` on either store.
+//! The command line as a contract: exit codes, the lines `rbtx sandbox` prints before serving,
+//! `rbtx preview`'s output, `rbtx test --bless`, and `rbtx dlq` on either store.
 
 mod support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+use rbtx::runtime::initial::INITIAL_SYNC_EVENT;
 use rbtx::secret::Secret;
 use rbtx::store::postgres::PostgresStore;
 use rbtx::store::sqlite::SqliteStore;
@@ -166,6 +167,50 @@ async fn dlq_lists_shows_and_replays<S: Store>(s: &S, locate: impl Fn(&mut Comma
         "the event is queued again"
     );
     assert_eq!(out(&["dlq", "show", "999"]).0, Some(2));
+
+    // `--all` puts the queue's dead letters back, and leaves the initial sync's for it to retry.
+    let (queued, initial) = (
+        dead_letter(s, "product.updated").await,
+        dead_letter(s, INITIAL_SYNC_EVENT).await,
+    );
+    let (code, replay) = out(&["dlq", "replay", &initial.to_string()]);
+    assert_eq!(code, Some(2), "an initial-sync dead letter is refused");
+    let (code, replay_all) = out(&["dlq", "replay", "--all"]);
+    assert_eq!(code, Some(0), "{replay_all}");
+    assert_eq!(
+        replay_all,
+        "1 dead letter back in the queue\n1 left for `rbtx sync initial` to retry\n"
+    );
+    let left: Vec<i64> = s
+        .list_dead_letters()
+        .await
+        .expect("list")
+        .iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(left, vec![initial], "{replay}");
+    assert!(!left.contains(&queued));
+}
+
+/// Files a dead letter of a fresh event named `event`; its id.
+async fn dead_letter<S: Store>(s: &S, event: &str) -> i64 {
+    let key = format!("VARE-{event}");
+    s.enqueue(NewEvent {
+        tenant: "default".into(),
+        entity: "product".into(),
+        key: key.clone(),
+        event: event.into(),
+        payload: serde_json::json!({}),
+        received_at: 1,
+    })
+    .await
+    .expect("enqueue");
+    let claimed = s.claim(None, "w", 16, 30, 60_000).await.expect("claim");
+    let ev = claimed.iter().find(|e| e.key == key).expect("claimed");
+    s.dead_letter(ev.id, "w", "failed", None, None, 40)
+        .await
+        .expect("dead letter")
+        .expect("filed")
 }
 
 #[tokio::test]
@@ -255,4 +300,112 @@ fn the_demo_runs_end_to_end_and_exits_0() {
         assert!(said.contains(line), "missing {line:?} in:\n{said}");
     }
     assert!(!said.contains('✗'), "{said}");
+}
+
+#[test]
+fn preview_renders_a_shipped_mapping_with_placeholders() {
+    let out = rbtx()
+        .args([
+            "preview",
+            "mappings/rackbeat-to-tripletex/invoice-booked.yaml",
+            "--input",
+            "mappings/rackbeat-to-tripletex/samples/customer-invoice.json",
+        ])
+        .output()
+        .expect("rbtx preview");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    insta::assert_snapshot!(String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn preview_of_a_record_the_mapping_refuses_exits_1() {
+    let dir = std::env::temp_dir().join(format!("rbtx-cli-preview-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let input = dir.join("empty.json");
+    std::fs::write(&input, "{}").expect("write");
+    let out = rbtx()
+        .args([
+            "preview",
+            "mappings/rackbeat-to-tripletex/product.yaml",
+            "--input",
+        ])
+        .arg(&input)
+        .output()
+        .expect("rbtx preview");
+    std::fs::remove_dir_all(&dir).ok();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.starts_with("error: ") && said.contains("empty.json: "),
+        "{said}"
+    );
+}
+
+/// Every file under `dir`, by path relative to it, with its bytes.
+fn tree(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).expect("inside").to_path_buf();
+                out.insert(rel, std::fs::read(&path).expect("read"));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn test_bless_rewrites_a_changed_golden_and_nothing_else() {
+    let dir = std::env::temp_dir().join(format!("rbtx-cli-bless-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    let pack = dir.join("mappings");
+    support::copy_dir(
+        &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings"),
+        &pack,
+    );
+    let golden = pack.join("rackbeat-to-tripletex/samples/invoice-booked-120-lines.expected.json");
+    let before = tree(&pack);
+    let blessed = std::fs::read_to_string(&golden).expect("golden");
+    let changed = blessed.replacen("\"count\": -1,", "\"count\": 7,", 1);
+    assert_ne!(changed, blessed);
+    std::fs::write(&golden, &changed).expect("change the golden");
+
+    let test = |bless: bool| {
+        let mut c = rbtx();
+        c.arg("test")
+            .arg(pack.join("rackbeat-to-tripletex/invoice-booked.test.yaml"))
+            .arg("--pack")
+            .arg(&pack);
+        if bless {
+            c.arg("--bless");
+        }
+        let o = c.output().expect("rbtx test");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+        )
+    };
+    let (code, said) = test(false);
+    assert_eq!(code, Some(1), "the changed golden fails: {said}");
+    assert!(said.contains("requests differ"), "{said}");
+    let (code, said) = test(true);
+    assert_eq!(code, Some(0), "{said}");
+    let (code, said) = test(false);
+    assert_eq!(code, Some(0), "the blessed golden passes: {said}");
+    assert_eq!(
+        tree(&pack),
+        before,
+        "only the changed golden was rewritten, back to what the mapping sends"
+    );
+    std::fs::remove_dir_all(&dir).ok();
 }

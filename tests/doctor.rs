@@ -9,7 +9,7 @@ use rbtx::connectors::rackbeat::{Rackbeat, RackbeatConfig};
 use rbtx::connectors::tripletex::{Tripletex, TripletexConfig};
 use rbtx::doctor::{self, Report, Setup, Severity};
 use rbtx::plan::{Pack, load_pack};
-use rbtx::runtime::worker::Tenant;
+use rbtx::runtime::tenant::{InvoiceMode, Tenant};
 use rbtx::sandbox::{self, SandboxConfig, Sandboxes};
 use rbtx::secret::Secret;
 use rbtx::spec::Direction;
@@ -37,7 +37,7 @@ fn tenant(sb: &Sandboxes, consumer_token: &str, rackbeat_token: &str) -> Tenant 
             Secret::new(sandbox::EMPLOYEE_TOKEN),
         ))
         .expect("tripletex client"),
-        invoice_mode: "booked".into(),
+        invoice_mode: InvoiceMode::Booked,
     }
 }
 

@@ -11,8 +11,9 @@ use rbtx::connectors::RetryPolicy;
 use rbtx::connectors::rackbeat::{Rackbeat, RackbeatConfig};
 use rbtx::connectors::tripletex::{Tripletex, TripletexConfig};
 use rbtx::plan::load_pack;
-use rbtx::runtime::initial::{self, Counts, Options, Report, Status};
-use rbtx::runtime::worker::{INITIAL_SYNC_EVENT, Tenant, Worker};
+use rbtx::runtime::initial::{self, Counts, INITIAL_SYNC_EVENT, Options, Report, Status};
+use rbtx::runtime::tenant::{InvoiceMode, Tenant};
+use rbtx::runtime::worker::Worker;
 use rbtx::sandbox::faults::FaultConfig;
 use rbtx::sandbox::rackbeat::Resource;
 use rbtx::sandbox::tripletex::Kind;
@@ -52,7 +53,7 @@ fn worker_on(sb: &Sandboxes, store: Arc<SqliteStore>, page_size: usize) -> Worke
         id: TENANT.into(),
         rackbeat: Rackbeat::new(rb).expect("rackbeat client"),
         tripletex: Tripletex::new(tx).expect("tripletex client"),
-        invoice_mode: "booked".into(),
+        invoice_mode: InvoiceMode::Booked,
     };
     let pack = load_pack(&[PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings")]);
     assert!(pack.diagnostics.is_empty(), "{:?}", pack.diagnostics);
@@ -130,7 +131,8 @@ fn entities_run_after_what_they_refer_to() {
     assert_eq!(names(&["customer"]), ["payment_term", "customer"]);
     let err = initial::order(&pack, &["invoice".to_string()]).expect_err("not synced");
     assert!(
-        err.contains("no tripletex_to_rackbeat mapping syncs `invoice`"),
+        err.to_string()
+            .contains("no tripletex_to_rackbeat mapping syncs `invoice`"),
         "{err}"
     );
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use rbtx::runtime::accounts::Accounts;
 use rbtx::runtime::run::{RunConfig, TenantSource};
+use rbtx::runtime::tenant::InvoiceMode;
 use rbtx::sandbox::faults::FaultConfig;
 use rbtx::sandbox::rackbeat::Resource;
 use rbtx::sandbox::tripletex::Kind;
@@ -22,7 +23,7 @@ const PRODUCTS: usize = 40;
 const LEASE_MS: i64 = 120_000;
 
 fn config(sb: &Sandboxes, store: &std::path::Path, subscribe: bool) -> RunConfig {
-    let mut accounts = Accounts::sandbox(sb, "booked");
+    let mut accounts = Accounts::sandbox(sb, InvoiceMode::Booked);
     accounts.account_id = Some(sandbox::RACKBEAT_ACCOUNT_ID.to_string());
     if !subscribe {
         // The restart only works the queue; no delivery comes to it.

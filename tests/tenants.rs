@@ -5,12 +5,14 @@
 
 mod support;
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rbtx::connectors::rackbeat::{Rackbeat, RackbeatConfig};
 use rbtx::runtime::accounts::load_tenants;
 use rbtx::runtime::run::{RunConfig, TenantSource};
+use rbtx::runtime::tenant::InvoiceMode;
 use rbtx::sandbox::rackbeat::Resource;
 use rbtx::sandbox::tripletex::Kind;
 use rbtx::sandbox::{self, SandboxConfig, Sandboxes};
@@ -181,6 +183,17 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+async fn wait_for_async<F: Future<Output = bool>>(what: &str, mut done: impl FnMut() -> F) {
+    let started = Instant::now();
+    while !done().await {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn named(records: &[Value], field: &str, value: &str) -> usize {
     records.iter().filter(|r| r[field] == value).count()
 }
@@ -321,7 +334,10 @@ async fn a_changed_pack_is_swapped_in_and_an_invalid_one_is_refused() {
         listen: "127.0.0.1:0".parse().expect("address"),
         public_url: None,
         tenants: TenantSource::Given {
-            accounts: vec![rbtx::runtime::accounts::Accounts::sandbox(&sb, "booked")],
+            accounts: vec![rbtx::runtime::accounts::Accounts::sandbox(
+                &sb,
+                InvoiceMode::Booked,
+            )],
             subscribe: true,
         },
         workers: 1,
@@ -365,6 +381,23 @@ async fn a_changed_pack_is_swapped_in_and_an_invalid_one_is_refused() {
             .status()
             .as_u16()
     };
+    // The reloads the run has made, as `/metrics` counts them: `applied` or `refused`.
+    let metrics_url = server.url.replace("/webhooks/rackbeat", "/metrics");
+    let reloads = |outcome: &'static str| {
+        let url = metrics_url.clone();
+        async move {
+            let text = reqwest::get(&url)
+                .await
+                .expect("metrics")
+                .text()
+                .await
+                .expect("metrics text");
+            let line = format!("rbtx_pack_reloads_total{{outcome=\"{outcome}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(line.as_str()))
+                .map_or(0, |n| n.trim().parse::<u64>().expect("a count"))
+        }
+    };
     let store = SqliteStore::open(dir.join("store.sqlite")).expect("store");
     store
         .set_checkpoint("default", "webhook token product.updated", new_token)
@@ -382,7 +415,11 @@ async fn a_changed_pack_is_swapped_in_and_an_invalid_one_is_refused() {
         ),
     )
     .expect("edit");
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    wait_for_async("the changed pack to be applied", || async {
+        reloads("applied").await == 1
+    })
+    .await;
+    assert_eq!(reloads("refused").await, 0);
     product("RELOAD-1");
     wait_for("RELOAD-1", || name_of("RELOAD-1").is_some()).await;
     assert_eq!(
@@ -392,10 +429,18 @@ async fn a_changed_pack_is_swapped_in_and_an_invalid_one_is_refused() {
     );
     assert_eq!(deliver().await, 200, "the reload took the stored token");
 
-    // A broken pack is refused and the running one stays.
+    // A broken pack is read and refused, and the running one stays.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     std::fs::write(&product_yaml, "version: 1\nentity: [unclosed\n").expect("break");
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    wait_for_async("the broken pack to be refused", || async {
+        reloads("refused").await == 1
+    })
+    .await;
+    assert_eq!(
+        reloads("applied").await,
+        1,
+        "the broken pack was not applied"
+    );
     product("RELOAD-2");
     wait_for("RELOAD-2", || name_of("RELOAD-2").is_some()).await;
     assert_eq!(

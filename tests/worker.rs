@@ -323,7 +323,7 @@ async fn invoicing_without_a_bank_account_is_dead_lettered_then_replayed_once() 
     assert!(e.invoices_for(SEED_INVOICE).is_empty());
 
     e.sb.tripletex.set_bank_account(Some(BANK_ACCOUNT));
-    assert_eq!(e.store.replay_all().await.expect("replay"), 1);
+    assert_eq!(e.store.replay_all(None).await.expect("replay"), 1);
     e.drain().await;
     assert!(e.store.list_dead_letters().await.expect("dlq").is_empty());
     assert_eq!(e.invoices_for(SEED_INVOICE).len(), 1);
@@ -397,7 +397,7 @@ async fn retryable_failures_are_retried_then_dead_lettered_after_max_attempts() 
     );
 
     e.sb.tripletex.set_faults(FaultConfig::default());
-    assert_eq!(e.store.replay_all().await.expect("replay"), 1);
+    assert_eq!(e.store.replay_all(None).await.expect("replay"), 1);
     e.drain().await;
     e.one(Kind::Product, "number", json!("VARE-1001"));
 }

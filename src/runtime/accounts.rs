@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::worker::Tenant;
+use super::tenant::{InvoiceMode, Tenant};
+use crate::connectors::ConfigError;
 use crate::connectors::rackbeat::{Rackbeat, RackbeatConfig};
 use crate::connectors::tripletex::{Tripletex, TripletexConfig};
 use crate::secret::Secret;
@@ -55,25 +56,6 @@ pub struct TenantEntry {
     pub invoice_mode: InvoiceMode,
     pub tripletex: TripletexAccount,
     pub rackbeat: RackbeatAccount,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum InvoiceMode {
-    /// A booked, non-editable invoice (`POST /invoice`).
-    #[default]
-    Booked,
-    /// An editable sales order, invoiced later in Tripletex (`POST /order`).
-    AsOrder,
-}
-
-impl InvoiceMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            InvoiceMode::Booked => "booked",
-            InvoiceMode::AsOrder => "as_order",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -126,27 +108,82 @@ fn rackbeat_per_minute() -> u32 {
     480
 }
 
+/// Why a secret a tenants file names could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("the environment variable {0} is not set")]
+    Unset(String),
+    #[error("{} is empty", .0.display())]
+    Empty(PathBuf),
+    #[error("cannot read {}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 impl SecretRef {
-    fn read(&self) -> Result<Secret, String> {
+    fn read(&self) -> Result<Secret, SecretError> {
         match self {
             SecretRef::Env(var) => match std::env::var(var) {
                 Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
-                _ => Err(format!("the environment variable {var} is not set")),
+                _ => Err(SecretError::Unset(var.clone())),
             },
             SecretRef::File(path) => match std::fs::read_to_string(path) {
                 Ok(v) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
-                Ok(_) => Err(format!("{} is empty", path.display())),
-                Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+                Ok(_) => Err(SecretError::Empty(path.clone())),
+                Err(source) => Err(SecretError::Unreadable {
+                    path: path.clone(),
+                    source,
+                }),
             },
         }
     }
+}
+
+/// Why a tenant's accounts could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountsError {
+    #[error("{0} is not set (or {0}_FILE); use --sandbox to run without accounts")]
+    Unset(&'static str),
+    /// A `*_FILE` variable names a file that cannot be read.
+    #[error("{0}")]
+    EnvFile(String),
+    #[error("RBTX_RACKBEAT_REQUESTS_PER_MINUTE is `{0}`, not a positive whole number")]
+    RequestsPerMinute(String),
+    #[error(transparent)]
+    Client(#[from] ConfigError),
+    /// Every problem of a tenants file, each at its place.
+    #[error("{}", render_all(.0))]
+    TenantsFile(Vec<Diagnostic>),
+    #[error(
+        "no accounts in the environment: set {} (each also as *_FILE; RBTX_TRIPLETEX_URL and RBTX_RACKBEAT_URL to use `rbtx sandbox`), or give --tenants FILE",
+        ENV_VARS.join(", ")
+    )]
+    NoneInEnv,
+    #[error("{} has no tenant `{id}` (it has: {ids})", file.display())]
+    NoSuchTenant {
+        file: PathBuf,
+        id: String,
+        ids: String,
+    },
+    #[error("{} lists several tenants; choose one with --tenant ({ids})", file.display())]
+    SeveralTenants { file: PathBuf, ids: String },
+}
+
+fn render_all(diags: &[Diagnostic]) -> String {
+    diags
+        .iter()
+        .map(crate::spec::diagnostic::render_human)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// One tenant's accounts, secrets read.
 #[derive(Debug, Clone)]
 pub struct Accounts {
     pub id: String,
-    pub invoice_mode: String,
+    pub invoice_mode: InvoiceMode,
     pub tripletex_url: String,
     pub consumer_token: Secret,
     pub employee_token: Secret,
@@ -164,10 +201,10 @@ pub const ENV_VARS: [&str; 3] = [
     "RBTX_RACKBEAT_TOKEN",
 ];
 
-fn required(var: &str) -> Result<Secret, String> {
-    Secret::from_env(var)?.ok_or_else(|| {
-        format!("{var} is not set (or {var}_FILE); use --sandbox to run without accounts")
-    })
+fn required(var: &'static str) -> Result<Secret, AccountsError> {
+    Secret::from_env(var)
+        .map_err(AccountsError::EnvFile)?
+        .ok_or(AccountsError::Unset(var))
 }
 
 fn split_tokens(s: &Secret) -> Vec<Secret> {
@@ -188,22 +225,26 @@ impl Accounts {
     }
 
     /// The one tenant, `default`, of the environment.
-    pub fn from_env(invoice_mode: &str) -> Result<Self, String> {
-        let tokens = Secret::from_env("RBTX_RACKBEAT_WEBHOOK_TOKENS")?
+    pub fn from_env(invoice_mode: InvoiceMode) -> Result<Self, AccountsError> {
+        let tokens = Secret::from_env("RBTX_RACKBEAT_WEBHOOK_TOKENS")
+            .map_err(AccountsError::EnvFile)?
             .map(|s| split_tokens(&s))
             .unwrap_or_default();
         Ok(Accounts {
             id: "default".into(),
-            invoice_mode: invoice_mode.into(),
+            invoice_mode,
             tripletex_url: std::env::var("RBTX_TRIPLETEX_URL").unwrap_or_else(|_| tripletex_url()),
             consumer_token: required("RBTX_TRIPLETEX_CONSUMER_TOKEN")?,
             employee_token: required("RBTX_TRIPLETEX_EMPLOYEE_TOKEN")?,
             rackbeat_url: std::env::var("RBTX_RACKBEAT_URL").unwrap_or_else(|_| rackbeat_url()),
             rackbeat_token: required("RBTX_RACKBEAT_TOKEN")?,
             rackbeat_per_minute: match std::env::var("RBTX_RACKBEAT_REQUESTS_PER_MINUTE") {
-                Ok(n) => n.trim().parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    format!("RBTX_RACKBEAT_REQUESTS_PER_MINUTE is `{n}`, not a positive whole number")
-                })?,
+                Ok(n) => n
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or(AccountsError::RequestsPerMinute(n))?,
                 Err(_) => rackbeat_per_minute(),
             },
             account_id: std::env::var("RBTX_RACKBEAT_ACCOUNT_ID").ok(),
@@ -212,17 +253,19 @@ impl Accounts {
     }
 
     /// The environment's Rackbeat account alone (`rbtx webhooks install` needs no Tripletex).
-    pub fn rackbeat_from_env() -> Result<Rackbeat, String> {
+    pub fn rackbeat_from_env() -> Result<Rackbeat, AccountsError> {
         let url = std::env::var("RBTX_RACKBEAT_URL").unwrap_or_else(|_| rackbeat_url());
-        Rackbeat::new(RackbeatConfig::new(url, required("RBTX_RACKBEAT_TOKEN")?))
-            .map_err(|e| e.to_string())
+        Ok(Rackbeat::new(RackbeatConfig::new(
+            url,
+            required("RBTX_RACKBEAT_TOKEN")?,
+        ))?)
     }
 
     /// The accounts of both in-process sandboxes.
-    pub fn sandbox(sb: &crate::sandbox::Sandboxes, invoice_mode: &str) -> Self {
+    pub fn sandbox(sb: &crate::sandbox::Sandboxes, invoice_mode: InvoiceMode) -> Self {
         Accounts {
             id: "default".into(),
-            invoice_mode: invoice_mode.into(),
+            invoice_mode,
             tripletex_url: sb.tripletex.base_url.clone(),
             consumer_token: Secret::new(crate::sandbox::CONSUMER_TOKEN),
             employee_token: Secret::new(crate::sandbox::EMPLOYEE_TOKEN),
@@ -234,28 +277,27 @@ impl Accounts {
         }
     }
 
-    pub fn rackbeat(&self) -> Result<Rackbeat, String> {
+    pub fn rackbeat(&self) -> Result<Rackbeat, AccountsError> {
         let mut c = RackbeatConfig::new(self.rackbeat_url.as_str(), self.rackbeat_token.clone());
         c.requests_per_minute = self.rackbeat_per_minute;
-        Rackbeat::new(c).map_err(|e| e.to_string())
+        Ok(Rackbeat::new(c)?)
     }
 
-    pub fn tripletex(&self) -> Result<Tripletex, String> {
-        Tripletex::new(TripletexConfig::new(
+    pub fn tripletex(&self) -> Result<Tripletex, AccountsError> {
+        Ok(Tripletex::new(TripletexConfig::new(
             self.tripletex_url.as_str(),
             self.consumer_token.clone(),
             self.employee_token.clone(),
-        ))
-        .map_err(|e| e.to_string())
+        ))?)
     }
 
     /// Fresh clients for this company pair (each worker has its own).
-    pub fn tenant(&self) -> Result<Tenant, String> {
+    pub fn tenant(&self) -> Result<Tenant, AccountsError> {
         Ok(Tenant {
             id: self.id.clone(),
             rackbeat: self.rackbeat()?,
             tripletex: self.tripletex()?,
-            invoice_mode: self.invoice_mode.clone(),
+            invoice_mode: self.invoice_mode,
         })
     }
 }
@@ -324,7 +366,7 @@ pub fn load_tenants(path: &Path) -> Result<Vec<Accounts>, Vec<Diagnostic>> {
         let mut read = |r: &SecretRef, field: &str| match r.read() {
             Ok(s) => Some(s),
             Err(e) => {
-                cx.error(Code::InvalidValue, &at(field), e);
+                cx.error(Code::InvalidValue, &at(field), e.to_string());
                 None
             }
         };
@@ -341,7 +383,7 @@ pub fn load_tenants(path: &Path) -> Result<Vec<Accounts>, Vec<Diagnostic>> {
         {
             out.push(Accounts {
                 id: t.id.clone(),
-                invoice_mode: t.invoice_mode.as_str().into(),
+                invoice_mode: t.invoice_mode,
                 tripletex_url: t.tripletex.url.clone(),
                 consumer_token,
                 employee_token,
@@ -368,24 +410,15 @@ pub fn load_tenants(path: &Path) -> Result<Vec<Accounts>, Vec<Diagnostic>> {
 pub fn choose(
     tenants_file: Option<&Path>,
     id: Option<&str>,
-    invoice_mode: &str,
-) -> Result<Accounts, String> {
+    invoice_mode: InvoiceMode,
+) -> Result<Accounts, AccountsError> {
     let Some(path) = tenants_file else {
         if !Accounts::any_in_env() {
-            return Err(format!(
-                "no accounts in the environment: set {} (each also as *_FILE; RBTX_TRIPLETEX_URL and RBTX_RACKBEAT_URL to use `rbtx sandbox`), or give --tenants FILE",
-                ENV_VARS.join(", ")
-            ));
+            return Err(AccountsError::NoneInEnv);
         }
         return Accounts::from_env(invoice_mode);
     };
-    let all = load_tenants(path).map_err(|diags| {
-        diags
-            .iter()
-            .map(crate::spec::diagnostic::render_human)
-            .collect::<Vec<_>>()
-            .join("\n")
-    })?;
+    let all = load_tenants(path).map_err(AccountsError::TenantsFile)?;
     let ids = || {
         all.iter()
             .map(|t| t.id.as_str())
@@ -393,18 +426,20 @@ pub fn choose(
             .join(", ")
     };
     match id {
-        Some(id) => all.iter().find(|t| t.id == id).cloned().ok_or_else(|| {
-            format!(
-                "{} has no tenant `{id}` (it has: {})",
-                path.display(),
-                ids()
-            )
-        }),
+        Some(id) => {
+            all.iter()
+                .find(|t| t.id == id)
+                .cloned()
+                .ok_or_else(|| AccountsError::NoSuchTenant {
+                    file: path.to_path_buf(),
+                    id: id.to_string(),
+                    ids: ids(),
+                })
+        }
         None if all.len() == 1 => Ok(all[0].clone()),
-        None => Err(format!(
-            "{} lists several tenants; choose one with --tenant ({})",
-            path.display(),
-            ids()
-        )),
+        None => Err(AccountsError::SeveralTenants {
+            file: path.to_path_buf(),
+            ids: ids(),
+        }),
     }
 }

@@ -4,10 +4,10 @@
 
 use serde_json::Value;
 
+use super::tenant::{InvoiceMode, TenantPack};
 use crate::connectors::ApiError;
 use crate::connectors::rackbeat::Rackbeat;
 use crate::plan::Pack;
-use crate::spec::Direction;
 use crate::store::{NewEvent, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,16 +33,16 @@ pub async fn poll<S: Store>(
     rackbeat: &Rackbeat,
     pack: &Pack,
     tenant: &str,
-    invoice_mode: &str,
+    invoice_mode: InvoiceMode,
     now_ms: i64,
 ) -> Result<usize, CatchUpError> {
     let mut queued = 0;
     // The alternative mappings of an entity share their lists: only the tenant's mode polls.
-    let active = pack.plans.iter().filter(|p| {
-        p.direction == Direction::RackbeatToTripletex
-            && p.mode.as_deref().is_none_or(|m| m == invoice_mode)
-    });
-    for plan in active {
+    let view = TenantPack {
+        pack,
+        mode: invoice_mode,
+    };
+    for plan in view.realtime() {
         let Some(event) = plan
             .on
             .iter()

@@ -11,19 +11,49 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::accounts::Accounts;
-use super::initial;
-use super::run::{RunConfig, TenantSource, run};
+use super::accounts::{Accounts, AccountsError};
+use super::initial::{self, InitialError};
+use super::run::{InvalidPack, RunConfig, RunError, TenantSource, run};
+use super::tenant::InvoiceMode;
 use super::worker::Worker;
 use crate::plan::load_pack;
 use crate::sandbox::rackbeat::Resource;
 use crate::sandbox::tripletex::Kind;
 use crate::sandbox::{self, SandboxConfig, Sandboxes};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Location, Store};
+use crate::store::{Location, Store, StoreError};
 
 /// How long one change may take to arrive before the demo gives up.
 const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Why the demo could not run (what went wrong while it ran is in its [`Outcome`]).
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Pack(#[from] InvalidPack),
+    #[error("cannot start the sandboxes: {0}")]
+    Sandboxes(std::io::Error),
+    #[error("{}: {source}", path.display())]
+    Store { path: PathBuf, source: StoreError },
+    #[error("{}: {source}", path.display())]
+    ScratchDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Migrate(#[from] StoreError),
+    #[error(transparent)]
+    Accounts(#[from] AccountsError),
+    #[error(transparent)]
+    Initial(#[from] InitialError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("rbtx run stopped before it was ready")]
+    NotReady,
+    /// The sandbox's answer, as it shows it.
+    #[error("creating the invalid product in Rackbeat: {0}")]
+    Rackbeat(String),
+}
 
 /// What the demo saw.
 #[derive(Debug, Default)]
@@ -81,14 +111,10 @@ fn money(v: &Value) -> String {
 }
 
 /// Runs the demo; `Ok` with what it saw (failures included), `Err` when it could not run.
-pub async fn demo(pack_path: &Path, dir: &Path) -> Result<Outcome, String> {
+pub async fn demo(pack_path: &Path, dir: &Path) -> Result<Outcome, DemoError> {
     let pack = load_pack(&[pack_path.to_path_buf()]);
     if !pack.diagnostics.is_empty() {
-        return Err(format!(
-            "the mapping pack has {} problem(s); run `rbtx validate {}`",
-            pack.diagnostics.len(),
-            pack_path.display()
-        ));
+        return Err(InvalidPack::new(pack_path, &pack, 0).into());
     }
     let pack = Arc::new(pack);
     let start = |account| {
@@ -99,13 +125,13 @@ pub async fn demo(pack_path: &Path, dir: &Path) -> Result<Outcome, String> {
     };
     let fjord = start(sandbox::RACKBEAT_ACCOUNT_ID)
         .await
-        .map_err(|e| format!("cannot start the sandboxes: {e}"))?;
+        .map_err(DemoError::Sandboxes)?;
     let nord = start(sandbox::RACKBEAT_ACCOUNT_ID + 1)
         .await
-        .map_err(|e| format!("cannot start the sandboxes: {e}"))?;
-    let mut a = Accounts::sandbox(&fjord, "booked");
+        .map_err(DemoError::Sandboxes)?;
+    let mut a = Accounts::sandbox(&fjord, InvoiceMode::Booked);
     a.id = "fjord".into();
-    let mut b = Accounts::sandbox(&nord, "as_order");
+    let mut b = Accounts::sandbox(&nord, InvoiceMode::AsOrder);
     b.id = "nord".into();
     let store_path = dir.join("rbtx.sqlite");
     println!("rbtx demo: Rackbeat and Tripletex simulated on this machine, no accounts needed.");
@@ -120,9 +146,12 @@ pub async fn demo(pack_path: &Path, dir: &Path) -> Result<Outcome, String> {
     println!("  store: {}", store_path.display());
 
     let store = Arc::new(
-        SqliteStore::open(&store_path).map_err(|e| format!("{}: {e}", store_path.display()))?,
+        SqliteStore::open(&store_path).map_err(|source| DemoError::Store {
+            path: store_path.clone(),
+            source,
+        })?,
     );
-    store.migrate().await.map_err(|e| e.to_string())?;
+    store.migrate().await?;
     let mut outcome = Outcome::default();
 
     step("1. Initial sync, Tripletex → Rackbeat (tenant fjord): `rbtx sync initial`");
@@ -175,8 +204,8 @@ pub async fn demo(pack_path: &Path, dir: &Path) -> Result<Outcome, String> {
         Ok(url) => url,
         Err(_) => {
             return Err(match server.await {
-                Ok(Err(e)) => e,
-                _ => "rbtx run stopped before it was ready".into(),
+                Ok(Err(e)) => e.into(),
+                _ => DemoError::NotReady,
             });
         }
     };
@@ -339,7 +368,7 @@ pub async fn demo(pack_path: &Path, dir: &Path) -> Result<Outcome, String> {
         .create(Resource::ProductGroup, json!({"number": 1099, "name": "Sju prosent", "vat_domestic": 7.0}))
         .and_then(|_| rb.create(Resource::Product, json!({"number": "DEMO-7", "name": "Demovare til 7 %", "group": 1099, "sales_price": 70.0})));
     if let Err(e) = made {
-        return Err(format!("creating the invalid product in Rackbeat: {e:?}"));
+        return Err(DemoError::Rackbeat(format!("{e:?}")));
     }
     let dead = wait_for_async(|| {
         let store = store.clone();
@@ -455,8 +484,11 @@ pub async fn demo(pack_path: &Path, dir: &Path) -> Result<Outcome, String> {
 }
 
 /// A fresh folder for the demo's store.
-pub fn scratch_dir() -> Result<PathBuf, String> {
+pub fn scratch_dir() -> Result<PathBuf, DemoError> {
     let dir = std::env::temp_dir().join(format!("rbtx-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|source| DemoError::ScratchDir {
+        path: dir.clone(),
+        source,
+    })?;
     Ok(dir)
 }

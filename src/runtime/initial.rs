@@ -2,7 +2,7 @@
 //! payment terms, employees) into Rackbeat through the `tripletex_to_rackbeat` mappings.
 //!
 //! - Records stream page by page, so memory stays flat however many there are. Each goes through
-//!   the worker's per-record path ([`Worker::sync_source`]): bound at once, looked up before it is
+//!   the per-record sync ([`Syncer::sync_source`]): bound at once, looked up before it is
 //!   created, not sent again when its body is unchanged. A second run therefore changes nothing.
 //! - A checkpoint is written after each page; an interrupted sync resumes at the page it was on.
 //!   A sync that gets to the end clears the checkpoints, so the next one reads everything again.
@@ -20,15 +20,46 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt};
 use serde_json::Value;
 
-use super::worker::{Failure, INITIAL_SYNC_EVENT, Synced, Worker};
+use super::sync::{Failure, Synced, Syncer};
+use super::tenant::Tenant;
+use crate::connectors::ApiError;
 use crate::plan::{Pack, Plan};
 use crate::spec::Direction;
-use crate::store::{NewEvent, Store};
+use crate::store::{NewEvent, Store, StoreError};
 
 const DIRECTION: Direction = Direction::TripletexToRackbeat;
 
+/// The event name of a record the initial sync could not write (the Tripletex record as read then
+/// is its payload, to look at). The next `rbtx sync initial` retries it and drops the dead letter.
+pub const INITIAL_SYNC_EVENT: &str = "initial_sync";
+
 /// Failed records listed in the report; the rest are counted (and all are in the dead letters).
 const LISTED_FAILURES: usize = 1000;
+
+/// Why the initial sync could not go on (records that fail are in the report instead).
+#[derive(Debug, thiserror::Error)]
+pub enum InitialError {
+    #[error("the pack has no tripletex_to_rackbeat mappings")]
+    NoMappings,
+    #[error("no tripletex_to_rackbeat mapping syncs `{entity}` (there are: {synced})")]
+    NotSynced { entity: String, synced: String },
+    #[error("the mappings refer to each other in a cycle: {0}")]
+    Cycle(String),
+    #[error("a dry run needs a worker made with `dry_run` set")]
+    DryRunSyncer,
+    #[error("migrating the store: {0}")]
+    Migrate(StoreError),
+    #[error("store: {0}")]
+    Store(StoreError),
+    #[error("reading {entity} from Tripletex ({path}): {source}")]
+    Read {
+        entity: String,
+        path: String,
+        source: Box<ApiError>,
+    },
+    #[error("writing the dry run: {0}")]
+    Output(std::io::Error),
+}
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -161,7 +192,7 @@ impl Report {
 
 /// The mappings to run, in dependency order: `wanted` (every tripletex_to_rackbeat mapping when
 /// empty) plus what they refer to, each after the entities it refers to.
-pub fn order<'a>(pack: &'a Pack, wanted: &[String]) -> Result<Vec<&'a Plan>, String> {
+pub fn order<'a>(pack: &'a Pack, wanted: &[String]) -> Result<Vec<&'a Plan>, InitialError> {
     let plans: HashMap<&str, &Plan> = pack
         .plans
         .iter()
@@ -171,17 +202,17 @@ pub fn order<'a>(pack: &'a Pack, wanted: &[String]) -> Result<Vec<&'a Plan>, Str
     let mut names: Vec<&str> = plans.keys().copied().collect();
     names.sort_unstable();
     if plans.is_empty() {
-        return Err("the pack has no tripletex_to_rackbeat mappings".into());
+        return Err(InitialError::NoMappings);
     }
     let mut roots = Vec::new();
     for w in wanted {
         match plans.get_key_value(w.as_str()) {
             Some((name, _)) => roots.push(*name),
             None => {
-                return Err(format!(
-                    "no tripletex_to_rackbeat mapping syncs `{w}` (there are: {})",
-                    names.join(", ")
-                ));
+                return Err(InitialError::NotSynced {
+                    entity: w.clone(),
+                    synced: names.join(", "),
+                });
             }
         }
     }
@@ -195,16 +226,13 @@ pub fn order<'a>(pack: &'a Pack, wanted: &[String]) -> Result<Vec<&'a Plan>, Str
         plans: &HashMap<&'a str, &'a Plan>,
         done: &mut Vec<&'a str>,
         path: &mut Vec<&'a str>,
-    ) -> Result<(), String> {
+    ) -> Result<(), InitialError> {
         if done.contains(&name) {
             return Ok(());
         }
         if path.contains(&name) {
             path.push(name);
-            return Err(format!(
-                "the mappings refer to each other in a cycle: {}",
-                path.join(" → ")
-            ));
+            return Err(InitialError::Cycle(path.join(" → ")));
         }
         path.push(name);
         if let Some(plan) = plans.get(name) {
@@ -264,20 +292,40 @@ impl Position {
     }
 }
 
-/// Runs the initial sync with `worker`'s tenant, store and pack. Dry-run requests are written to
+/// Runs the initial sync on `store` (migrated first) with a syncer of its own: what `rbtx
+/// sync initial` does.
+pub async fn run_on<S: Store>(
+    store: S,
+    pack: Pack,
+    tenant: Tenant,
+    options: &Options,
+    out: &mut dyn Write,
+) -> Result<Report, InitialError> {
+    store.migrate().await.map_err(InitialError::Migrate)?;
+    let mut syncer = Syncer::new(
+        Arc::new(store),
+        Arc::new(pack),
+        tenant,
+        format!("sync-initial-{}", std::process::id()),
+    );
+    syncer.dry_run = options.dry_run;
+    run(&syncer, options, out).await
+}
+
+/// Runs the initial sync with `syncer`'s tenant, store and pack. Dry-run requests are written to
 /// `out` as JSON lines. Fails only when it cannot go on (the store, or reading Tripletex);
 /// records that fail are in the report.
 pub async fn run<S: Store>(
-    worker: &Worker<S>,
+    syncer: &Syncer<S>,
     options: &Options,
     out: &mut dyn Write,
-) -> Result<Report, String> {
-    let plans = order(&worker.pack, &options.entities)?;
-    let store = worker.store.as_ref();
-    let tenant = worker.tenant.id.as_str();
-    let dry_run = worker.dry_run || options.dry_run;
-    if dry_run != worker.dry_run {
-        return Err("a dry run needs a worker made with `dry_run` set".into());
+) -> Result<Report, InitialError> {
+    let plans = order(&syncer.pack, &options.entities)?;
+    let store = syncer.store.as_ref();
+    let tenant = syncer.tenant.id.as_str();
+    let dry_run = syncer.dry_run || options.dry_run;
+    if dry_run != syncer.dry_run {
+        return Err(InitialError::DryRunSyncer);
     }
 
     let mut positions = Vec::with_capacity(plans.len());
@@ -288,7 +336,7 @@ pub async fn run<S: Store>(
             store
                 .get_checkpoint(tenant, &checkpoint_name(&plan.entity))
                 .await
-                .map_err(|e| format!("store: {e}"))?
+                .map_err(InitialError::Store)?
         };
         positions.push(Position::parse(saved.as_deref()));
     }
@@ -316,7 +364,7 @@ pub async fn run<S: Store>(
         };
         if position != Position::Done {
             sync_entity(
-                worker,
+                syncer,
                 plan,
                 position,
                 options,
@@ -338,25 +386,25 @@ pub async fn run<S: Store>(
                     &Position::Start.text(),
                 )
                 .await
-                .map_err(|e| format!("store: {e}"))?;
+                .map_err(InitialError::Store)?;
         }
     }
     Ok(report)
 }
 
 async fn sync_entity<S: Store>(
-    worker: &Worker<S>,
+    syncer: &Syncer<S>,
     plan: &Plan,
     position: Position,
     options: &Options,
     out: &mut dyn Write,
     report: &mut EntityReport,
     failures: &mut Vec<FailedRecord>,
-) -> Result<(), String> {
-    let store = worker.store.as_ref();
-    let tenant = worker.tenant.id.as_str();
+) -> Result<(), InitialError> {
+    let store = syncer.store.as_ref();
+    let tenant = syncer.tenant.id.as_str();
     let entity = plan.entity.as_str();
-    let dry_run = worker.dry_run;
+    let dry_run = syncer.dry_run;
     let mut progress = Progress::new(entity, options.progress);
 
     // Records that failed in an earlier sync: their dead letters go once they are synced.
@@ -365,7 +413,7 @@ async fn sync_entity<S: Store>(
         for d in store
             .list_dead_letters()
             .await
-            .map_err(|e| format!("store: {e}"))?
+            .map_err(InitialError::Store)?
         {
             if d.event.tenant == tenant
                 && d.event.entity == entity
@@ -390,12 +438,16 @@ async fn sync_entity<S: Store>(
             .map(|(k, v)| (k.as_str(), v.clone()))
             .collect();
         loop {
-            let page = worker
+            let page = syncer
                 .tenant
                 .tripletex
                 .page(&list.path, &query, from)
                 .await
-                .map_err(|e| format!("reading {entity} from Tripletex ({}): {e}", list.path))?;
+                .map_err(|source| InitialError::Read {
+                    entity: entity.to_string(),
+                    path: list.path.clone(),
+                    source: Box::new(source),
+                })?;
             report.counts.read += page.values.len() as u64;
 
             // One write per key and page: records sharing a key (customers sharing a payment
@@ -420,7 +472,7 @@ async fn sync_entity<S: Store>(
                         return (key, record, Err(failure));
                     }
                     let source = Arc::new(record);
-                    let result = worker.sync_source(plan, source.clone(), 0).await;
+                    let result = syncer.sync_source(plan, source.clone(), 0).await;
                     (
                         key,
                         Arc::try_unwrap(source).unwrap_or_else(|s| (*s).clone()),
@@ -444,7 +496,7 @@ async fn sync_entity<S: Store>(
                         }
                         let line =
                             serde_json::json!({ "entity": entity, "key": key, "request": request });
-                        writeln!(out, "{line}").map_err(|e| format!("writing the dry run: {e}"))?;
+                        writeln!(out, "{line}").map_err(InitialError::Output)?;
                     }
                     Ok(Synced::Unchanged | Synced::Kept) => c.unchanged += 1,
                     Ok(Synced::Skipped { .. } | Synced::Gone | Synced::Ignored) => c.skipped += 1,
@@ -482,7 +534,7 @@ async fn sync_entity<S: Store>(
                                         field.as_deref(),
                                     )
                                     .await
-                                    .map_err(|e| format!("store: {e}"))?,
+                                    .map_err(InitialError::Store)?,
                             )
                         };
                         if failures.len() >= LISTED_FAILURES {
@@ -501,7 +553,7 @@ async fn sync_entity<S: Store>(
                     store
                         .discard_dead_letters(tenant, entity, &key, INITIAL_SYNC_EVENT)
                         .await
-                        .map_err(|e| format!("store: {e}"))?;
+                        .map_err(InitialError::Store)?;
                 }
             }
 
@@ -509,14 +561,14 @@ async fn sync_entity<S: Store>(
             match page.next {
                 Some(next) => {
                     from = next;
-                    checkpoint(worker, entity, Position::At { list: index, from }).await?;
+                    checkpoint(syncer, entity, Position::At { list: index, from }).await?;
                 }
                 None => break,
             }
         }
         if index + 1 < plan.source.list.len() {
             checkpoint(
-                worker,
+                syncer,
                 entity,
                 Position::At {
                     list: index + 1,
@@ -526,24 +578,24 @@ async fn sync_entity<S: Store>(
             .await?;
         }
     }
-    checkpoint(worker, entity, Position::Done).await?;
+    checkpoint(syncer, entity, Position::Done).await?;
     progress.finish(&report.counts);
     Ok(())
 }
 
 async fn checkpoint<S: Store>(
-    worker: &Worker<S>,
+    syncer: &Syncer<S>,
     entity: &str,
     at: Position,
-) -> Result<(), String> {
-    if worker.dry_run {
+) -> Result<(), InitialError> {
+    if syncer.dry_run {
         return Ok(());
     }
-    worker
+    syncer
         .store
-        .set_checkpoint(&worker.tenant.id, &checkpoint_name(entity), &at.text())
+        .set_checkpoint(&syncer.tenant.id, &checkpoint_name(entity), &at.text())
         .await
-        .map_err(|e| format!("store: {e}"))
+        .map_err(InitialError::Store)
 }
 
 /// A key for a record whose mapping cannot compute one, so its failure can still be filed.

@@ -15,10 +15,10 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use super::metrics::Metrics;
+use super::tenant::triggers;
 use crate::plan::Pack;
 use crate::secret::Secret;
-use crate::spec::Direction;
-use crate::store::{NewEvent, Store};
+use crate::store::{NewEvent, Store, StoreError};
 
 /// One company pair as the intake sees it.
 #[derive(Debug, Clone)]
@@ -48,7 +48,17 @@ pub struct Intake<S> {
 /// Tenant id → what its idle workers wait on.
 pub type Wakers = HashMap<String, Arc<tokio::sync::Notify>>;
 
-type Persisted = tokio::sync::oneshot::Sender<Result<i64, String>>;
+type Persisted = tokio::sync::oneshot::Sender<Result<i64, PersistError>>;
+
+/// Why a delivery was not persisted.
+#[derive(Debug, Clone, thiserror::Error)]
+enum PersistError {
+    #[error("the store writer stopped")]
+    WriterStopped,
+    /// The batch's commit failed; every delivery in it shares the one error.
+    #[error(transparent)]
+    Store(Arc<StoreError>),
+}
 type Batcher = tokio::sync::mpsc::Sender<(NewEvent, Persisted)>;
 
 /// Most deliveries written in one commit.
@@ -93,8 +103,9 @@ async fn write_batches<S: Store>(
                 }
             }
             Err(e) => {
+                let e = PersistError::Store(Arc::new(e));
                 for reply in replies {
-                    reply.send(Err(e.to_string())).ok();
+                    reply.send(Err(e.clone())).ok();
                 }
             }
         }
@@ -103,10 +114,8 @@ async fn write_batches<S: Store>(
 
 /// Event name → the entity of the real-time mapping it triggers.
 fn trigger_events(pack: &Pack) -> HashMap<String, String> {
-    pack.plans
-        .iter()
-        .filter(|p| p.direction == Direction::RackbeatToTripletex)
-        .flat_map(|p| p.on.iter().map(|e| (e.clone(), p.entity.clone())))
+    triggers(pack)
+        .map(|(event, plan)| (event.to_string(), plan.entity.clone()))
         .collect()
 }
 
@@ -173,7 +182,7 @@ impl<S: Store + 'static> Intake<S> {
     }
 
     /// Persists one event (batched with concurrent ones); its id once it is on disk.
-    async fn persist(&self, event: NewEvent) -> Result<i64, String> {
+    async fn persist(&self, event: NewEvent) -> Result<i64, PersistError> {
         let tx = self.batcher.get_or_init(|| {
             let (tx, rx) = tokio::sync::mpsc::channel(4 * BATCH);
             tokio::spawn(write_batches(self.store.clone(), rx, self.queued.clone()));
@@ -182,10 +191,8 @@ impl<S: Store + 'static> Intake<S> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         tx.send((event, reply))
             .await
-            .map_err(|_| "the store writer stopped".to_string())?;
-        answer
-            .await
-            .map_err(|_| "the store writer stopped".to_string())?
+            .map_err(|_| PersistError::WriterStopped)?;
+        answer.await.map_err(|_| PersistError::WriterStopped)?
     }
 
     /// Shares `metrics` with the workers, so `/metrics` shows both.

@@ -18,6 +18,8 @@ pub struct Metrics {
     /// Seconds from a webhook's arrival to its event being handled.
     pub latency: Histogram,
     pub queue_depth: Gauge,
+    /// Mapping pack reloads by outcome: `applied` or `refused` (invalid; the running pack stays).
+    pub pack_reloads: Family<Vec<(String, String)>, Counter>,
 }
 
 impl Default for Metrics {
@@ -28,6 +30,7 @@ impl Default for Metrics {
         // 1 ms to about 65 s.
         let latency = Histogram::new(exponential_buckets(0.001, 2.0, 17));
         let queue_depth = Gauge::default();
+        let pack_reloads = Family::<Vec<(String, String)>, Counter>::default();
         registry.register(
             "webhooks_received",
             "Webhooks received, by outcome",
@@ -48,12 +51,18 @@ impl Default for Metrics {
             "Events waiting or in progress",
             queue_depth.clone(),
         );
+        registry.register(
+            "pack_reloads",
+            "Mapping pack reloads, by outcome",
+            pack_reloads.clone(),
+        );
         Metrics {
             registry,
             webhooks,
             events,
             latency,
             queue_depth,
+            pack_reloads,
         }
     }
 }
@@ -70,6 +79,12 @@ impl Metrics {
             .get_or_create(&vec![("outcome".into(), outcome.into())])
             .inc();
         self.latency.observe(latency_seconds.max(0.0));
+    }
+
+    pub fn pack_reload(&self, outcome: &str) {
+        self.pack_reloads
+            .get_or_create(&vec![("outcome".into(), outcome.into())])
+            .inc();
     }
 
     /// The text exposition format.
@@ -89,6 +104,7 @@ mod tests {
         let m = super::Metrics::default();
         m.webhook("queued");
         m.event("completed", 0.01);
+        m.pack_reload("refused");
         let text = m.render();
         assert!(
             text.contains(r#"rbtx_webhooks_received_total{outcome="queued"} 1"#),
@@ -96,6 +112,10 @@ mod tests {
         );
         assert!(
             text.contains(r#"rbtx_events_handled_total{outcome="completed"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"rbtx_pack_reloads_total{outcome="refused"} 1"#),
             "{text}"
         );
     }

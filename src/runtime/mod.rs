@@ -3,10 +3,13 @@
 pub mod accounts;
 pub mod catchup;
 pub mod demo;
+pub mod dlq;
 pub mod initial;
 pub mod intake;
 pub mod metrics;
 pub mod run;
+pub mod sync;
+pub mod tenant;
 pub mod worker;
 
 /// Prints a line for whoever started a long-running process (addresses, credentials). A reader

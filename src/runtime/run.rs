@@ -8,30 +8,31 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
-use super::accounts::{self, Accounts};
+use super::accounts::{self, Accounts, AccountsError};
 use super::intake::{Intake, IntakeTenant};
-use super::worker::{Tenant, Worker};
+use super::tenant::{InvoiceMode, Tenant, trigger_events};
+use super::worker::{Worker, work};
 use crate::connectors::ApiError;
 use crate::connectors::rackbeat::Rackbeat;
 use crate::plan::{Pack, discover, load_pack};
-use crate::sandbox::{self, SandboxConfig};
+use crate::sandbox::{self, SandboxConfig, Sandboxes};
 use crate::secret::Secret;
-use crate::spec::Direction;
-use crate::store::{Location, Store};
+use crate::store::{Location, LocationError, Store, StoreError};
 
 /// Whose accounts `rbtx run` serves.
 #[derive(Debug, Clone)]
 pub enum TenantSource {
     /// One tenant, `default`, from the `RBTX_*` variables.
-    Env { invoice_mode: String },
+    Env { invoice_mode: InvoiceMode },
     /// Every tenant of a tenants file.
     File(PathBuf),
     /// Both APIs simulated in-process, one tenant.
-    Sandbox { invoice_mode: String },
+    Sandbox { invoice_mode: InvoiceMode },
     /// Accounts made by the caller (the demo, tests); `subscribe`: subscribe the intake to the
     /// webhooks the pack needs at start (only for sandboxes: real tokens are shown once).
     Given {
@@ -61,24 +62,96 @@ pub struct RunConfig {
     pub watch: bool,
 }
 
-/// Loads the pack the way `rbtx validate` does; its problems as one message.
-fn load_valid_pack(path: &Path) -> Result<Pack, String> {
+/// Why `rbtx run` (or `rbtx webhooks install`) could not start or keep running.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Pack(#[from] InvalidPack),
+    #[error(transparent)]
+    Location(#[from] LocationError),
+    #[error(transparent)]
+    Accounts(#[from] AccountsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot start the sandboxes: {0}")]
+    Sandboxes(std::io::Error),
+    #[error("migrating {store}: {source}")]
+    Migrate { store: String, source: StoreError },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// The listener's own address, or the server, failed.
+    #[error("{0}")]
+    Serve(std::io::Error),
+    #[error("tenant {tenant}: Rackbeat /self: {source}")]
+    AccountId {
+        tenant: String,
+        source: Box<ApiError>,
+    },
+    #[error(
+        "tenant {0}: the Rackbeat account id is unknown (set it in the tenants file, or RBTX_RACKBEAT_ACCOUNT_ID)"
+    )]
+    UnknownAccountId(String),
+    #[error("tenant {tenant}: subscribing to webhooks: {source}")]
+    Subscribe {
+        tenant: String,
+        source: Box<ApiError>,
+    },
+    #[error(
+        "tenant {0}: no webhook tokens: run `rbtx webhooks install --url <public URL>`, or give them (RBTX_RACKBEAT_WEBHOOK_TOKENS, or webhook_tokens in the tenants file)"
+    )]
+    NoWebhookTokens(String),
+    /// Subscribing for `rbtx webhooks install`.
+    #[error("{0}")]
+    Api(Box<ApiError>),
+    #[error("a worker stopped unexpectedly")]
+    WorkerStopped,
+}
+
+/// A mapping pack with problems, which nothing runs.
+#[derive(Debug, thiserror::Error)]
+pub struct InvalidPack {
+    pub path: PathBuf,
+    pub problems: usize,
+    /// The first few, each with its location.
+    pub first: Vec<String>,
+}
+
+impl InvalidPack {
+    /// `pack`'s problems, naming the first `listed`.
+    pub fn new(path: &Path, pack: &Pack, listed: usize) -> Self {
+        InvalidPack {
+            path: path.to_path_buf(),
+            problems: pack.diagnostics.len(),
+            first: pack
+                .diagnostics
+                .iter()
+                .take(listed)
+                .map(|d| format!("{} {}", d.location(), d.message))
+                .collect(),
+        }
+    }
+}
+
+impl std::fmt::Display for InvalidPack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the mapping pack has {} problem(s)", self.problems)?;
+        if !self.first.is_empty() {
+            write!(f, ", first: {}", self.first.join("; "))?;
+        }
+        write!(f, "; run `rbtx validate {}`", self.path.display())
+    }
+}
+
+/// Loads the pack the way `rbtx validate` does, refusing it when it has problems.
+pub fn load_valid_pack(path: &Path) -> Result<Pack, InvalidPack> {
     let pack = load_pack(&[path.to_path_buf()]);
     if pack.diagnostics.is_empty() {
         return Ok(pack);
     }
-    let first: Vec<String> = pack
-        .diagnostics
-        .iter()
-        .take(3)
-        .map(|d| format!("{} {}", d.location(), d.message))
-        .collect();
-    Err(format!(
-        "the mapping pack has {} problem(s), first: {}; run `rbtx validate {}`",
-        pack.diagnostics.len(),
-        first.join("; "),
-        path.display()
-    ))
+    Err(InvalidPack::new(path, &pack, 3))
 }
 
 /// Runs until `shutdown` resolves. `ready` is told the intake's address once it listens.
@@ -86,11 +159,19 @@ pub async fn run(
     config: RunConfig,
     ready: impl FnOnce(&str),
     shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     let pack = Arc::new(load_valid_pack(&config.pack)?);
     let opened = config.store.open().await?;
     crate::with_store!(opened, |store| serve(config, pack, store, ready, shutdown)
         .await)
+}
+
+/// The tenants to serve, whether to subscribe the intake to their webhooks at start, and the
+/// in-process sandboxes when they are the tenant's APIs (kept alive while serving).
+struct Served {
+    tenants: Vec<Accounts>,
+    subscribe_at_start: bool,
+    _sandboxes: Option<Sandboxes>,
 }
 
 /// `run` once the store is open, whichever backend it is.
@@ -100,99 +181,157 @@ async fn serve<S: Store + 'static>(
     store: S,
     ready: impl FnOnce(&str),
     shutdown: impl std::future::Future<Output = ()>,
-) -> Result<(), String> {
-    let (tenants, subscribe_at_start, _sandboxes) = match &config.tenants {
-        TenantSource::Env { invoice_mode } => {
-            (vec![Accounts::from_env(invoice_mode)?], false, None)
-        }
-        TenantSource::File(path) => {
-            let tenants = accounts::load_tenants(path).map_err(|diags| {
-                diags
-                    .iter()
-                    .map(crate::spec::diagnostic::render_human)
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })?;
-            (tenants, false, None)
-        }
-        TenantSource::Sandbox { invoice_mode } => {
-            let sb = sandbox::start(SandboxConfig::default())
-                .await
-                .map_err(|e| format!("cannot start the sandboxes: {e}"))?;
-            super::announce(&format!("tripletex: {}", sb.tripletex.base_url));
-            super::announce(&format!("rackbeat: {}", sb.rackbeat.base_url));
-            (vec![Accounts::sandbox(&sb, invoice_mode)], true, Some(sb))
-        }
-        TenantSource::Given {
-            accounts,
-            subscribe,
-        } => (accounts.clone(), *subscribe, None),
-    };
-
+) -> Result<(), RunError> {
+    let served = tenants_to_serve(&config.tenants).await?;
+    let tenants = &served.tenants;
     let store = Arc::new(store);
-    store
-        .migrate()
-        .await
-        .map_err(|e| format!("migrating {}: {e}", config.store))?;
-
+    store.migrate().await.map_err(|source| RunError::Migrate {
+        store: config.store.to_string(),
+        source,
+    })?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(|source| RunError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(RunError::Serve)?;
     let url = config
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}/webhooks/rackbeat"));
-
-    // Each tenant: its account id (for routing deliveries) and webhook tokens (for checking them).
-    let mut intake_tenants = Vec::new();
     // One Rackbeat client per tenant, cloned into its workers and catch-up: one request budget.
     let clients = tenants
         .iter()
         .map(Accounts::rackbeat)
         .collect::<Result<Vec<_>, _>>()?;
-    for (t, rb) in tenants.iter().zip(&clients) {
+    let intake_tenants = intake_tenants(&served, &clients, store.as_ref(), &pack, &url).await?;
+
+    let metrics = Arc::new(super::metrics::Metrics::default());
+    let queued = wakers(tenants, store.as_ref());
+    let intake = Arc::new(
+        Intake::new(store.clone(), intake_tenants, &pack)
+            .with_metrics(metrics.clone())
+            .with_notify(queued.clone()),
+    );
+    let (pack_tx, pack_rx) = tokio::sync::watch::channel(pack.clone());
+    let workers = make_workers(&config, tenants, &clients, &store, &pack, &metrics, &queued)?;
+
+    ready(&url);
+    tracing::info!(url, store = %config.store, tenants = tenants.len(), "rbtx is running.");
+    let server = axum::serve(listener, intake.clone().router());
+    let catch_up = catch_up(tenants, &clients, &store, &pack_rx, config.catch_up_seconds);
+    // Workers run as tasks of their own, so that stopping can wait for the events in hand.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut running = tokio::task::JoinSet::new();
+    for (worker, queued) in workers {
+        running.spawn(work(worker, queued, pack_rx.clone(), stop.clone()));
+    }
+    let tenant_ids: Vec<String> = tenants.iter().map(|t| t.id.clone()).collect();
+    let reload = reload_on_signal(&config.pack, config.watch, &metrics, |new| {
+        swap_pack(&intake, &store, &tenant_ids, new.clone());
+        pack_tx.send_replace(new);
+    });
+    let outcome = tokio::select! {
+        r = server => r.map_err(RunError::Serve),
+        _ = running.join_next() => Err(RunError::WorkerStopped),
+        _ = catch_up => Ok(()),
+        _ = reload => Ok(()),
+        _ = shutdown => Ok(()),
+    };
+    stop_workers(running, &stop, &queued).await;
+    outcome
+}
+
+/// Whose accounts to serve, read from where `source` says.
+async fn tenants_to_serve(source: &TenantSource) -> Result<Served, RunError> {
+    let served = |tenants, subscribe_at_start, sandboxes| Served {
+        tenants,
+        subscribe_at_start,
+        _sandboxes: sandboxes,
+    };
+    Ok(match source {
+        TenantSource::Env { invoice_mode } => {
+            served(vec![Accounts::from_env(*invoice_mode)?], false, None)
+        }
+        TenantSource::File(path) => {
+            let tenants = accounts::load_tenants(path).map_err(AccountsError::TenantsFile)?;
+            served(tenants, false, None)
+        }
+        TenantSource::Sandbox { invoice_mode } => {
+            let sb = sandbox::start(SandboxConfig::default())
+                .await
+                .map_err(RunError::Sandboxes)?;
+            super::announce(&format!("tripletex: {}", sb.tripletex.base_url));
+            super::announce(&format!("rackbeat: {}", sb.rackbeat.base_url));
+            let accounts = Accounts::sandbox(&sb, *invoice_mode);
+            served(vec![accounts], true, Some(sb))
+        }
+        TenantSource::Given {
+            accounts,
+            subscribe,
+        } => served(accounts.clone(), *subscribe, None),
+    })
+}
+
+/// Each tenant as the intake sees it: its Rackbeat account id (for routing deliveries), read
+/// from Rackbeat when not given, and its webhook tokens (for checking them): given, made by
+/// subscribing at start, or kept in the store by `rbtx webhooks install`.
+async fn intake_tenants<S: Store>(
+    served: &Served,
+    clients: &[Rackbeat],
+    store: &S,
+    pack: &Pack,
+    url: &str,
+) -> Result<Vec<IntakeTenant>, RunError> {
+    let mut out = Vec::new();
+    for (t, rb) in served.tenants.iter().zip(clients) {
         let account_id = match &t.account_id {
             Some(id) => id.clone(),
             None => rb
                 .get("/self", &[])
                 .await
-                .map_err(|e| format!("tenant {}: Rackbeat /self: {e}", t.id))?
+                .map_err(|source| RunError::AccountId {
+                    tenant: t.id.clone(),
+                    source: Box::new(source),
+                })?
                 .and_then(|m| m.pointer("/user_account/id").map(json_text))
-                .ok_or_else(|| format!("tenant {}: the Rackbeat account id is unknown (set it in the tenants file, or RBTX_RACKBEAT_ACCOUNT_ID)", t.id))?,
+                .ok_or_else(|| RunError::UnknownAccountId(t.id.clone()))?,
         };
         let mut tokens = t.webhook_tokens.clone();
-        if subscribe_at_start {
-            tokens = subscribe(rb, &pack, &url)
+        if served.subscribe_at_start {
+            tokens = subscribe(rb, pack, url)
                 .await
-                .map_err(|e| format!("tenant {}: subscribing to webhooks: {e}", t.id))?
+                .map_err(|source| RunError::Subscribe {
+                    tenant: t.id.clone(),
+                    source: Box::new(source),
+                })?
                 .into_iter()
                 .filter_map(|(_, t)| t)
                 .collect();
         }
         if tokens.is_empty() {
-            tokens = stored_tokens(store.as_ref(), &t.id, &pack).await?;
+            tokens = stored_tokens(store, &t.id, pack).await?;
         }
         if tokens.is_empty() {
-            return Err(format!(
-                "tenant {}: no webhook tokens: run `rbtx webhooks install --url <public URL>`, or give them (RBTX_RACKBEAT_WEBHOOK_TOKENS, or webhook_tokens in the tenants file)",
-                t.id
-            ));
+            return Err(RunError::NoWebhookTokens(t.id.clone()));
         }
-        intake_tenants.push(IntakeTenant {
+        out.push(IntakeTenant {
             id: t.id.clone(),
             account_id,
             webhook_tokens: tokens,
         });
     }
+    Ok(out)
+}
 
-    let metrics = Arc::new(super::metrics::Metrics::default());
-    // Each tenant's idle workers wait on its own signal, so a delivery wakes one of them.
+/// What each tenant's idle workers wait on, so a delivery wakes one of them. Events another
+/// process queued (a shared PostgreSQL store) wake this one's workers too.
+fn wakers<S: Store>(tenants: &[Accounts], store: &S) -> super::intake::Wakers {
     let queued: super::intake::Wakers = tenants
         .iter()
         .map(|t| (t.id.clone(), Arc::new(tokio::sync::Notify::new())))
         .collect();
-    // Events another process queued (a shared PostgreSQL store) wake this one's workers too.
     if let Some(mut others) = store.watch_queue() {
         let queued = queued.clone();
         tokio::spawn(async move {
@@ -203,21 +342,35 @@ async fn serve<S: Store + 'static>(
             }
         });
     }
-    let intake = Arc::new(
-        Intake::new(store.clone(), intake_tenants, &pack)
-            .with_metrics(metrics.clone())
-            .with_notify(queued.clone()),
-    );
-    let (pack_tx, pack_rx) = tokio::sync::watch::channel(pack.clone());
+    queued
+}
+
+/// A worker and what it waits on when idle.
+type Waiting<S> = (Worker<S>, Arc<tokio::sync::Notify>);
+
+/// `config.workers` workers per tenant, each with its tenant's wake-up signal; named
+/// host-pid-start-tenant-index, so lease owners are unique across machines.
+fn make_workers<S: Store>(
+    config: &RunConfig,
+    tenants: &[Accounts],
+    clients: &[Rackbeat],
+    store: &Arc<S>,
+    pack: &Arc<Pack>,
+    metrics: &Arc<super::metrics::Metrics>,
+    queued: &super::intake::Wakers,
+) -> Result<Vec<Waiting<S>>, RunError> {
     let mut workers = Vec::new();
     let process = process_name();
-    for (t, rb) in tenants.iter().zip(&clients) {
+    for (t, rb) in tenants.iter().zip(clients) {
+        let Some(wake) = queued.get(&t.id) else {
+            continue;
+        };
         for i in 0..config.workers.max(1) {
             let tenant = Tenant {
                 id: t.id.clone(),
                 rackbeat: rb.clone(),
                 tripletex: t.tripletex()?,
-                invoice_mode: t.invoice_mode.clone(),
+                invoice_mode: t.invoice_mode,
             };
             let mut worker = Worker::new(
                 store.clone(),
@@ -227,115 +380,82 @@ async fn serve<S: Store + 'static>(
             );
             worker.lease_ms = config.lease_ms;
             worker.metrics = Some(metrics.clone());
-            workers.push((worker, queued[&t.id].clone()));
+            workers.push((worker, wake.clone()));
         }
     }
+    Ok(workers)
+}
 
-    ready(&url);
-    tracing::info!(url, store = %config.store, tenants = tenants.len(), "rbtx is running.");
-    let server = axum::serve(listener, intake.clone().router());
-    let catch_up = async {
-        let mut polls = tokio::task::JoinSet::new();
-        for (t, rb) in tenants.iter().zip(&clients) {
-            let (rb, store, mut packs) = (rb.clone(), store.clone(), pack_rx.clone());
-            let (id, mode, every) = (
-                t.id.clone(),
-                t.invoice_mode.clone(),
-                config.catch_up_seconds.max(1),
-            );
-            polls.spawn(async move {
-                loop {
-                    let pack = packs.borrow_and_update().clone();
-                    let now = crate::dates::now_millis();
-                    if let Err(e) = super::catchup::poll(store.as_ref(), &rb, &pack, &id, &mode, now).await {
-                        tracing::warn!(tenant = %id, error = %e, "Catch-up failed; it runs again at the next interval.");
-                    }
-                    tokio::time::sleep(Duration::from_secs(every)).await;
+/// Polls each tenant's Rackbeat lists every `every_seconds` (and at once) for changes no
+/// webhook announced, under the pack `packs` holds at each poll. Runs until the process stops.
+async fn catch_up<S: Store + 'static>(
+    tenants: &[Accounts],
+    clients: &[Rackbeat],
+    store: &Arc<S>,
+    packs: &tokio::sync::watch::Receiver<Arc<Pack>>,
+    every_seconds: u64,
+) {
+    let mut polls = tokio::task::JoinSet::new();
+    for (t, rb) in tenants.iter().zip(clients) {
+        let (rb, store, mut packs) = (rb.clone(), store.clone(), packs.clone());
+        let (id, mode, every) = (t.id.clone(), t.invoice_mode, every_seconds.max(1));
+        polls.spawn(async move {
+            loop {
+                let pack = packs.borrow_and_update().clone();
+                let now = crate::dates::now_millis();
+                if let Err(e) = super::catchup::poll(store.as_ref(), &rb, &pack, &id, mode, now).await {
+                    tracing::warn!(tenant = %id, error = %e, "Catch-up failed; it runs again at the next interval.");
                 }
-            });
-        }
-        polls.join_all().await;
-    };
-    // Workers run as tasks of their own, so that stopping can wait for the events in hand.
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut set = tokio::task::JoinSet::new();
-    for (mut worker, queued) in workers {
-        worker.stop = stop.clone();
-        let stop = stop.clone();
-        let mut packs = pack_rx.clone();
-        set.spawn(async move {
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                // A reloaded pack applies from the next batch on; events in flight finish
-                // under the pack they started with.
-                if packs.has_changed().unwrap_or(false) {
-                    worker.set_pack(packs.borrow_and_update().clone());
-                }
-                // Registered before the claim, so a wake-up for events persisted while the claim
-                // ran is not missed (dropped unused, it passes to another waiting worker).
-                let notified = queued.notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                match worker.run_once(crate::dates::now_millis()).await {
-                    // Idle: wait for the intake's signal, or a second (retries come due).
-                    Ok(0) => {
-                        tokio::time::timeout(Duration::from_secs(1), notified)
-                            .await
-                            .ok();
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::error!(error = %e, "The store failed; retrying in a second.");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
+                tokio::time::sleep(Duration::from_secs(every)).await;
             }
         });
     }
-    let tenant_ids: Vec<String> = tenants.iter().map(|t| t.id.clone()).collect();
-    let reload = reload_on_signal(&config.pack, config.watch, |new| {
-        intake.set_pack(&new);
-        // A new trigger's subscription (`rbtx webhooks install` after adding a mapping) left its
-        // token in the store: accept its deliveries without a restart.
-        let (intake, store, ids, pack) = (
-            intake.clone(),
-            store.clone(),
-            tenant_ids.clone(),
-            new.clone(),
-        );
-        tokio::spawn(async move {
-            for id in ids {
-                match stored_tokens(store.as_ref(), &id, &pack).await {
-                    Ok(tokens) => {
-                        let added = intake.add_tokens(&id, tokens);
-                        if added > 0 {
-                            tracing::info!(tenant = %id, added, "Accepting webhooks with new tokens from the store.");
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(tenant = %id, error = %e, "Could not read webhook tokens after the reload.")
+    polls.join_all().await;
+}
+
+/// Hands a reloaded pack to the intake. A new trigger's subscription (`rbtx webhooks install`
+/// after adding a mapping) left its token in the store: its deliveries are accepted without a
+/// restart. (The workers and catch-up take the pack from the watch channel.)
+fn swap_pack<S: Store + 'static>(
+    intake: &Arc<Intake<S>>,
+    store: &Arc<S>,
+    tenant_ids: &[String],
+    pack: Arc<Pack>,
+) {
+    intake.set_pack(&pack);
+    let (intake, store, ids) = (intake.clone(), store.clone(), tenant_ids.to_vec());
+    tokio::spawn(async move {
+        for id in ids {
+            match stored_tokens(store.as_ref(), &id, &pack).await {
+                Ok(tokens) => {
+                    let added = intake.add_tokens(&id, tokens);
+                    if added > 0 {
+                        tracing::info!(tenant = %id, added, "Accepting webhooks with new tokens from the store.");
                     }
                 }
+                Err(e) => {
+                    tracing::warn!(tenant = %id, error = %e, "Could not read webhook tokens after the reload.")
+                }
             }
-        });
-        pack_tx.send_replace(new);
+        }
     });
-    let outcome = tokio::select! {
-        r = server => r.map_err(|e| e.to_string()),
-        _ = set.join_next() => Err("a worker stopped unexpectedly".to_string()),
-        _ = catch_up => Ok(()),
-        _ = reload => Ok(()),
-        _ = shutdown => Ok(()),
-    };
-    // Stop taking work; each worker finishes the event in hand and puts back the rest of its
-    // batch. The intake has stopped listening; Rackbeat retries what it could not deliver
-    // them. Whatever is still running after the grace period keeps its lease until it expires.
+}
+
+/// Stops taking work; each worker finishes the event in hand and puts back the rest of its
+/// batch. The intake has stopped listening; Rackbeat retries what it could not deliver
+/// meanwhile. Whatever is still running after the grace period keeps its lease until it expires.
+async fn stop_workers(
+    mut running: tokio::task::JoinSet<()>,
+    stop: &AtomicBool,
+    queued: &super::intake::Wakers,
+) {
     tracing::info!("Shutting down: finishing the events in hand.");
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
     for notify in queued.values() {
         notify.notify_waiters();
     }
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while set.join_next().await.is_some() {}
+        while running.join_next().await.is_some() {}
     })
     .await;
     match drained {
@@ -345,7 +465,6 @@ async fn serve<S: Store + 'static>(
             "Stopped with events still in hand; they are taken over when their lease ends."
         ),
     }
-    outcome
 }
 
 /// How long stopping waits for the events in hand.
@@ -364,7 +483,12 @@ fn pack_stamp(path: &Path) -> Option<(usize, SystemTime)> {
 
 /// Waits for SIGHUP (and, with `watch`, for the pack's files to change), then loads the pack in
 /// full and hands it to `swap` when it is valid. Runs until the process stops.
-async fn reload_on_signal(path: &Path, watch: bool, swap: impl Fn(Arc<Pack>)) {
+async fn reload_on_signal(
+    path: &Path,
+    watch: bool,
+    metrics: &super::metrics::Metrics,
+    swap: impl Fn(Arc<Pack>),
+) {
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut stamp = pack_stamp(path);
@@ -396,26 +520,15 @@ async fn reload_on_signal(path: &Path, watch: bool, swap: impl Fn(Arc<Pack>)) {
                     mappings = pack.plans.len(),
                     "Reloaded the mapping pack; new events use it."
                 );
+                metrics.pack_reload("applied");
                 swap(Arc::new(pack));
             }
             Err(e) => {
+                metrics.pack_reload("refused");
                 tracing::error!(error = %e, "The changed pack is not valid; the running one stays.")
             }
         }
     }
-}
-
-/// The events the real-time mappings trigger on.
-fn trigger_events(pack: &Pack) -> Vec<&str> {
-    let mut events: Vec<&str> = pack
-        .plans
-        .iter()
-        .filter(|p| p.direction == Direction::RackbeatToTripletex)
-        .flat_map(|p| p.on.iter().map(String::as_str))
-        .collect();
-    events.sort();
-    events.dedup();
-    events
 }
 
 /// Subscribes `url` to every event the real-time mappings trigger on. Rackbeat returns a token
@@ -452,13 +565,12 @@ async fn stored_tokens<S: Store>(
     store: &S,
     tenant: &str,
     pack: &Pack,
-) -> Result<Vec<Secret>, String> {
+) -> Result<Vec<Secret>, StoreError> {
     let mut tokens = Vec::new();
     for event in trigger_events(pack) {
         if let Some(t) = store
             .get_checkpoint(tenant, &token_checkpoint(event))
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
         {
             tokens.push(Secret::new(t));
         }
@@ -474,7 +586,7 @@ pub async fn install_webhooks(
     tenant: &str,
     rb: &Rackbeat,
     url: &str,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, RunError> {
     let pack = load_valid_pack(pack_path)?;
     crate::with_store!(store.open().await?, |s| keep_tokens(
         &s, tenant, rb, &pack, url
@@ -489,13 +601,16 @@ async fn keep_tokens<S: Store>(
     rb: &Rackbeat,
     pack: &Pack,
     url: &str,
-) -> Result<Vec<String>, String> {
-    store.migrate().await.map_err(|e| e.to_string())?;
+) -> Result<Vec<String>, RunError> {
+    store.migrate().await?;
     let mut lines = Vec::new();
-    for (event, token) in subscribe(rb, pack, url).await.map_err(|e| e.to_string())? {
+    for (event, token) in subscribe(rb, pack, url)
+        .await
+        .map_err(|e| RunError::Api(Box::new(e)))?
+    {
         match token {
             Some(t) => {
-                store.set_checkpoint(tenant, &token_checkpoint(&event), t.expose()).await.map_err(|e| e.to_string())?;
+                store.set_checkpoint(tenant, &token_checkpoint(&event), t.expose()).await?;
                 lines.push(format!("{event}: subscribed, token stored"));
             }
             None => lines.push(format!("{event}: already subscribed (Rackbeat shows a token only once; the stored one is kept)")),

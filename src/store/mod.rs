@@ -25,7 +25,7 @@ pub mod postgres;
 pub mod sqlite;
 
 pub use error::{Result, StoreError};
-pub use location::{Location, Opened};
+pub use location::{Location, LocationError, Opened};
 
 use std::future::Future;
 
@@ -204,8 +204,9 @@ pub trait Store: Send + Sync {
     /// newer event for the same key still supersedes it. `false` when there is no such dead letter.
     fn replay(&self, id: i64) -> impl Future<Output = Result<bool>> + Send;
 
-    /// Replays every dead letter and returns how many.
-    fn replay_all(&self) -> impl Future<Output = Result<usize>> + Send;
+    /// Replays every dead letter, except those of events named `keep` (they stay dead letters),
+    /// and returns how many.
+    fn replay_all(&self, keep: Option<&str>) -> impl Future<Output = Result<usize>> + Send;
 
     /// Open events (waiting, scheduled for retry, or claimed).
     fn queue_depth(&self) -> impl Future<Output = Result<u64>> + Send;

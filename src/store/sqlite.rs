@@ -138,18 +138,23 @@ fn dead_letters(conn: &Connection, id: Option<i64>) -> Result<Vec<DeadLetter>> {
     .collect()
 }
 
-/// Puts dead-lettered events back in the queue; `id` `None` means all of them.
-fn replay(conn: &mut Connection, id: Option<i64>) -> Result<usize> {
+/// Puts dead-lettered events back in the queue; `id` `None` means all of them but those of
+/// events named `keep`.
+fn replay(conn: &mut Connection, id: Option<i64>, keep: Option<&str>) -> Result<usize> {
     let tx = immediate(conn)?;
+    let chosen = "SELECT d.id FROM dead_letters d JOIN events e ON e.id = d.event_id
+                  WHERE (?1 IS NULL OR d.id = ?1) AND (?2 IS NULL OR e.event <> ?2)";
     tx.execute(
-        "UPDATE events SET state = 'pending', attempts = 0, not_before = 0,
-                lease_owner = NULL, lease_until = NULL, last_error = NULL
-         WHERE id IN (SELECT event_id FROM dead_letters WHERE ?1 IS NULL OR id = ?1)",
-        params![id],
+        &format!(
+            "UPDATE events SET state = 'pending', attempts = 0, not_before = 0,
+                    lease_owner = NULL, lease_until = NULL, last_error = NULL
+             WHERE id IN (SELECT event_id FROM dead_letters WHERE id IN ({chosen}))"
+        ),
+        params![id, keep],
     )?;
     let n = tx.execute(
-        "DELETE FROM dead_letters WHERE ?1 IS NULL OR id = ?1",
-        params![id],
+        &format!("DELETE FROM dead_letters WHERE id IN ({chosen})"),
+        params![id, keep],
     )?;
     tx.commit()?;
     Ok(n)
@@ -592,11 +597,14 @@ impl Store for SqliteStore {
     }
 
     async fn replay(&self, id: i64) -> Result<bool> {
-        self.run(move |conn| Ok(replay(conn, Some(id))? == 1)).await
+        self.run(move |conn| Ok(replay(conn, Some(id), None)? == 1))
+            .await
     }
 
-    async fn replay_all(&self) -> Result<usize> {
-        self.run(|conn| replay(conn, None)).await
+    async fn replay_all(&self, keep: Option<&str>) -> Result<usize> {
+        let keep = keep.map(str::to_string);
+        self.run(move |conn| replay(conn, None, keep.as_deref()))
+            .await
     }
 
     async fn queue_depth(&self) -> Result<u64> {

@@ -38,7 +38,7 @@ pub struct Running {
     /// The intake's address, once it listens.
     pub url: String,
     stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), String>>,
+    task: tokio::task::JoinHandle<Result<(), rbtx::runtime::run::RunError>>,
 }
 
 #[allow(dead_code)]
@@ -46,7 +46,10 @@ impl Running {
     /// Stops it as Ctrl-C would and waits until it has; its result.
     pub async fn stop(self) -> Result<(), String> {
         self.stop.send(()).ok();
-        self.task.await.map_err(|e| e.to_string())?
+        match self.task.await {
+            Ok(ran) => ran.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
     }
 }
 

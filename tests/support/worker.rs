@@ -10,7 +10,8 @@ use rbtx::connectors::RetryPolicy;
 use rbtx::connectors::rackbeat::{Rackbeat, RackbeatConfig};
 use rbtx::connectors::tripletex::{Tripletex, TripletexConfig};
 use rbtx::plan::load_pack;
-use rbtx::runtime::worker::{Tenant, Worker};
+use rbtx::runtime::tenant::Tenant;
+use rbtx::runtime::worker::Worker;
 use rbtx::sandbox::{self, SandboxConfig, Sandboxes};
 use rbtx::secret::Secret;
 use rbtx::store::Store;
@@ -47,7 +48,7 @@ pub async fn env(invoice_mode: &str, id: &str) -> Env {
         id: TENANT.into(),
         rackbeat: Rackbeat::new(rb).expect("rackbeat client"),
         tripletex: Tripletex::new(tx).expect("tripletex client"),
-        invoice_mode: invoice_mode.into(),
+        invoice_mode: invoice_mode.parse().expect("an invoice mode"),
     };
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings");
     let pack = load_pack(&[root]);

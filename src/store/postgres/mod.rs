@@ -196,21 +196,24 @@ impl PostgresStore {
             .collect()
     }
 
-    /// Puts dead-lettered events back in the queue; `id` `None` means all of them. Deleting the
-    /// dead letter first means two concurrent replays cannot both reset one event.
-    async fn replay_dead(&self, id: Option<i64>) -> Result<u64> {
+    /// Puts dead-lettered events back in the queue; `id` `None` means all of them but those of
+    /// events named `keep`. Deleting the dead letter first means two concurrent replays cannot
+    /// both reset one event.
+    async fn replay_dead(&self, id: Option<i64>, keep: Option<&str>) -> Result<u64> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
                 "WITH d AS (
-                     DELETE FROM dead_letters WHERE $1::int8 IS NULL OR id = $1 RETURNING event_id
+                     DELETE FROM dead_letters WHERE ($1::int8 IS NULL OR id = $1)
+                         AND ($2::text IS NULL OR event_id NOT IN (SELECT id FROM events WHERE event = $2))
+                     RETURNING event_id
                  )
                  UPDATE events SET state = 'pending', attempts = 0, not_before = 0,
                         lease_owner = NULL, lease_until = NULL, last_error = NULL
                  FROM d WHERE events.id = d.event_id",
             )
             .await?;
-        Ok(client.execute(&stmt, &[&id]).await?)
+        Ok(client.execute(&stmt, &[&id, &keep]).await?)
     }
 }
 
@@ -616,11 +619,11 @@ impl Store for PostgresStore {
     }
 
     async fn replay(&self, id: i64) -> Result<bool> {
-        Ok(self.replay_dead(Some(id)).await? == 1)
+        Ok(self.replay_dead(Some(id), None).await? == 1)
     }
 
-    async fn replay_all(&self) -> Result<usize> {
-        Ok(usize::try_from(self.replay_dead(None).await?).unwrap_or(usize::MAX))
+    async fn replay_all(&self, keep: Option<&str>) -> Result<usize> {
+        Ok(usize::try_from(self.replay_dead(None, keep).await?).unwrap_or(usize::MAX))
     }
 
     async fn queue_depth(&self) -> Result<u64> {

@@ -1,0 +1,57 @@
+//! `rbtx doctor`: read-only checks of one tenant's setup, with a fix per problem.
+
+use std::path::PathBuf;
+
+use rbtx::plan::load_pack;
+use rbtx::store::Location;
+use rbtx::store::sqlite::SqliteStore;
+
+use super::{Error, Outcome, TenantArgs};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The mapping pack.
+    #[arg(long, default_value = "mappings")]
+    pack: PathBuf,
+    /// The store `rbtx run` uses: a SQLite file or a postgres:// URL (default: RBTX_STORE_URL,
+    /// else rbtx.sqlite).
+    #[arg(long)]
+    store: Option<String>,
+    /// The URL Rackbeat should deliver webhooks to (checks the subscriptions point there).
+    #[arg(long)]
+    public_url: Option<String>,
+    /// The invoice mode `rbtx run` uses: `booked` or `as_order` (a tenants file says it per tenant).
+    #[arg(long, default_value = "booked", value_parser = ["booked", "as_order"])]
+    invoice_mode: String,
+    #[command(flatten)]
+    tenant: TenantArgs,
+}
+
+pub fn run(args: Args) -> Result<Outcome, Error> {
+    let store = Location::from_arg_or_env(args.store.as_deref())?;
+    let accounts = args.tenant.accounts(args.invoice_mode.parse()?)?;
+    let pack = load_pack(std::slice::from_ref(&args.pack));
+    super::runtime()?.block_on(async {
+        let tenant = accounts.tenant()?;
+        let name = store.to_string();
+        let pack_name = args.pack.display().to_string();
+        let setup = rbtx::doctor::Setup::<SqliteStore> {
+            pack: &pack,
+            pack_path: &pack_name,
+            store: None,
+            store_name: &name,
+            tenant: &tenant,
+            public_url: args.public_url.as_deref(),
+        };
+        let report = match &store {
+            // Opening a file that is not there would create it; the doctor changes nothing.
+            Location::Sqlite(path) if !path.exists() => rbtx::doctor::check(&setup).await,
+            _ => rbtx::with_store!(store.open().await?, |db| rbtx::doctor::check(
+                &setup.with_store(&db)
+            )
+            .await),
+        };
+        print!("{}", report.render());
+        Ok(Outcome::clean_if(!report.blocked()))
+    })
+}

@@ -1,0 +1,108 @@
+//! The subcommands, one file each: parse the arguments, call the library, say how it went.
+//! What they share (the outcome, the error, the runtime builder, the tenant arguments) is here;
+//! `main.rs` maps outcomes and errors to exit codes.
+
+pub mod demo;
+pub mod dlq;
+pub mod doctor;
+pub mod preview;
+pub mod run;
+pub mod sandbox;
+pub mod schema;
+pub mod sync;
+pub mod test;
+pub mod validate;
+pub mod webhooks;
+
+use std::path::PathBuf;
+
+use rbtx::runtime::accounts::Accounts;
+use rbtx::runtime::tenant::InvoiceMode;
+
+/// How a command that ran went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Clean,
+    /// It ran and found problems (invalid mappings, failed tests, failed records, a blocked setup).
+    Problems,
+}
+
+impl Outcome {
+    pub fn clean_if(clean: bool) -> Self {
+        if clean {
+            Outcome::Clean
+        } else {
+            Outcome::Problems
+        }
+    }
+}
+
+/// Why a command could not run (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    /// Nothing at the paths could be read: each problem's message.
+    #[error("{0}")]
+    Unreadable(String),
+    #[error(transparent)]
+    Location(#[from] rbtx::store::LocationError),
+    #[error("{0} does not exist (use --store)")]
+    NoStore(rbtx::store::Location),
+    #[error(transparent)]
+    Store(#[from] rbtx::store::StoreError),
+    #[error(transparent)]
+    Accounts(#[from] rbtx::runtime::accounts::AccountsError),
+    #[error(transparent)]
+    InvoiceMode(#[from] rbtx::runtime::tenant::UnknownInvoiceMode),
+    #[error(transparent)]
+    Pack(#[from] rbtx::runtime::run::InvalidPack),
+    #[error(transparent)]
+    Run(#[from] rbtx::runtime::run::RunError),
+    #[error(transparent)]
+    Initial(#[from] rbtx::runtime::initial::InitialError),
+    #[error(transparent)]
+    Demo(#[from] rbtx::runtime::demo::DemoError),
+    #[error(transparent)]
+    Replay(#[from] rbtx::runtime::dlq::ReplayError),
+    #[error("give a dead letter id, or --all")]
+    NoDeadLetterChosen,
+    #[error(transparent)]
+    Preview(#[from] rbtx::preview::PreviewError),
+    #[error("--faults: {0}")]
+    Faults(serde_json::Error),
+    #[error("cannot start the sandboxes: {0}")]
+    Sandboxes(std::io::Error),
+    /// Waiting for Ctrl-C failed.
+    #[error("{0}")]
+    Signal(std::io::Error),
+    /// Printing JSON failed.
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// The one Tokio runtime a command runs its async work on.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Runtime::new().map_err(Error::Runtime)
+}
+
+/// Which company pair a one-off command works on: the environment's, or one of a tenants file.
+#[derive(clap::Args)]
+pub struct TenantArgs {
+    /// A tenants file (see README); without it the accounts come from the environment.
+    #[arg(long)]
+    pub tenants: Option<PathBuf>,
+    /// The tenant of the file (needed when it lists several).
+    #[arg(long, requires = "tenants")]
+    pub tenant: Option<String>,
+}
+
+impl TenantArgs {
+    pub fn accounts(&self, invoice_mode: InvoiceMode) -> Result<Accounts, Error> {
+        Ok(rbtx::runtime::accounts::choose(
+            self.tenants.as_deref(),
+            self.tenant.as_deref(),
+            invoice_mode,
+        )?)
+    }
+}

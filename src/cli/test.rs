@@ -1,0 +1,32 @@
+//! `rbtx test`: run the mapping unit tests (`*.test.yaml`) and show a diff for each failure.
+
+use std::path::PathBuf;
+
+use rbtx::plan::load_pack;
+use rbtx::spec::diagnostic::{Format, render, sort};
+
+use super::{Error, Outcome};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Test files or folders.
+    #[arg(default_value = "mappings")]
+    paths: Vec<PathBuf>,
+    /// The mapping pack the tests run against.
+    #[arg(long, default_value = "mappings")]
+    pack: PathBuf,
+    /// Rewrite `expect_file` expectations from what the mappings produce.
+    #[arg(long)]
+    bless: bool,
+}
+
+pub fn run(Args { paths, pack, bless }: Args) -> Result<Outcome, Error> {
+    let pack = load_pack(&[pack]);
+    let report = rbtx::testing::run(&paths, &pack, bless);
+    let mut diags = pack.diagnostics;
+    diags.extend(report.diagnostics.iter().cloned());
+    sort(&mut diags);
+    print!("{}", render(&diags, Format::Human));
+    print!("{}", report.render());
+    Ok(Outcome::clean_if(report.failed() == 0 && diags.is_empty()))
+}

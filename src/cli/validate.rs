@@ -1,0 +1,50 @@
+//! `rbtx validate`: compile mapping files the way start-up does and report every problem.
+
+use std::path::PathBuf;
+
+use rbtx::plan::load_pack;
+use rbtx::spec::diagnostic::{Format, render, sort};
+
+use super::{Error, Outcome};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Mapping files or folders.
+    #[arg(default_value = "mappings")]
+    paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+pub fn run(Args { paths, format }: Args) -> Result<Outcome, Error> {
+    let pack = load_pack(&paths);
+    let mut diags = pack.diagnostics;
+    sort(&mut diags);
+    // Nothing could be read at all: that is not a problem in the mappings.
+    if diags
+        .iter()
+        .any(|d| d.code == rbtx::spec::Code::Io && d.text.is_none())
+        && pack.plans.is_empty()
+    {
+        return Err(Error::Unreadable(
+            diags
+                .iter()
+                .map(|d| d.message.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ));
+    }
+    print!("{}", render(&diags, format));
+    if format == Format::Human {
+        if diags.is_empty() {
+            println!("{} mappings valid", pack.plans.len());
+        } else {
+            println!(
+                "{} problem{} found",
+                diags.len(),
+                if diags.len() == 1 { "" } else { "s" }
+            );
+        }
+    }
+    Ok(Outcome::clean_if(diags.is_empty()))
+}
