@@ -46,6 +46,22 @@ pub fn partial(body: &Value, changed: &BTreeSet<String>) -> Value {
     Value::Object(kept)
 }
 
+/// Whether the target's value `has` already holds what the body `wants`: equal scalars (numbers
+/// by value, `100` holds `100.0`), every field of a wanted object held by the target's (which
+/// may have more), lists item by item.
+pub fn holds(has: &Value, wants: &Value) -> bool {
+    match (has, wants) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Value::Object(a), Value::Object(b)) => {
+            b.iter().all(|(k, w)| a.get(k).is_some_and(|h| holds(h, w)))
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(h, w)| holds(h, w))
+        }
+        (a, b) => a == b,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -101,6 +117,21 @@ mod tests {
             changed_fields(&json!({ "name": "A", "isInactive": true }), &baseline),
             BTreeSet::from(["isInactive".to_string()])
         );
+    }
+
+    #[test]
+    fn a_target_holds_what_it_has_at_least() {
+        let has =
+            json!({ "id": 7, "name": "A", "price": 100.0, "address": { "id": 3, "city": "Oslo" } });
+        assert!(holds(&has["price"], &json!(100)));
+        assert!(holds(&has["address"], &json!({ "city": "Oslo" })));
+        assert!(!holds(&has["address"], &json!({ "city": "Bergen" })));
+        assert!(!holds(&has["name"], &json!("B")));
+        assert!(holds(
+            &json!([1, { "a": 1, "b": 2 }]),
+            &json!([1, { "a": 1 }])
+        ));
+        assert!(!holds(&json!([1]), &json!([1, 2])));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use super::{
 use crate::expr::StaticTable;
 use crate::expr::native::Loop;
 use crate::expr::template::{self, ProblemKind, Template, TemplateProblem, Uses};
+use crate::spec::UpdateFields;
 use crate::spec::diagnostic::did_you_mean;
 use crate::spec::report::type_name;
 use crate::spec::schema_check::remove_pointer;
@@ -411,7 +412,7 @@ impl<'a> Compiler<'a> {
         let update_vars = ["source", "body", "target"];
         let update = m.target.update.as_ref().map(|u| {
             (
-                u.method,
+                (u.method, u.send),
                 self.template(&u.path, "/target/update/path", &update_vars)
                     .map(RequestText::new),
                 self.query(&u.query, "/target/update/query", &update_vars),
@@ -511,7 +512,9 @@ impl<'a> Compiler<'a> {
             return None;
         };
         let update = match update {
-            Some((method, Some(path), query)) => Some(WritePlan::new(method, path, query)),
+            Some(((method, send), Some(path), query)) => {
+                Some(WritePlan::new(method, path, query, send))
+            }
             Some((_, None, _)) => return None,
             None => None,
         };
@@ -536,8 +539,21 @@ impl<'a> Compiler<'a> {
                     path: find_path,
                     query: find_query,
                     matches: find_matches,
+                    fallback_query: m
+                        .target
+                        .find
+                        .fallback_query
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
                 },
-                create: WritePlan::new(m.target.create.method, create_path, create_query),
+                // A create sends the whole body.
+                create: WritePlan::new(
+                    m.target.create.method,
+                    create_path,
+                    create_query,
+                    UpdateFields::All,
+                ),
                 update,
             },
             statics: Arc::new(statics),
@@ -629,6 +645,27 @@ impl<'a> Compiler<'a> {
         let as_ = str_directive(self, "$as")?;
         let join = str_directive(self, "$join")?;
         let when_src = str_directive(self, "$when")?;
+        let create_only = match map.get("$create_only") {
+            None | Some(Value::Bool(false)) => false,
+            Some(Value::Bool(true)) => true,
+            Some(other) => {
+                self.cx.error(
+                    Code::WrongType,
+                    &format!("{pointer}/$create_only"),
+                    format!(
+                        "`$create_only` takes true or false, found {}",
+                        type_name(other)
+                    ),
+                );
+                return None;
+            }
+        };
+        // Create-only: left out whenever there is a target record, i.e. on every update.
+        let when_src = match (create_only, when_src) {
+            (true, Some(w)) => Some(format!("not target and ({w})")),
+            (true, None) => Some("not target".to_string()),
+            (false, w) => w,
+        };
         let has_value = directive("$value").is_some();
 
         if for_each.is_none() {

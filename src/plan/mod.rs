@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::expr::{StaticTable, Template};
-use crate::spec::{Connection, Diagnostic, Direction, WriteMethod};
+use crate::spec::{Connection, Diagnostic, Direction, UpdateFields, WriteMethod};
 
 pub use compile::{RefUse, compile};
 pub use jsonpath::{JsonPath, Matches};
@@ -67,6 +67,8 @@ pub struct FindPlan {
     pub path: RequestText,
     pub query: Vec<(Arc<str>, RequestText)>,
     pub matches: Option<Template>,
+    /// Set over `query` for a second request when the first finds no match.
+    pub fallback_query: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -76,6 +78,8 @@ pub struct WritePlan {
     pub query: Vec<(Arc<str>, RequestText)>,
     /// The path or the query reads `body`: the engine parses the rendered body for them.
     pub reads_body: bool,
+    /// What an update carries; a create sends the whole body whatever this says.
+    pub send: UpdateFields,
 }
 
 /// A request's path or query value. Text the mapping fixes is kept `fixed`, so that every request
@@ -101,6 +105,7 @@ impl WritePlan {
         method: WriteMethod,
         path: RequestText,
         query: Vec<(Arc<str>, RequestText)>,
+        send: UpdateFields,
     ) -> WritePlan {
         let reads_body =
             path.template.reads("body") || query.iter().any(|(_, t)| t.template.reads("body"));
@@ -109,6 +114,7 @@ impl WritePlan {
             path,
             query,
             reads_body,
+            send,
         }
     }
 }

@@ -27,10 +27,10 @@ use tokio::sync::Mutex;
 
 use super::tenant::{Tenant, TenantPack};
 use crate::connectors::{Api, ApiError};
-use crate::engine::{Body, Outcome, RecordError, Request};
+use crate::engine::{Body, Outcome, RecordError, Request, changes};
 use crate::expr::{Resolver, key_text_json};
 use crate::plan::{ApiLookup, Pack, Plan};
-use crate::spec::{Connection, Direction, WriteMethod};
+use crate::spec::{Connection, Direction, UpdateFields, WriteMethod};
 use crate::store::{Binding, NewEvent, Store, StoreError};
 
 /// The event that leases a record synced inline because another refers to it. Left in the queue
@@ -324,8 +324,17 @@ impl<S: Store> Syncer<S> {
                     return Ok(Synced::Kept);
                 }
                 if let Some(current) = self.current_target(plan, &source, b, &resolver).await? {
+                    let baseline = b.body.as_ref();
                     return self
-                        .write(plan, &source, Some(current), key, &hash, &resolver)
+                        .write(
+                            plan,
+                            &source,
+                            Some(current),
+                            key,
+                            &body,
+                            baseline,
+                            &resolver,
+                        )
                         .await;
                 }
                 tracing::warn!(tenant, entity, key, target_id = %b.target_id, target = api.name(), "The bound record is gone from the target; looking it up by its natural key.");
@@ -333,24 +342,53 @@ impl<S: Store> Syncer<S> {
 
             // No usable binding: look for the record before creating it, so a create whose
             // answer was lost is found rather than repeated.
-            let body = body.value();
-            let find = plan
-                .find_request(&source, &body, resolver.clone())
-                .map_err(|e| Failure::record(plan, e))?;
-            let items = api
-                .find(&find.path, &query_of(&find))
-                .await
-                .map_err(|e| Failure::api(plan, &e))?;
-            let found = plan
-                .find_match(&items, &source, &body, resolver.clone())
-                .map_err(|e| Failure::record(plan, e))?
-                .cloned();
+            let found = self.find(plan, &source, &body.value(), &resolver).await?;
             if let Some(t) = &found {
                 tracing::info!(tenant, entity, key, target_id = %t.get(&plan.target.id).cloned().unwrap_or_default(), target = api.name(), "Found the record in the target by its natural key; binding to it.");
             }
-            self.write(plan, &source, found, key, &hash, &resolver)
+            self.write(plan, &source, found, key, &body, None, &resolver)
                 .await
         })
+    }
+
+    /// The target record `find` returns for this body, asking a second time with the mapping's
+    /// `fallback_query` when the first answer has no match (inactive records are hidden by
+    /// default in Tripletex).
+    async fn find(
+        &self,
+        plan: &Plan,
+        source: &Arc<Value>,
+        body: &Value,
+        resolver: &Arc<MapResolver>,
+    ) -> Result<Option<Value>, Failure> {
+        let api = self.target_api(plan);
+        let find = plan
+            .find_request(source, body, resolver.clone())
+            .map_err(|e| Failure::record(plan, e))?;
+        let mut query = query_of(&find);
+        let fallback = &plan.target.find.fallback_query;
+        for attempt in 0..2 {
+            if attempt == 1 {
+                if fallback.is_empty() {
+                    break;
+                }
+                for (k, v) in fallback {
+                    query.retain(|(name, _)| name != k);
+                    query.push((k.as_str(), v.clone()));
+                }
+            }
+            let items = api
+                .find(&find.path, &query)
+                .await
+                .map_err(|e| Failure::api(plan, &e))?;
+            let found = plan
+                .find_match(&items, source, body, resolver.clone())
+                .map_err(|e| Failure::record(plan, e))?;
+            if let Some(t) = found {
+                return Ok(Some(t.clone()));
+            }
+        }
+        Ok(None)
     }
 
     /// The current target record a binding points at (with its version and sub-record ids),
@@ -377,14 +415,18 @@ impl<S: Store> Syncer<S> {
             .map_err(|e| Failure::api(plan, &e))
     }
 
-    /// Renders against `target` (or none), sends the write if there is one, and binds.
+    /// Renders against `target` (or none), sends the write if there is one, and binds. `body` is
+    /// the record rendered without a target (what the binding keeps); an update sends only the
+    /// fields that differ from `baseline`, the body the binding kept, when there is one.
+    #[allow(clippy::too_many_arguments)]
     async fn write(
         &self,
         plan: &Plan,
         source: &Arc<Value>,
         target: Option<Value>,
         key: &str,
-        hash: &str,
+        body: &Body,
+        baseline: Option<&Value>,
         resolver: &Arc<MapResolver>,
     ) -> Result<Synced, Failure> {
         let tenant = self.tenant.id.as_str();
@@ -395,9 +437,35 @@ impl<S: Store> Syncer<S> {
             .map_err(|e| Failure::record(plan, e))?;
         let id_field = plan.target.id.as_str();
         let api = self.target_api(plan);
-        let (id, version, synced) = match applied.outcome {
-            Outcome::Write(req) => {
+        let (id, version, synced, written) = match applied.outcome {
+            Outcome::Write(mut req) => {
                 let created = target.is_none();
+                if let (Some(current), Some(baseline), Some(update)) =
+                    (target.as_deref(), baseline, &plan.target.update)
+                    && update.send == UpdateFields::Changed
+                {
+                    let sent = req.body.as_ref().map(Body::value).unwrap_or(Value::Null);
+                    let mut fields = changes::changed_fields(&body.value(), baseline);
+                    // What the target already holds needs no request: a retry after a lost
+                    // answer, or the same change made by hand.
+                    fields.retain(|f| {
+                        !matches!((current.get(f), sent.get(f)), (Some(has), Some(wants)) if changes::holds(has, wants))
+                    });
+                    if fields.is_empty() {
+                        tracing::debug!(tenant, entity, key, target_id = %current.get(id_field).cloned().unwrap_or_default(), "The target already holds every changed field; nothing to send.");
+                        let version = current.get("version").and_then(Value::as_i64);
+                        let id = current.get(id_field).cloned().unwrap_or(Value::Null);
+                        self.bind(plan, key, id, version, body).await?;
+                        return Ok(Synced::Unchanged);
+                    }
+                    req.body = Some(Body::from(&changes::partial(&sent, &fields)));
+                }
+                if self.dry_run {
+                    return Ok(Synced::WouldWrite {
+                        request: req,
+                        created,
+                    });
+                }
                 if self.dry_run {
                     return Ok(Synced::WouldWrite {
                         request: req,
@@ -440,13 +508,19 @@ impl<S: Store> Syncer<S> {
                         target_id: id,
                         created,
                     },
+                    answer,
                 )
             }
             Outcome::Keep { .. } => {
                 let t = target.as_deref().unwrap_or(&Value::Null);
                 let id = t.get(id_field).cloned().unwrap_or(Value::Null);
                 tracing::info!(tenant, entity, key, target_id = %id, target = api.name(), "The record is already in the target and its mapping has no update; it is kept as it is.");
-                (id, t.get("version").and_then(Value::as_i64), Synced::Kept)
+                (
+                    id,
+                    t.get("version").and_then(Value::as_i64),
+                    Synced::Kept,
+                    t.clone(),
+                )
             }
             Outcome::Skip { reason } => return Ok(Synced::Skipped { reason }),
         };
@@ -458,21 +532,83 @@ impl<S: Store> Syncer<S> {
             ));
         }
         // Bind at once: the write happened, and a later event must neither repeat nor lose it.
+        self.bind(plan, key, id, version, body).await?;
+        if plan.direction == Direction::TripletexToRackbeat {
+            self.bind_origin(plan, source, &written).await?;
+        }
+        Ok(synced)
+    }
+
+    /// Remembers where `key` went and the body it was synced with: its hash skips an unchanged
+    /// record, and the body is the baseline the next update is compared with.
+    async fn bind(
+        &self,
+        plan: &Plan,
+        key: &str,
+        target_id: Value,
+        version: Option<i64>,
+        body: &Body,
+    ) -> Result<(), Failure> {
         self.store
             .put_binding(Binding {
-                tenant: tenant.to_string(),
+                tenant: self.tenant.id.clone(),
                 direction: plan.direction.as_str().to_string(),
-                entity: entity.to_string(),
+                entity: plan.entity.clone(),
                 source_key: key.to_string(),
-                target_id: id,
+                target_id,
                 version,
-                body_hash: Some(hash.to_string()),
-                body: None,
+                body_hash: Some(body_hash(body)),
+                body: Some(body.value()),
                 updated_at: crate::dates::now_millis(),
             })
             .await
-            .map_err(Failure::store)?;
-        Ok(synced)
+            .map_err(Failure::store)
+    }
+
+    /// After the initial sync wrote `written` into Rackbeat from the Tripletex record `origin`:
+    /// binds the Rackbeat record back to its origin, with the body the real-time mapping would
+    /// send for it as the baseline. The webhooks and catch-up this write causes then find nothing
+    /// changed, so Tripletex is not written with the lossy round trip of its own data, and a later
+    /// change in Rackbeat sends only what it changed.
+    async fn bind_origin(
+        &self,
+        plan: &Plan,
+        origin: &Value,
+        written: &Value,
+    ) -> Result<(), Failure> {
+        if self.dry_run {
+            return Ok(());
+        }
+        let Some(back) = self
+            .view()
+            .for_entity(Direction::RackbeatToTripletex, &plan.entity)
+        else {
+            return Ok(());
+        };
+        let (tenant, entity) = (self.tenant.id.as_str(), plan.entity.as_str());
+        let resolver = Arc::new(MapResolver {
+            refs: HashMap::new(),
+            lookups: self.lookups_for(back).await?,
+        });
+        let applied = match back.apply_shared(&Arc::new(written.clone()), None, resolver) {
+            Ok(applied) => applied,
+            Err(e) => {
+                tracing::warn!(tenant, entity, error = %e, "Could not work out what rbtx would send back for a record the initial sync wrote; its next change in Rackbeat sends the whole body.");
+                return Ok(());
+            }
+        };
+        let body = match applied.outcome {
+            Outcome::Write(Request { body: Some(b), .. }) | Outcome::Keep { body: b } => b,
+            Outcome::Write(Request { body: None, .. }) => Body::from(&Value::Null),
+            Outcome::Skip { .. } => return Ok(()),
+        };
+        let Some(id) = origin.get(&back.target.id).filter(|v| !v.is_null()) else {
+            return Ok(());
+        };
+        let version = origin.get("version").and_then(Value::as_i64);
+        tracing::debug!(tenant, entity, key = %applied.key, target_id = %id, "Bound the record the initial sync wrote to its Tripletex origin.");
+        self.bind(back, &applied.key, id.clone(), version, &body)
+            .await
     }
 
     /// The target id bound to `entity` `key`, syncing that record first when it is not bound.

@@ -190,6 +190,11 @@ pub struct FindRequest {
     /// the first record returned.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "match")]
     pub matches: Option<String>,
+    /// Query parameters (constant strings) set over `query` for a second request when the first
+    /// finds no match. Tripletex hides inactive customers and suppliers unless asked
+    /// (`isInactive: "true"`), and a record that exists must be found, not created again.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub fallback_query: IndexMap<String, String>,
 }
 
 /// A request that writes the body.
@@ -203,6 +208,29 @@ pub struct WriteRequest {
     /// Query parameter templates, e.g. `sendToCustomer: "false"`.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub query: IndexMap<String, String>,
+    /// What an `update` carries (a create always sends the whole body): `changed`, the fields
+    /// whose mapped value differs from the body last sent (plus `id` and `version`), so fields set
+    /// by hand in the target survive; or `all`, the whole body, for an API whose PUT replaces the
+    /// record.
+    #[serde(default, skip_serializing_if = "UpdateFields::is_changed")]
+    pub send: UpdateFields,
+}
+
+/// What an update sends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateFields {
+    /// The fields that differ from the body last sent, with `id` and `version`.
+    #[default]
+    Changed,
+    /// The whole body.
+    All,
+}
+
+impl UpdateFields {
+    fn is_changed(&self) -> bool {
+        *self == UpdateFields::Changed
+    }
 }
 
 /// Methods that write.
@@ -261,7 +289,8 @@ pub enum Lookup {
 /// * a mapping is an object of nodes, with optional directives, keys starting with `$`:
 ///   `$when` (expression; the field is left out when false), `$for_each` (JSONPath; the node becomes
 ///   a list with one item per match, bound to `$as`, default `item`), `$value` (the node's value, for
-///   a condition or loop over a non-object), `$join` (join the list's items into one string).
+///   a condition or loop over a non-object), `$join` (join the list's items into one string),
+///   `$create_only` (`true`: sent when the record is created, never on an update).
 ///
 /// A field whose value is none or undefined is left out of the body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -269,7 +298,14 @@ pub enum Lookup {
 pub struct Node(pub serde_json::Value);
 
 /// Directive keys a mapping node may carry.
-pub const DIRECTIVES: &[&str] = &["$when", "$for_each", "$as", "$value", "$join"];
+pub const DIRECTIVES: &[&str] = &[
+    "$when",
+    "$for_each",
+    "$as",
+    "$value",
+    "$join",
+    "$create_only",
+];
 
 impl JsonSchema for Node {
     fn schema_name() -> Cow<'static, str> {
@@ -287,7 +323,8 @@ impl JsonSchema for Node {
                 "$for_each": { "type": "string", "description": "JSONPath over the source (`$…`) or the enclosing item (`@…`); the node becomes a list." },
                 "$as": { "type": "string", "pattern": "^[a-z_][a-z0-9_]*$", "description": "Name of the loop variable (default `item`)." },
                 "$value": node,
-                "$join": { "type": "string", "description": "Join the items of a `$for_each` list into one string with this separator." }
+                "$join": { "type": "string", "description": "Join the items of a `$for_each` list into one string with this separator." },
+                "$create_only": { "type": "boolean", "description": "`true`: the field is sent when the record is created, never on an update (a value derived once, then kept by hand in the target)." }
             },
             "additionalProperties": node
         })
