@@ -1,7 +1,7 @@
 //! Mapping throughput, against the plain JSON round trip of the same records, in the same run.
 //!
 //! For each mapping: records/s on one core for (a) parse the API response as the connectors do
-//! (`engine::parse_json`) + apply the mapping + serialize the request body (the engine renders the
+//! (`json::parse`) + apply the mapping + serialize the request body (the engine renders the
 //! body straight to JSON text), and (b) parse + serialize the same bytes with plain serde_json.
 //! The target is a ratio (a)/(b) of at least 0.5: mapping costs no more than one extra round trip.
 //! Run: `cargo bench --bench mapping`.

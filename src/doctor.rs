@@ -3,6 +3,12 @@
 //! Every check runs, whatever the others found, and reports ok, a warning (sync works, but
 //! something is off) or a failure (sync is blocked). Nothing is written to either API or to the
 //! store's data.
+//!
+//! The checks: the mapping pack, the store's migrations (`Store::pending_migrations`), both logins
+//! (naming test or production), the bank account invoicing needs, every API lookup holding what
+//! the mapping feeds it (for `lookup('vat_type', lookup('vat_code', …))`, each VAT code of
+//! `vat_code` must be a VAT type of this company: `Plan::lookup_chains`), and the webhook
+//! subscriptions the pack's triggers need.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;

@@ -1,8 +1,8 @@
 //! rbtx: keeps Rackbeat and Tripletex in sync, driven by YAML mapping files.
 //!
-//! `spec` is the YAML contract, `plan` compiles it, `engine` executes a plan on one record,
-//! `testing` runs the mapping unit tests, `doctor` checks a tenant's setup, and `tripletex_spec` checks bodies against Tripletex's
-//! official OpenAPI schemas. See ARCHITECTURE.md.
+//! `spec` is the YAML contract, `expr` the expression language of its templates, `plan` compiles
+//! it, `engine` executes a plan on one record; `connectors` are the API clients, `store` what the
+//! runtime must not lose, and `runtime` the long-running process. ARCHITECTURE.md has the map.
 
 pub mod connectors;
 pub mod doctor;

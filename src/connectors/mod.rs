@@ -1,5 +1,10 @@
 //! The two API clients. A connector knows HTTP, auth, envelopes, paging, errors and rate limits
 //! of its API, and nothing about mappings. The only other code that speaks HTTP is the sandbox.
+//!
+//! Both retry by the error's class (status and API code, never message text), with jittered
+//! exponential delays. A write whose outcome is unknown (a timeout, a dropped connection, a 5xx)
+//! is not retried here when it could create a second record: the caller looks the record up by
+//! its natural key first.
 
 mod api;
 pub mod rackbeat;

@@ -1,5 +1,10 @@
 //! Tripletex API v2: session tokens, Basic auth, `{value}` and `{values}` envelopes, `from`/`count`
 //! paging, typed errors with their codes, the rate-limit headers, and `version` conflicts.
+//!
+//! A session token is created with `POST /token/session/:create`, renewed on the day it expires
+//! (it dies at that midnight) and once more on a 401. Errors keep the status, code, field messages and `x-tlx-request-id`.
+//! Lists are read `from`/`count` until a short page; [`Tripletex::update_versioned`] retries a
+//! 409/8000 revision conflict with the record's current version.
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,14 @@
 //! Webhook intake: `POST /webhooks/rackbeat`. A delivery is checked (tenant, token, event, body),
 //! persisted, and only then answered 2xx, well inside Rackbeat's 15 s timeout. Nothing that fails a
 //! check is enqueued; the answer says why.
+//!
+//! The tenant comes from `Rackbeat-Account-Id`, the event from `Rackbeat-Webhook-Event` (a body may
+//! be as thin as `{key_name, key}`), and the token is compared with every one of the tenant's in
+//! constant time. An unknown account or a wrong token is 401, a malformed delivery 400, an
+//! oversized one 413, an event no mapping handles 2xx and ignored; a delivery that could not be
+//! persisted is 503, so Rackbeat delivers it again. Concurrent deliveries share one commit
+//! (`Store::enqueue_many`), so the flush per event that `synchronous=FULL` costs is paid once per
+//! batch. The intake also serves `/healthz`, `/readyz` (the store answers) and `/metrics`.
 
 use std::collections::HashMap;
 use std::sync::Arc;

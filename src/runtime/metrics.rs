@@ -1,4 +1,6 @@
 //! Prometheus metrics of the runtime: `rbtx_<thing>_<unit>_total`, with bounded label values.
+//! Webhooks received and events handled by outcome, webhook arrival to event handled, queue
+//! depth, and pack reloads by outcome; the intake serves them on `/metrics`.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;

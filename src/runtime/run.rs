@@ -4,6 +4,12 @@
 //! sandboxes, to which rbtx then subscribes itself, so the real-time path can be watched with no
 //! accounts. The mapping pack is reloaded on SIGHUP (and with `watch`, when its files change): the
 //! new pack is validated in full and swapped in between batches; on any problem the old one stays.
+//!
+//! `serve` is a sequence of named steps: the tenants to serve, the store migrated, the listener,
+//! the intake's tenants (webhook tokens from the store, where `rbtx webhooks install` keeps them),
+//! the workers (named `host-pid-start-tenant-index`, so lease owners are unique across machines),
+//! catch-up, reloads, and the stop. Ctrl-C or SIGTERM stops the intake, lets each worker finish
+//! the event in hand and puts the rest of its batch back (`Store::release`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

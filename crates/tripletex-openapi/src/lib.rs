@@ -2,6 +2,9 @@
 //! (`crates/tripletex-openapi/openapi-subset.json`, made by `scripts/vendor-tripletex-openapi.py`;
 //! the provenance is inside the file). Used to check every body the mapping pack makes, and by the
 //! Tripletex sandbox to answer a bad body the way the real server does.
+//!
+//! Every object schema of the subset has `additionalProperties: false`: the real server rejects a
+//! body with an unknown field (422/16000), so the check must too.
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
