@@ -5,13 +5,17 @@
 //! - a change in Rackbeat changes only the fields it changed, and fields set by hand in Tripletex
 //!   survive it;
 //! - a partial update whose answer is lost is not sent again;
-//! - an inactive Tripletex customer is found and bound, not created a second time.
+//! - an inactive Tripletex customer is found and bound, not created a second time;
+//! - real time's catch-up starts where the initial sync ended, and a record that keeps failing
+//!   stays one dead letter through every catch-up.
 
 mod support;
 
 use std::collections::BTreeSet;
 
+use rbtx::runtime::catchup;
 use rbtx::runtime::initial::{self, Options};
+use rbtx::runtime::tenant::InvoiceMode;
 use rbtx::sandbox::faults::FaultConfig;
 use rbtx::sandbox::rackbeat::Resource;
 use rbtx::sandbox::tripletex::Kind;
@@ -105,6 +109,15 @@ fn changed(before: &Value, after: &Value) -> BTreeSet<String> {
         .collect()
 }
 
+fn active_customer(env: &Env) -> Value {
+    env.sb
+        .tripletex
+        .records(Kind::Customer)
+        .into_iter()
+        .find(|c| c["isInactive"] == false)
+        .expect("an active customer")
+}
+
 fn one(env: &Env, kind: Kind, field: &str, value: &Value) -> Value {
     let found: Vec<Value> = env
         .sb
@@ -172,13 +185,7 @@ async fn a_rackbeat_change_changes_only_its_fields_and_hand_set_ones_survive() {
 
     // A bookkeeper sets a customer's invoice e-mail and a product's VAT type (15 %, code 31) by
     // hand in Tripletex.
-    let customer = env
-        .sb
-        .tripletex
-        .records(Kind::Customer)
-        .into_iter()
-        .find(|c| c["isInactive"] == false)
-        .expect("an active customer");
+    let customer = active_customer(&env);
     let product = env
         .sb
         .tripletex
@@ -281,13 +288,7 @@ async fn a_rackbeat_change_changes_only_its_fields_and_hand_set_ones_survive() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partial_update_whose_answer_is_lost_is_not_sent_again() {
     let mut env = synced_env().await;
-    let customer = env
-        .sb
-        .tripletex
-        .records(Kind::Customer)
-        .into_iter()
-        .find(|c| c["isInactive"] == false)
-        .expect("an active customer");
+    let customer = active_customer(&env);
     let c_no = text(&customer["customerNumber"]);
     env.sb
         .rackbeat
@@ -371,4 +372,79 @@ async fn an_inactive_tripletex_customer_is_found_and_bound_not_created_again() {
             .map(|b| b.target_id),
         Some(inactive["id"].clone())
     );
+}
+
+async fn poll(env: &Env) -> usize {
+    let syncer = &env.worker;
+    catchup::poll(
+        syncer.store.as_ref(),
+        &syncer.tenant.rackbeat,
+        &syncer.pack,
+        TENANT,
+        InvoiceMode::Booked,
+        env.now,
+    )
+    .await
+    .expect("catch-up")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catch_up_starts_where_the_initial_sync_ended_and_a_failure_stays_one_letter() {
+    let mut env = synced_env().await;
+    // Changed in Rackbeat after the initial sync, before `rbtx run` first looks, without a
+    // webhook (an import): the first catch-up finds it, as its window began at the sync's end.
+    let product = env
+        .sb
+        .rackbeat
+        .list(Resource::Product)
+        .into_iter()
+        .next()
+        .expect("a product");
+    let number = text(&product["number"]);
+    env.worker
+        .tenant
+        .rackbeat
+        .put(
+            &format!("/products/{number}"),
+            &[("suppress_webhooks", "true".into())],
+            &json!({ "name": "Importert etter synk" }),
+        )
+        .await
+        .expect("an import's change");
+    assert!(
+        poll(&env).await >= 1,
+        "the first catch-up queues the change"
+    );
+    drain(&mut env).await;
+    assert_eq!(
+        one(&env, Kind::Product, "number", &product["number"])["name"],
+        "Importert etter synk"
+    );
+
+    // A record Tripletex has no VAT code for fails at every catch-up: one dead letter, counted.
+    let rb = &env.sb.rackbeat;
+    rb.create(
+        Resource::ProductGroup,
+        json!({ "number": 1099, "name": "Sju prosent", "vat_domestic": 7.0 }),
+    )
+    .expect("a 7 % group");
+    rb.create(
+        Resource::Product,
+        json!({ "number": "SJU-7", "name": "Vare til 7 %", "group": 1099, "sales_price": 70.0 }),
+    )
+    .expect("a product in it");
+    for _ in 0..10 {
+        env.now += 300_000;
+        poll(&env).await;
+        drain(&mut env).await;
+    }
+    let dead = env.store.list_dead_letters().await.expect("dlq");
+    assert_eq!(dead.len(), 1, "{dead:#?}");
+    assert_eq!(dead[0].event.key, "SJU-7");
+    assert!(
+        dead[0].failures >= 2,
+        "counted, not repeated: {}",
+        dead[0].failures
+    );
+    assert!(dead[0].last_failed_at > dead[0].failed_at);
 }

@@ -40,8 +40,13 @@ async fn on<S: Store>(s: &S, command: Command) -> Result<Outcome, Error> {
         Command::List => {
             let letters = s.list_dead_letters().await?;
             for d in &letters {
+                // A record that keeps failing for one reason is one letter that counts.
+                let repeats = match d.failures {
+                    0 | 1 => String::new(),
+                    n => format!(" ({n} times)"),
+                };
                 println!(
-                    "{:>6}  {:<10} {:<18} {:<16} {}{}",
+                    "{:>6}  {:<10} {:<18} {:<16} {}{}{repeats}",
                     d.id,
                     d.event.tenant,
                     d.event.event,
@@ -67,7 +72,8 @@ async fn on<S: Store>(s: &S, command: Command) -> Result<Outcome, Error> {
             let out = serde_json::json!({
                 "id": d.id, "tenant": d.event.tenant, "event": d.event.event, "entity": d.event.entity,
                 "key": d.event.key, "attempts": d.event.attempts, "reason": d.reason,
-                "mapping": d.mapping, "field": d.field, "failed_at_ms": d.failed_at, "payload": d.event.payload,
+                "mapping": d.mapping, "field": d.field, "failed_at_ms": d.failed_at,
+                "failures": d.failures, "last_failed_at_ms": d.last_failed_at, "payload": d.event.payload,
             });
             let text = serde_json::to_string_pretty(&out)?;
             println!("{text}");

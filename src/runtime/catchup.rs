@@ -36,6 +36,33 @@ pub async fn poll<S: Store>(
     invoice_mode: InvoiceMode,
     now_ms: i64,
 ) -> Result<usize, CatchUpError> {
+    look(store, rackbeat, pack, tenant, invoice_mode, now_ms, false).await
+}
+
+/// Starts the catch-up window of every real-time list that has none at Rackbeat's newest
+/// record, as the first look of [`poll`] would. The initial sync calls it as it ends, so the
+/// first `rbtx run` catches up with what changed in Rackbeat since then, and not with more.
+pub async fn start_window<S: Store>(
+    store: &S,
+    rackbeat: &Rackbeat,
+    pack: &Pack,
+    tenant: &str,
+    invoice_mode: InvoiceMode,
+) -> Result<(), CatchUpError> {
+    look(store, rackbeat, pack, tenant, invoice_mode, 0, true)
+        .await
+        .map(drop)
+}
+
+async fn look<S: Store>(
+    store: &S,
+    rackbeat: &Rackbeat,
+    pack: &Pack,
+    tenant: &str,
+    invoice_mode: InvoiceMode,
+    now_ms: i64,
+    only_start: bool,
+) -> Result<usize, CatchUpError> {
     let mut queued = 0;
     // The alternative mappings of an entity share their lists: only the tenant's mode polls.
     let view = TenantPack {
@@ -54,6 +81,9 @@ pub async fn poll<S: Store>(
         for list in &plan.source.list {
             let checkpoint = format!("catch-up {} {}", plan.entity, list.path);
             let since = store.get_checkpoint(tenant, &checkpoint).await?;
+            if only_start && since.is_some() {
+                continue;
+            }
             let mut query: Vec<(&str, String)> = list
                 .query
                 .iter()

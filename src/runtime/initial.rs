@@ -51,6 +51,8 @@ pub enum InitialError {
     Migrate(StoreError),
     #[error("store: {0}")]
     Store(StoreError),
+    #[error("starting real time's catch-up window: {0}")]
+    CatchUp(super::catchup::CatchUpError),
     #[error("reading {entity} from Tripletex ({path}): {source}")]
     Read {
         entity: String,
@@ -376,8 +378,18 @@ pub async fn run<S: Store>(
         }
         report.entities.push(entity);
     }
-    // Everything got to the end: the next sync starts from the beginning.
+    // Everything got to the end: the next sync starts from the beginning, and real time's
+    // catch-up from here.
     if !dry_run {
+        super::catchup::start_window(
+            store,
+            &syncer.tenant.rackbeat,
+            &syncer.pack,
+            tenant,
+            syncer.tenant.invoice_mode,
+        )
+        .await
+        .map_err(InitialError::CatchUp)?;
         for plan in &plans {
             store
                 .set_checkpoint(
