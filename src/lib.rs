@@ -11,6 +11,7 @@ pub mod expr;
 pub mod json;
 pub mod plan;
 pub mod preview;
+pub mod round_trip;
 pub mod runtime;
 pub mod secret;
 pub mod spec;

@@ -69,6 +69,8 @@ pub enum Error {
     NoDeadLetterChosen,
     #[error(transparent)]
     Preview(#[from] rbtx::preview::PreviewError),
+    #[error("the round trip: {0}")]
+    RoundTrip(#[from] rbtx::round_trip::RoundTripError),
     #[error("--faults: {0}")]
     Faults(serde_json::Error),
     #[error("cannot start the sandboxes: {0}")]

@@ -1,6 +1,7 @@
 //! `rbtx test`: run the mapping unit tests (`*.test.yaml`) and show a diff for each failure.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use rbtx::plan::load_pack;
 use rbtx::spec::diagnostic::{Format, render, sort};
@@ -23,10 +24,18 @@ pub struct Args {
 pub fn run(Args { paths, pack, bless }: Args) -> Result<Outcome, Error> {
     let pack = load_pack(&[pack]);
     let report = rbtx::testing::run(&paths, &pack, bless);
-    let mut diags = pack.diagnostics;
+    let mut diags = pack.diagnostics.clone();
     diags.extend(report.diagnostics.iter().cloned());
     sort(&mut diags);
     print!("{}", render(&diags, Format::Human));
     print!("{}", report.render());
-    Ok(Outcome::clean_if(report.failed() == 0 && diags.is_empty()))
+    if !diags.is_empty() {
+        return Ok(Outcome::clean_if(false));
+    }
+    // Each pair of opposite mappings, there and back on the sandboxes' seed.
+    let round_trip = super::runtime()?.block_on(rbtx::round_trip::run(Arc::new(pack)))?;
+    print!("{}", round_trip.render());
+    Ok(Outcome::clean_if(
+        report.failed() == 0 && round_trip.undeclared().next().is_none(),
+    ))
 }

@@ -519,6 +519,23 @@ impl<'a> Compiler<'a> {
             None => None,
         };
         let depends_on = self.refs.iter().map(|r| r.entity.clone()).collect();
+        for field in m.round_trip_losses.keys() {
+            if !m.body.contains_key(field) {
+                let names: Vec<&str> = m.body.keys().map(String::as_str).collect();
+                self.cx.error_hint(
+                    Code::UnknownField,
+                    &format!("/round_trip_losses/{}", escape_pointer(field)),
+                    format!("`{field}` is not a field of the body"),
+                    did_you_mean(field, names.iter().copied())
+                        .map(|n| format!("did you mean `{n}`?")),
+                );
+            }
+        }
+        let round_trip_losses = m
+            .round_trip_losses
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         Some(Plan {
             file: self.cx.doc.path.clone(),
             entity: m.entity.clone(),
@@ -561,6 +578,7 @@ impl<'a> Compiler<'a> {
             lookup_chains: std::mem::take(&mut self.lookup_chains),
             body: Fields::new(body),
             depends_on,
+            round_trip_losses,
         })
     }
 

@@ -42,6 +42,8 @@ pub struct Plan {
     pub body: Fields,
     /// Entities this mapping references through `ref()`: synced first when missing.
     pub depends_on: BTreeSet<String>,
+    /// Body fields declared not to survive the round trip Tripletex → Rackbeat → Tripletex, with why.
+    pub round_trip_losses: Vec<(String, String)>,
 }
 
 #[derive(Debug)]

@@ -52,7 +52,7 @@ pub enum InitialError {
     #[error("store: {0}")]
     Store(StoreError),
     #[error("starting real time's catch-up window: {0}")]
-    CatchUp(super::catchup::CatchUpError),
+    CatchUp(Box<super::catchup::CatchUpError>),
     #[error("reading {entity} from Tripletex ({path}): {source}")]
     Read {
         entity: String,
@@ -389,7 +389,7 @@ pub async fn run<S: Store>(
             syncer.tenant.invoice_mode,
         )
         .await
-        .map_err(InitialError::CatchUp)?;
+        .map_err(|e| InitialError::CatchUp(Box::new(e)))?;
         for plan in &plans {
             store
                 .set_checkpoint(
