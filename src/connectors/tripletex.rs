@@ -6,6 +6,7 @@
 //! Lists are read `from`/`count` until a short page; [`Tripletex::update_versioned`] retries a
 //! 409/8000 revision conflict with the record's current version.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -92,11 +93,14 @@ struct Budget {
 }
 
 /// A Tripletex client for one company.
+/// A client of one Tripletex company. Clones share the session and the rate budget, so the
+/// workers of a tenant open one session and spend one budget, as the token does.
+#[derive(Clone)]
 pub struct Tripletex {
     http: reqwest::Client,
     config: TripletexConfig,
-    session: Mutex<Option<Session>>,
-    budget: std::sync::Mutex<Budget>,
+    session: Arc<Mutex<Option<Session>>>,
+    budget: Arc<std::sync::Mutex<Budget>>,
 }
 
 impl std::fmt::Debug for Tripletex {
@@ -121,8 +125,8 @@ impl Tripletex {
         Ok(Tripletex {
             http,
             config,
-            session: Mutex::new(None),
-            budget: std::sync::Mutex::new(Budget::default()),
+            session: Arc::new(Mutex::new(None)),
+            budget: Arc::new(std::sync::Mutex::new(Budget::default())),
         })
     }
 

@@ -449,6 +449,38 @@ fn plain_path(tokens: &[Token]) -> Option<(String, Vec<Step>)> {
 
 impl Template {
     /// Whether the template reads variable `var`.
+    /// The first-level fields of `var` this template reads (`target.postalAddress.id` reads
+    /// `postalAddress`); `var` read whole adds `""`.
+    pub fn fields_read(&self, var: &str, out: &mut std::collections::BTreeSet<String>) {
+        match self {
+            Template::Const(_) => {}
+            Template::Path { var: v, steps } if v == var => match steps.first() {
+                Some(Step::Key(k)) => {
+                    out.insert(k.clone());
+                }
+                _ => {
+                    out.insert(String::new());
+                }
+            },
+            Template::Path { .. } => {}
+            Template::Expr { expr, .. } => {
+                for name in expr.undeclared_variables(true) {
+                    let mut parts = name.split('.');
+                    if parts.next() == Some(var) {
+                        out.insert(parts.next().unwrap_or_default().to_string());
+                    }
+                }
+            }
+            Template::Interp(parts) => {
+                for p in parts {
+                    if let Part::Value(t) = p {
+                        t.fields_read(var, out);
+                    }
+                }
+            }
+        }
+    }
+
     pub fn reads(&self, var: &str) -> bool {
         match self {
             Template::Const(_) => false,

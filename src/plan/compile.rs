@@ -518,6 +518,12 @@ impl<'a> Compiler<'a> {
             Some((_, None, _)) => return None,
             None => None,
         };
+        let body = Fields::new(body);
+        // `target` read whole is only tested for being there (`$create_only`): a bare id and
+        // version answer that.
+        let update_reads_target = super::target_fields(&body, update.as_ref())
+            .iter()
+            .any(|f| !matches!(f.as_str(), "" | "id" | "version"));
         let depends_on = self.refs.iter().map(|r| r.entity.clone()).collect();
         for field in m.round_trip_losses.keys() {
             if !m.body.contains_key(field) {
@@ -576,7 +582,8 @@ impl<'a> Compiler<'a> {
             statics: Arc::new(statics),
             api_lookups,
             lookup_chains: std::mem::take(&mut self.lookup_chains),
-            body: Fields::new(body),
+            update_reads_target,
+            body,
             depends_on,
             round_trip_losses,
         })

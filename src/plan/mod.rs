@@ -44,6 +44,34 @@ pub struct Plan {
     pub depends_on: BTreeSet<String>,
     /// Body fields declared not to survive the round trip Tripletex → Rackbeat → Tripletex, with why.
     pub round_trip_losses: Vec<(String, String)>,
+    /// An update renders fields of the target beyond its id and version (an address id, order
+    /// lines): the current record is read first. Otherwise the binding's id and version do, and
+    /// the record is read only when Tripletex reports a revision conflict.
+    pub update_reads_target: bool,
+}
+
+/// The first-level target fields the body, the update's path and its query read.
+pub fn target_fields(body: &Fields, update: Option<&WritePlan>) -> BTreeSet<String> {
+    fn node(n: &Node, out: &mut BTreeSet<String>) {
+        if let Some(w) = &n.when {
+            w.fields_read("target", out);
+        }
+        match &n.kind {
+            NodeKind::Value(t) => t.fields_read("target", out),
+            NodeKind::Object(fields) => fields.iter().for_each(|(_, n)| node(n, out)),
+            NodeKind::List(items) => items.iter().for_each(|n| node(n, out)),
+            NodeKind::ForEach { item, .. } => node(item, out),
+        }
+    }
+    let mut out = BTreeSet::new();
+    body.iter().for_each(|(_, n)| node(n, &mut out));
+    if let Some(u) = update {
+        u.path.template.fields_read("target", &mut out);
+        for (_, q) in &u.query {
+            q.template.fields_read("target", &mut out);
+        }
+    }
+    out
 }
 
 #[derive(Debug)]

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 use super::accounts::{self, Accounts, AccountsError};
 use super::intake::{Intake, IntakeTenant};
+use super::sync::LookupCache;
 use super::tenant::{InvoiceMode, Tenant, trigger_events};
 use super::worker::{Worker, work};
 use crate::connectors::ApiError;
@@ -371,11 +372,15 @@ fn make_workers<S: Store>(
         let Some(wake) = queued.get(&t.id) else {
             continue;
         };
+        // One Tripletex session and one load of each lookup table per tenant, shared by its
+        // workers.
+        let tripletex = t.tripletex()?;
+        let lookups = LookupCache::default();
         for i in 0..config.workers.max(1) {
             let tenant = Tenant {
                 id: t.id.clone(),
                 rackbeat: rb.clone(),
-                tripletex: t.tripletex()?,
+                tripletex: tripletex.clone(),
                 invoice_mode: t.invoice_mode,
             };
             let mut worker = Worker::new(
@@ -384,6 +389,7 @@ fn make_workers<S: Store>(
                 tenant,
                 format!("{process}-{}-{i}", t.id),
             );
+            worker.share_lookups(lookups.clone());
             worker.lease_ms = config.lease_ms;
             worker.metrics = Some(metrics.clone());
             workers.push((worker, wake.clone()));

@@ -56,11 +56,23 @@ pub struct Syncer<S: Store> {
     pub dry_run: bool,
     /// The `now_ms` of the batch being worked on, so inline leases use the caller's clock.
     batch_now: AtomicI64,
-    /// API lookup tables by definition, loaded once per syncer.
-    lookups: Mutex<HashMap<String, Arc<HashMap<String, Value>>>>,
+    /// API lookup tables by definition, loaded once per pack; shared by a tenant's workers.
+    lookups: LookupCache,
     /// The (entity, key)s synced inline during this batch: their events later in the batch were
     /// superseded by it, and are skipped.
     synced_inline: std::sync::Mutex<HashSet<(String, String)>>,
+}
+
+/// API lookup tables by definition, for the pack they were loaded for: a tenant's workers share
+/// one, so each table is read once per tenant, and again after a reload.
+#[derive(Clone, Default)]
+pub struct LookupCache(Arc<Mutex<LoadedLookups>>);
+
+#[derive(Default)]
+struct LoadedLookups {
+    /// The pack the tables were loaded for.
+    pack: std::sync::Weak<Pack>,
+    tables: HashMap<String, Arc<HashMap<String, Value>>>,
 }
 
 /// How applying one record ended, when it did not fail.
@@ -144,6 +156,20 @@ impl Failure {
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// The target record an update is rendered against, and whether it was read from the target
+/// (else it is only the id and version the binding kept).
+struct Target {
+    record: Value,
+    read: bool,
+}
+
+/// The bound record as the binding knows it: its id and version.
+fn identity(plan: &Plan, binding: &Binding) -> Value {
+    let mut minimal = json!({ "version": binding.version });
+    minimal[plan.target.id.as_str()] = binding.target_id.clone();
+    minimal
+}
+
 impl<S: Store> Syncer<S> {
     pub fn new(store: Arc<S>, pack: Arc<Pack>, tenant: Tenant, name: impl Into<String>) -> Self {
         Syncer {
@@ -154,7 +180,7 @@ impl<S: Store> Syncer<S> {
             lease_ms: 60_000,
             dry_run: false,
             batch_now: AtomicI64::new(0),
-            lookups: Mutex::new(HashMap::new()),
+            lookups: LookupCache::default(),
             synced_inline: std::sync::Mutex::default(),
         }
     }
@@ -162,7 +188,11 @@ impl<S: Store> Syncer<S> {
     /// Applies `pack` from the next record on (a reload); lookup tables are loaded afresh.
     pub fn set_pack(&mut self, pack: Arc<Pack>) {
         self.pack = pack;
-        self.lookups = Mutex::new(HashMap::new());
+    }
+
+    /// Loads lookup tables into `cache`, shared with the other workers of the tenant.
+    pub fn share_lookups(&mut self, cache: LookupCache) {
+        self.lookups = cache;
     }
 
     /// Starts a batch claimed at `now_ms`: inline leases use its clock, and no record of it has
@@ -323,18 +353,24 @@ impl<S: Store> Syncer<S> {
                     tracing::info!(tenant, entity, key, target_id = %b.target_id, target = api.name(), "The record is already in the target and its mapping has no update; it is kept as it is.");
                     return Ok(Synced::Kept);
                 }
-                if let Some(current) = self.current_target(plan, &source, b, &resolver).await? {
+                // The binding's id and version are all most updates need; the record itself is
+                // read when the mapping renders more of it (address ids), or on a conflict.
+                let (current, read) = if plan.update_reads_target {
+                    let current = self
+                        .current_target(plan, &source, identity(plan, b), &resolver)
+                        .await?;
+                    (current, true)
+                } else {
+                    (Some(identity(plan, b)), false)
+                };
+                if let Some(current) = current {
+                    let to = Target {
+                        record: current,
+                        read,
+                    };
                     let baseline = b.body.as_ref();
                     return self
-                        .write(
-                            plan,
-                            &source,
-                            Some(current),
-                            key,
-                            &body,
-                            baseline,
-                            &resolver,
-                        )
+                        .write(plan, &source, Some(to), key, &body, baseline, &resolver)
                         .await;
                 }
                 tracing::warn!(tenant, entity, key, target_id = %b.target_id, target = api.name(), "The bound record is gone from the target; looking it up by its natural key.");
@@ -346,6 +382,7 @@ impl<S: Store> Syncer<S> {
             if let Some(t) = &found {
                 tracing::info!(tenant, entity, key, target_id = %t.get(&plan.target.id).cloned().unwrap_or_default(), target = api.name(), "Found the record in the target by its natural key; binding to it.");
             }
+            let found = found.map(|record| Target { record, read: true });
             self.write(plan, &source, found, key, &body, None, &resolver)
                 .await
         })
@@ -397,11 +434,9 @@ impl<S: Store> Syncer<S> {
         &self,
         plan: &Plan,
         source: &Arc<Value>,
-        binding: &Binding,
+        minimal: Value,
         resolver: &Arc<MapResolver>,
     ) -> Result<Option<Value>, Failure> {
-        let mut minimal = json!({ "version": binding.version });
-        minimal[plan.target.id.as_str()] = binding.target_id.clone();
         let minimal = Arc::new(minimal);
         let applied = plan
             .apply_shared(source, Some(&minimal), resolver.clone())
@@ -423,7 +458,7 @@ impl<S: Store> Syncer<S> {
         &self,
         plan: &Plan,
         source: &Arc<Value>,
-        target: Option<Value>,
+        to: Option<Target>,
         key: &str,
         body: &Body,
         baseline: Option<&Value>,
@@ -431,7 +466,8 @@ impl<S: Store> Syncer<S> {
     ) -> Result<Synced, Failure> {
         let tenant = self.tenant.id.as_str();
         let entity = plan.entity.as_str();
-        let target = target.map(Arc::new);
+        let read = to.as_ref().is_none_or(|t| t.read);
+        let target = to.map(|t| Arc::new(t.record));
         let applied = plan
             .apply_shared(source, target.as_ref(), resolver.clone())
             .map_err(|e| Failure::record(plan, e))?;
@@ -483,11 +519,47 @@ impl<S: Store> Syncer<S> {
                         ));
                     }
                 };
-                let body = req.body.clone().unwrap_or_else(|| Body::from(&Value::Null));
-                let answer = api
-                    .write(method, &req.path, &query_of(&req), body.as_str())
+                let sent = req.body.clone().unwrap_or_else(|| Body::from(&Value::Null));
+                let answer = match api
+                    .write(method, &req.path, &query_of(&req), sent.as_str())
                     .await
-                    .map_err(|e| Failure::api(plan, &e))?;
+                {
+                    Ok(answer) => answer,
+                    // The binding's version is behind: the record changed in the target since.
+                    // Read it and render against it, once.
+                    Err(e) if e.is_revision_conflict() && !read => {
+                        let unread = target.as_deref().cloned().unwrap_or(Value::Null);
+                        tracing::info!(
+                            tenant,
+                            entity,
+                            key,
+                            target = api.name(),
+                            "The record changed in the target since it was last written; reading it before the update."
+                        );
+                        let Some(current) =
+                            self.current_target(plan, source, unread, resolver).await?
+                        else {
+                            return Err(Failure::Retry {
+                                reason: "the bound record is gone from the target".into(),
+                            });
+                        };
+                        let to = Target {
+                            record: current,
+                            read: true,
+                        };
+                        return Box::pin(self.write(
+                            plan,
+                            source,
+                            Some(to),
+                            key,
+                            body,
+                            baseline,
+                            resolver,
+                        ))
+                        .await;
+                    }
+                    Err(e) => return Err(Failure::api(plan, &e)),
+                };
                 let id = answer
                     .get(id_field)
                     .filter(|v| !v.is_null())
@@ -702,7 +774,19 @@ impl<S: Store> Syncer<S> {
         plan: &Plan,
     ) -> Result<Arc<HashMap<String, Arc<HashMap<String, Value>>>>, Failure> {
         let mut out = HashMap::new();
-        let mut cache = self.lookups.lock().await;
+        // Held while a table loads: the other workers wait for it instead of reading it too.
+        let mut loaded = self.lookups.0.lock().await;
+        if loaded
+            .pack
+            .upgrade()
+            .is_none_or(|p| !Arc::ptr_eq(&p, &self.pack))
+        {
+            *loaded = LoadedLookups {
+                pack: Arc::downgrade(&self.pack),
+                tables: HashMap::new(),
+            };
+        }
+        let cache = &mut loaded.tables;
         for l in &plan.api_lookups {
             // Keyed by definition: two mappings may use one name for different tables.
             let id = format!(

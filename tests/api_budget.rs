@@ -1,0 +1,95 @@
+//! What `rbtx run` spends of the APIs' budgets (issue #12), counted in the sandboxes' request logs:
+//! the workers of a tenant share one Tripletex session and read each lookup table once.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rbtx::runtime::accounts::Accounts;
+use rbtx::runtime::run::{RunConfig, TenantSource};
+use rbtx::runtime::tenant::InvoiceMode;
+use rbtx::sandbox::rackbeat::Resource;
+use rbtx::sandbox::tripletex::Kind;
+use rbtx::sandbox::{self, SandboxConfig};
+use rbtx::store::Location;
+use serde_json::json;
+
+const PRODUCTS: usize = 12;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_workers_share_one_session_and_one_load_of_each_lookup() {
+    let sb = sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandboxes");
+    let dir = std::env::temp_dir().join(format!("rbtx-api-budget-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut accounts = Accounts::sandbox(&sb, InvoiceMode::Booked);
+    accounts.account_id = Some(sandbox::RACKBEAT_ACCOUNT_ID.to_string());
+    let config = RunConfig {
+        pack: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings"),
+        store: Location::Sqlite(dir.join("store.sqlite")),
+        listen: "127.0.0.1:0".parse().expect("address"),
+        public_url: None,
+        tenants: TenantSource::Given {
+            accounts: vec![accounts],
+            subscribe: true,
+        },
+        workers: 4,
+        catch_up_seconds: 3600,
+        lease_ms: 60_000,
+        watch: false,
+    };
+    let from = sb.tripletex.requests().len();
+    let server = support::start_run(config).await;
+    for i in 0..PRODUCTS {
+        sb.rackbeat
+            .create(
+                Resource::Product,
+                json!({ "number": format!("BUDGET-{i}"), "name": format!("Vare {i}"), "group": 1001, "sales_price": 100 + i }),
+            )
+            .expect("a product in Rackbeat");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let arrived = sb
+            .tripletex
+            .records(Kind::Product)
+            .iter()
+            .filter(|p| {
+                p["number"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("BUDGET-"))
+            })
+            .count();
+        if arrived == PRODUCTS {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{arrived} of {PRODUCTS} products arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await.expect("run stops");
+
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &sb.tripletex.requests()[from..] {
+        *counts
+            .entry(format!("{} {}", r.method, r.path))
+            .or_default() += 1;
+    }
+    assert_eq!(
+        counts.get("POST /v2/token/session/:create"),
+        Some(&1),
+        "one session for four workers: {counts:#?}"
+    );
+    for lookup in ["GET /v2/ledger/vatType", "GET /v2/product/unit"] {
+        assert_eq!(
+            counts.get(lookup),
+            Some(&1),
+            "{lookup} read once for four workers: {counts:#?}"
+        );
+    }
+}
