@@ -93,3 +93,58 @@ async fn four_workers_share_one_session_and_one_load_of_each_lookup() {
         );
     }
 }
+
+/// The initial sync lists the customers already in Rackbeat once, then writes each new one with a
+/// single POST: no GET of the customer before it (was a find and a POST, 2 requests a record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_initial_sync_creates_a_new_customer_with_one_request() {
+    let env = support::worker::env("booked", "initial-budget").await;
+    let from = env.sb.rackbeat.requests().len();
+    let options = rbtx::runtime::initial::Options {
+        entities: vec!["customer".into()],
+        progress: false,
+        ..Default::default()
+    };
+    let report = rbtx::runtime::initial::run(&env.worker, &options, &mut Vec::new())
+        .await
+        .expect("the initial sync");
+    assert_eq!(report.failed(), 0, "{}", report.table());
+    let customers = env.sb.tripletex.records(Kind::Customer).len();
+    let requests = &env.sb.rackbeat.requests()[from..];
+    let count = |method: &str, prefix: &str, exact: bool| {
+        requests
+            .iter()
+            .filter(|r| r.method == method)
+            .filter(|r| {
+                let path = r.path.strip_prefix("/api").unwrap_or(&r.path);
+                if exact {
+                    path == prefix
+                } else {
+                    path.starts_with(prefix)
+                }
+            })
+            .count()
+    };
+    assert_eq!(count("POST", "/customers", true), customers);
+    assert_eq!(
+        count("GET", "/customers/", false),
+        0,
+        "no find per customer"
+    );
+    // One page of the customers already there, and the look at the newest one that starts real
+    // time's catch-up window where the sync ends.
+    let lists: Vec<String> = requests
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with("/customers"))
+        .map(|r| r.query.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(lists.len(), 2, "{lists:?}");
+    assert_eq!(
+        lists
+            .iter()
+            .filter(|q| q.contains("order_direction=DESC"))
+            .count(),
+        1,
+        "{lists:?}"
+    );
+}

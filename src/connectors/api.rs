@@ -1,5 +1,7 @@
 //! Either API behind one type, for the code that works the same way on both.
 
+use std::collections::HashSet;
+
 use serde_json::Value;
 
 use super::{ApiError, rackbeat, tripletex};
@@ -61,5 +63,54 @@ impl Api<'_> {
                 answer.map(rackbeat::unwrap_single)
             }
         }
+    }
+
+    /// The `field` of every record a list holds, as text, read a page at a time so that only
+    /// the keys are kept.
+    pub async fn keys(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        field: &str,
+    ) -> Result<HashSet<String>, ApiError> {
+        let mut keys = HashSet::new();
+        let mut add = |items: &[Value]| {
+            for item in items {
+                match item.get(field) {
+                    Some(Value::String(s)) => {
+                        keys.insert(s.clone());
+                    }
+                    Some(v) if !v.is_null() => {
+                        keys.insert(v.to_string());
+                    }
+                    _ => {}
+                }
+            }
+        };
+        match self {
+            Api::Rackbeat(rb) => {
+                let mut page = 1;
+                loop {
+                    let p = rb.page(path, query, page).await?;
+                    add(&p.items);
+                    match p.next {
+                        Some(n) => page = n,
+                        None => break,
+                    }
+                }
+            }
+            Api::Tripletex(tx) => {
+                let mut from = 0;
+                loop {
+                    let p = tx.page(path, query, from).await?;
+                    add(&p.values);
+                    match p.next {
+                        Some(n) => from = n,
+                        None => break,
+                    }
+                }
+            }
+        }
+        Ok(keys)
     }
 }

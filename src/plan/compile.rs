@@ -570,6 +570,7 @@ impl<'a> Compiler<'a> {
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect(),
                 },
+                list: m.target.list.clone(),
                 // A create sends the whole body.
                 create: WritePlan::new(
                     m.target.create.method,

@@ -88,6 +88,8 @@ pub struct TargetPlan {
     /// The target record's identifying field (`target.id`).
     pub id: String,
     pub find: FindPlan,
+    /// Lists the target's existing records for the initial sync (their natural keys).
+    pub list: Option<crate::spec::ListRequest>,
     pub create: WritePlan,
     pub update: Option<WritePlan>,
 }

@@ -365,7 +365,7 @@ pub async fn run<S: Store>(
             counts: Counts::default(),
         };
         if position != Position::Done {
-            sync_entity(
+            let synced = sync_entity(
                 syncer,
                 plan,
                 position,
@@ -374,7 +374,9 @@ pub async fn run<S: Store>(
                 &mut entity,
                 &mut report.failures,
             )
-            .await?;
+            .await;
+            syncer.forget_target_keys(plan);
+            synced?;
         }
         report.entities.push(entity);
     }
@@ -436,6 +438,10 @@ async fn sync_entity<S: Store>(
         }
     }
 
+    // The records already in the target, by key: a new one is then written without a find.
+    if let Err(e) = syncer.list_target_keys(plan).await {
+        tracing::warn!(tenant, entity, error = %e, "Could not list the records already in the target; finding each before writing it.");
+    }
     let (first_list, mut from) = match position {
         Position::At { list, from } => (list, from),
         _ => (0, 0),

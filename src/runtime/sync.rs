@@ -61,6 +61,9 @@ pub struct Syncer<S: Store> {
     /// The (entity, key)s synced inline during this batch: their events later in the batch were
     /// superseded by it, and are skipped.
     synced_inline: std::sync::Mutex<HashSet<(String, String)>>,
+    /// Per entity, the natural keys the target holds, when the initial sync listed them: a record
+    /// whose key is not among them is created without a find.
+    target_keys: std::sync::Mutex<HashMap<String, HashSet<String>>>,
 }
 
 /// API lookup tables by definition, for the pack they were loaded for: a tenant's workers share
@@ -182,6 +185,7 @@ impl<S: Store> Syncer<S> {
             batch_now: AtomicI64::new(0),
             lookups: LookupCache::default(),
             synced_inline: std::sync::Mutex::default(),
+            target_keys: std::sync::Mutex::default(),
         }
     }
 
@@ -209,6 +213,50 @@ impl<S: Store> Syncer<S> {
         self.synced_inline
             .lock()
             .is_ok_and(|inline| inline.contains(&(entity.to_string(), key.to_string())))
+    }
+
+    /// Lists the natural keys of `plan`'s entity in the target (its `target.list`), so the
+    /// records the initial sync writes next need no find when they are not there yet. Returns
+    /// how many keys the target holds; `None` when the mapping lists nothing.
+    pub async fn list_target_keys(&self, plan: &Plan) -> Result<Option<usize>, ApiError> {
+        let Some(list) = &plan.target.list else {
+            return Ok(None);
+        };
+        let query: Vec<(&str, String)> = list
+            .query
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        let keys = self
+            .target_api(plan)
+            .keys(&list.path, &query, &plan.target.natural_key)
+            .await?;
+        let n = keys.len();
+        if let Ok(mut known) = self.target_keys.lock() {
+            known.insert(plan.entity.clone(), keys);
+        }
+        Ok(Some(n))
+    }
+
+    /// Forgets the keys [`Self::list_target_keys`] read: later writes find records as usual.
+    pub fn forget_target_keys(&self, plan: &Plan) {
+        if let Ok(mut known) = self.target_keys.lock() {
+            known.remove(&plan.entity);
+        }
+    }
+
+    /// Whether the listed keys show the record with this body is not in the target.
+    fn listed_absent(&self, plan: &Plan, body: &Value) -> bool {
+        let key = match body.get(&plan.target.natural_key) {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) if !v.is_null() => v.to_string(),
+            _ => return false,
+        };
+        self.target_keys.lock().is_ok_and(|known| {
+            known
+                .get(&plan.entity)
+                .is_some_and(|keys| !keys.contains(&key))
+        })
     }
 
     /// The pack as this tenant sees it.
@@ -378,7 +426,12 @@ impl<S: Store> Syncer<S> {
 
             // No usable binding: look for the record before creating it, so a create whose
             // answer was lost is found rather than repeated.
-            let found = self.find(plan, &source, &body.value(), &resolver).await?;
+            let rendered = body.value();
+            let found = if self.listed_absent(plan, &rendered) {
+                None
+            } else {
+                self.find(plan, &source, &rendered, &resolver).await?
+            };
             if let Some(t) = &found {
                 tracing::info!(tenant, entity, key, target_id = %t.get(&plan.target.id).cloned().unwrap_or_default(), target = api.name(), "Found the record in the target by its natural key; binding to it.");
             }

@@ -166,6 +166,11 @@ pub struct Target {
     /// Finds an existing record by its natural key before anything is created (variables `source`,
     /// `body`). The first list item for which `match` holds is the existing record.
     pub find: FindRequest,
+    /// Lists the records already in the target, a page at a time, before the initial sync writes
+    /// this entity, keeping only their natural keys: a record whose key is not among them is
+    /// created without a `find` request (one request per record instead of two).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<ListRequest>,
     /// Creates the record.
     pub create: WriteRequest,
     /// Updates an existing record (variables `source`, `body`, `target`). Without it, an existing
