@@ -40,6 +40,8 @@ pub enum Target {
     Below(f64),
     /// The ratio to the baseline must be at least this.
     RatioAtLeast(f64),
+    /// The ratio to the baseline must be at most this.
+    RatioAtMost(f64),
 }
 
 /// One measured figure: a value per run, and the baseline measured beside it in the same runs.
@@ -74,6 +76,7 @@ pub fn record(f: Figure) {
         Target::AtMost(v) => json!({"on": "value", "op": "<=", "value": v}),
         Target::Below(v) => json!({"on": "value", "op": "<", "value": v}),
         Target::RatioAtLeast(v) => json!({"on": "ratio", "op": ">=", "value": v}),
+        Target::RatioAtMost(v) => json!({"on": "ratio", "op": "<=", "value": v}),
     });
     let row = json!({
         "scenario": f.scenario,
