@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::connectors::ApiError;
 use crate::connectors::tripletex::BANK_ACCOUNT_FIX as BANK_FIX;
 use crate::plan::Pack;
-use crate::runtime::sync::load_lookup;
+use crate::runtime::lookups::load_lookup;
 use crate::runtime::tenant::{Tenant, trigger_events};
 use crate::store::Store;
 

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod dlq;
 pub mod initial;
 pub mod intake;
+pub mod lookups;
 pub mod metrics;
 pub mod run;
 pub mod sync;

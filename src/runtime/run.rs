@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use super::accounts::{self, Accounts, AccountsError};
 use super::intake::{Intake, IntakeTenant};
-use super::sync::LookupCache;
+use super::lookups::LookupCache;
 use super::tenant::{InvoiceMode, Tenant, trigger_events};
 use super::worker::{Worker, work};
 use crate::connectors::ApiError;

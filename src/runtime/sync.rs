@@ -23,13 +23,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tokio::sync::Mutex;
 
+use super::lookups::{LookupCache, MapResolver, Tables, ref_key};
 use super::tenant::{Tenant, TenantPack};
 use crate::connectors::{Api, ApiError};
 use crate::engine::{Body, Outcome, RecordError, Request, changes};
-use crate::expr::{Resolver, key_text_json};
-use crate::plan::{ApiLookup, Pack, Plan};
+use crate::plan::{Pack, Plan};
 use crate::spec::{Connection, Direction, UpdateFields, WriteMethod};
 use crate::store::{Binding, NewEvent, Store, StoreError};
 
@@ -64,18 +63,6 @@ pub struct Syncer<S: Store> {
     /// Per entity, the natural keys the target holds, when the initial sync listed them: a record
     /// whose key is not among them is created without a find.
     target_keys: std::sync::Mutex<HashMap<String, HashSet<String>>>,
-}
-
-/// API lookup tables by definition, for the pack they were loaded for: a tenant's workers share
-/// one, so each table is read once per tenant, and again after a reload.
-#[derive(Clone, Default)]
-pub struct LookupCache(Arc<Mutex<LoadedLookups>>);
-
-#[derive(Default)]
-struct LoadedLookups {
-    /// The pack the tables were loaded for.
-    pack: std::sync::Weak<Pack>,
-    tables: HashMap<String, Arc<HashMap<String, Value>>>,
 }
 
 /// How applying one record ended, when it did not fail.
@@ -544,16 +531,12 @@ impl<S: Store> Syncer<S> {
                         tracing::debug!(tenant, entity, key, target_id = %current.get(id_field).cloned().unwrap_or_default(), "The target already holds every changed field; nothing to send.");
                         let version = current.get("version").and_then(Value::as_i64);
                         let id = current.get(id_field).cloned().unwrap_or(Value::Null);
-                        self.bind(plan, key, id, version, body).await?;
+                        if !self.dry_run {
+                            self.bind(plan, key, id, version, body).await?;
+                        }
                         return Ok(Synced::Unchanged);
                     }
                     req.body = Some(Body::from(&changes::partial(&sent, &fields)));
-                }
-                if self.dry_run {
-                    return Ok(Synced::WouldWrite {
-                        request: req,
-                        created,
-                    });
                 }
                 if self.dry_run {
                     return Ok(Synced::WouldWrite {
@@ -821,89 +804,17 @@ impl<S: Store> Syncer<S> {
         Ok(get().await.map_err(Failure::store)?.map(|b| b.target_id))
     }
 
-    /// The API lookup tables `plan` uses, by name; each loaded once per worker.
-    async fn lookups_for(
-        &self,
-        plan: &Plan,
-    ) -> Result<Arc<HashMap<String, Arc<HashMap<String, Value>>>>, Failure> {
-        let mut out = HashMap::new();
-        // Held while a table loads: the other workers wait for it instead of reading it too.
-        let mut loaded = self.lookups.0.lock().await;
-        if loaded
-            .pack
-            .upgrade()
-            .is_none_or(|p| !Arc::ptr_eq(&p, &self.pack))
-        {
-            *loaded = LoadedLookups {
-                pack: Arc::downgrade(&self.pack),
-                tables: HashMap::new(),
-            };
-        }
-        let cache = &mut loaded.tables;
-        for l in &plan.api_lookups {
-            // Keyed by definition: two mappings may use one name for different tables.
-            let id = format!(
-                "{:?} {} {:?} {} {}",
-                l.connection, l.path, l.query, l.key, l.value
-            );
-            let table = match cache.get(&id) {
-                Some(t) => t.clone(),
-                None => {
-                    let t = Arc::new(
-                        load_lookup(&self.tenant, l)
-                            .await
-                            .map_err(|e| Failure::api(plan, &e))?,
-                    );
-                    tracing::info!(tenant = %self.tenant.id, table = %l.name, entries = t.len(), "Loaded an API lookup table.");
-                    cache.insert(id, t.clone());
-                    t
-                }
-            };
-            out.insert(l.name.clone(), table);
-        }
-        Ok(Arc::new(out))
+    /// The API lookup tables `plan` uses, by name; each loaded once per tenant.
+    async fn lookups_for(&self, plan: &Plan) -> Result<Tables, Failure> {
+        self.lookups
+            .tables(&self.pack, &self.tenant, plan)
+            .await
+            .map_err(|e| Failure::api(plan, &e))
     }
-}
-
-/// An API lookup table of `tenant`: `key` → `value` of every record its request lists.
-pub async fn load_lookup(
-    tenant: &Tenant,
-    l: &ApiLookup,
-) -> Result<HashMap<String, Value>, ApiError> {
-    let query: Vec<(&str, String)> = l
-        .query
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.clone()))
-        .collect();
-    let items = match l.connection {
-        Connection::Rackbeat => tenant.rackbeat.list_all(&l.path, &query).await?,
-        Connection::Tripletex => tenant.tripletex.list_all(&l.path, &query).await?,
-    };
-    let mut table = HashMap::with_capacity(items.len());
-    for item in &items {
-        let (Some(k), Some(v)) = (field(item, &l.key), field(item, &l.value)) else {
-            continue;
-        };
-        if let Some(k) = key_text_json(k)
-            && !v.is_null()
-        {
-            table.entry(k).or_insert_with(|| v.clone());
-        }
-    }
-    Ok(table)
-}
-
-/// A dotted field path inside a record (`number`, `group.number`).
-fn field<'a>(item: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(item, |v, k| v.get(k))
 }
 
 fn query_of(req: &Request) -> Vec<(&str, String)> {
     req.query.pairs().map(|(k, v)| (k, v.to_string())).collect()
-}
-
-fn ref_key(entity: &str, key: &str) -> String {
-    format!("{entity}\u{0}{key}")
 }
 
 /// SHA-256 of the body as sent (field order is the mapping's, so it is stable across runs).
@@ -914,20 +825,4 @@ pub fn body_hash(body: &Body) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// Resolves references from the bindings gathered for one record, and lookups from the
-/// worker's loaded tables.
-struct MapResolver {
-    refs: HashMap<String, Value>,
-    lookups: Arc<HashMap<String, Arc<HashMap<String, Value>>>>,
-}
-
-impl Resolver for MapResolver {
-    fn reference(&self, entity: &str, key: &str) -> Option<Value> {
-        self.refs.get(&ref_key(entity, key)).cloned()
-    }
-    fn lookup(&self, table: &str, key: &str) -> Option<Value> {
-        self.lookups.get(table)?.get(key).cloned()
-    }
 }

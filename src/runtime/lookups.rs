@@ -1,0 +1,121 @@
+//! What templates resolve `lookup()` and `ref()` with while a record syncs: API lookup tables,
+//! loaded once per tenant and pack, and the references bound for the record.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use super::tenant::Tenant;
+use crate::connectors::ApiError;
+use crate::expr::{Resolver, key_text_json};
+use crate::plan::{ApiLookup, Pack, Plan};
+use crate::spec::Connection;
+
+/// The tables of a plan's API lookups, by name.
+pub type Tables = Arc<HashMap<String, Arc<HashMap<String, Value>>>>;
+
+/// API lookup tables by definition, for the pack they were loaded for: a tenant's workers share
+/// one, so each table is read once per tenant, and again after a reload.
+#[derive(Clone, Default)]
+pub struct LookupCache(Arc<Mutex<LoadedLookups>>);
+
+#[derive(Default)]
+struct LoadedLookups {
+    /// The pack the tables were loaded for.
+    pack: std::sync::Weak<Pack>,
+    tables: HashMap<String, Arc<HashMap<String, Value>>>,
+}
+
+impl LookupCache {
+    /// The API lookup tables `plan` uses, by name, loading those not loaded yet for `pack`.
+    pub async fn tables(
+        &self,
+        pack: &Arc<Pack>,
+        tenant: &Tenant,
+        plan: &Plan,
+    ) -> Result<Tables, ApiError> {
+        let mut out = HashMap::new();
+        // Held while a table loads: the other workers wait for it instead of reading it too.
+        let mut loaded = self.0.lock().await;
+        if loaded.pack.upgrade().is_none_or(|p| !Arc::ptr_eq(&p, pack)) {
+            *loaded = LoadedLookups {
+                pack: Arc::downgrade(pack),
+                tables: HashMap::new(),
+            };
+        }
+        let cache = &mut loaded.tables;
+        for l in &plan.api_lookups {
+            // Keyed by definition: two mappings may use one name for different tables.
+            let id = format!(
+                "{:?} {} {:?} {} {}",
+                l.connection, l.path, l.query, l.key, l.value
+            );
+            let table = match cache.get(&id) {
+                Some(t) => t.clone(),
+                None => {
+                    let t = Arc::new(load_lookup(tenant, l).await?);
+                    tracing::info!(tenant = %tenant.id, table = %l.name, entries = t.len(), "Loaded an API lookup table.");
+                    cache.insert(id, t.clone());
+                    t
+                }
+            };
+            out.insert(l.name.clone(), table);
+        }
+        Ok(Arc::new(out))
+    }
+}
+
+/// An API lookup table of `tenant`: `key` → `value` of every record its request lists.
+pub async fn load_lookup(
+    tenant: &Tenant,
+    l: &ApiLookup,
+) -> Result<HashMap<String, Value>, ApiError> {
+    let query: Vec<(&str, String)> = l
+        .query
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
+    let items = match l.connection {
+        Connection::Rackbeat => tenant.rackbeat.list_all(&l.path, &query).await?,
+        Connection::Tripletex => tenant.tripletex.list_all(&l.path, &query).await?,
+    };
+    let mut table = HashMap::with_capacity(items.len());
+    for item in &items {
+        let (Some(k), Some(v)) = (field(item, &l.key), field(item, &l.value)) else {
+            continue;
+        };
+        if let Some(k) = key_text_json(k)
+            && !v.is_null()
+        {
+            table.entry(k).or_insert_with(|| v.clone());
+        }
+    }
+    Ok(table)
+}
+
+/// A dotted field path inside a record (`number`, `group.number`).
+fn field<'a>(item: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(item, |v, k| v.get(k))
+}
+
+pub(super) fn ref_key(entity: &str, key: &str) -> String {
+    format!("{entity}\u{0}{key}")
+}
+
+/// Resolves references from the bindings gathered for one record, and lookups from the
+/// worker's loaded tables.
+pub(super) struct MapResolver {
+    pub refs: HashMap<String, Value>,
+    pub lookups: Tables,
+}
+
+impl Resolver for MapResolver {
+    fn reference(&self, entity: &str, key: &str) -> Option<Value> {
+        self.refs.get(&ref_key(entity, key)).cloned()
+    }
+    fn lookup(&self, table: &str, key: &str) -> Option<Value> {
+        self.lookups.get(table)?.get(key).cloned()
+    }
+}
