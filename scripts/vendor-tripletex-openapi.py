@@ -29,6 +29,7 @@ OPERATIONS = [
     ("GET", "/order"), ("POST", "/order"), ("PUT", "/order/{id}"),
     ("PUT", "/order/{id}/:invoice"),
     ("GET", "/invoice"), ("POST", "/invoice"),
+    ("PUT", "/invoice/{id}/:createCreditNote"),
 ]
 
 

@@ -363,7 +363,7 @@ async fn lookups<S: Store>(setup: &Setup<'_, S>) -> Vec<Check> {
         let mut tables: HashMap<&str, Arc<HashMap<String, Value>>> = HashMap::new();
         for l in &plan.api_lookups {
             let id = format!(
-                "{:?} {} {:?} {} {}",
+                "{:?} {} {:?} {} {:?}",
                 l.connection, l.path, l.query, l.key, l.value
             );
             if !loaded.contains_key(&id) {

@@ -156,6 +156,22 @@ mod tests {
     }
 
     #[test]
+    fn required_passes_a_value_and_fails_on_none_with_its_message() {
+        assert_eq!(eval_str("0 | required('no rate')"), MjValue::from(0));
+        assert_eq!(eval_str("'' | required('no rate')"), MjValue::from(""));
+        for src in [
+            "none | required('no rate')",
+            "nothing.here | required('no rate')",
+        ] {
+            let err = ENV
+                .compile_expression(src)
+                .and_then(|e| e.eval(()))
+                .expect_err(src);
+            assert_eq!(err.detail(), Some("no rate"), "{src}");
+        }
+    }
+
+    #[test]
     fn dates_add_days_across_months_and_leap_years() {
         assert_eq!(
             eval_str("'2024-02-28' | add_days(1)"),

@@ -88,6 +88,7 @@ registry! {
     AddDays "add_days" "(n)" Rbtx true Rbtx(add_days_filter), "a `YYYY-MM-DD` date (or the date part of a timestamp) plus `n` days";
     Digits "digits" "" Rbtx true Rbtx(digits), "only the digits of a text (`\"NO 999 888 777 MVA\"` → `\"999888777\"`)";
     BlankToNone "blank_to_none" "" Rbtx true Rbtx(blank_to_none), "an empty or blank string becomes none, so the field is left out";
+    Required "required" "(message)" Rbtx false Rbtx(required), "the value, or when it is none or undefined an error for the record that says `message` (name the record, the item and what is missing)";
     Abs "abs" "" Minijinja false Builtin, "the absolute value of a number";
     Attr "attr" "(name)" Minijinja false Builtin, "the attribute `name` of an object";
     Batch "batch" "(n)" Minijinja false Builtin, "a list cut into lists of `n` items";
@@ -288,6 +289,21 @@ fn blank_to_none(_: &str, args: &[MjValue]) -> Result<MjValue, MjError> {
         Some(t) if t.trim().is_empty() => MjValue::from(()),
         _ => a,
     })
+}
+
+/// `x | required(message)`: `x`, unless it is none or undefined, when the record fails with
+/// `message`, so a mapping can say which record, item and value it could not find.
+fn required(name: &str, args: &[MjValue]) -> Result<MjValue, MjError> {
+    let a = subject(args);
+    let message = arg(name, args, 1)?;
+    if a.is_undefined() || a.is_none() {
+        let text = match message.as_str() {
+            Some(t) => t.to_string(),
+            None => message.to_string(),
+        };
+        return Err(MjError::new(ErrorKind::InvalidOperation, text));
+    }
+    Ok(a)
 }
 
 /// Most decimal places a computed number keeps (Tripletex accepts ten on unit prices).

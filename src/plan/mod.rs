@@ -159,7 +159,8 @@ pub struct ApiLookup {
     pub path: String,
     pub query: Vec<(String, String)>,
     pub key: String,
-    pub value: String,
+    /// The field taken as the value; `None`: the whole record.
+    pub value: Option<String>,
 }
 
 /// A body node.

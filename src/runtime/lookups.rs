@@ -49,7 +49,7 @@ impl LookupCache {
         for l in &plan.api_lookups {
             // Keyed by definition: two mappings may use one name for different tables.
             let id = format!(
-                "{:?} {} {:?} {} {}",
+                "{:?} {} {:?} {} {:?}",
                 l.connection, l.path, l.query, l.key, l.value
             );
             let table = match cache.get(&id) {
@@ -83,7 +83,12 @@ pub async fn load_lookup(
     };
     let mut table = HashMap::with_capacity(items.len());
     for item in &items {
-        let (Some(k), Some(v)) = (field(item, &l.key), field(item, &l.value)) else {
+        // Without `value`, the table holds the whole record.
+        let value = match &l.value {
+            Some(path) => field(item, path),
+            None => Some(item),
+        };
+        let (Some(k), Some(v)) = (field(item, &l.key), value) else {
             continue;
         };
         if let Some(k) = key_text_json(k)

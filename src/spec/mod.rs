@@ -285,8 +285,11 @@ pub enum Lookup {
         query: IndexMap<String, String>,
         /// Field of each listed record used as the key (e.g. `number`).
         key: String,
-        /// Field of each listed record returned as the value (e.g. `id`).
-        value: String,
+        /// Field of each listed record returned as the value (e.g. `id`). Without it, the value is
+        /// the whole record, for a table whose entries have several fields a template picks from
+        /// (`lookup('product_group', n)['vat_' ~ zone]`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<String>,
     },
 }
 

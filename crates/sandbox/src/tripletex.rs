@@ -13,6 +13,7 @@
 //! `store` (tables), `seed`, `time` (dates), `error`.
 
 mod body;
+mod credit;
 mod entities;
 mod error;
 mod http;

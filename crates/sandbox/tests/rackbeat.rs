@@ -1079,3 +1079,166 @@ async fn seed_data_is_deterministic_and_large_on_request() {
     let (_, v) = get(&large, "/customers?limit=1").await;
     assert_eq!(v["total"], json!(3001));
 }
+
+#[tokio::test]
+async fn a_credit_note_is_drafted_from_a_booked_invoice_booked_with_the_same_event_and_never_credits_more()
+ {
+    let h = sandbox().await;
+    let (url, rx) = receiver().await;
+    subscribe(&h, INVOICE_BOOKED_EVENT, &url).await;
+    // A draft dated three days before its booking keeps its own date; one without takes the
+    // booking day.
+    let (status, v) = send(
+        &h,
+        Method::POST,
+        "/customer-invoices/drafts",
+        json!({ "customer_id": 10001, "invoice_date": "2026-01-28",
+        "lines": [{ "item_id": "VARE-1001", "quantity": 2, "line_price": 100 }] }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let number = v["customer_invoice"]["number"].as_i64().unwrap_or(0);
+    assert_eq!(v["customer_invoice"]["is_creditnote"], json!(false));
+    let path = format!("/customer-invoices/{number}");
+    let (status, _) = send(
+        &h,
+        Method::POST,
+        &format!("{path}/create-creditnote"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a draft cannot be credited"
+    );
+    let (_, booked) = send(&h, Method::POST, &format!("{path}/book"), json!({})).await;
+    assert_eq!(
+        booked["customer_invoice"]["invoice_date"],
+        json!("2026-01-28")
+    );
+    let other = h
+        .create_draft_invoice(
+            json!({ "customer_id": 10001, "lines": [{ "item_id": "VARE-1001" }] }),
+        )
+        .expect("draft");
+    let other = h
+        .book_invoice(other["number"].as_u64().unwrap_or(0))
+        .expect("book");
+    assert_eq!(
+        other["invoice_date"].as_str().map(str::len),
+        Some(10),
+        "the booking day: {other}"
+    );
+    rx.wait_for(2).await;
+
+    // The draft credit note has the invoice's lines, the flag and the invoice's number.
+    let (status, v) = send(
+        &h,
+        Method::POST,
+        &format!("{path}/create-creditnote"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let credit = &v["customer_invoice"];
+    let credit_number = credit["number"].as_i64().unwrap_or(0);
+    assert_eq!(
+        (
+            credit["is_creditnote"].clone(),
+            credit["is_booked"].clone(),
+            credit["credited_invoice_number"].clone()
+        ),
+        (json!(true), json!(false), json!(number))
+    );
+    assert_eq!(
+        (
+            credit["lines"][0]["child_id"].clone(),
+            credit["lines"][0]["quantity"].clone(),
+            credit["total_subtotal"].clone()
+        ),
+        (json!("VARE-1001"), json!(2), json!(200.0))
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(rx.hits().len(), 2, "a draft credit note fires nothing");
+
+    // Changed to one unit, then booked: the booked-invoice event fires for it.
+    let credit_path = format!("/customer-invoices/{credit_number}");
+    let (status, v) = send(
+        &h,
+        Method::PUT,
+        &credit_path,
+        json!({ "lines": [{ "item_id": "VARE-1001", "quantity": 1, "line_price": 100 }] }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["customer_invoice"]["is_creditnote"], json!(true));
+    let (status, _) = send(&h, Method::POST, &format!("{credit_path}/book"), json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    let hits = rx.wait_for(3).await;
+    assert_eq!(hits[2].body["key"], json!(credit_number.to_string()));
+    assert_eq!(
+        header(&hits[2], "rackbeat-webhook-event"),
+        INVOICE_BOOKED_EVENT
+    );
+
+    // One unit is left: a second credit note of both units is refused when booked, and one of
+    // the last unit goes through; after it nothing is left to draft from.
+    let (_, v) = send(
+        &h,
+        Method::POST,
+        &format!("{path}/create-creditnote"),
+        json!({}),
+    )
+    .await;
+    let second = v["customer_invoice"]["number"].as_i64().unwrap_or(0);
+    let (status, body) = send(
+        &h,
+        Method::POST,
+        &format!("/customer-invoices/{second}/book"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["errors"]["lines"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("more than is left")),
+        "{body}"
+    );
+    send(
+        &h,
+        Method::PUT,
+        &format!("/customer-invoices/{second}"),
+        json!({ "lines": [{ "item_id": "VARE-1001", "quantity": 1, "line_price": 100 }] }),
+    )
+    .await;
+    let (status, _) = send(
+        &h,
+        Method::POST,
+        &format!("/customer-invoices/{second}/book"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = send(
+        &h,
+        Method::POST,
+        &format!("{path}/create-creditnote"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = send(
+        &h,
+        Method::POST,
+        &format!("{credit_path}/create-creditnote"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a credit note is not credited"
+    );
+}

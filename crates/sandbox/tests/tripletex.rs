@@ -1119,3 +1119,151 @@ async fn a_customer_update_edits_its_address_in_place() {
         (422, json!("currency.id"))
     );
 }
+
+/// An order of `lines` for the first seeded customer, invoiced on `date`: the invoice's id.
+async fn invoiced(tx: &Tx, lines: Value, date: &str, query: &[(&str, &str)]) -> (u16, Value) {
+    let customer = tx.sandbox.records(Kind::Customer)[0]["id"].clone();
+    let order = json!({"customer": {"id": customer}, "orderDate": date, "deliveryDate": date,
+        "orderLines": lines});
+    let (status, created) = tx.post("/order", order).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["value"]["id"].as_i64().unwrap_or_default();
+    let mut q = vec![("invoiceDate", date), ("sendToCustomer", "false")];
+    q.extend_from_slice(query);
+    tx.json(Method::PUT, &format!("/order/{id}/:invoice"), &q, None)
+        .await
+}
+
+#[tokio::test]
+async fn a_credit_note_reverses_the_whole_invoice_and_links_both_ways() {
+    let tx = small().await;
+    let lines = json!([{"description": "Hyller", "count": 3, "unitPriceExcludingVatCurrency": 100,
+        "discount": 10, "vatType": {"id": 3}}]);
+    let (_, inv) = invoiced(&tx, lines, "2026-03-05", &[]).await;
+    let id = inv["value"]["id"].as_i64().unwrap_or_default();
+    assert_eq!(
+        (
+            inv["value"]["isCreditNote"].clone(),
+            inv["value"]["isCredited"].clone()
+        ),
+        (json!(false), json!(false))
+    );
+    let path = format!("/invoice/{id}/:createCreditNote");
+
+    // `date` is required, and may not be before the invoice date.
+    let (status, body) = tx
+        .json(Method::PUT, &path, &[("sendToCustomer", "false")], None)
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(
+        messages(&body),
+        vec![(json!("date"), "Kan ikke være null.".to_string())]
+    );
+    let (status, body) = tx
+        .json(Method::PUT, &path, &[("date", "2026-03-04")], None)
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(messages(&body)[0].0, json!("date"));
+    let (status, credit) = tx
+        .json(
+            Method::PUT,
+            &path,
+            &[("date", "2026-03-06"), ("sendToCustomer", "false")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{credit}");
+    let c = &credit["value"];
+    assert_eq!(c["isCreditNote"], json!(true));
+    assert_eq!(c["creditedInvoice"]["id"], json!(id));
+    assert_eq!(c["invoiceDate"], "2026-03-06");
+    assert_eq!(
+        (c["amountExcludingVat"].clone(), c["amount"].clone()),
+        (json!(-270), json!(-337.5))
+    );
+    assert_ne!(c["id"], json!(id));
+
+    // Both show it through GET /invoice, and a second credit note of it is refused.
+    let (_, list) = tx
+        .get(
+            "/invoice",
+            &[
+                ("invoiceDateFrom", "2026-03-01"),
+                ("invoiceDateTo", "2026-03-31"),
+                (
+                    "fields",
+                    "id,isCreditNote,isCredited,creditedInvoice,amountExcludingVat",
+                ),
+            ],
+        )
+        .await;
+    let rows = list["values"].as_array().cloned().unwrap_or_default();
+    let original = rows
+        .iter()
+        .find(|r| r["id"] == json!(id))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(original["isCredited"], json!(true), "{list}");
+    let credit_row = rows
+        .iter()
+        .find(|r| r["id"] == c["id"])
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(credit_row["creditedInvoice"]["id"], json!(id), "{list}");
+    let (status, _) = tx
+        .json(Method::PUT, &path, &[("date", "2026-03-07")], None)
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(tx.sandbox.sent_invoices(), Vec::<i64>::new());
+}
+
+#[tokio::test]
+async fn an_order_invoiced_as_a_credit_note_is_negative_and_linked() {
+    let tx = small().await;
+    let two = json!([{"description": "Hyller", "count": 2, "unitPriceExcludingVatCurrency": 100,
+        "vatType": {"id": 3}}]);
+    let (_, inv) = invoiced(&tx, two, "2026-03-05", &[]).await;
+    let id = inv["value"]["id"].as_i64().unwrap_or_default();
+    let id_text = id.to_string();
+
+    // A positive order is no credit note, and the credited invoice must exist.
+    let one = json!([{"description": "Hyller", "count": 1, "unitPriceExcludingVatCurrency": 100,
+        "vatType": {"id": 3}}]);
+    let (status, body) = invoiced(
+        &tx,
+        one,
+        "2026-03-06",
+        &[("invoiceIdIfIsCreditNote", &id_text)],
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let minus_one = json!([{"description": "Hyller", "count": -1, "unitPriceExcludingVatCurrency": 100,
+        "vatType": {"id": 3}}]);
+    let (status, body) = invoiced(
+        &tx,
+        minus_one.clone(),
+        "2026-03-06",
+        &[("invoiceIdIfIsCreditNote", "999999")],
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(messages(&body)[0].0, json!("invoiceIdIfIsCreditNote"));
+
+    let (status, credit) = invoiced(
+        &tx,
+        minus_one,
+        "2026-03-06",
+        &[("invoiceIdIfIsCreditNote", &id_text)],
+    )
+    .await;
+    assert_eq!(status, 200, "{credit}");
+    let c = &credit["value"];
+    assert_eq!(c["isCreditNote"], json!(true));
+    assert_eq!(c["creditedInvoice"]["id"], json!(id));
+    assert_eq!(
+        (c["amountExcludingVat"].clone(), c["amount"].clone()),
+        (json!(-100), json!(-125))
+    );
+    let (_, original) = tx.get(&format!("/invoice/{id}"), &[]).await;
+    assert_eq!(original["value"]["isCreditNote"], json!(false));
+}

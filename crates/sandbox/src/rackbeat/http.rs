@@ -175,6 +175,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/products/{key}/convert", post(convert))
         .route("/customer-invoices/drafts", post(create_draft))
         .route("/customer-invoices/{key}/book", post(book))
+        .route(
+            "/customer-invoices/{key}/create-creditnote",
+            post(create_creditnote),
+        )
         .route("/webhooks", get(list_webhooks).post(subscribe))
         .route(
             "/webhooks/{id}",
@@ -314,6 +318,14 @@ impl Shared {
         let r = Resource::CustomerInvoice;
         self.write(suppress, |s, now| {
             let (key, events) = s.book(key, now)?;
+            Ok((s.get(r, &key).unwrap_or(Value::Null), events))
+        })
+    }
+
+    pub fn create_creditnote(self: &Arc<Self>, key: &str) -> Result<Value, ApiError> {
+        let r = Resource::CustomerInvoice;
+        self.write(true, |s, now| {
+            let (key, events) = s.create_creditnote(key, now)?;
             Ok((s.get(r, &key).unwrap_or(Value::Null), events))
         })
     }
@@ -472,6 +484,15 @@ async fn book(State(s): State<Arc<Shared>>, k: Key, q: QueryParams, body: Bytes)
         StatusCode::OK,
         Resource::CustomerInvoice.singular(),
         s.book(&key, suppress)?,
+    )
+}
+
+async fn create_creditnote(State(s): State<Arc<Shared>>, k: Key) -> Answer {
+    let key = key(k)?;
+    envelope(
+        StatusCode::CREATED,
+        Resource::CustomerInvoice.singular(),
+        s.create_creditnote(&key)?,
     )
 }
 

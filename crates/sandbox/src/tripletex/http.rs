@@ -16,6 +16,7 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use super::body::{self, NOT_NULL, Problems, Scope, WRONG_TYPE};
+use super::credit;
 use super::entities;
 use super::error::{ApiError, Msg};
 use super::resources::{Query, decode, fields_of, list, search};
@@ -610,8 +611,28 @@ impl App {
                         ApiError::mapping(vec![Msg::new("invoiceDate", WRONG_TYPE)])
                     })?,
                 };
+                let credited = q.int("invoiceIdIfIsCreditNote")?.filter(|n| *n > 0);
+                if let Some(credited) = credited {
+                    credit::check_credit_order(&db, id, credited)?;
+                }
                 let invoice =
                     sales::invoice_existing_order(&mut db, id, invoice_date, payment(q)?)?;
+                if let Some(credited) = credited {
+                    credit::link(&mut db, invoice, credited);
+                }
+                Some((Kind::Invoice, invoice, 200))
+            }
+            ("PUT", ["invoice", id, ":createCreditNote"]) => {
+                let id = path_id(id)?;
+                let date = match q.get("date").filter(|d| !d.is_empty()) {
+                    None => {
+                        return Err(ApiError::validation(vec![Msg::new("date", NOT_NULL)]));
+                    }
+                    Some(d) => time::parse(d)
+                        .ok_or_else(|| ApiError::mapping(vec![Msg::new("date", WRONG_TYPE)]))?,
+                };
+                let send = q.bool("sendToCustomer")?.unwrap_or(true);
+                let invoice = credit::create_credit_note(&mut db, id, date, send)?;
                 Some((Kind::Invoice, invoice, 200))
             }
             ("DELETE", ["order", id]) => {

@@ -364,7 +364,7 @@ pub fn delete_order(db: &mut Db, id: i64) -> Result<(), ApiError> {
 }
 
 /// Lines of an order not invoiced yet.
-fn open_lines(db: &Db, order: &Record) -> Vec<i64> {
+pub(super) fn open_lines(db: &Db, order: &Record) -> Vec<i64> {
     ref_ids(order, "orderLines")
         .into_iter()
         .filter(|l| {
@@ -542,7 +542,12 @@ fn kid(number: i64) -> String {
 }
 
 /// Creates the invoice for an order's open lines and marks them invoiced.
-fn invoice_order(db: &mut Db, order_id: i64, body: Option<&Body>, req: &InvoiceRequest) -> i64 {
+pub(super) fn invoice_order(
+    db: &mut Db,
+    order_id: i64,
+    body: Option<&Body>,
+    req: &InvoiceRequest,
+) -> i64 {
     let order = db.get(Kind::Order, order_id).cloned().unwrap_or_default();
     let lines = open_lines(db, &order);
     let (mut excl, mut incl) = (Decimal::ZERO, Decimal::ZERO);
@@ -633,6 +638,8 @@ fn invoice_order(db: &mut Db, order_id: i64, body: Option<&Body>, req: &InvoiceR
         ("paymentTypeId", json!(payment_type)),
         ("isCharged", json!(true)),
         ("isApproved", json!(true)),
+        ("isCreditNote", json!(false)),
+        ("isCredited", json!(false)),
         ("creditedInvoice", Value::Null),
         ("voucher", reference(db.next_voucher_id)),
         ("ehfSendStatus", json!("DO_NOT_SEND")),
