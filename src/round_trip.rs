@@ -66,11 +66,18 @@ pub struct Report {
     pub losses: Vec<Loss>,
     /// Listed losses that no record showed: (entity, field).
     pub unseen: Vec<(String, String)>,
+    /// Records the initial sync wrote that got no way back (no baseline): (entity, key).
+    pub unbound: Vec<(String, String)>,
 }
 
 impl Report {
     pub fn undeclared(&self) -> impl Iterator<Item = &Loss> {
         self.losses.iter().filter(|l| l.declared.is_none())
+    }
+
+    /// Nothing came back different without a reason, and every record came back.
+    pub fn passed(&self) -> bool {
+        self.undeclared().next().is_none() && self.unbound.is_empty()
     }
 
     pub fn render(&self) -> String {
@@ -79,6 +86,11 @@ impl Report {
             out.push_str(&format!(
                 "LOSS  {} {}: `{}` is {} in Tripletex but comes back from Rackbeat as {}; fix the mappings or list it in `round_trip_losses` with the reason\n",
                 l.entity, l.key, l.field, l.tripletex, l.back
+            ));
+        }
+        for (entity, key) in &self.unbound {
+            out.push_str(&format!(
+                "LOSS  {entity} {key}: the initial sync wrote it to Rackbeat but bound no way back (see the warning in the log), so its next change in Rackbeat would send the whole body\n"
             ));
         }
         for (entity, field) in &self.unseen {
@@ -172,8 +184,20 @@ pub async fn run(pack: Arc<Pack>) -> Result<Report, RoundTripError> {
                         &key,
                     )
                     .await?;
-                // Skipped by a mapping on the way (no number): nothing came back.
+                let there_binding = store
+                    .get_binding(
+                        &syncer.tenant.id,
+                        Direction::TripletexToRackbeat.as_str(),
+                        &there.entity,
+                        &key,
+                    )
+                    .await?;
                 let Some(Value::Object(body)) = binding.and_then(|b| b.body) else {
+                    // Written to Rackbeat, yet no way back: a loss. Skipped on the way (no
+                    // number, or the mapping's `when`): nothing to compare.
+                    if there_binding.is_some() {
+                        report.unbound.push((back.entity.clone(), key.clone()));
+                    }
                     continue;
                 };
                 checked += 1;

@@ -748,8 +748,10 @@ async fn a_repeated_failure_is_one_dead_letter_that_counts<S: Store>(s: &S) {
             .unwrap();
         let claimed = s.claim(None, "w1", 1, n * 1000, LEASE_MS).await.unwrap();
         assert_eq!(claimed.iter().map(|e| e.id).collect::<Vec<_>>(), [id]);
+        // Each answer has its own request id; the failure is the same.
+        let said = format!("{reason} (request id tx-{n})");
         let letter = s
-            .dead_letter(id, "w1", reason, Some("product.yaml"), None, n * 1000)
+            .dead_letter(id, "w1", &said, Some("product.yaml"), None, n * 1000)
             .await
             .unwrap()
             .expect("w1 holds the lease");
@@ -766,17 +768,26 @@ async fn a_repeated_failure_is_one_dead_letter_that_counts<S: Store>(s: &S) {
     );
     assert_eq!(d.event.id, events[9].0, "the letter holds the latest event");
     assert_eq!(d.event.payload["n"], 10);
+    assert_eq!(
+        d.reason,
+        format!("{reason} (request id tx-10)"),
+        "the latest answer"
+    );
     assert_eq!(s.queue_depth().await.unwrap(), 0);
 
-    // Another reason for the same record, and the same reason for another record: letters of
-    // their own.
-    for (key, why) in [("P1", "403 forbidden"), ("P2", reason)] {
+    // Another reason for the same record, the same reason from another mapping (the initial
+    // sync's), and the same reason for another record: letters of their own.
+    for (key, why, mapping) in [
+        ("P1", "403 forbidden", Some("product.yaml")),
+        ("P1", reason, Some("tripletex-to-rackbeat/product.yaml")),
+        ("P2", reason, Some("product.yaml")),
+    ] {
         let id = s
             .enqueue(event("t1", key, "product.updated", 20))
             .await
             .unwrap();
         s.claim(None, "w1", 1, 20_000, LEASE_MS).await.unwrap();
-        s.dead_letter(id, "w1", why, None, None, 20_000)
+        s.dead_letter(id, "w1", why, mapping, None, 20_000)
             .await
             .unwrap();
     }
@@ -790,8 +801,9 @@ async fn a_repeated_failure_is_one_dead_letter_that_counts<S: Store>(s: &S) {
     assert_eq!(
         counts,
         [
-            ("P1".to_string(), reason.to_string(), 10),
+            ("P1".to_string(), format!("{reason} (request id tx-10)"), 10),
             ("P1".to_string(), "403 forbidden".to_string(), 1),
+            ("P1".to_string(), reason.to_string(), 1),
             ("P2".to_string(), reason.to_string(), 1),
         ]
     );

@@ -36,6 +36,6 @@ pub fn run(Args { paths, pack, bless }: Args) -> Result<Outcome, Error> {
     let round_trip = super::runtime()?.block_on(rbtx::round_trip::run(Arc::new(pack)))?;
     print!("{}", round_trip.render());
     Ok(Outcome::clean_if(
-        report.failed() == 0 && round_trip.undeclared().next().is_none(),
+        report.failed() == 0 && round_trip.passed(),
     ))
 }

@@ -13,6 +13,11 @@ use serde_json::{Map, Value};
 /// revision, which optimistic locking needs.
 const ALWAYS: [&str; 2] = ["id", "version"];
 
+/// `id` and `version`, which every update carries.
+pub fn is_identity(field: &str) -> bool {
+    ALWAYS.contains(&field)
+}
+
 /// The top-level fields of `body` that are new or differ from `baseline`. A field the baseline has
 /// and `body` leaves out is not a change: an update cannot unset it, and the full body never did.
 pub fn changed_fields(body: &Value, baseline: &Value) -> BTreeSet<String> {
@@ -25,9 +30,23 @@ pub fn changed_fields(body: &Value, baseline: &Value) -> BTreeSet<String> {
         };
     };
     body.iter()
-        .filter(|(k, v)| baseline.get(k.as_str()) != Some(v))
+        .filter(|(k, v)| !baseline.get(k.as_str()).is_some_and(|b| same(b, v)))
         .map(|(k, _)| k.clone())
         .collect()
+}
+
+/// Equal values, numbers by value (`100` and `100.0` are one price).
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same(v, w))
+        }
+        (x, y) => x == y,
+    }
 }
 
 /// `body` cut down to the `changed` fields plus `id` and `version`, in the body's own order.
@@ -106,6 +125,17 @@ mod tests {
         assert_eq!(
             partial(&body, &changed_fields(&body, &baseline)),
             json!({ "a": { "x": 1, "y": 3 }, "l": [2, 1] })
+        );
+    }
+
+    #[test]
+    fn numbers_compare_by_value() {
+        assert!(
+            changed_fields(
+                &json!({ "p": 100.0, "l": [1] }),
+                &json!({ "p": 100, "l": [1.0] })
+            )
+            .is_empty()
         );
     }
 

@@ -178,6 +178,8 @@ pub enum RecordError {
 
 struct Ctx {
     rt: Arc<RecordRt>,
+    /// A target record is there (an update): `$create_only` fields are left out.
+    updating: bool,
 }
 
 /// Where a node sits in the body, for error messages; formatted only when an error happens.
@@ -242,6 +244,7 @@ impl Plan {
                 statics: self.statics.clone(),
                 missing: Mutex::new(Vec::new()),
             }),
+            updating: false,
         }
     }
 
@@ -328,7 +331,8 @@ impl Plan {
         target: Option<&Arc<Value>>,
         resolver: Arc<dyn Resolver>,
     ) -> Result<Applied, RecordError> {
-        let ctx = self.ctx(resolver);
+        let mut ctx = self.ctx(resolver);
+        ctx.updating = target.is_some();
         let target_root = target.unwrap_or(null_root());
         let vars = [
             ("source", Var::root(source)),
@@ -532,6 +536,9 @@ fn render<'a>(
     out: &mut Vec<u8>,
     field: &At,
 ) -> Result<bool, RecordError> {
+    if node.create_only && ctx.updating {
+        return Ok(false);
+    }
     if let Some(w) = &node.when {
         let keep = w.eval_bool(scope).map_err(|e| ctx.error(field, e.0))?;
         if !keep {

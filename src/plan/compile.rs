@@ -519,11 +519,11 @@ impl<'a> Compiler<'a> {
             None => None,
         };
         let body = Fields::new(body);
-        // `target` read whole is only tested for being there (`$create_only`): a bare id and
-        // version answer that.
+        // The binding's id and version answer an update that reads no more of the target; one
+        // that reads `target` whole, or any other field, gets the record read first.
         let update_reads_target = super::target_fields(&body, update.as_ref())
             .iter()
-            .any(|f| !matches!(f.as_str(), "" | "id" | "version"));
+            .any(|f| f != &m.target.id && f != "version");
         let depends_on = self.refs.iter().map(|r| r.entity.clone()).collect();
         for field in m.round_trip_losses.keys() {
             if !m.body.contains_key(field) {
@@ -597,6 +597,7 @@ impl<'a> Compiler<'a> {
                 let t = self.template(s, pointer, &vars)?;
                 Some(Node {
                     when: None,
+                    create_only: false,
                     kind: NodeKind::Value(t),
                 })
             }
@@ -611,12 +612,14 @@ impl<'a> Compiler<'a> {
                 }
                 ok.then_some(Node {
                     when: None,
+                    create_only: false,
                     kind: NodeKind::List(out),
                 })
             }
             Value::Object(map) => self.object_node(map, pointer, scope),
             other => Some(Node {
                 when: None,
+                create_only: false,
                 kind: NodeKind::Value(Template::Const(other.clone())),
             }),
         }
@@ -685,12 +688,6 @@ impl<'a> Compiler<'a> {
                 );
                 return None;
             }
-        };
-        // Create-only: left out whenever there is a target record, i.e. on every update.
-        let when_src = match (create_only, when_src) {
-            (true, Some(w)) => Some(format!("not target and ({w})")),
-            (true, None) => Some("not target".to_string()),
-            (false, w) => w,
         };
         let has_value = directive("$value").is_some();
 
@@ -773,6 +770,7 @@ impl<'a> Compiler<'a> {
             }
             ok.then_some(Node {
                 when: None,
+                create_only: false,
                 kind: NodeKind::Object(Fields::new(out)),
             })
         };
@@ -792,11 +790,13 @@ impl<'a> Compiler<'a> {
                 let path = self.jsonpath(&path, &format!("{pointer}/$for_each"), in_loop)?;
                 Some(Node {
                     when: None,
+                    create_only,
                     kind: NodeKind::ForEach {
                         path,
                         var: var_name,
                         item: Box::new(Node {
                             when,
+                            create_only: false,
                             kind: inner.kind,
                         }),
                         join,
@@ -806,6 +806,7 @@ impl<'a> Compiler<'a> {
             }
             None => Some(Node {
                 when,
+                create_only,
                 kind: inner.kind,
             }),
         }

@@ -168,6 +168,8 @@ pub struct ApiLookup {
 pub struct Node {
     /// Leaves the node out (or, on a `$for_each`, the item out) when false.
     pub when: Option<Template>,
+    /// `$create_only`: left out whenever there is a target record, i.e. on every update.
+    pub create_only: bool,
     pub kind: NodeKind,
 }
 

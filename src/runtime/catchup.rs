@@ -18,6 +18,9 @@ pub enum CatchUpError {
     Store(#[from] StoreError),
 }
 
+/// The window of a list that was empty at its first look: everything in it later is new.
+const EMPTY_LIST_START: &str = "2000-01-01 00:00:00";
+
 /// Rackbeat's `updated_at` (`2025-02-27T14:03:55+01:00`, local time) as its filter format
 /// (`2025-02-27 14:03:55`, local time).
 fn filter_time(updated_at: &str) -> Option<String> {
@@ -136,8 +139,16 @@ async fn look<S: Store>(
                     .await?;
                 queued += 1;
             }
-            if let Some(t) = newest {
-                store.set_checkpoint(tenant, &checkpoint, &t).await?;
+            match newest {
+                Some(t) => store.set_checkpoint(tenant, &checkpoint, &t).await?,
+                // An empty list: whatever appears in it later is new, so the window starts at
+                // the beginning rather than at the next look.
+                None if since.is_none() => {
+                    store
+                        .set_checkpoint(tenant, &checkpoint, EMPTY_LIST_START)
+                        .await?
+                }
+                None => {}
             }
         }
     }

@@ -21,12 +21,15 @@ pub type Tables = Arc<HashMap<String, Arc<HashMap<String, Value>>>>;
 #[derive(Clone, Default)]
 pub struct LookupCache(Arc<Mutex<LoadedLookups>>);
 
+/// Tables by definition, per pack: during a reload, workers on the old pack and on the new one
+/// each keep theirs instead of emptying each other's.
 #[derive(Default)]
 struct LoadedLookups {
-    /// The pack the tables were loaded for.
-    pack: std::sync::Weak<Pack>,
-    tables: HashMap<String, Arc<HashMap<String, Value>>>,
+    packs: Vec<(std::sync::Weak<Pack>, ByDefinition)>,
 }
+
+/// Loaded tables, keyed by their definition (two mappings may give one name to different tables).
+type ByDefinition = HashMap<String, Arc<HashMap<String, Value>>>;
 
 impl LookupCache {
     /// The API lookup tables `plan` uses, by name, loading those not loaded yet for `pack`.
@@ -37,15 +40,25 @@ impl LookupCache {
         plan: &Plan,
     ) -> Result<Tables, ApiError> {
         let mut out = HashMap::new();
+        if plan.api_lookups.is_empty() {
+            return Ok(Arc::new(out));
+        }
         // Held while a table loads: the other workers wait for it instead of reading it too.
         let mut loaded = self.0.lock().await;
-        if loaded.pack.upgrade().is_none_or(|p| !Arc::ptr_eq(&p, pack)) {
-            *loaded = LoadedLookups {
-                pack: Arc::downgrade(pack),
-                tables: HashMap::new(),
-            };
-        }
-        let cache = &mut loaded.tables;
+        // A pack no worker holds any more has had its last use.
+        loaded.packs.retain(|(p, _)| p.strong_count() > 0);
+        let at = match loaded
+            .packs
+            .iter()
+            .position(|(p, _)| p.upgrade().is_some_and(|p| Arc::ptr_eq(&p, pack)))
+        {
+            Some(at) => at,
+            None => {
+                loaded.packs.push((Arc::downgrade(pack), HashMap::new()));
+                loaded.packs.len() - 1
+            }
+        };
+        let cache = &mut loaded.packs[at].1;
         for l in &plan.api_lookups {
             // Keyed by definition: two mappings may use one name for different tables.
             let id = format!(

@@ -239,10 +239,12 @@ impl<S: Store> Syncer<S> {
             Some(v) if !v.is_null() => v.to_string(),
             _ => return false,
         };
-        self.target_keys.lock().is_ok_and(|known| {
+        // Once a record is written without a find it counts as there: a second write of the key
+        // in this run (a retry after a lost answer) looks it up first.
+        self.target_keys.lock().is_ok_and(|mut known| {
             known
-                .get(&plan.entity)
-                .is_some_and(|keys| !keys.contains(&key))
+                .get_mut(&plan.entity)
+                .is_some_and(|keys| keys.insert(key))
         })
     }
 
@@ -522,6 +524,18 @@ impl<S: Store> Syncer<S> {
                 {
                     let sent = req.body.as_ref().map(Body::value).unwrap_or(Value::Null);
                     let mut fields = changes::changed_fields(&body.value(), baseline);
+                    // Fields only an update renders (from the target) are sent as rendered;
+                    // fields an update leaves out (create-only) are not.
+                    if let (Some(with), Some(without)) =
+                        (sent.as_object(), body.value().as_object())
+                    {
+                        fields.extend(
+                            with.keys()
+                                .filter(|k| !without.contains_key(*k) && !changes::is_identity(k))
+                                .cloned(),
+                        );
+                    }
+                    fields.retain(|f| f.is_empty() || sent.get(f).is_some());
                     // What the target already holds needs no request: a retry after a lost
                     // answer, or the same change made by hand.
                     fields.retain(|f| {
@@ -639,11 +653,16 @@ impl<S: Store> Syncer<S> {
                 None,
             ));
         }
-        // Bind at once: the write happened, and a later event must neither repeat nor lose it.
-        self.bind(plan, key, id, version, body).await?;
+        if self.dry_run {
+            return Ok(synced);
+        }
+        // The way back first: were it left out after the record's own binding, a later sync
+        // would find that binding unchanged and never make it.
         if plan.direction == Direction::TripletexToRackbeat {
             self.bind_origin(plan, source, &written).await?;
         }
+        // Bind at once: the write happened, and a later event must neither repeat nor lose it.
+        self.bind(plan, key, id, version, body).await?;
         Ok(synced)
     }
 

@@ -101,6 +101,17 @@ pub struct DeadLetter {
     pub last_failed_at: i64,
 }
 
+/// What makes two dead letters of one record the same failure: the reason without what differs
+/// at every attempt (the request id an API gives each answer, ` (request id …)`).
+pub fn reason_key(reason: &str) -> String {
+    let mut key = reason.to_string();
+    while let Some(start) = key.find(" (request id ") {
+        let end = key[start..].find(')').map_or(key.len(), |e| start + e + 1);
+        key.replace_range(start..end, "");
+    }
+    key
+}
+
 /// The durable store. Every method is one transaction: when it returns `Ok`, the change is on disk.
 pub trait Store: Send + Sync {
     /// Applies the schema migrations not applied yet and returns how many it applied.
@@ -162,8 +173,9 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<bool>> + Send;
 
     /// Moves a claimed event to the dead letters and returns the dead letter's id.
-    /// `None` when `worker` no longer holds its lease. A record with a dead letter for the same
-    /// reason keeps that one letter: it counts the failure and holds this, the latest, event.
+    /// `None` when `worker` no longer holds its lease. A record with a dead letter of the same
+    /// mapping and reason ([`reason_key`]) keeps that one letter: it counts the failure and holds
+    /// this, the latest, event.
     fn dead_letter(
         &self,
         id: i64,

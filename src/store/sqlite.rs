@@ -171,24 +171,26 @@ fn file_letter(
     field: Option<&str>,
     now_ms: i64,
 ) -> Result<i64> {
+    let key = super::reason_key(reason);
     let same: Option<(i64, i64)> = tx
         .query_row(
             "SELECT d.id, d.event_id FROM dead_letters d
              JOIN events e ON e.id = d.event_id
              JOIN events n ON n.id = ?1
              WHERE e.tenant = n.tenant AND e.entity = n.entity AND e.key = n.key
-               AND d.reason = ?2 AND d.event_id <> ?1
+               AND COALESCE(d.reason_key, d.reason) = ?2 AND d.mapping IS ?3
+               AND d.event_id <> ?1
              ORDER BY d.id LIMIT 1",
-            params![event_id, reason],
+            params![event_id, key, mapping],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
     if let Some((letter, old_event)) = same {
         tx.execute(
-            "UPDATE dead_letters SET event_id = ?2, mapping = ?3, field = ?4,
+            "UPDATE dead_letters SET event_id = ?2, reason = ?3, field = ?4,
                     failures = failures + 1, last_failed_at = ?5
              WHERE id = ?1",
-            params![letter, event_id, mapping, field, now_ms],
+            params![letter, event_id, reason, field, now_ms],
         )?;
         tx.execute(
             "UPDATE events SET state = 'superseded' WHERE id = ?1",
@@ -197,9 +199,10 @@ fn file_letter(
         return Ok(letter);
     }
     tx.execute(
-        "INSERT INTO dead_letters (event_id, reason, mapping, field, failed_at, last_failed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-        params![event_id, reason, mapping, field, now_ms],
+        "INSERT INTO dead_letters
+             (event_id, reason, reason_key, mapping, field, failed_at, last_failed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        params![event_id, reason, key, mapping, field, now_ms],
     )?;
     Ok(tx.last_insert_rowid())
 }

@@ -228,11 +228,15 @@ async fn file_letter(
     field: Option<&str>,
     now_ms: i64,
 ) -> Result<i64> {
-    if let Some(row) = tx.query_opt(SAME_LETTER, &[&event_id, &reason]).await? {
+    let key = crate::store::reason_key(reason);
+    if let Some(row) = tx
+        .query_opt(SAME_LETTER, &[&event_id, &key, &mapping])
+        .await?
+    {
         let (letter, old_event): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
         tx.execute(
             REPEAT_LETTER,
-            &[&letter, &event_id, &mapping, &field, &now_ms],
+            &[&letter, &event_id, &reason, &field, &now_ms],
         )
         .await?;
         tx.execute(
@@ -243,7 +247,10 @@ async fn file_letter(
         return Ok(letter);
     }
     let row = tx
-        .query_one(NEW_LETTER, &[&event_id, &reason, &mapping, &field, &now_ms])
+        .query_one(
+            NEW_LETTER,
+            &[&event_id, &reason, &key, &mapping, &field, &now_ms],
+        )
         .await?;
     Ok(row.try_get(0)?)
 }

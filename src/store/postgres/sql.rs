@@ -101,17 +101,19 @@ pub(super) const SAME_LETTER: &str = "SELECT d.id, d.event_id FROM dead_letters 
      JOIN events e ON e.id = d.event_id
      JOIN events n ON n.id = $1
      WHERE e.tenant = n.tenant AND e.entity = n.entity AND e.key = n.key
-       AND d.reason = $2 AND d.event_id <> $1
-     ORDER BY d.id LIMIT 1";
+       AND COALESCE(d.reason_key, d.reason) = $2 AND d.mapping IS NOT DISTINCT FROM $3
+       AND d.event_id <> $1
+     ORDER BY d.id LIMIT 1
+     FOR UPDATE OF d";
 
-/// A repeat: the letter now holds the latest event ($2) and counts one more failure.
-pub(super) const REPEAT_LETTER: &str = "UPDATE dead_letters SET event_id = $2, mapping = $3,
+/// A repeat: the letter now holds the latest event ($2) and its reason, and counts one more failure.
+pub(super) const REPEAT_LETTER: &str = "UPDATE dead_letters SET event_id = $2, reason = $3,
          field = $4, failures = failures + 1, last_failed_at = $5
      WHERE id = $1";
 
-pub(super) const NEW_LETTER: &str =
-    "INSERT INTO dead_letters (event_id, reason, mapping, field, failed_at, last_failed_at)
-     VALUES ($1, $2, $3, $4, $5, $5)
+pub(super) const NEW_LETTER: &str = "INSERT INTO dead_letters
+         (event_id, reason, reason_key, mapping, field, failed_at, last_failed_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $6)
      RETURNING id";
 
 /// Drops the dead letters of one record and event name other than letter $5; their events end 'done'.

@@ -2,7 +2,9 @@
 -- record that fails at every catch-up stays one line for the operator.
 ALTER TABLE dead_letters ADD COLUMN failures INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE dead_letters ADD COLUMN last_failed_at INTEGER;
-UPDATE dead_letters SET last_failed_at = failed_at;
+-- The reason without what differs at every attempt (an API's request id): repeats compare by it.
+ALTER TABLE dead_letters ADD COLUMN reason_key TEXT;
+UPDATE dead_letters SET last_failed_at = failed_at, reason_key = reason;
 
 -- The last body sent for a record, or the one the initial sync would send back for what it wrote,
 -- so an update carries only the fields that differ from it.
