@@ -148,3 +148,48 @@ async fn the_initial_sync_creates_a_new_customer_with_one_request() {
         "{lists:?}"
     );
 }
+
+/// The same without the scheduling left to chance: four clones of one tenant's Tripletex client
+/// and one lookup cache, used at the same moment, open one session and read each table once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clones_of_a_tenant_s_client_and_cache_read_once_when_used_together() {
+    let env = support::worker::env("booked", "shared-budget").await;
+    let pack = env.worker.pack.clone();
+    let plan = pack
+        .plan(rbtx::spec::Direction::RackbeatToTripletex, "product")
+        .expect("the product mapping");
+    assert!(!plan.api_lookups.is_empty());
+    let cache = rbtx::runtime::lookups::LookupCache::default();
+    let from = env.sb.tripletex.requests().len();
+    let tenant = &env.worker.tenant;
+    let clones: Vec<rbtx::runtime::tenant::Tenant> = (0..4)
+        .map(|_| rbtx::runtime::tenant::Tenant {
+            id: tenant.id.clone(),
+            rackbeat: tenant.rackbeat.clone(),
+            tripletex: tenant.tripletex.clone(),
+            invoice_mode: tenant.invoice_mode,
+        })
+        .collect();
+    let loads = clones.iter().map(|t| cache.tables(&pack, t, plan));
+    for tables in futures_util::future::join_all(loads).await {
+        assert_eq!(tables.expect("tables").len(), plan.api_lookups.len());
+    }
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &env.sb.tripletex.requests()[from..] {
+        *counts
+            .entry(format!("{} {}", r.method, r.path))
+            .or_default() += 1;
+    }
+    assert_eq!(
+        counts.get("POST /v2/token/session/:create"),
+        Some(&1),
+        "{counts:#?}"
+    );
+    for l in &plan.api_lookups {
+        assert_eq!(
+            counts.get(&format!("GET /v2{}", l.path)),
+            Some(&1),
+            "{counts:#?}"
+        );
+    }
+}
