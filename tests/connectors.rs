@@ -418,6 +418,27 @@ async fn tripletex_session_is_renewed_after_a_401() {
     assert_eq!(before.len(), after.len());
 }
 
+/// Clones share the session (a tenant's workers): refused together after the session expired,
+/// they make one new session between them, not one each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clones_refused_together_renew_the_shared_session_once() {
+    let sb = sandboxes(SandboxConfig::default()).await;
+    let tx = tripletex_client(&sb.tripletex.base_url);
+    tx.list_all("/ledger/vatType", &[]).await.expect("session");
+    let clones: Vec<_> = (0..4).map(|_| tx.clone()).collect();
+    sb.tripletex.expire_sessions();
+    let from = sb.tripletex.requests().len();
+    let calls = clones.iter().map(|c| c.list_all("/ledger/vatType", &[]));
+    for answer in futures_util::future::join_all(calls).await {
+        answer.expect("renewed and retried");
+    }
+    let sessions = sb.tripletex.requests()[from..]
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/token/session/:create"))
+        .count();
+    assert_eq!(sessions, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_whose_answer_is_lost_is_reported_ambiguous_not_retried() {
     let sb = sandboxes(SandboxConfig::default()).await;

@@ -274,10 +274,15 @@ impl Tripletex {
         }))
     }
 
-    async fn auth_header(&self, renew: bool) -> Result<String, ApiError> {
+    /// The Authorization header, creating a session when there is none or it expires today.
+    /// `refused` is a header Tripletex answered 401: the session is renewed only if it still is
+    /// the current one, so clients sharing it that were refused together make one new session.
+    async fn auth_header(&self, refused: Option<&str>) -> Result<String, ApiError> {
         let mut session = self.session.lock().await;
         let today = crate::dates::today();
         let fresh = session.as_ref().is_some_and(|s| s.expires > today);
+        let current = session.as_ref().map(|s| self.header_for(s.token.expose()));
+        let renew = refused.is_some() && refused == current.as_deref();
         if renew || !fresh {
             *session = Some(self.create_session(today).await?);
         }
@@ -285,11 +290,15 @@ impl Tripletex {
             .as_ref()
             .map(|s| s.token.expose().to_string())
             .unwrap_or_default();
+        Ok(self.header_for(&token))
+    }
+
+    fn header_for(&self, token: &str) -> String {
         let raw = format!("{}:{}", self.config.company_id, token);
-        Ok(format!(
+        format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(raw)
-        ))
+        )
     }
 
     /// Creates a session, retrying throttling, server errors and lost connections: an extra
@@ -393,12 +402,12 @@ impl Tripletex {
         let mut renewed = false;
         loop {
             self.respect_budget().await;
-            let auth = self.auth_header(false).await?;
+            let auth = self.auth_header(None).await?;
             let started = Instant::now();
             let mut req = self
                 .http
                 .request(method.clone(), &url)
-                .header("Authorization", auth)
+                .header("Authorization", &auth)
                 .query(query);
             if let Some(b) = body {
                 req = req
@@ -444,7 +453,7 @@ impl Tripletex {
                     if status == 401 && !renewed {
                         // An expired or revoked session: renew once and retry.
                         renewed = true;
-                        self.auth_header(true).await?;
+                        self.auth_header(Some(&auth)).await?;
                         continue;
                     }
                     // A write that failed with 5xx may have been applied: the caller decides.
