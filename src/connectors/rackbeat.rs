@@ -145,7 +145,10 @@ impl Rackbeat {
     ) -> Result<Page, ApiError> {
         let mut q: Vec<(&str, String)> = query.to_vec();
         q.push(("page", page.to_string()));
-        q.push(("limit", self.config.page_size.to_string()));
+        // A mapping may ask for its own page size (a list of changes reads 1,000 a page).
+        if !q.iter().any(|(k, _)| *k == "limit") {
+            q.push(("limit", self.config.page_size.to_string()));
+        }
         let body = self.send(Method::GET, path, &q, None).await?;
         let items = list_items(&body)
             .cloned()

@@ -503,9 +503,13 @@ fn status_error(
         .map(|ms| {
             ms.iter()
                 .map(|m| FieldMessage {
+                    // A list request names the item in `path` (`[3].number`); keep it, so the
+                    // item can be told apart.
                     field: m
-                        .get("field")
+                        .get("path")
                         .and_then(Value::as_str)
+                        .filter(|p| p.starts_with('['))
+                        .or_else(|| m.get("field").and_then(Value::as_str))
                         .unwrap_or("")
                         .to_string(),
                     message: m

@@ -79,6 +79,8 @@ pub struct SourcePlan {
     pub get: Option<Template>,
     pub select: Option<JsonPath>,
     pub list: Vec<crate::spec::ListRequest>,
+    /// Lists records changed since a time, to read many waiting events at once.
+    pub changed: Option<crate::spec::ChangedRequest>,
     pub key: Template,
 }
 
@@ -92,6 +94,8 @@ pub struct TargetPlan {
     pub list: Option<crate::spec::ListRequest>,
     pub create: WritePlan,
     pub update: Option<WritePlan>,
+    /// The bulk form of find, create and update, for records synced together.
+    pub batch: Option<crate::spec::BatchRequests>,
 }
 
 #[derive(Debug)]

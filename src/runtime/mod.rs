@@ -1,6 +1,7 @@
 //! The long-running process: webhook intake and the workers that apply queued events.
 
 pub mod accounts;
+pub mod batch;
 pub mod catchup;
 pub mod demo;
 pub mod dlq;

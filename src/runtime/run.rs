@@ -376,6 +376,7 @@ fn make_workers<S: Store>(
         // workers.
         let tripletex = t.tripletex()?;
         let lookups = LookupCache::default();
+        let pace = Arc::new(super::worker::Pace::default());
         for i in 0..config.workers.max(1) {
             let tenant = Tenant {
                 id: t.id.clone(),
@@ -390,6 +391,7 @@ fn make_workers<S: Store>(
                 format!("{process}-{}-{i}", t.id),
             );
             worker.share_lookups(lookups.clone());
+            worker.pace = pace.clone();
             worker.lease_ms = config.lease_ms;
             worker.metrics = Some(metrics.clone());
             workers.push((worker, wake.clone()));

@@ -5,12 +5,13 @@
 //! Not handled here: concurrency within one `run_once` (workers run side by side instead).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
 
+use super::batch::Batch;
 use super::initial::INITIAL_SYNC_EVENT;
 use super::metrics::Metrics;
 use super::sync::{DEPENDENCY_EVENT, Failure, Synced, Syncer};
@@ -37,6 +38,29 @@ pub struct Worker<S: Store> {
     pub metrics: Option<Arc<Metrics>>,
     /// Set when the process stops: events claimed but not started are released.
     pub stop: Arc<AtomicBool>,
+    /// Shared by a tenant's workers: while a burst of bulk events arrives, they wait `linger_ms`
+    /// between claims so that the next claim finds many events to read and write together.
+    pub pace: Arc<Pace>,
+    pub linger_ms: i64,
+}
+
+/// When a tenant's workers claim next.
+#[derive(Debug, Default)]
+pub struct Pace {
+    /// No claim before this time (milliseconds since the epoch).
+    hold_until: AtomicI64,
+}
+
+impl Pace {
+    /// How long to wait before the next claim.
+    pub fn wait(&self, now_ms: i64) -> Duration {
+        let left = self.hold_until.load(Ordering::Relaxed) - now_ms;
+        Duration::from_millis(u64::try_from(left).unwrap_or(0))
+    }
+
+    fn hold(&self, until_ms: i64) {
+        self.hold_until.fetch_max(until_ms, Ordering::Relaxed);
+    }
 }
 
 impl<S: Store> std::ops::Deref for Worker<S> {
@@ -68,11 +92,13 @@ impl<S: Store> Worker<S> {
         Worker {
             syncer: Syncer::new(store, pack, tenant, name),
             max_attempts: 10,
-            batch: 16,
+            batch: 200,
             retry_base_ms: 1_000,
             retry_max_ms: 10 * 60_000,
             metrics: None,
             stop: Arc::default(),
+            pace: Arc::default(),
+            linger_ms: 1_000,
         }
     }
 
@@ -80,6 +106,7 @@ impl<S: Store> Worker<S> {
     /// Returns how many events were handled.
     pub async fn run_once(&self, now_ms: i64) -> Result<usize, StoreError> {
         self.start_batch(now_ms);
+        let started = std::time::Instant::now();
         let events = self
             .store
             .claim(
@@ -90,31 +117,81 @@ impl<S: Store> Worker<S> {
                 self.lease_ms,
             )
             .await?;
-        for (i, event) in events.iter().enumerate() {
+        // Events whose mappings read and write in bulk go first, together; the rest one by one.
+        let (together, alone): (Vec<&Event>, Vec<&Event>) =
+            events.iter().partition(|e| self.in_bulk(e));
+        let alone = if together.len() > 1 {
+            // A burst: the next claim waits for more of it, to send fewer, larger requests. A
+            // lone event is handled at once.
+            self.pace.hold(crate::dates::now_millis() + self.linger_ms);
+            self.handle_together(&together, now_ms).await?;
+            alone
+        } else {
+            together.into_iter().chain(alone).collect()
+        };
+        let lease = std::time::Duration::from_millis(u64::try_from(self.lease_ms).unwrap_or(0));
+        for (i, event) in alone.iter().enumerate() {
             if self.synced_inline(&event.entity, &event.key) {
                 tracing::debug!(tenant = %self.tenant.id, entity = %event.entity, key = %event.key, "Skipped an event whose record was synced inline earlier in the batch.");
                 continue;
             }
-            if self.stop.load(Ordering::Relaxed) {
-                // Stopping: the rest go back to the queue now rather than when their lease ends.
-                for e in &events[i..] {
+            // Stopping, or half the lease spent: the rest go back to the queue now rather than
+            // when their lease ends (or while another worker could already have them).
+            if self.stop.load(Ordering::Relaxed) || started.elapsed() > lease / 2 {
+                for e in &alone[i..] {
                     self.store.release(e.id, &self.name).await?;
                 }
-                return Ok(i);
+                return Ok(events.len() - (alone.len() - i));
             }
             let handled = self.handle(event, now_ms).await?;
-            if let Some(m) = &self.metrics {
-                let outcome = match handled {
-                    Handled::Completed => "completed",
-                    Handled::Retried => "retried",
-                    Handled::DeadLettered => "dead_lettered",
-                    Handled::LeaseLost => "lease_lost",
-                };
-                let now = crate::dates::now_millis();
-                m.event(outcome, (now - event.received_at) as f64 / 1000.0);
-            }
+            self.count(event, &handled);
         }
         Ok(events.len())
+    }
+
+    /// Whether `event` is synced through a mapping that reads or writes in bulk.
+    fn in_bulk(&self, event: &Event) -> bool {
+        self.view()
+            .for_event(&event.event)
+            .is_some_and(|plan| plan.source.changed.is_some() || plan.target.batch.is_some())
+    }
+
+    /// Applies `events` side by side, their requests sent together ([`super::batch`]).
+    async fn handle_together(&self, events: &[&Event], now_ms: i64) -> Result<(), StoreError> {
+        let oldest = events.iter().map(|e| e.received_at).min().unwrap_or(now_ms);
+        let batch = Arc::new(Batch::new(events.len(), oldest));
+        self.set_batch(Some(batch.clone()));
+        let handled = futures_util::future::join_all(events.iter().map(|event| {
+            let batch = batch.clone();
+            async move {
+                let handled = self.handle(event, now_ms).await;
+                // Done: the others may all be waiting on requests this one was the last to hold up.
+                if let Some(calls) = batch.finish() {
+                    batch.send(&self.pack, &self.tenant, calls).await;
+                }
+                handled
+            }
+        }))
+        .await;
+        self.set_batch(None);
+        tracing::debug!(tenant = %self.tenant.id, events = events.len(), "Synced a batch of events together.");
+        for (event, handled) in events.iter().zip(handled) {
+            self.count(event, &handled?);
+        }
+        Ok(())
+    }
+
+    fn count(&self, event: &Event, handled: &Handled) {
+        if let Some(m) = &self.metrics {
+            let outcome = match handled {
+                Handled::Completed => "completed",
+                Handled::Retried => "retried",
+                Handled::DeadLettered => "dead_lettered",
+                Handled::LeaseLost => "lease_lost",
+            };
+            let now = crate::dates::now_millis();
+            m.event(outcome, (now - event.received_at) as f64 / 1000.0);
+        }
     }
 
     /// Applies one claimed event and completes, retries or dead-letters it.
@@ -273,6 +350,11 @@ pub async fn work<S: Store>(
         let notified = queued.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
+        let wait = worker.pace.wait(crate::dates::now_millis());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait.min(Duration::from_millis(200))).await;
+            continue;
+        }
         match worker.run_once(crate::dates::now_millis()).await {
             // Idle: wait for the intake's signal, or a second (retries come due).
             Ok(0) => {

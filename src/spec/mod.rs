@@ -134,8 +134,28 @@ pub struct Source {
     /// connector; use several to cover, say, active and inactive customers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub list: Vec<ListRequest>,
+    /// Lists the records changed since a time, so that several waiting events of this entity (a
+    /// burst, or a backlog the rate limit built up) are read with one request, a page at a time,
+    /// instead of a `get` each. A lone event is still read with `get`, and a key the list does not
+    /// return falls back to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed: Option<ChangedRequest>,
     /// Template over `source` giving the record's key, under which its binding is remembered.
     pub key: String,
+}
+
+/// A list of the records changed since a time.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangedRequest {
+    /// Path, e.g. `/products`; the connector pages it.
+    pub path: String,
+    /// Query parameters (constant strings), e.g. the order of the list.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub query: IndexMap<String, String>,
+    /// The query parameter that takes the time (`YYYY-MM-DD HH:MM:SS`), e.g. `updated_at_from`:
+    /// rbtx sets it an hour before the oldest waiting event was received.
+    pub since: String,
 }
 
 /// One paged list request.
@@ -177,6 +197,46 @@ pub struct Target {
     /// record is left as it is (invoices are never sent twice).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update: Option<WriteRequest>,
+    /// Requests that handle many records at once, used when several records of this entity are
+    /// synced together: one find for all their natural keys, one create and one update per
+    /// `size` records. A lone record uses `find`, `create` and `update`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<BatchRequests>,
+}
+
+/// The bulk form of a target's requests.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequests {
+    /// The `find.query` parameter that takes a comma-separated list of natural keys, so that one
+    /// find looks up a whole batch (`productNumber`). Each record keeps the items whose natural
+    /// key is its own. Without it, each record is looked up alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub find_param: Option<String>,
+    /// Creates many records: the body is the list of the records' bodies, and the answer lists
+    /// the records created in the same order (`POST /product/list`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create: Option<BatchWrite>,
+    /// Updates many records; each item carries its `id` and `version` (`PUT /product/list`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<BatchWrite>,
+    /// Records per request, 2 to 1,000.
+    #[serde(default = "default_batch_size")]
+    pub size: usize,
+}
+
+fn default_batch_size() -> usize {
+    100
+}
+
+/// A request that writes a list of bodies.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchWrite {
+    /// HTTP method.
+    pub method: WriteMethod,
+    /// Path (constant).
+    pub path: String,
 }
 
 fn default_id_field() -> String {
