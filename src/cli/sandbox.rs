@@ -28,9 +28,12 @@ pub struct Args {
     /// Rackbeat API token the sandbox accepts.
     #[arg(long, default_value = rbtx::sandbox::RACKBEAT_TOKEN)]
     rackbeat_token: String,
-    /// Tripletex requests allowed per rate-limit period (unlimited when absent).
-    #[arg(long)]
-    tripletex_rate_limit: Option<u32>,
+    /// Tripletex requests allowed per minute (0: not enforced; the rate headers are sent anyway).
+    #[arg(long, default_value_t = rbtx::sandbox::TRIPLETEX_RATE_LIMIT)]
+    tripletex_rate_limit: u32,
+    /// Rackbeat requests allowed per token per minute, a fixed window (0: unlimited).
+    #[arg(long, default_value_t = rbtx::sandbox::RACKBEAT_RATE_LIMIT)]
+    rackbeat_rate_limit: u32,
     /// Fault injection, as JSON (see `FaultConfig`), e.g. '{"rate_429":0.1,"seed":3}'.
     #[arg(long)]
     faults: Option<String>,
@@ -50,7 +53,8 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
         consumer_token: args.consumer_token,
         employee_token: args.employee_token,
         rackbeat_token: args.rackbeat_token,
-        tripletex_rate_limit: args.tripletex_rate_limit,
+        tripletex_rate_limit: (args.tripletex_rate_limit > 0).then_some(args.tripletex_rate_limit),
+        rackbeat_rate_limit: args.rackbeat_rate_limit,
         faults,
         ..Default::default()
     };

@@ -10,6 +10,13 @@ pub const EMPLOYEE_TOKEN: &str = "sandbox-employee-token";
 pub const RACKBEAT_TOKEN: &str = "sandbox-rackbeat-api-token";
 /// The Rackbeat account id the sandbox sends in `Rackbeat-Account-Id`.
 pub const RACKBEAT_ACCOUNT_ID: u64 = 12345;
+/// Rackbeat requests allowed per token per minute: what Rackbeat's own client throttles itself
+/// to (`RACKBEAT_API_LIMIT`, 480), the only figure Rackbeat gives.
+pub const RACKBEAT_RATE_LIMIT: u32 = 480;
+/// Tripletex requests allowed per period unless told otherwise. Tripletex publishes no figure;
+/// this is generous enough that no shipped test or benchmark meets it by accident (those that
+/// measure the budget set their own).
+pub const TRIPLETEX_RATE_LIMIT: u32 = 10_000;
 
 /// How much seed data to create.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -36,7 +43,11 @@ pub struct SandboxConfig {
     /// The Rackbeat account's id (`GET /self`, `Rackbeat-Account-Id` on deliveries); give two
     /// sandboxes different ids to serve them as two tenants.
     pub rackbeat_account_id: u64,
-    /// Tripletex requests allowed per rate-limit period (`None`: unlimited).
+    /// Rackbeat requests allowed per bearer token in a fixed one-minute window that starts at the
+    /// window's first request; `0`: unlimited.
+    pub rackbeat_rate_limit: u32,
+    /// Tripletex requests allowed per rate-limit period (`None`: not enforced; the rate headers
+    /// are sent all the same, with `u32::MAX` as the limit).
     pub tripletex_rate_limit: Option<u32>,
     /// Length of the Tripletex rate-limit period.
     pub tripletex_rate_period_seconds: u64,
@@ -55,7 +66,8 @@ impl Default for SandboxConfig {
             employee_token: EMPLOYEE_TOKEN.into(),
             rackbeat_token: RACKBEAT_TOKEN.into(),
             rackbeat_account_id: RACKBEAT_ACCOUNT_ID,
-            tripletex_rate_limit: None,
+            rackbeat_rate_limit: RACKBEAT_RATE_LIMIT,
+            tripletex_rate_limit: Some(TRIPLETEX_RATE_LIMIT),
             tripletex_rate_period_seconds: 60,
             faults: FaultConfig::default(),
         }

@@ -4,19 +4,23 @@
 //! Both sandboxes are built the same way, from the same parts: `http.rs` (the gate every request
 //! passes and the routing), `store.rs` (the tables and writes), `resources.rs`, `seed.rs`,
 //! `time.rs` and `error.rs`; they share the listener whose connections a fault can cut
-//! (`listener.rs`), the request log (`request_log.rs`) and the fault injection (`faults.rs`).
+//! (`listener.rs`), the request log (`request_log.rs`), the request counts by route
+//! (`request_counts.rs`) and the fault injection (`faults.rs`).
 
 mod config;
 pub mod faults;
 mod listener;
 pub mod rackbeat;
+mod request_counts;
 mod request_log;
 mod support;
 pub mod tripletex;
 
 pub use config::{
-    CONSUMER_TOKEN, DataSize, EMPLOYEE_TOKEN, RACKBEAT_ACCOUNT_ID, RACKBEAT_TOKEN, SandboxConfig,
+    CONSUMER_TOKEN, DataSize, EMPLOYEE_TOKEN, RACKBEAT_ACCOUNT_ID, RACKBEAT_RATE_LIMIT,
+    RACKBEAT_TOKEN, SandboxConfig, TRIPLETEX_RATE_LIMIT,
 };
+pub use request_counts::RequestCounts;
 pub use request_log::RequestRecord;
 
 /// Both sandboxes, running.

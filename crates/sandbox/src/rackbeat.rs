@@ -1,6 +1,7 @@
 //! The Rackbeat sandbox: Rackbeat's REST API (`/api`) on 127.0.0.1, as documented in
 //! `reference/rackbeat/API-NOTES.md`: bearer auth, 206 list envelopes with paging and filters,
-//! singular envelopes, 422 validation errors, percent-encoded item numbers, products, lots (BOMs),
+//! singular envelopes, 422 validation errors, a per-token rate limit answering 429 (480 a
+//! minute unless configured), percent-encoded item numbers, products, lots (BOMs),
 //! customers, suppliers, customer invoices with booking, payment terms, employees, product groups
 //! and units, and webhooks delivered to subscribers with retries.
 //!
@@ -10,6 +11,7 @@
 
 mod error;
 mod http;
+mod limit;
 mod query;
 mod resources;
 mod seed;
@@ -24,6 +26,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub use crate::request_counts::RequestCounts;
 pub use crate::request_log::RequestRecord;
 pub use error::{ApiError, Errors};
 pub use resources::{INVOICE_BOOKED_EVENT, KNOWN_EVENTS, Resource};
@@ -129,6 +132,31 @@ impl Handle {
     /// The requests received on `/api` (the latest 100 000).
     pub fn requests(&self) -> Vec<RequestRecord> {
         self.shared.requests.records()
+    }
+
+    /// The requests received on `/api` by route (`"GET /products/{number}"`), never capped.
+    pub fn request_counts(&self) -> RequestCounts {
+        self.shared.counts.snapshot()
+    }
+
+    /// Starts the request counts from zero.
+    pub fn reset_request_counts(&self) {
+        self.shared.counts.reset();
+    }
+
+    /// Requests allowed per token per minute (`0`: unlimited); every window starts afresh.
+    pub fn set_rate_limit(&self, per_minute: u32) {
+        lock(&self.shared.rate).set(per_minute);
+    }
+
+    /// Requests allowed per token per minute (`0`: unlimited).
+    pub fn rate_limit(&self) -> u32 {
+        lock(&self.shared.rate).limit()
+    }
+
+    /// Moves the rate limit's clock forward, so a test reaches the next window without waiting.
+    pub fn advance_rate_clock(&self, by: Duration) {
+        lock(&self.shared.rate).advance(by);
     }
 
     /// Replaces the fault injection for the requests that follow.

@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+pub use crate::request_counts::RequestCounts;
 pub use crate::request_log::RequestRecord;
 pub use seed::BANK_ACCOUNT;
 pub use store::Kind;
@@ -110,6 +111,22 @@ impl Handle {
         self.app.set_rate_limit(limit, period_seconds);
     }
 
+    /// Moves the rate limit's clock forward, so a test reaches the next period without waiting.
+    pub fn advance_rate_clock(&self, by: std::time::Duration) {
+        self.app.advance_rate_clock(by);
+    }
+
+    /// The requests received on `/v2` by route (`"PUT /product/{id}"`), never capped; `reset`
+    /// starts them from zero.
+    pub fn request_counts(&self) -> RequestCounts {
+        self.app.request_counts()
+    }
+
+    /// Starts the request counts from zero.
+    pub fn reset_request_counts(&self) {
+        self.app.reset_request_counts();
+    }
+
     /// Whether 429 answers carry `X-Rate-Limit-Reset` (the real API sometimes leaves it off).
     pub fn set_rate_reset_header_on_429(&self, on: bool) {
         self.app.set_rate_reset_header_on_429(on);
@@ -125,7 +142,8 @@ impl Handle {
         self.app.requests()
     }
 
-    /// Back to the seed data, the configured faults and rate limit; sessions stay valid.
+    /// Back to the seed data, the configured faults and rate limit, and no request counts;
+    /// sessions stay valid and the request log is kept.
     pub fn reset(&self) {
         self.app.reset();
     }

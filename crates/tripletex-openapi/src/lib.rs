@@ -32,22 +32,30 @@ impl std::fmt::Display for Violation {
 }
 
 /// The operation key (`"PUT /product/{id}"`) for a concrete method and path, if the subset has it.
+/// A literal segment wins over a placeholder: `PUT /product/list` is the bulk update, not the
+/// product with id `list`.
 pub fn operation(method: &str, path: &str) -> Option<String> {
     let path = path.split('?').next().unwrap_or(path);
     let segs: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    DOC.get("operations")?.as_object()?.keys().find_map(|op| {
-        let (m, p) = op.split_once(' ')?;
-        if !m.eq_ignore_ascii_case(method) {
-            return None;
-        }
-        let pat: Vec<&str> = p.split('/').collect();
-        let same = pat.len() == segs.len()
-            && pat
-                .iter()
-                .zip(&segs)
-                .all(|(a, b)| (a.starts_with('{') && a.ends_with('}') && !b.is_empty()) || a == b);
-        same.then(|| op.clone())
-    })
+    DOC.get("operations")?
+        .as_object()?
+        .keys()
+        .filter_map(|op| {
+            let (m, p) = op.split_once(' ')?;
+            if !m.eq_ignore_ascii_case(method) {
+                return None;
+            }
+            let pat: Vec<&str> = p.split('/').collect();
+            let placeholder = |a: &str| a.starts_with('{') && a.ends_with('}');
+            let same = pat.len() == segs.len()
+                && pat
+                    .iter()
+                    .zip(&segs)
+                    .all(|(a, b)| (placeholder(a) && !b.is_empty()) || a == b);
+            same.then(|| (pat.iter().filter(|a| placeholder(a)).count(), op))
+        })
+        .min_by_key(|(placeholders, _)| *placeholders)
+        .map(|(_, op)| op.clone())
 }
 
 /// Checks a request against the spec: the operation exists, every query parameter is one it
@@ -187,6 +195,14 @@ mod tests {
             Some("PUT /product/{id}")
         );
         assert_eq!(operation("DELETE", "/product/42"), None);
+        assert_eq!(
+            operation("PUT", "/product/list").as_deref(),
+            Some("PUT /product/list")
+        );
+        let list = json!([{"name": "Hylle"}, {"name": "Lampe", "colour": "red"}]);
+        let v = check("POST", "/product/list", &[], Some(&list));
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].field, "[1]");
         let v = check(
             "POST",
             "/invoice",

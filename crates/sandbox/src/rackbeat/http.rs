@@ -1,5 +1,6 @@
 //! The HTTP surface: the state the handlers share (writes through it fire webhooks), the gate
-//! every `/api` request passes (fault injection, then bearer auth), routes and handlers.
+//! every `/api` request passes (fault injection, bearer auth, then the token's rate limit; the
+//! request is logged and counted by route), routes and handlers.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -7,8 +8,8 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{ConnectInfo, Path, Query, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::extract::{ConnectInfo, MatchedPath, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,6 +17,7 @@ use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
 use super::error::ApiError;
+use super::limit::{RateLimit, Verdict};
 use super::query::{ListQuery, Selection};
 use super::resources::{Resource, laravel_input};
 use super::store::{Event, Store};
@@ -24,6 +26,7 @@ use super::webhooks::{Dispatcher, Job};
 use crate::config::SandboxConfig;
 use crate::faults::{Fault, FaultConfig, Faults};
 use crate::listener::Conn;
+use crate::request_counts::Counter;
 use crate::request_log::{RequestLog, RequestRecord};
 use crate::support::lock;
 
@@ -146,7 +149,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let mut api = Router::new().route("/self", get(who_am_i));
     for r in Resource::ALL {
         let many = format!("/{}", r.path());
-        let one = format!("/{}/{{key}}", r.path());
+        let one = format!("/{}/{{number}}", r.path());
         api = api
             .route(
                 &many,
@@ -172,11 +175,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             );
     }
     let api = api
-        .route("/products/{key}/convert", post(convert))
+        .route("/products/{number}/convert", post(convert))
         .route("/customer-invoices/drafts", post(create_draft))
-        .route("/customer-invoices/{key}/book", post(book))
+        .route("/customer-invoices/{number}/book", post(book))
         .route(
-            "/customer-invoices/{key}/create-creditnote",
+            "/customer-invoices/{number}/create-creditnote",
             post(create_creditnote),
         )
         .route("/webhooks", get(list_webhooks).post(subscribe))
@@ -201,6 +204,16 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             "/admin/requests",
             get(|State(s): State<Arc<Shared>>| async move { Json(s.requests.records()) }),
         )
+        .route(
+            "/admin/request-counts",
+            get(|State(s): State<Arc<Shared>>| async move { Json(s.counts.snapshot()) }).delete(
+                |State(s): State<Arc<Shared>>| async move {
+                    s.counts.reset();
+                    StatusCode::NO_CONTENT
+                },
+            ),
+        )
+        .route("/admin/rate-limit", axum::routing::put(set_rate_limit))
         .route("/admin/faults", get(show_faults).put(set_faults))
         .route("/admin/retry-delays", axum::routing::put(set_retry_delays))
         .with_state(shared)
@@ -219,7 +232,10 @@ pub(super) struct Shared {
     pub fired: Mutex<Vec<Event>>,
     /// The requests on `/api`.
     pub requests: RequestLog,
-    /// 429s answered so far.
+    /// Requests on `/api` by route, never capped.
+    pub counts: Counter,
+    pub rate: Mutex<RateLimit>,
+    /// Injected 429s answered so far.
     throttled: AtomicU64,
 }
 
@@ -235,6 +251,8 @@ impl Shared {
             account_id: config.rackbeat_account_id,
             fired: Mutex::new(Vec::new()),
             requests: RequestLog::default(),
+            counts: Counter::default(),
+            rate: Mutex::new(RateLimit::new(config.rackbeat_rate_limit)),
             throttled: AtomicU64::new(0),
         })
     }
@@ -348,6 +366,7 @@ impl Shared {
 async fn gate(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     // In a block: a borrow of the request (its body is not Sync) must not live across an await.
     let mut record = RequestRecord::new(req.method(), req.uri(), req.headers());
+    let route = route_key(req.method(), req.extensions().get::<MatchedPath>());
     let is_write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let (fault, latency) = s.faults.draw(is_write);
     if !latency.is_zero() {
@@ -364,6 +383,7 @@ async fn gate(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Respons
                 c.kill();
             }
             s.requests.push(record);
+            s.counts.count(route, None);
             // Never sent: the connection fails as soon as this is written.
             return message(StatusCode::BAD_GATEWAY, "dropped");
         }
@@ -378,10 +398,50 @@ async fn gate(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Respons
         None if !authorized(&s, req.headers()) => {
             message(StatusCode::UNAUTHORIZED, "Unauthenticated.")
         }
-        None => next.run(req).await,
+        None => {
+            let verdict = lock(&s.rate).take(&s.token);
+            match verdict {
+                Verdict::Refused { limit, retry_after } => over_limit(limit, retry_after),
+                Verdict::Admitted { limit, remaining } => {
+                    let mut response = next.run(req).await;
+                    let h = response.headers_mut();
+                    h.insert("x-ratelimit-limit", HeaderValue::from(limit));
+                    h.insert("x-ratelimit-remaining", HeaderValue::from(remaining));
+                    response
+                }
+                Verdict::Unlimited => next.run(req).await,
+            }
+        }
     };
-    record.status = Some(response.status().as_u16());
+    let status = response.status().as_u16();
+    record.status = Some(status);
     s.requests.push(record);
+    s.counts.count(route, Some(status));
+    response
+}
+
+/// `"GET /products/{number}"`: the method and the route template under `/api`.
+fn route_key(method: &Method, matched: Option<&MatchedPath>) -> String {
+    let path = matched.map_or("(no route)", |m| {
+        let p = m.as_str();
+        p.strip_prefix("/api")
+            .filter(|p| !p.is_empty())
+            .unwrap_or(p)
+    });
+    format!("{method} {path}")
+}
+
+/// The 429 of the rate limit. (?) Rackbeat documents that it answers 429 when throttling, not
+/// the body or headers: this is what Laravel's `throttle` middleware sends (Rackbeat runs on
+/// Laravel), with `Retry-After` always present, unlike the injected 429s.
+fn over_limit(limit: u32, retry_after: u64) -> Response {
+    let mut response = message(StatusCode::TOO_MANY_REQUESTS, "Too Many Attempts.");
+    let h = response.headers_mut();
+    h.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    h.insert("x-ratelimit-limit", HeaderValue::from(limit));
+    h.insert("x-ratelimit-remaining", HeaderValue::from(0u32));
+    let reset = time::now().saturating_add(i64::try_from(retry_after).unwrap_or(i64::MAX));
+    h.insert("x-ratelimit-reset", HeaderValue::from(reset));
     response
 }
 
@@ -587,6 +647,22 @@ async fn set_faults(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
         Ok(config) => {
             s.faults.set(config.clone());
             Json(config).into_response()
+        }
+        Err(e) => message(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
+    }
+}
+
+#[derive(serde::Deserialize, serde::Serialize)]
+struct RateLimitBody {
+    /// Requests per token per minute; `0`: unlimited.
+    limit: u32,
+}
+
+async fn set_rate_limit(State(s): State<Arc<Shared>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<RateLimitBody>(&body) {
+        Ok(b) => {
+            lock(&s.rate).set(b.limit);
+            Json(b).into_response()
         }
         Err(e) => message(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string()),
     }

@@ -93,21 +93,58 @@ pub fn parse(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
+/// A JSON array body of objects (`POST|PUT /product/list`…), checked against the spec.
+pub fn parse_list(
+    bytes: &[u8],
+    method: &str,
+    api_path: &str,
+) -> Result<Vec<Map<String, Value>>, ApiError> {
+    let v: Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::invalid_json(e.to_string()))?;
+    let Value::Array(items) = v else {
+        return Err(ApiError::mapping(vec![Msg::general(WRONG_TYPE)]));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    let mut wrong = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        match item {
+            Value::Object(o) => out.push(o),
+            _ => wrong.push(Msg::general(WRONG_TYPE).at(format!("[{i}]"))),
+        }
+    }
+    if !wrong.is_empty() {
+        return Err(ApiError::mapping(wrong));
+    }
+    let list = Value::Array(out.iter().cloned().map(Value::Object).collect());
+    check_spec_value(method, api_path, &list)?;
+    Ok(out)
+}
+
 /// Checks a body against the operation's schema in Tripletex's spec. A null is accepted wherever
 /// a value is (the server's JSON mapping takes it), so nulls are left out of the check.
 pub fn check_spec(method: &str, api_path: &str, body: &Map<String, Value>) -> Result<(), ApiError> {
-    let pruned = without_nulls(&Value::Object(body.clone()));
+    check_spec_value(method, api_path, &Value::Object(body.clone()))
+}
+
+/// [`check_spec`] for any body. Messages about an item of a list body carry its `path`
+/// (`[3].colour`) beside the `field` without indices (`colour`), as nested ones do.
+fn check_spec_value(method: &str, api_path: &str, body: &Value) -> Result<(), ApiError> {
+    let pruned = without_nulls(body);
     let mut problems = Problems::default();
     for v in tripletex_openapi::check(method, api_path, &[], Some(&pruned)) {
         let field = strip_indices(&v.field);
+        let field = field.trim_start_matches('.').to_string();
+        let in_list = v.field.starts_with('[');
         if let Some(names) = unknown_fields(&v.message) {
             for n in names {
+                let path = format!("{}.{n}", v.field);
                 let f = if field.is_empty() {
                     n
                 } else {
                     format!("{field}.{n}")
                 };
-                problems.mapping.push(Msg::new(f, UNKNOWN_FIELD));
+                let m = Msg::new(f, UNKNOWN_FIELD);
+                problems.mapping.push(if in_list { m.at(path) } else { m });
             }
         } else if let Some(min) = bound(&v.message, " is less than the minimum of ") {
             problems
@@ -121,7 +158,7 @@ pub fn check_spec(method: &str, api_path: &str, body: &Map<String, Value>) -> Re
             problems.mapping.push(Msg {
                 field: (!field.is_empty()).then_some(field),
                 message: WRONG_TYPE.into(),
-                path: None,
+                path: in_list.then(|| v.field.clone()),
             });
         }
     }

@@ -6,10 +6,10 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
 use super::body::{
-    BAD_VAT, Problems, REQUIRED, Scope, blank, body_ref, check_refs, check_version, finish_address,
-    store_fields,
+    BAD_VAT, EMPTY_LIST, NOT_NULL, Problems, REQUIRED, Scope, blank, body_ref, check_refs,
+    check_version, finish_address, store_fields,
 };
-use super::error::ApiError;
+use super::error::{ApiError, Msg};
 use super::store::{Db, Kind, Record, dec, flag, from_decimal, int, ref_id, reference, text};
 
 type Body = Map<String, Value>;
@@ -111,6 +111,96 @@ fn finish_party(kind: Kind, rec: &mut Record) {
     let (field, _, _) = number_field(kind);
     let display = format!("{} ({})", text(rec, "name"), int(rec, field));
     rec.insert("displayName".into(), json!(display));
+}
+
+/// `POST|PUT /customer/list`, `/supplier/list`, `/product/list`: every item written in order, as
+/// the single endpoints would write it, or none. Items are written one after another to a copy
+/// of the tables (so two items of one list cannot take the same number), and the copy replaces
+/// the tables only if every item passed. A refused item refuses the request: 422 with every bad
+/// item's messages, `path` naming the item (`[3].number`) and `field` as for a single record;
+/// a stale `version` is the single PUT's 409/8000. No maximum count: Tripletex gives one (100)
+/// only for `/order/list` and `/invoice/list`.
+pub fn write_list(
+    db: &mut Db,
+    kind: Kind,
+    update: bool,
+    items: &[Body],
+) -> Result<Vec<i64>, ApiError> {
+    if items.is_empty() {
+        return Err(ApiError::validation(vec![Msg::general(EMPTY_LIST)]));
+    }
+    let mut scratch = db.clone();
+    let mut ids = Vec::with_capacity(items.len());
+    let mut problems = Problems::default();
+    for (i, item) in items.iter().enumerate() {
+        let written = if update {
+            update_item(&mut scratch, kind, item)
+        } else {
+            match kind {
+                Kind::Product => create_product(&mut scratch, item),
+                _ => create_party(&mut scratch, kind, item),
+            }
+        };
+        match written {
+            Ok(id) => ids.push(id),
+            Err(mut e) if e.status == 422 => {
+                let msgs = e.validation.take().unwrap_or_default();
+                let msgs = msgs.into_iter().map(|m| in_item(i, m));
+                if e.code == 16000 {
+                    problems.mapping.extend(msgs);
+                } else {
+                    problems.validation.extend(msgs);
+                }
+            }
+            Err(mut e) => {
+                e.developer_message = Some(format!(
+                    "[{i}]: {}",
+                    e.developer_message.unwrap_or_default()
+                ));
+                return Err(e);
+            }
+        }
+    }
+    problems.into_result()?;
+    *db = scratch;
+    Ok(ids)
+}
+
+/// One item of a PUT list: it must name its record and the version it was read at.
+fn update_item(db: &mut Db, kind: Kind, item: &Body) -> Result<i64, ApiError> {
+    let mut missing = Vec::new();
+    for key in ["id", "version"] {
+        if item.get(key).and_then(Value::as_i64).is_none() {
+            missing.push(Scope::root().msg(key, NOT_NULL));
+        }
+    }
+    let Some(id) = item
+        .get("id")
+        .and_then(Value::as_i64)
+        .filter(|_| missing.is_empty())
+    else {
+        return Err(ApiError::validation(missing));
+    };
+    if db.get(kind, id).is_none() {
+        return Err(ApiError::validation(vec![
+            Scope::root().msg("id", format!("Objektet med id {id} finnes ikke.")),
+        ]));
+    }
+    match kind {
+        Kind::Product => update_product(db, id, item)?,
+        _ => update_party(db, kind, id, item)?,
+    }
+    Ok(id)
+}
+
+/// A message about item `i` of a list body: its path starts with `[i]`.
+fn in_item(i: usize, m: Msg) -> Msg {
+    let inner = m.path.clone().or_else(|| m.field.clone());
+    let path = match inner {
+        Some(p) if !p.is_empty() => format!("[{i}].{p}"),
+        _ => format!("[{i}]"),
+    };
+    m.at(path)
 }
 
 /// Whether a VAT type may be used on a sale: an outgoing type, and only code 6 (or 0, no VAT

@@ -28,6 +28,7 @@ use super::time;
 use crate::config::SandboxConfig;
 use crate::faults::{Fault, FaultConfig, Faults};
 use crate::listener::Conn;
+use crate::request_counts::{Counter, RequestCounts};
 use crate::request_log::{RequestLog, RequestRecord};
 use crate::support::lock;
 
@@ -44,11 +45,14 @@ struct RateLimiter {
     start: Instant,
     used: u32,
     reset_on_429: bool,
+    /// How far the clock has been moved forward (tests reach the next period without waiting).
+    skew: Duration,
 }
 
 /// The rate-limit state one response reports.
 #[derive(Debug, Clone, Copy)]
 pub struct RateInfo {
+    /// `None`: not enforced (the headers then say `u32::MAX`).
     limit: Option<u32>,
     remaining: u32,
     reset_seconds: u64,
@@ -57,10 +61,15 @@ pub struct RateInfo {
 }
 
 impl RateLimiter {
+    fn now(&self) -> Instant {
+        Instant::now() + self.skew
+    }
+
     fn take(&mut self) -> RateInfo {
-        let mut elapsed = self.start.elapsed();
+        let now = self.now();
+        let mut elapsed = now.duration_since(self.start);
         if elapsed >= self.period {
-            self.start = Instant::now();
+            self.start = now;
             self.used = 0;
             elapsed = Duration::ZERO;
         }
@@ -73,11 +82,10 @@ impl RateLimiter {
             exceeded: false,
             reset_on_429: self.reset_on_429,
         };
-        if let Some(limit) = self.limit {
-            self.used = self.used.saturating_add(1);
-            info.remaining = limit.saturating_sub(self.used);
-            info.exceeded = self.used > limit;
-        }
+        self.used = self.used.saturating_add(1);
+        let limit = self.limit.unwrap_or(u32::MAX);
+        info.remaining = limit.saturating_sub(self.used);
+        info.exceeded = self.used > limit;
         info
     }
 }
@@ -122,6 +130,8 @@ pub struct App {
     counter: AtomicU64,
     /// The requests on `/v2`.
     requests: RequestLog,
+    /// The requests on `/v2` by route, never capped.
+    counts: Counter,
 }
 
 impl std::fmt::Debug for App {
@@ -149,6 +159,7 @@ impl App {
             start: Instant::now(),
             used: 0,
             reset_on_429: true,
+            skew: Duration::ZERO,
         };
         App {
             faults: Faults::new(config.faults.clone()),
@@ -158,6 +169,7 @@ impl App {
             rate: Mutex::new(rate),
             counter: AtomicU64::new(0),
             requests: RequestLog::default(),
+            counts: Counter::default(),
             config,
         }
     }
@@ -243,8 +255,20 @@ impl App {
         let mut rate = lock(&self.rate);
         rate.limit = limit;
         rate.period = Duration::from_secs(period_seconds);
-        rate.start = Instant::now();
+        rate.start = rate.now();
         rate.used = 0;
+    }
+
+    pub fn advance_rate_clock(&self, by: Duration) {
+        lock(&self.rate).skew += by;
+    }
+
+    pub fn request_counts(&self) -> RequestCounts {
+        self.counts.snapshot()
+    }
+
+    pub fn reset_request_counts(&self) {
+        self.counts.reset();
     }
 
     pub fn set_rate_reset_header_on_429(&self, on: bool) {
@@ -259,9 +283,11 @@ impl App {
         self.requests.records()
     }
 
-    /// Back to the seed data, the configured faults and a fresh rate-limit period. Sessions stay.
+    /// Back to the seed data, the configured faults, a fresh rate-limit period and no request
+    /// counts. Sessions stay, and so does the request log.
     pub fn reset(&self) {
         *lock(&self.db) = seed::seed(&self.config);
+        self.counts.reset();
         self.faults.set(self.config.faults.clone());
         self.set_rate_limit(
             self.config.tripletex_rate_limit,
@@ -295,6 +321,13 @@ impl App {
             ("GET", ["count", k]) => Ok(Reply::raw(json!({ "count": self.count(kind(k)?) }))),
             ("GET", ["sent-invoices"]) => Ok(Reply::raw(json!({ "values": self.sent_invoices() }))),
             ("GET", ["requests"]) => Ok(Reply::raw(json!({ "values": self.requests() }))),
+            ("GET", ["request-counts"]) => Ok(Reply::raw(
+                serde_json::to_value(self.request_counts()).unwrap_or(Value::Null),
+            )),
+            ("DELETE", ["request-counts"]) => {
+                self.reset_request_counts();
+                Ok(Reply::no_content())
+            }
             ("PUT", ["bank-account"]) => {
                 let v = json()?;
                 self.set_bank_account(v.get("bankAccountNumber").and_then(Value::as_str));
@@ -571,6 +604,30 @@ impl App {
                     201,
                 ))
             }
+            ("POST" | "PUT", ["customer" | "supplier" | "product", "list"]) => {
+                let kind = Kind::parse(segs[0]).ok_or_else(ApiError::not_found)?;
+                let items = body::parse_list(bytes, m, &path)?;
+                let ids = entities::write_list(&mut db, kind, m == "PUT", &items)?;
+                let r = Renderer {
+                    db: &db,
+                    host: &self.host,
+                };
+                let values: Vec<Value> = ids
+                    .iter()
+                    .filter_map(|id| db.get(kind, *id))
+                    .map(|rec| r.render(kind.schema(), rec, &Fields::all()))
+                    .collect();
+                return Ok(Reply {
+                    status: if m == "POST" { 201 } else { 200 },
+                    body: Some(json!({
+                        "fullResultSize": values.len(),
+                        "from": 0,
+                        "count": values.len(),
+                        "versionDigest": null,
+                        "values": values,
+                    })),
+                });
+            }
             ("PUT", ["customer" | "supplier", id]) => {
                 let kind = if segs[0] == "customer" {
                     Kind::Customer
@@ -771,12 +828,36 @@ pub async fn entry(
                 let _effect = run();
                 conn.kill();
                 app.requests.push(record(&parts, None));
+                app.counts.count(route_key(&parts.method, path), None);
                 return Response::new(Body::empty());
             }
         }
     };
-    app.requests.push(record(&parts, Some(&outcome)));
+    let rec = record(&parts, Some(&outcome));
+    app.counts.count(route_key(&parts.method, path), rec.status);
+    app.requests.push(rec);
     respond(outcome, &request_id, Some(rate))
+}
+
+/// `"PUT /product/{id}"`: the method and the path under `/v2` with its ids as `{id}` (and a
+/// session token as `{token}`), so one route is one key however many records it touched.
+fn route_key(method: &Method, path: &str) -> String {
+    let rest = path.strip_prefix("/v2").unwrap_or(path);
+    let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let template: Vec<&str> = segs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            if s.bytes().all(|b| b.is_ascii_digit()) {
+                "{id}"
+            } else if i == 2 && segs[..2] == ["token", "session"] && !s.starts_with([':', '>']) {
+                "{token}"
+            } else {
+                s
+            }
+        })
+        .collect();
+    format!("{method} /{}", template.join("/"))
 }
 
 /// What the log keeps of a request and its answer (`None`: the connection was dropped).
@@ -816,17 +897,17 @@ fn respond(outcome: Result<Reply, ApiError>, request_id: &str, rate: Option<Rate
     if let Ok(v) = HeaderValue::from_str(request_id) {
         h.insert("x-tlx-request-id", v);
     }
+    // Every API answer carries the rate headers, as Tripletex's do.
     if let Some(rate) = rate {
         let limited = status == 429;
-        if let Some(limit) = rate.limit {
-            h.insert("x-rate-limit-limit", HeaderValue::from(limit));
-        }
-        if rate.limit.is_some() || limited {
-            h.insert("x-rate-limit-remaining", HeaderValue::from(rate.remaining));
-            // Tripletex has been seen to leave the reset header off its 429s (issue #103).
-            if !limited || rate.reset_on_429 {
-                h.insert("x-rate-limit-reset", HeaderValue::from(rate.reset_seconds));
-            }
+        h.insert(
+            "x-rate-limit-limit",
+            HeaderValue::from(rate.limit.unwrap_or(u32::MAX)),
+        );
+        h.insert("x-rate-limit-remaining", HeaderValue::from(rate.remaining));
+        // Tripletex has been seen to leave the reset header off its 429s (issue #103).
+        if !limited || rate.reset_on_429 {
+            h.insert("x-rate-limit-reset", HeaderValue::from(rate.reset_seconds));
         }
     }
     resp
@@ -848,6 +929,26 @@ mod tests {
     }
 
     #[test]
+    fn route_keys_name_templates_not_records() {
+        let key = |m: Method, p: &str| route_key(&m, p);
+        assert_eq!(key(Method::PUT, "/v2/product/42"), "PUT /product/{id}");
+        assert_eq!(key(Method::POST, "/v2/product/list"), "POST /product/list");
+        assert_eq!(key(Method::GET, "/v2/product"), "GET /product");
+        assert_eq!(
+            key(Method::PUT, "/v2/order/7/:invoice"),
+            "PUT /order/{id}/:invoice"
+        );
+        assert_eq!(
+            key(Method::DELETE, "/v2/token/session/test-abc"),
+            "DELETE /token/session/{token}"
+        );
+        assert_eq!(
+            key(Method::GET, "/v2/token/session/>whoAmI"),
+            "GET /token/session/>whoAmI"
+        );
+    }
+
+    #[test]
     fn a_rate_limit_counts_requests_in_its_period() {
         let mut r = RateLimiter {
             limit: Some(2),
@@ -855,6 +956,7 @@ mod tests {
             start: Instant::now(),
             used: 0,
             reset_on_429: true,
+            skew: Duration::ZERO,
         };
         let (a, b, c) = (r.take(), r.take(), r.take());
         assert_eq!((a.remaining, b.remaining, c.remaining), (1, 0, 0));
