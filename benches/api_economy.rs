@@ -8,6 +8,9 @@
 //! 2. The echo: every customer written comes back as a Rackbeat change (its webhook or the first
 //!    catch-up). Tripletex writes must be 0.
 //! 3. 200 product price changes in Rackbeat, in real time: requests per record on each side.
+//! 4. `rbtx run` (intake, four workers) with Rackbeat at 480 requests/min and Tripletex at 10/s:
+//!    2,000 new products made in Rackbeat within 10 s, then a price change of each within 10 s.
+//!    Seconds from the first change until Tripletex holds them all, and requests per record.
 //!
 //! Run: `cargo bench --bench api_economy`.
 
@@ -15,15 +18,18 @@ mod common;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use common::{Figure, Target};
 use rbtx::plan::load_pack;
 use rbtx::runtime::accounts::Accounts;
 use rbtx::runtime::initial::{self, Options};
+use rbtx::runtime::run::{RunConfig, TenantSource};
 use rbtx::runtime::tenant::InvoiceMode;
 use rbtx::runtime::worker::Worker;
 use rbtx::sandbox::rackbeat::Resource;
 use rbtx::sandbox::{self, SandboxConfig, Sandboxes};
+use rbtx::store::Location;
 use rbtx::store::sqlite::SqliteStore;
 use rbtx::store::{NewEvent, Store};
 use serde_json::{Value, json};
@@ -72,6 +78,8 @@ fn text(v: &Value) -> String {
 async fn run(customers: usize) {
     let sb: Sandboxes = sandbox::start(SandboxConfig {
         customers: Some(customers),
+        // Counted, not timed: Rackbeat's budget would only make the run long.
+        rackbeat_rate_limit: 0,
         ..SandboxConfig::default()
     })
     .await
@@ -201,12 +209,170 @@ async fn run(customers: usize) {
     });
 }
 
+const BURST: usize = 2_000;
+
+/// A burst made in Rackbeat within 10 s through `rbtx run` with the APIs' budgets: returns the
+/// seconds until Tripletex holds every change, and the requests each sandbox answered meanwhile.
+async fn burst(
+    sb: &Sandboxes,
+    change: impl Fn(usize) -> (String, bool, Value),
+    arrived: impl Fn(&[Value]) -> usize,
+) -> (f64, u64, u64) {
+    let (rb0, tx0) = (
+        sb.rackbeat.request_counts().total,
+        sb.tripletex.request_counts().total,
+    );
+    let started = Instant::now();
+    for i in 0..BURST {
+        let (key, create, body) = change(i);
+        if create {
+            sb.rackbeat.create(Resource::Product, body)
+        } else {
+            sb.rackbeat.update(Resource::Product, &key, body)
+        }
+        .expect("a change in Rackbeat");
+        // 2,000 changes spread over 10 s.
+        if i % 20 == 19 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let deadline = started + Duration::from_secs(600);
+    loop {
+        let products = sb
+            .tripletex
+            .records(rbtx::sandbox::tripletex::Kind::Product);
+        if arrived(&products) == BURST {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the burst did not arrive in 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (
+        started.elapsed().as_secs_f64(),
+        sb.rackbeat.request_counts().total - rb0,
+        sb.tripletex.request_counts().total - tx0,
+    )
+}
+
+async fn bursts() {
+    let sb = sandbox::start(SandboxConfig {
+        rackbeat_rate_limit: 480,
+        tripletex_rate_limit: Some(10),
+        tripletex_rate_period_seconds: 1,
+        ..SandboxConfig::default()
+    })
+    .await
+    .expect("sandboxes");
+    let dir = std::env::temp_dir().join(format!("rbtx-bench-burst-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let mut accounts = Accounts::sandbox(&sb, InvoiceMode::Booked);
+    accounts.account_id = Some(sandbox::RACKBEAT_ACCOUNT_ID.to_string());
+    let config = RunConfig {
+        pack: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings"),
+        store: Location::Sqlite(dir.join("store.sqlite")),
+        listen: "127.0.0.1:0".parse().expect("an address"),
+        public_url: None,
+        tenants: TenantSource::Given {
+            accounts: vec![accounts],
+            subscribe: true,
+        },
+        workers: 4,
+        catch_up_seconds: 3600,
+        lease_ms: 60_000,
+        watch: false,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (up, is_up) = tokio::sync::oneshot::channel::<String>();
+    let server = tokio::spawn(rbtx::runtime::run::run(
+        config,
+        move |url| {
+            up.send(url.to_string()).ok();
+        },
+        async {
+            stopped.await.ok();
+        },
+    ));
+    is_up.await.expect("rbtx run starts");
+    let number = |i: usize| format!("BURST-{i:04}");
+    let ours = |p: &&Value| {
+        p["number"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("BURST-"))
+    };
+
+    let (secs, rb, tx) = burst(
+        &sb,
+        |i| {
+            let body = json!({ "number": number(i), "name": format!("Vare {i}"), "group": 1001, "sales_price": 100 + i });
+            (number(i), true, body)
+        },
+        |products| products.iter().filter(ours).count(),
+    )
+    .await;
+    figures("2,000 new products in a burst", secs, rb, tx);
+
+    let (secs, rb, tx) = burst(
+        &sb,
+        |i| (number(i), false, json!({ "sales_price": 5000 + i })),
+        |products| {
+            products
+                .iter()
+                .filter(ours)
+                .filter(|p| {
+                    p["priceExcludingVatCurrency"]
+                        .as_f64()
+                        .is_some_and(|v| v >= 5000.0)
+                })
+                .count()
+        },
+    )
+    .await;
+    figures("2,000 price changes in a burst", secs, rb, tx);
+    stop.send(()).ok();
+    server.await.ok();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn figures(what: &str, secs: f64, rb: u64, tx: u64) {
+    let note = "benches/api_economy.rs: `rbtx run` in-process (intake, 4 workers) against the sandboxes at Rackbeat 480/min and Tripletex 10/s; changes made within 10 s through the Rackbeat sandbox's own handle, whose webhooks reach the intake; bulk reads (`source.changed`) and writes (`target.batch`)";
+    common::record(Figure {
+        scenario: SCENARIO,
+        name: &format!("{what}: seconds until Tripletex holds every change"),
+        unit: "s",
+        values: vec![secs],
+        baseline: None,
+        target: Some(Target::AtMost(60.0)),
+        note,
+    });
+    common::record(Figure {
+        scenario: SCENARIO,
+        name: &format!("{what}: Rackbeat requests"),
+        unit: "requests",
+        values: vec![rb as f64],
+        baseline: Some(("records", vec![BURST as f64])),
+        target: Some(Target::RatioAtMost(0.02)),
+        note,
+    });
+    common::record(Figure {
+        scenario: SCENARIO,
+        name: &format!("{what}: Tripletex requests"),
+        unit: "requests",
+        values: vec![tx as f64],
+        baseline: Some(("records", vec![BURST as f64])),
+        target: Some(Target::RatioAtMost(0.03)),
+        note,
+    });
+}
+
 fn main() {
     let customers = std::env::var("RBTX_BENCH_CUSTOMERS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    tokio::runtime::Runtime::new()
-        .expect("a runtime")
-        .block_on(run(customers));
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(run(customers));
+    runtime.block_on(bursts());
 }

@@ -271,7 +271,11 @@ impl Accounts {
             employee_token: Secret::new(crate::sandbox::EMPLOYEE_TOKEN),
             rackbeat_url: sb.rackbeat.base_url.clone(),
             rackbeat_token: Secret::new(crate::sandbox::RACKBEAT_TOKEN),
-            rackbeat_per_minute: 60_000,
+            // The client keeps to the sandbox's budget as it keeps to Rackbeat's (0: unlimited).
+            rackbeat_per_minute: match sb.rackbeat.rate_limit() {
+                0 => 60_000,
+                n => n,
+            },
             account_id: None,
             webhook_tokens: Vec::new(),
         }

@@ -12,7 +12,8 @@
 //! conflict makes each record read its target and render again.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -22,10 +23,10 @@ use crate::connectors::{Api, ApiError, FieldMessage};
 use crate::plan::{Pack, Plan};
 use crate::spec::{Connection, WriteMethod};
 
-/// How long before the oldest waiting event a list of changes starts. Rackbeat compares it with
-/// its local time, ahead of UTC, so the list reaches further back still; it is read newest first
-/// and stops once every waiting key is found, so reaching back costs nothing in the common case.
-const SINCE_MARGIN_MS: i64 = 60 * 60 * 1000;
+/// How long before the oldest waiting event a list of changes starts: a webhook arrives seconds
+/// after its change. A record changed earlier (a delivery Rackbeat retried for long) is not in
+/// the list, and is read with a GET.
+const SINCE_MARGIN_MS: i64 = 10 * 60 * 1000;
 
 /// Pages of a list of changes read beyond those the waiting keys need at the least: changes made
 /// meanwhile to other records push them further down.
@@ -40,8 +41,11 @@ pub enum Op {
 
 /// The requests of records synced together, and when to send them.
 pub struct Batch {
-    /// The time lists of changes start at: an hour before the oldest event was received (UTC).
-    since: String,
+    /// When the oldest event of the batch was received (milliseconds since the epoch).
+    oldest_ms: i64,
+    /// Rackbeat's offset from UTC in seconds, as its records' `updated_at` show it: it filters
+    /// in its local time. Until a record has shown it, UTC (an earlier, so safe, start).
+    offset: Arc<AtomicI64>,
     state: Mutex<State>,
 }
 
@@ -52,6 +56,9 @@ struct State {
 }
 
 type Answer<T> = oneshot::Sender<Result<T, ApiError>>;
+
+/// A waiting read: the key, the path of its own GET, and where its answer goes.
+type ReadItem = (String, String, Answer<Option<Value>>);
 
 /// A request a record of the batch waits on. `plan` is its index in the pack.
 pub struct Call {
@@ -95,10 +102,12 @@ fn unanswered() -> ApiError {
 }
 
 impl Batch {
-    /// A batch of `records` events, the oldest received at `oldest_ms`.
-    pub fn new(records: usize, oldest_ms: i64) -> Batch {
+    /// A batch of `records` events, the oldest received at `oldest_ms`; `offset` is kept by the
+    /// worker from batch to batch.
+    pub fn new(records: usize, oldest_ms: i64, offset: Arc<AtomicI64>) -> Batch {
         Batch {
-            since: filter_time(oldest_ms - SINCE_MARGIN_MS),
+            oldest_ms,
+            offset,
             state: Mutex::new(State {
                 active: records,
                 waiting: Vec::new(),
@@ -133,7 +142,10 @@ impl Batch {
         if let Some(calls) = self.join(call) {
             self.send(pack, tenant, calls).await;
         }
-        answer.await.unwrap_or_else(|_| Err(unanswered()))
+        match answer.await {
+            Ok(answer) => answer,
+            Err(_) => Err(unanswered()),
+        }
     }
 
     /// The source record `key` of `plan` (selected from its envelope); `None` when it is gone.
@@ -201,8 +213,7 @@ impl Batch {
 
     /// Sends the waiting calls, grouped by mapping and kind, and answers each.
     pub async fn send(&self, pack: &Pack, tenant: &Tenant, calls: Vec<Call>) {
-        let mut reads: HashMap<usize, Vec<(String, String, Answer<Option<Value>>)>> =
-            HashMap::new();
+        let mut reads: HashMap<usize, Vec<ReadItem>> = HashMap::new();
         let mut finds: HashMap<FindGroup, Vec<FindItem>> = HashMap::new();
         let mut writes: HashMap<WriteGroup, Vec<WriteItem>> = HashMap::new();
         for Call { plan, kind } in calls {
@@ -238,7 +249,7 @@ impl Batch {
                         plan,
                         path,
                         rest,
-                        alone: value.is_none().then(|| finds.len()),
+                        alone: value.is_none().then_some(finds.len()),
                     };
                     finds.entry(group).or_default().push(FindItem {
                         value,
@@ -285,12 +296,7 @@ impl Batch {
 
     /// Reads waiting source records: with one list of what changed when there are several and
     /// the mapping has one, then a GET for each key the list did not return.
-    async fn send_reads(
-        &self,
-        tenant: &Tenant,
-        plan: &Plan,
-        calls: Vec<(String, String, Answer<Option<Value>>)>,
-    ) {
+    async fn send_reads(&self, tenant: &Tenant, plan: &Plan, calls: Vec<ReadItem>) {
         let rackbeat = &tenant.rackbeat;
         let mut waiting: HashMap<String, (String, Answer<Option<Value>>)> = HashMap::new();
         for (key, path, answer) in calls {
@@ -302,7 +308,9 @@ impl Batch {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.clone()))
                 .collect();
-            query.push((changed.since.as_str(), self.since.clone()));
+            let offset_ms = self.offset.load(Ordering::Relaxed) * 1000;
+            let since = filter_time(self.oldest_ms - SINCE_MARGIN_MS + offset_ms);
+            query.push((changed.since.as_str(), since));
             let (mut page, mut pages_read, mut max_pages) = (1, 0, usize::MAX);
             while !waiting.is_empty() && pages_read < max_pages {
                 let p = match rackbeat.page(&changed.path, &query, page).await {
@@ -324,6 +332,13 @@ impl Batch {
                     max_pages = waiting.len().div_ceil(p.items.len()) + EXTRA_PAGES;
                 }
                 pages_read += 1;
+                if let Some(offset) = p.items.iter().find_map(|i| {
+                    i.get("updated_at")
+                        .and_then(Value::as_str)
+                        .and_then(utc_offset)
+                }) {
+                    self.offset.store(offset, Ordering::Relaxed);
+                }
                 for item in p.items {
                     let Ok(key) = plan.key_of(&item) else {
                         continue;
@@ -351,6 +366,96 @@ impl Batch {
     }
 }
 
+/// Where a syncer's requests go: straight to the APIs, or into the batch of records being synced
+/// together, when the mapping declares the bulk form of the request.
+#[derive(Default)]
+pub struct Lane {
+    batch: Mutex<Option<Arc<Batch>>>,
+}
+
+impl Lane {
+    /// Sends the requests from now on through `batch` (or alone again, with `None`).
+    pub fn set(&self, batch: Option<Arc<Batch>>) {
+        if let Ok(mut b) = self.batch.lock() {
+            *b = batch;
+        }
+    }
+
+    fn current(&self) -> Option<Arc<Batch>> {
+        self.batch.lock().ok().and_then(|b| b.clone())
+    }
+
+    /// The source record `key`, selected from its envelope; `None` when it is gone.
+    pub async fn read(
+        &self,
+        pack: &Pack,
+        tenant: &Tenant,
+        plan: &Plan,
+        key: &str,
+        path: &str,
+    ) -> Result<Option<Value>, ApiError> {
+        match self.current() {
+            Some(b) if plan.source.changed.is_some() => b.read(pack, tenant, plan, key, path).await,
+            _ => Ok(tenant
+                .rackbeat
+                .get(path, &[])
+                .await?
+                .and_then(|r| plan.select_owned(r))),
+        }
+    }
+
+    /// The items `plan`'s find request answers.
+    pub async fn find(
+        &self,
+        pack: &Pack,
+        tenant: &Tenant,
+        plan: &Plan,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Vec<Value>, ApiError> {
+        let shared = plan
+            .target
+            .batch
+            .as_ref()
+            .is_some_and(|b| b.find_param.is_some());
+        match self.current() {
+            Some(b) if shared => b.find(pack, tenant, plan, path, query).await,
+            _ => target_api(tenant, plan).find(path, query).await,
+        }
+    }
+
+    /// Sends one record's write; `id` is the target id an update writes to.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn write(
+        &self,
+        pack: &Pack,
+        tenant: &Tenant,
+        plan: &Plan,
+        op: Op,
+        method: WriteMethod,
+        path: &str,
+        query: &[(&str, String)],
+        body: &str,
+        id: Option<Value>,
+    ) -> Result<Value, ApiError> {
+        let shared = plan.target.batch.as_ref().is_some_and(|b| match op {
+            Op::Create => b.create.is_some(),
+            Op::Update => b.update.is_some(),
+        });
+        match self.current() {
+            Some(b) if shared => {
+                b.write(pack, tenant, plan, op, method, path, query, body, id)
+                    .await
+            }
+            _ => {
+                target_api(tenant, plan)
+                    .write(method, path, query, body)
+                    .await
+            }
+        }
+    }
+}
+
 fn call(pack: &Pack, plan: &Plan, kind: CallKind) -> Call {
     let plan = pack
         .plans
@@ -371,7 +476,24 @@ fn borrowed(query: &[(String, String)]) -> Vec<(&str, String)> {
     query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect()
 }
 
-/// Rackbeat's filter format (`2025-02-27 14:03:55`) of a UTC time in milliseconds.
+/// The UTC offset in seconds of a Rackbeat time (`2025-02-27T14:03:55+01:00`).
+fn utc_offset(time: &str) -> Option<i64> {
+    let zone = time.get(19..)?;
+    let zone = zone.trim_start_matches(|c: char| c == '.' || c.is_ascii_digit());
+    if zone == "Z" {
+        return Some(0);
+    }
+    let sign = match zone.get(..1)? {
+        "+" => 1,
+        "-" => -1,
+        _ => return None,
+    };
+    let hours: i64 = zone.get(1..3)?.parse().ok()?;
+    let minutes: i64 = zone.get(4..6)?.parse().ok()?;
+    Some(sign * (hours * 3600 + minutes * 60))
+}
+
+/// Rackbeat's filter format (`2025-02-27 14:03:55`) of a time in milliseconds.
 fn filter_time(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (y, m, d) = crate::dates::civil_from_days(secs.div_euclid(86_400));
@@ -510,7 +632,12 @@ async fn send_writes(tenant: &Tenant, plan: &Plan, group: WriteGroup, items: Vec
             }
             let body = match list_body(&chunk, group.op) {
                 Ok(b) => b,
-                Err(e) => {
+                Err(message) => {
+                    let e = ApiError::Decode {
+                        method: bulk.method.as_str().into(),
+                        path: bulk.path.clone(),
+                        message,
+                    };
                     for item in chunk.drain(..) {
                         let _ = item.answer.send(Err(e.clone()));
                     }
@@ -562,7 +689,7 @@ async fn send_writes(tenant: &Tenant, plan: &Plan, group: WriteGroup, items: Vec
 }
 
 /// The list body: the records' bodies in order, each update with the id of its record.
-fn list_body(chunk: &[WriteItem], op: Op) -> Result<String, ApiError> {
+fn list_body(chunk: &[WriteItem], op: Op) -> Result<String, String> {
     let mut out = String::from("[");
     for (i, item) in chunk.iter().enumerate() {
         if i > 0 {
@@ -570,12 +697,8 @@ fn list_body(chunk: &[WriteItem], op: Op) -> Result<String, ApiError> {
         }
         match (&item.id, op) {
             (Some(id), Op::Update) => {
-                let mut body: Value =
-                    serde_json::from_str(&item.body).map_err(|e| ApiError::Decode {
-                        method: item.method.as_str().into(),
-                        path: item.path.clone(),
-                        message: format!("the body to send is not JSON: {e}"),
-                    })?;
+                let mut body: Value = serde_json::from_str(&item.body)
+                    .map_err(|e| format!("the body for {} is not JSON: {e}", item.path))?;
                 if let Some(fields) = body.as_object_mut() {
                     fields.entry("id").or_insert_with(|| id.clone());
                 }
@@ -702,8 +825,17 @@ mod tests {
     }
 
     #[test]
+    fn rackbeat_times_show_their_offset() {
+        assert_eq!(utc_offset("2025-02-27T14:03:55+01:00"), Some(3600));
+        assert_eq!(utc_offset("2025-07-27T14:03:55.123+02:00"), Some(7200));
+        assert_eq!(utc_offset("2025-07-27T14:03:55-03:30"), Some(-12600));
+        assert_eq!(utc_offset("2025-07-27T14:03:55Z"), Some(0));
+        assert_eq!(utc_offset("2025-07-27 14:03:55"), None);
+    }
+
+    #[test]
     fn the_last_record_to_wait_sends_for_all() {
-        let batch = Batch::new(3, 0);
+        let batch = Batch::new(3, 0, Arc::default());
         let read = |key: &str| {
             let (answer, _rx) = oneshot::channel();
             Call {

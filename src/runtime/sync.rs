@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::batch::{Batch, Op};
+use super::batch::{Batch, Lane, Op};
 use super::lookups::{LookupCache, MapResolver, Tables, ref_key};
 use super::tenant::{Tenant, TenantPack};
 use crate::connectors::{Api, ApiError};
@@ -64,8 +64,8 @@ pub struct Syncer<S: Store> {
     /// Per entity, the natural keys the target holds, when the initial sync listed them: a record
     /// whose key is not among them is created without a find.
     target_keys: std::sync::Mutex<HashMap<String, HashSet<String>>>,
-    /// The records being synced together, whose requests are sent together.
-    batch: std::sync::Mutex<Option<Arc<Batch>>>,
+    /// Where requests go: straight to the APIs, or into the batch of records synced together.
+    lane: Lane,
 }
 
 /// How applying one record ended, when it did not fail.
@@ -176,93 +176,14 @@ impl<S: Store> Syncer<S> {
             lookups: LookupCache::default(),
             synced_inline: std::sync::Mutex::default(),
             target_keys: std::sync::Mutex::default(),
-            batch: std::sync::Mutex::default(),
+            lane: Lane::default(),
         }
     }
 
     /// Sends the requests of the records synced from now on together through `batch` (or alone
     /// again, with `None`).
     pub fn set_batch(&self, batch: Option<Arc<Batch>>) {
-        if let Ok(mut b) = self.batch.lock() {
-            *b = batch;
-        }
-    }
-
-    fn batch(&self) -> Option<Arc<Batch>> {
-        self.batch.lock().ok().and_then(|b| b.clone())
-    }
-
-    /// The source record `key`, selected from its envelope; `None` when it is gone.
-    async fn read_source(
-        &self,
-        plan: &Plan,
-        key: &str,
-        path: &str,
-    ) -> Result<Option<Value>, ApiError> {
-        match self.batch() {
-            Some(b) if plan.source.changed.is_some() => {
-                b.read(&self.pack, &self.tenant, plan, key, path).await
-            }
-            _ => Ok(self
-                .tenant
-                .rackbeat
-                .get(path, &[])
-                .await?
-                .and_then(|r| plan.select_owned(r))),
-        }
-    }
-
-    /// The items `plan`'s find request answers.
-    async fn find_items(
-        &self,
-        plan: &Plan,
-        path: &str,
-        query: &[(&str, String)],
-    ) -> Result<Vec<Value>, ApiError> {
-        let shared = plan
-            .target
-            .batch
-            .as_ref()
-            .is_some_and(|b| b.find_param.is_some());
-        match self.batch() {
-            Some(b) if shared => b.find(&self.pack, &self.tenant, plan, path, query).await,
-            _ => self.target_api(plan).find(path, query).await,
-        }
-    }
-
-    /// Sends one record's write; `id` is the target id an update writes to.
-    #[allow(clippy::too_many_arguments)]
-    async fn send_write(
-        &self,
-        plan: &Plan,
-        op: Op,
-        method: WriteMethod,
-        path: &str,
-        query: &[(&str, String)],
-        body: &str,
-        id: Option<Value>,
-    ) -> Result<Value, ApiError> {
-        let shared = plan.target.batch.as_ref().is_some_and(|b| match op {
-            Op::Create => b.create.is_some(),
-            Op::Update => b.update.is_some(),
-        });
-        match self.batch() {
-            Some(b) if shared => {
-                b.write(
-                    &self.pack,
-                    &self.tenant,
-                    plan,
-                    op,
-                    method,
-                    path,
-                    query,
-                    body,
-                    id,
-                )
-                .await
-            }
-            _ => self.target_api(plan).write(method, path, query, body).await,
-        }
+        self.lane.set(batch);
     }
 
     /// Applies `pack` from the next record on (a reload); lookup tables are loaded afresh.
@@ -372,7 +293,8 @@ impl<S: Store> Syncer<S> {
                 ));
             };
             let Some(source) = self
-                .read_source(plan, key, &path)
+                .lane
+                .read(&self.pack, &self.tenant, plan, key, &path)
                 .await
                 .map_err(|e| Failure::api(plan, &e))?
             else {
@@ -543,7 +465,8 @@ impl<S: Store> Syncer<S> {
                 }
             }
             let items = self
-                .find_items(plan, &find.path, &query)
+                .lane
+                .find(&self.pack, &self.tenant, plan, &find.path, &query)
                 .await
                 .map_err(|e| Failure::api(plan, &e))?;
             let found = plan
@@ -661,7 +584,10 @@ impl<S: Store> Syncer<S> {
                     Some(t) => (Op::Update, t.get(id_field).cloned()),
                 };
                 let answer = match self
-                    .send_write(
+                    .lane
+                    .write(
+                        &self.pack,
+                        &self.tenant,
                         plan,
                         op,
                         method,

@@ -42,6 +42,8 @@ pub struct Worker<S: Store> {
     /// between claims so that the next claim finds many events to read and write together.
     pub pace: Arc<Pace>,
     pub linger_ms: i64,
+    /// Rackbeat's UTC offset as its records show it, learnt by one batch for the next.
+    rackbeat_offset: Arc<AtomicI64>,
 }
 
 /// When a tenant's workers claim next.
@@ -99,6 +101,7 @@ impl<S: Store> Worker<S> {
             stop: Arc::default(),
             pace: Arc::default(),
             linger_ms: 1_000,
+            rackbeat_offset: Arc::default(),
         }
     }
 
@@ -159,7 +162,11 @@ impl<S: Store> Worker<S> {
     /// Applies `events` side by side, their requests sent together ([`super::batch`]).
     async fn handle_together(&self, events: &[&Event], now_ms: i64) -> Result<(), StoreError> {
         let oldest = events.iter().map(|e| e.received_at).min().unwrap_or(now_ms);
-        let batch = Arc::new(Batch::new(events.len(), oldest));
+        let batch = Arc::new(Batch::new(
+            events.len(),
+            oldest,
+            self.rackbeat_offset.clone(),
+        ));
         self.set_batch(Some(batch.clone()));
         let handled = futures_util::future::join_all(events.iter().map(|event| {
             let batch = batch.clone();
