@@ -316,6 +316,8 @@ async fn throttling_and_server_errors_delay_a_batch_and_never_fail_or_repeat_it(
     let mut env = env("batch-faults").await;
     warm_up(&mut env).await;
     let keys = burst(&env, "FAULT", 120).await;
+    // A 429 tells the client to wait for the period's end: a short period keeps the test quick.
+    env.sb.tripletex.set_rate_limit(Some(10_000), 1);
     env.sb.tripletex.set_faults(FaultConfig {
         seed: 11,
         rate_429: 0.3,
