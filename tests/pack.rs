@@ -90,7 +90,11 @@ fn every_tripletex_request_in_the_tests_is_spec_valid() {
         assert!(n > 0, "{file}: no test produced a Tripletex request");
         for (_, r) in report.tripletex_requests.iter().filter(|(f, _)| *f == file) {
             let q: Vec<(&str, &str)> = r.query.pairs().collect();
-            let body = r.body.as_ref().map(rbtx::engine::Body::value);
+            let body = r
+                .body
+                .as_ref()
+                .filter(|_| r.sends_body)
+                .map(rbtx::engine::Body::value);
             assert_eq!(
                 rbtx::tripletex_spec::check(r.method, &r.path, &q, body.as_ref()),
                 vec![]

@@ -92,6 +92,18 @@ pub struct TargetPlan {
     pub list: Option<crate::spec::ListRequest>,
     pub create: WritePlan,
     pub update: Option<WritePlan>,
+    /// `target.then`: a request sent once on the record the create made.
+    pub then: Option<ThenPlan>,
+}
+
+/// The follow-up request after a create (variables `source`, `body`, `created`).
+#[derive(Debug)]
+pub struct ThenPlan {
+    pub method: WriteMethod,
+    pub path: RequestText,
+    pub query: Vec<(Arc<str>, RequestText)>,
+    /// Finds what the request made, before it is sent again after a restart (`item` in `match`).
+    pub find: Option<FindPlan>,
 }
 
 #[derive(Debug)]
@@ -112,6 +124,8 @@ pub struct WritePlan {
     pub reads_body: bool,
     /// What an update carries; a create sends the whole body whatever this says.
     pub send: UpdateFields,
+    /// The request is sent without a body (a Tripletex action taking query parameters only).
+    pub without_body: bool,
 }
 
 /// A request's path or query value. Text the mapping fixes is kept `fixed`, so that every request
@@ -138,6 +152,7 @@ impl WritePlan {
         path: RequestText,
         query: Vec<(Arc<str>, RequestText)>,
         send: UpdateFields,
+        without_body: bool,
     ) -> WritePlan {
         let reads_body =
             path.template.reads("body") || query.iter().any(|(_, t)| t.template.reads("body"));
@@ -147,6 +162,7 @@ impl WritePlan {
             query,
             reads_body,
             send,
+            without_body,
         }
     }
 }
