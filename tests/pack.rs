@@ -35,9 +35,15 @@ fn the_pack_has_every_entity_in_both_directions() {
     let t2r = Direction::TripletexToRackbeat;
     let mut want = vec![
         (r2t, "bom".to_string(), None),
+        (r2t, "credit_note".to_string(), Some("booked".to_string())),
         (r2t, "customer".to_string(), None),
         (r2t, "invoice".to_string(), Some("as_order".to_string())),
         (r2t, "invoice".to_string(), Some("booked".to_string())),
+        (
+            r2t,
+            "partial_credit_note".to_string(),
+            Some("booked".to_string()),
+        ),
         (r2t, "product".to_string(), None),
         (r2t, "supplier".to_string(), None),
         (t2r, "customer".to_string(), None),
