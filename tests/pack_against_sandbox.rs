@@ -80,8 +80,14 @@ async fn the_sandbox_accepts_every_body_the_pack_makes_and_rejects_unknown_field
         ids.insert(*field, first.expect("the sandbox has one"));
     }
 
-    let mut accepted = 0;
+    let (mut accepted, mut actions) = (0, 0);
     for (file, request) in &report.tripletex_requests {
+        // Actions on a record (`/invoice/{id}/:createCreditNote`, `/order/{id}/:invoice`) need
+        // the invoice or order they act on: tests/credit_notes.rs sends them end to end.
+        if request.path.contains("/:") {
+            actions += 1;
+            continue;
+        }
         let mut body = request
             .body
             .as_ref()
@@ -136,7 +142,7 @@ async fn the_sandbox_accepts_every_body_the_pack_makes_and_rejects_unknown_field
         }
         accepted += 1;
     }
-    assert_eq!(accepted, report.tripletex_requests.len());
+    assert_eq!(accepted + actions, report.tripletex_requests.len());
 
     // And an unknown field is refused as the real server refuses it.
     let e = tx

@@ -4,6 +4,10 @@
 //! [`Resolver`] for references and API lookups.
 
 pub mod changes;
+mod resolvers;
+mod steps;
+
+pub use resolvers::{FixtureResolver, PlaceholderResolver};
 
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -24,6 +28,10 @@ pub struct Request {
     pub query: Query,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<Body>,
+    /// `false` for a request sent without its body (`without_body`); the body is still what
+    /// the binding keeps.
+    #[serde(skip)]
+    pub sends_body: bool,
 }
 
 /// Query parameters in the mapping's order. A list, not a map: a mapping's handful of parameters
@@ -174,9 +182,13 @@ pub enum RecordError {
     /// References that are not bound yet; the runtime syncs them, then retries this record.
     #[error("{} not synced yet", .0.iter().map(|(e, k)| format!("{e} {k}")).collect::<Vec<_>>().join(", "))]
     Missing(Vec<(String, String)>),
+    /// Bindings `bound()` needs that the resolver has not read; the runtime reads them (never
+    /// syncing), then renders again.
+    #[error("the bindings of {} are not read yet", .0.iter().map(|(e, k)| format!("{e} {k}")).collect::<Vec<_>>().join(", "))]
+    Unbound(Vec<(String, String)>),
 }
 
-struct Ctx {
+pub(crate) struct Ctx {
     rt: Arc<RecordRt>,
     /// A target record is there (an update): `$create_only` fields are left out.
     updating: bool,
@@ -219,7 +231,7 @@ impl Ctx {
         t.text(scope).map_err(|e| self.error(field, e.0))
     }
 
-    fn error(&self, field: &dyn std::fmt::Display, message: String) -> RecordError {
+    pub(crate) fn error(&self, field: &dyn std::fmt::Display, message: String) -> RecordError {
         let missing = self
             .rt
             .missing
@@ -229,6 +241,10 @@ impl Ctx {
         if !missing.is_empty() {
             return RecordError::Missing(missing);
         }
+        let unlooked = self.rt.unlooked();
+        if !unlooked.is_empty() {
+            return RecordError::Unbound(unlooked);
+        }
         RecordError::Field {
             field: field.to_string(),
             message,
@@ -237,12 +253,13 @@ impl Ctx {
 }
 
 impl Plan {
-    fn ctx(&self, resolver: Arc<dyn Resolver>) -> Ctx {
+    pub(crate) fn ctx(&self, resolver: Arc<dyn Resolver>) -> Ctx {
         Ctx {
             rt: Arc::new(RecordRt {
                 resolver,
                 statics: self.statics.clone(),
                 missing: Mutex::new(Vec::new()),
+                unlooked: Mutex::new(Vec::new()),
             }),
             updating: false,
         }
@@ -344,6 +361,10 @@ impl Plan {
             .unwrap_or_default();
         if let Some(w) = &self.when {
             let keep = w.eval_bool(&scope).map_err(|e| ctx.error(&"when", e.0))?;
+            let unlooked = ctx.rt.unlooked();
+            if !unlooked.is_empty() {
+                return Err(RecordError::Unbound(unlooked));
+            }
             if !keep {
                 let reason = format!("`when` is false for {} {}", self.entity, key_display(&key));
                 return Ok(Applied {
@@ -376,6 +397,10 @@ impl Plan {
         let missing = ctx.rt.missing.lock().map(|m| m.clone()).unwrap_or_default();
         if !missing.is_empty() {
             return Err(RecordError::Missing(missing));
+        }
+        let unlooked = ctx.rt.unlooked();
+        if !unlooked.is_empty() {
+            return Err(RecordError::Unbound(unlooked));
         }
         let blank = match natural.and_then(|r| out.get(r)) {
             None => true,
@@ -429,6 +454,7 @@ impl Plan {
                     path,
                     query,
                     body: Some(body),
+                    sends_body: !w.without_body,
                 })
             }
         };
@@ -451,6 +477,7 @@ impl Plan {
             path: request_text(&ctx, &self.target.find.path, &scope, "target.find.path")?,
             query: request_query(&ctx, &self.target.find.query, &scope, "target.find.query")?,
             body: None,
+            sends_body: false,
         })
     }
 
@@ -489,7 +516,7 @@ fn key_display(k: &str) -> String {
     format!("`{k}`")
 }
 
-fn request_text(
+pub(crate) fn request_text(
     ctx: &Ctx,
     t: &RequestText,
     scope: &Scope,
@@ -505,7 +532,7 @@ fn request_text(
     }
 }
 
-fn request_query(
+pub(crate) fn request_query(
     ctx: &Ctx,
     q: &[(Arc<str>, RequestText)],
     scope: &Scope,
@@ -714,67 +741,6 @@ impl Resolver for NoResolver {
     }
     fn lookup(&self, _: &str, _: &str) -> Option<Value> {
         None
-    }
-}
-
-/// Resolves from fixtures: what a test says the bindings and API tables hold.
-#[derive(Debug, Default, Clone)]
-pub struct FixtureResolver {
-    pub refs: IndexMap<String, IndexMap<String, Value>>,
-    pub lookups: IndexMap<String, IndexMap<String, Value>>,
-}
-
-impl FixtureResolver {
-    /// `base` with `over` layered on top.
-    pub fn layered(base: &crate::spec::Fixtures, over: &crate::spec::Fixtures) -> Self {
-        let mut r = FixtureResolver {
-            refs: base.refs.clone(),
-            lookups: base.lookups.clone(),
-        };
-        for (e, m) in &over.refs {
-            r.refs.entry(e.clone()).or_default().extend(m.clone());
-        }
-        for (t, m) in &over.lookups {
-            r.lookups.entry(t.clone()).or_default().extend(m.clone());
-        }
-        r
-    }
-}
-
-impl Resolver for FixtureResolver {
-    fn reference(&self, entity: &str, key: &str) -> Option<Value> {
-        // A fixture of `null` means "not bound", so a case can unset a shared fixture.
-        self.refs
-            .get(entity)?
-            .get(key)
-            .filter(|v| !v.is_null())
-            .cloned()
-    }
-    fn lookup(&self, table: &str, key: &str) -> Option<Value> {
-        self.lookups.get(table)?.get(key).cloned()
-    }
-}
-
-/// Resolves anything to a visible placeholder, so `preview` works with no API at hand.
-#[derive(Debug, Default)]
-pub struct PlaceholderResolver {
-    pub fixtures: FixtureResolver,
-}
-
-impl Resolver for PlaceholderResolver {
-    fn reference(&self, entity: &str, key: &str) -> Option<Value> {
-        Some(
-            self.fixtures
-                .reference(entity, key)
-                .unwrap_or_else(|| Value::String(format!("<id of {entity} {key}>"))),
-        )
-    }
-    fn lookup(&self, table: &str, key: &str) -> Option<Value> {
-        Some(
-            self.fixtures
-                .lookup(table, key)
-                .unwrap_or_else(|| Value::String(format!("<{table}[{key}]>"))),
-        )
     }
 }
 

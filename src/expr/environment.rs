@@ -1,5 +1,5 @@
 //! The minijinja environment every template is compiled in: rbtx's filters from the registry,
-//! and the functions `ref` and `lookup`. Also filters called by name, the way the native
+//! and the functions `ref`, `bound` and `lookup`. Also filters called by name, the way the native
 //! evaluator calls the ones it does not compute itself.
 
 use std::sync::{Arc, LazyLock};
@@ -12,7 +12,7 @@ use super::scope::{RT, RecordRt, Scope, lookup_in};
 use super::value::{EvalError, key_text, mj};
 
 /// Functions templates may call.
-pub const FUNCTIONS: &[&str] = &["ref", "lookup", "range", "dict"];
+pub const FUNCTIONS: &[&str] = &["ref", "bound", "lookup", "range", "dict"];
 
 /// The one template environment. Its filters and functions never depend on the mapping pack, so
 /// every compiled expression can borrow it for the life of the process.
@@ -37,6 +37,7 @@ pub static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
         }
     }
     env.add_function("ref", ref_fn);
+    env.add_function("bound", bound_fn);
     env.add_function("lookup", lookup_fn);
     env
 });
@@ -63,6 +64,25 @@ fn ref_fn(state: &State, entity: &str, key: MjValue) -> Result<MjValue, MjError>
         None => {
             // Note it and go on, so one pass finds every record that must be synced first.
             rt.note_missing(entity, k);
+            Ok(MjValue::UNDEFINED)
+        }
+    }
+}
+
+/// `bound('entity', key)`: the binding of a record rbtx delivered, `{ id, body }`, or undefined
+/// when it has none. Unlike `ref()` it never syncs the record: a mapping that needs an earlier
+/// delivery (a credit note's invoice) says what to do when there was none (`required(…)`).
+fn bound_fn(state: &State, entity: &str, key: MjValue) -> Result<MjValue, MjError> {
+    let rt = rt(state)?;
+    let Some(k) = key_text(&key) else {
+        return Ok(MjValue::UNDEFINED);
+    };
+    match rt.resolver.bound(entity, &k) {
+        Some(Some(binding)) => Ok(mj(&binding)),
+        Some(None) => Ok(MjValue::UNDEFINED),
+        None => {
+            // The runtime reads the binding, then renders again.
+            rt.note_unlooked(entity, k);
             Ok(MjValue::UNDEFINED)
         }
     }

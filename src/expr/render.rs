@@ -233,6 +233,7 @@ mod tests {
             resolver: Arc::new(NoLookups),
             statics: Arc::new(Vec::new()),
             missing: Mutex::new(Vec::new()),
+            unlooked: Mutex::new(Vec::new()),
         })
     }
 

@@ -17,6 +17,15 @@ pub trait Resolver: Send + Sync {
     fn reference(&self, entity: &str, key: &str) -> Option<Value>;
     /// The value of an API lookup table at `key`; `None` when the key is absent.
     fn lookup(&self, table: &str, key: &str) -> Option<Value>;
+    /// For `bound()`: `Some(Some({ id, body }))` for a bound record, `Some(None)` for one known
+    /// not to be bound, `None` when the resolver has not looked yet (the runtime reads the
+    /// binding and renders again). By default a resolver knows: what `reference` gives is the id.
+    fn bound(&self, entity: &str, key: &str) -> Option<Option<Value>> {
+        Some(
+            self.reference(entity, key)
+                .map(|id| serde_json::json!({ "id": id })),
+        )
+    }
 }
 
 /// A static lookup table compiled from the mapping.
@@ -33,6 +42,8 @@ pub struct RecordRt {
     pub statics: Arc<Vec<(String, StaticTable)>>,
     /// References that were asked for but are not bound yet: the engine syncs them first.
     pub missing: Mutex<Vec<(String, String)>>,
+    /// Bindings `bound()` asked for that the resolver has not looked up yet.
+    pub unlooked: Mutex<Vec<(String, String)>>,
 }
 
 impl std::fmt::Debug for RecordRt {
@@ -53,6 +64,21 @@ impl RecordRt {
                 m.push(dep);
             }
         }
+    }
+
+    /// Notes a binding `bound()` needs read, once.
+    pub(crate) fn note_unlooked(&self, entity: &str, key: String) {
+        if let Ok(mut m) = self.unlooked.lock() {
+            let b = (entity.to_string(), key);
+            if !m.contains(&b) {
+                m.push(b);
+            }
+        }
+    }
+
+    /// The bindings noted by [`Self::note_unlooked`].
+    pub fn unlooked(&self) -> Vec<(String, String)> {
+        self.unlooked.lock().map(|m| m.clone()).unwrap_or_default()
     }
 }
 

@@ -80,6 +80,8 @@ pub enum ProblemKind {
 #[derive(Debug, Default, Clone)]
 pub struct Uses {
     pub refs: BTreeSet<String>,
+    /// Entities named by `bound()`: checked like references, never synced first.
+    pub bound: BTreeSet<String>,
     pub lookups: BTreeSet<String>,
     /// `(outer, inner)` for each `lookup('outer', lookup('inner', …))`: inner's values are
     /// looked up in outer, so outer must hold them (`rbtx doctor` checks that).
@@ -324,7 +326,7 @@ fn scan_calls(tokens: &[Token], uses: &mut Uses, problems: &mut Vec<TemplateProb
                             },
                         ),
                     });
-                } else if *name == "ref" || *name == "lookup" {
+                } else if *name == "ref" || *name == "lookup" || *name == "bound" {
                     let args = count_args(&tokens[i + 1..]);
                     if args != 2 {
                         problems.push(TemplateProblem {
@@ -353,11 +355,11 @@ fn scan_calls(tokens: &[Token], uses: &mut Uses, problems: &mut Vec<TemplateProb
                     }
                     match tokens.get(i + 2) {
                         Some(Token::Str(s)) => {
-                            let set = if *name == "ref" { &mut uses.refs } else { &mut uses.lookups };
+                            let set = match *name { "ref" => &mut uses.refs, "bound" => &mut uses.bound, _ => &mut uses.lookups };
                             set.insert(s.to_string());
                         }
                         Some(Token::String(s)) => {
-                            let set = if *name == "ref" { &mut uses.refs } else { &mut uses.lookups };
+                            let set = match *name { "ref" => &mut uses.refs, "bound" => &mut uses.bound, _ => &mut uses.lookups };
                             set.insert(s.to_string());
                         }
                         _ => problems.push(TemplateProblem {

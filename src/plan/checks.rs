@@ -99,8 +99,10 @@ pub(super) fn check_pack(
         }
     }
 
-    // Triggers: one event drives one mapping, or alternative modes of one entity.
-    let mut triggers: BTreeMap<(Direction, &str), (&Plan, usize)> = BTreeMap::new();
+    // Triggers: one event drives one mapping, or alternative modes of one entity, or mappings
+    // that a `when` each chooses between (the runtime syncs with the one whose `when` holds,
+    // and refuses a record for which several hold), reading the record the same way.
+    let mut triggers: BTreeMap<(Direction, &str), Vec<&Plan>> = BTreeMap::new();
     for (p, _, _) in compiled {
         // A duplicate mapping's triggers are the same problem again; it was reported once.
         if duplicates.iter().any(|d| std::ptr::eq(*d, p)) {
@@ -119,19 +121,43 @@ pub(super) fn check_pack(
                 );
                 continue;
             }
-            match triggers.get(&(p.direction, ev.as_str())) {
-                Some((first, _)) if !(first.entity == p.entity && first.mode != p.mode) => {
+            let earlier = triggers.entry((p.direction, ev.as_str())).or_default();
+            let clash = earlier.iter().find(|q| {
+                let alternatives = q.entity == p.entity && q.mode != p.mode;
+                let never_together = q.mode.is_some() && p.mode.is_some() && q.mode != p.mode;
+                !alternatives && !never_together && !chosen_by_when(compiled, q, p)
+            });
+            match clash {
+                Some(first) => {
                     push(diags, compiled, p, &format!("/on/{i}"), Code::DuplicateTrigger,
                         format!("event `{ev}` already triggers `{}` in {}", first.entity, first.file.display()),
-                        Some("an event may drive one mapping (or the alternative modes of one entity)".into()));
+                        Some("an event may drive one mapping, the alternative modes of one entity, or mappings that each have a `when` and the same `source.get`".into()));
                 }
-                Some(_) => {}
-                None => {
-                    triggers.insert((p.direction, ev.as_str()), (p, i));
-                }
+                None => earlier.push(p),
             }
         }
     }
+}
+
+/// Whether `a` and `b` may share an event: each has a `when`, and both read the record with
+/// the same `source.get` and `select`, so it is read once and each `when` sees the same record.
+fn chosen_by_when(compiled: &[(Plan, &Document, Vec<RefUse>)], a: &Plan, b: &Plan) -> bool {
+    let doc = |p: &Plan| {
+        compiled
+            .iter()
+            .find(|(q, _, _)| std::ptr::eq(q, p))
+            .map(|(_, d, _)| *d)
+    };
+    let (Some(da), Some(db)) = (doc(a), doc(b)) else {
+        return false;
+    };
+    let read = |d: &Document| {
+        (
+            d.value.pointer("/source/get").cloned(),
+            d.value.pointer("/source/select").cloned(),
+        )
+    };
+    a.when.is_some() && b.when.is_some() && read(da) == read(db)
 }
 
 fn push(

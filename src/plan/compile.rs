@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{
     ApiLookup, Fields, FindPlan, JsonPath, Node, NodeKind, Plan, RequestText, SourcePlan,
-    TargetPlan, WritePlan,
+    TargetPlan, ThenPlan, WritePlan,
 };
 use crate::expr::StaticTable;
 use crate::expr::native::Loop;
@@ -129,6 +129,8 @@ struct Compiler<'a> {
     /// The mapping had schema errors and was patched up: checks that relate fields are skipped.
     salvaged: bool,
     refs: Vec<RefUse>,
+    /// Entities `ref()` names (not `bound()`): synced first when missing.
+    depends_on: BTreeSet<String>,
     lookups_used: Vec<(String, String)>,
     lookup_chains: BTreeSet<(String, String)>,
     /// Memo slots handed out so far in the `$for_each` being compiled.
@@ -141,6 +143,7 @@ impl<'a> Compiler<'a> {
             cx: Cx::new(doc),
             salvaged: false,
             refs: Vec::new(),
+            depends_on: BTreeSet::new(),
             lookups_used: Vec::new(),
             lookup_chains: BTreeSet::new(),
             memo_slots: 0,
@@ -218,7 +221,8 @@ impl<'a> Compiler<'a> {
     }
 
     fn note_uses(&mut self, uses: Uses, pointer: &str) {
-        for r in uses.refs {
+        self.depends_on.extend(uses.refs.iter().cloned());
+        for r in uses.refs.into_iter().chain(uses.bound) {
             self.refs.push(RefUse {
                 entity: r,
                 pointer: pointer.to_string(),
@@ -493,9 +497,10 @@ impl<'a> Compiler<'a> {
             .map(RequestText::new);
         let create_query = self.query(&m.target.create.query, "/target/create/query", &find_vars);
         let update_vars = ["source", "body", "target"];
+        let then = m.target.then.as_ref().map(|t| self.then(t));
         let update = m.target.update.as_ref().map(|u| {
             (
-                (u.method, u.send),
+                (u.method, u.send, u.without_body),
                 self.template(&u.path, "/target/update/path", &update_vars)
                     .map(RequestText::new),
                 self.query(&u.query, "/target/update/query", &update_vars),
@@ -594,9 +599,14 @@ impl<'a> Compiler<'a> {
         let (Some(key), Some(find_path), Some(create_path)) = (key, find_path, create_path) else {
             return None;
         };
+        let then = match then {
+            Some(Some(t)) => Some(t),
+            Some(None) => return None,
+            None => None,
+        };
         let update = match update {
-            Some(((method, send), Some(path), query)) => {
-                Some(WritePlan::new(method, path, query, send))
+            Some(((method, send, bare), Some(path), query)) => {
+                Some(WritePlan::new(method, path, query, send, bare))
             }
             Some((_, None, _)) => return None,
             None => None,
@@ -607,7 +617,7 @@ impl<'a> Compiler<'a> {
         let update_reads_target = super::target_fields(&body, update.as_ref())
             .iter()
             .any(|f| f != &m.target.id && f != "version");
-        let depends_on = self.refs.iter().map(|r| r.entity.clone()).collect();
+        let depends_on = std::mem::take(&mut self.depends_on);
         for field in m.round_trip_losses.keys() {
             if !m.body.contains_key(field) {
                 let names: Vec<&str> = m.body.keys().map(String::as_str).collect();
@@ -661,9 +671,11 @@ impl<'a> Compiler<'a> {
                     create_path,
                     create_query,
                     UpdateFields::All,
+                    m.target.create.without_body,
                 ),
                 update,
                 batch: m.target.batch.clone(),
+                then,
             },
             statics: Arc::new(statics),
             api_lookups,
@@ -672,6 +684,46 @@ impl<'a> Compiler<'a> {
             body,
             depends_on,
             round_trip_losses,
+        })
+    }
+
+    /// `target.then`: its request and its find, over `source`, `body` and `created`.
+    fn then(&mut self, t: &crate::spec::ThenRequest) -> Option<ThenPlan> {
+        let vars = ["source", "body", "created"];
+        let path = self.template(&t.path, "/target/then/path", &vars);
+        let query = self.query(&t.query, "/target/then/query", &vars);
+        let find = match &t.find {
+            None => None,
+            Some(f) => {
+                let path = self.template(&f.path, "/target/then/find/path", &vars);
+                let query = self.query(&f.query, "/target/then/find/query", &vars);
+                let matches = f.matches.as_ref().and_then(|e| {
+                    self.expression(
+                        e,
+                        "/target/then/find/match",
+                        &["item", "source", "body", "created"],
+                    )
+                });
+                if f.matches.is_some() && matches.is_none() {
+                    return None;
+                }
+                Some(FindPlan {
+                    path: RequestText::new(path?),
+                    query,
+                    matches,
+                    fallback_query: f
+                        .fallback_query
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                })
+            }
+        };
+        Some(ThenPlan {
+            method: t.method,
+            path: RequestText::new(path?),
+            query,
+            find,
         })
     }
 

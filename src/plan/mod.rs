@@ -96,6 +96,18 @@ pub struct TargetPlan {
     pub update: Option<WritePlan>,
     /// The bulk form of find, create and update, for records synced together.
     pub batch: Option<crate::spec::BatchRequests>,
+    /// `target.then`: a request sent once on the record the create made.
+    pub then: Option<ThenPlan>,
+}
+
+/// The follow-up request after a create (variables `source`, `body`, `created`).
+#[derive(Debug)]
+pub struct ThenPlan {
+    pub method: WriteMethod,
+    pub path: RequestText,
+    pub query: Vec<(Arc<str>, RequestText)>,
+    /// Finds what the request made, before it is sent again after a restart (`item` in `match`).
+    pub find: Option<FindPlan>,
 }
 
 #[derive(Debug)]
@@ -116,6 +128,8 @@ pub struct WritePlan {
     pub reads_body: bool,
     /// What an update carries; a create sends the whole body whatever this says.
     pub send: UpdateFields,
+    /// The request is sent without a body (a Tripletex action taking query parameters only).
+    pub without_body: bool,
 }
 
 /// A request's path or query value. Text the mapping fixes is kept `fixed`, so that every request
@@ -142,6 +156,7 @@ impl WritePlan {
         path: RequestText,
         query: Vec<(Arc<str>, RequestText)>,
         send: UpdateFields,
+        without_body: bool,
     ) -> WritePlan {
         let reads_body =
             path.template.reads("body") || query.iter().any(|(_, t)| t.template.reads("body"));
@@ -151,6 +166,7 @@ impl WritePlan {
             query,
             reads_body,
             send,
+            without_body,
         }
     }
 }

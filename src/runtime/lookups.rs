@@ -122,6 +122,11 @@ pub(super) fn ref_key(entity: &str, key: &str) -> String {
     format!("{entity}\u{0}{key}")
 }
 
+/// Where a binding `bound()` read is kept among the refs: apart from `ref()`'s ids.
+pub(super) fn bound_key(entity: &str, key: &str) -> String {
+    format!("{entity}\u{1}{key}")
+}
+
 /// Resolves references from the bindings gathered for one record, and lookups from the
 /// worker's loaded tables.
 pub(super) struct MapResolver {
@@ -135,5 +140,10 @@ impl Resolver for MapResolver {
     }
     fn lookup(&self, table: &str, key: &str) -> Option<Value> {
         self.lookups.get(table)?.get(key).cloned()
+    }
+    fn bound(&self, entity: &str, key: &str) -> Option<Option<Value>> {
+        // `null`: read, and not bound.
+        let b = self.refs.get(&bound_key(entity, key))?;
+        Some((!b.is_null()).then(|| b.clone()))
     }
 }

@@ -10,6 +10,7 @@ pub mod intake;
 pub mod lookups;
 pub mod metrics;
 pub mod run;
+mod steps;
 pub mod sync;
 pub mod tenant;
 pub mod worker;

@@ -134,7 +134,7 @@ impl Failure {
             RecordError::Field { field, message } => {
                 Failure::permanent(plan, format!("{field}: {message}"), Some(field))
             }
-            missing @ RecordError::Missing(_) => {
+            missing @ (RecordError::Missing(_) | RecordError::Unbound(_)) => {
                 Failure::permanent(plan, missing.to_string(), None)
             }
         }
@@ -264,7 +264,7 @@ impl<S: Store> Syncer<S> {
     }
 
     /// The API a plan writes to.
-    fn target_api(&self, plan: &Plan) -> Api<'_> {
+    pub(super) fn target_api(&self, plan: &Plan) -> Api<'_> {
         match plan.direction.target() {
             Connection::Rackbeat => Api::Rackbeat(&self.tenant.rackbeat),
             Connection::Tripletex => Api::Tripletex(&self.tenant.tripletex),
@@ -364,6 +364,10 @@ impl<S: Store> Syncer<S> {
                             ));
                         }
                     }
+                    Err(RecordError::Unbound(wanted)) => {
+                        self.read_bindings(plan.direction, &wanted, &mut refs)
+                            .await?
+                    }
                     Err(e) => return Err(Failure::record(plan, e)),
                 }
             }
@@ -391,6 +395,12 @@ impl<S: Store> Syncer<S> {
                 .map_err(Failure::store)?;
 
             if let Some(b) = &binding {
+                // A restart between a create and its `then` step: the step is still to send.
+                if plan.target.then.is_some() {
+                    let (rendered, created) = (body.value(), identity(plan, b));
+                    self.then_step(plan, &source, key, &rendered, &created, false, &resolver)
+                        .await?;
+                }
                 if b.body_hash.as_deref() == Some(hash.as_str()) {
                     tracing::debug!(tenant, entity, key, target_id = %b.target_id, "The record is unchanged since it was last sent; nothing to send.");
                     return Ok(Synced::Unchanged);
@@ -579,6 +589,7 @@ impl<S: Store> Syncer<S> {
                     }
                 };
                 let sent = req.body.clone().unwrap_or_else(|| Body::from(&Value::Null));
+                let sent = if req.sends_body { sent.as_str() } else { "" };
                 let (op, id) = match target.as_deref() {
                     None => (Op::Create, None),
                     Some(t) => (Op::Update, t.get(id_field).cloned()),
@@ -593,7 +604,7 @@ impl<S: Store> Syncer<S> {
                         method,
                         &req.path,
                         &query_of(&req),
-                        sent.as_str(),
+                        sent,
                         id,
                     )
                     .await
@@ -687,6 +698,19 @@ impl<S: Store> Syncer<S> {
         }
         // Bind at once: the write happened, and a later event must neither repeat nor lose it.
         self.bind(plan, key, id, version, body).await?;
+        if plan.target.then.is_some() {
+            let created = matches!(synced, Synced::Written { created: true, .. });
+            self.then_step(
+                plan,
+                source,
+                key,
+                &body.value(),
+                &written,
+                created,
+                resolver,
+            )
+            .await?;
+        }
         Ok(synced)
     }
 
@@ -848,7 +872,7 @@ impl<S: Store> Syncer<S> {
     }
 
     /// The API lookup tables `plan` uses, by name; each loaded once per tenant.
-    async fn lookups_for(&self, plan: &Plan) -> Result<Tables, Failure> {
+    pub(super) async fn lookups_for(&self, plan: &Plan) -> Result<Tables, Failure> {
         self.lookups
             .tables(&self.pack, &self.tenant, plan)
             .await

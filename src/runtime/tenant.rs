@@ -95,9 +95,18 @@ impl<'a> TenantPack<'a> {
             .filter(|p| p.direction == Direction::RackbeatToTripletex)
     }
 
-    /// The real-time plan a webhook event triggers.
+    /// The real-time plan a webhook event triggers (the first, when several share it).
     pub fn for_event(self, event: &str) -> Option<&'a Plan> {
         self.realtime().find(|p| p.on.iter().any(|e| e == event))
+    }
+
+    /// Every real-time plan a webhook event triggers, in the pack's order: several share an
+    /// event when their `when` tells them apart (an invoice and a credit note), and the record
+    /// is synced by the one whose `when` holds (`Syncer::sync_chosen`).
+    pub fn all_for_event(self, event: &str) -> Vec<&'a Plan> {
+        self.realtime()
+            .filter(|p| p.on.iter().any(|e| e == event))
+            .collect()
     }
 
     /// The plan syncing `entity` in `direction`.

@@ -333,7 +333,8 @@ impl<S: Store> Worker<S> {
                 .map_err(Failure::store)?;
             tracing::info!(tenant, entity, old_key = %old, new_key = %new, moved, "The record was renumbered in Rackbeat.");
         }
-        self.sync(plan, key, 0).await
+        self.sync_chosen(&self.view().all_for_event(&event.event), key)
+            .await
     }
 }
 

@@ -202,6 +202,12 @@ pub struct Target {
     /// `size` records. A lone record uses `find`, `create` and `update`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<BatchRequests>,
+    /// A second request sent once after the create, on the record it made (variable `created`,
+    /// the create's answer, besides `source` and `body`): an order invoiced as a credit note.
+    /// The record is bound before it is sent, and its own success is bound too, so a restart
+    /// between the two requests neither creates the record again nor sends this twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub then: Option<ThenRequest>,
 }
 
 /// The bulk form of a target's requests.
@@ -237,6 +243,25 @@ pub struct BatchWrite {
     pub method: WriteMethod,
     /// Path (constant).
     pub path: String,
+}
+
+/// The follow-up request of `target.then`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ThenRequest {
+    /// HTTP method.
+    pub method: WriteMethod,
+    /// Path template (variables `source`, `body`, `created`), e.g.
+    /// `/order/{{ created.id }}/:invoice`.
+    pub path: String,
+    /// Query parameter templates (variables `source`, `body`, `created`).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub query: IndexMap<String, String>,
+    /// Looks for what the request makes before it is sent again after a restart (variables
+    /// `source`, `body`, `created`; `item` in `match`): when an item matches, the step is done.
+    /// Without it, a restart right after the request was answered sends it once more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub find: Option<FindRequest>,
 }
 
 fn default_id_field() -> String {
@@ -284,6 +309,11 @@ pub struct WriteRequest {
     /// record.
     #[serde(default, skip_serializing_if = "UpdateFields::is_changed")]
     pub send: UpdateFields,
+    /// `true`: the request carries no body, for Tripletex actions that take query parameters only
+    /// (`PUT /invoice/{id}/:createCreditNote`). The body is still rendered: the binding keeps it,
+    /// and `find` and the query read it as `body`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub without_body: bool,
 }
 
 /// What an update sends.
@@ -431,6 +461,10 @@ pub struct Fixtures {
     /// API lookup name → key → value.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub lookups: IndexMap<String, IndexMap<String, serde_json::Value>>,
+    /// Entity → source key → what `bound('entity', key)` returns: `{ id, body }`, the target id
+    /// and the body last sent. A key not listed is not bound.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub bindings: IndexMap<String, IndexMap<String, serde_json::Value>>,
 }
 
 /// One case: a source record in, the exact requests out.

@@ -18,11 +18,13 @@ const BEFORE_INVOICE: &str = "Kreditnotaens dato kan ikke være før fakturadato
 const NOT_NEGATIVE: &str = "En kreditnota må ha et negativt beløp.";
 
 /// `PUT /invoice/{id}/:createCreditNote?date=…`: a new invoice with the original's lines
-/// negated, linked to it; the original becomes `isCredited`.
+/// negated, linked to it, with `comment` (the OpenAPI's parameter) as its comment; the original
+/// becomes `isCredited`.
 pub fn create_credit_note(
     db: &mut Db,
     invoice_id: i64,
     date: i64,
+    comment: Option<&str>,
     send: bool,
 ) -> Result<i64, ApiError> {
     let original = db
@@ -82,6 +84,11 @@ pub fn create_credit_note(
     };
     let id = sales::invoice_order(db, order_id, None, &req);
     link(db, id, invoice_id);
+    if let Some(c) = comment {
+        db.update(Kind::Invoice, id, |r| {
+            r.insert("comment".into(), json!(c));
+        });
+    }
     db.update(Kind::Invoice, invoice_id, |r| {
         r.insert("isCredited".into(), json!(true));
     });

@@ -689,7 +689,8 @@ impl App {
                         .ok_or_else(|| ApiError::mapping(vec![Msg::new("date", WRONG_TYPE)]))?,
                 };
                 let send = q.bool("sendToCustomer")?.unwrap_or(true);
-                let invoice = credit::create_credit_note(&mut db, id, date, send)?;
+                let comment = q.get("comment");
+                let invoice = credit::create_credit_note(&mut db, id, date, comment, send)?;
                 Some((Kind::Invoice, invoice, 200))
             }
             ("DELETE", ["order", id]) => {
