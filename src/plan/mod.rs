@@ -8,6 +8,7 @@ mod checks;
 mod compile;
 mod jsonpath;
 mod load;
+mod requests;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
