@@ -341,3 +341,30 @@ async fn throttling_and_server_errors_delay_a_batch_and_never_fail_or_repeat_it(
     assert_eq!(arrived.len(), keys.len(), "every record once");
     assert!(dead_letters(&env).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_backlog_costs_one_list_per_claim_and_no_get() {
+    let mut env = env("batch-backlog").await;
+    warm_up(&mut env).await;
+    // 600 changes whose events all arrived at once (a worker that was down): three claims of 200.
+    let received = rbtx::dates::now_millis();
+    for i in 0..600 {
+        let key = format!("BACKLOG-{i:03}");
+        env.sb
+            .rackbeat
+            .create(Resource::Product, product(&key, 10))
+            .expect("a product");
+        queue(&env, "product.created", &key, received).await;
+    }
+    let rb0 = env.sb.rackbeat.requests().len();
+    for _ in 0..3 {
+        assert_eq!(env.worker.run_once(env.now).await.expect("runs"), 200);
+    }
+    let rb = rackbeat_counts(&env, rb0);
+    assert_eq!(
+        rb,
+        BTreeMap::from([("GET /products".to_string(), 3)]),
+        "one list per claim, and no GET"
+    );
+    assert_eq!(in_tripletex(&env, "BACKLOG-").len(), 600);
+}

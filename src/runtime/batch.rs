@@ -39,13 +39,24 @@ pub enum Op {
     Update,
 }
 
+/// What one batch learns of Rackbeat for the next; a worker keeps it.
+#[derive(Debug, Default)]
+pub struct Memory {
+    /// Rackbeat's offset from UTC in seconds, as its records' `updated_at` show it: it filters
+    /// in its local time. Until a record has shown it, UTC (an earlier, so safe, start).
+    offset: AtomicI64,
+    /// Per entity, the `updated_at` (filter format) of the latest change a list matched: a
+    /// backlog read claim after claim goes on from there rather than from its start each time. A
+    /// waiting record changed before it is read with a GET.
+    cursors: Mutex<HashMap<String, String>>,
+}
+
 /// The requests of records synced together, and when to send them.
 pub struct Batch {
     /// When the oldest event of the batch was received (milliseconds since the epoch).
     oldest_ms: i64,
-    /// Rackbeat's offset from UTC in seconds, as its records' `updated_at` show it: it filters
-    /// in its local time. Until a record has shown it, UTC (an earlier, so safe, start).
-    offset: Arc<AtomicI64>,
+    /// What earlier batches learnt of Rackbeat.
+    memory: Arc<Memory>,
     state: Mutex<State>,
 }
 
@@ -102,12 +113,12 @@ fn unanswered() -> ApiError {
 }
 
 impl Batch {
-    /// A batch of `records` events, the oldest received at `oldest_ms`; `offset` is kept by the
+    /// A batch of `records` events, the oldest received at `oldest_ms`; `memory` is kept by the
     /// worker from batch to batch.
-    pub fn new(records: usize, oldest_ms: i64, offset: Arc<AtomicI64>) -> Batch {
+    pub fn new(records: usize, oldest_ms: i64, memory: Arc<Memory>) -> Batch {
         Batch {
             oldest_ms,
-            offset,
+            memory,
             state: Mutex::new(State {
                 active: records,
                 waiting: Vec::new(),
@@ -308,9 +319,20 @@ impl Batch {
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.clone()))
                 .collect();
-            let offset_ms = self.offset.load(Ordering::Relaxed) * 1000;
-            let since = filter_time(self.oldest_ms - SINCE_MARGIN_MS + offset_ms);
+            let memory = &self.memory;
+            let offset_ms = memory.offset.load(Ordering::Relaxed) * 1000;
+            let mut since = filter_time(self.oldest_ms - SINCE_MARGIN_MS + offset_ms);
+            let cursor = memory
+                .cursors
+                .lock()
+                .ok()
+                .and_then(|c| c.get(&plan.entity).cloned());
+            // The filter format orders as text as it does in time.
+            if let Some(c) = cursor.filter(|c| *c > since) {
+                since = c;
+            }
             query.push((changed.since.as_str(), since));
+            let mut latest: Option<String> = None;
             let (mut page, mut pages_read, mut max_pages) = (1, 0, usize::MAX);
             while !waiting.is_empty() && pages_read < max_pages {
                 let p = match rackbeat.page(&changed.path, &query, page).await {
@@ -337,19 +359,30 @@ impl Batch {
                         .and_then(Value::as_str)
                         .and_then(utc_offset)
                 }) {
-                    self.offset.store(offset, Ordering::Relaxed);
+                    memory.offset.store(offset, Ordering::Relaxed);
                 }
                 for item in p.items {
                     let Ok(key) = plan.key_of(&item) else {
                         continue;
                     };
                     if let Some((_, answer)) = waiting.remove(&key) {
+                        let changed_at = item
+                            .get("updated_at")
+                            .and_then(Value::as_str)
+                            .and_then(super::catchup::filter_time);
+                        latest = latest.max(changed_at);
                         let _ = answer.send(Ok(Some(item)));
                     }
                 }
                 match p.next {
                     Some(n) => page = n,
                     None => break,
+                }
+            }
+            if let (Some(latest), Ok(mut cursors)) = (latest, memory.cursors.lock()) {
+                let cursor = cursors.entry(plan.entity.clone()).or_default();
+                if latest > *cursor {
+                    *cursor = latest;
                 }
             }
             if !waiting.is_empty() {

@@ -23,7 +23,7 @@ const EMPTY_LIST_START: &str = "2000-01-01 00:00:00";
 
 /// Rackbeat's `updated_at` (`2025-02-27T14:03:55+01:00`, local time) as its filter format
 /// (`2025-02-27 14:03:55`, local time).
-fn filter_time(updated_at: &str) -> Option<String> {
+pub(super) fn filter_time(updated_at: &str) -> Option<String> {
     let t = updated_at.get(..19)?;
     Some(t.replacen('T', " ", 1))
 }

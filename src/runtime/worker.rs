@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
 
-use super::batch::Batch;
+use super::batch::{Batch, Memory};
 use super::initial::INITIAL_SYNC_EVENT;
 use super::metrics::Metrics;
 use super::sync::{DEPENDENCY_EVENT, Failure, Synced, Syncer};
@@ -42,8 +42,8 @@ pub struct Worker<S: Store> {
     /// between claims so that the next claim finds many events to read and write together.
     pub pace: Arc<Pace>,
     pub linger_ms: i64,
-    /// Rackbeat's UTC offset as its records show it, learnt by one batch for the next.
-    rackbeat_offset: Arc<AtomicI64>,
+    /// What one batch learnt of Rackbeat for the next.
+    memory: Arc<Memory>,
 }
 
 /// When a tenant's workers claim next.
@@ -101,7 +101,7 @@ impl<S: Store> Worker<S> {
             stop: Arc::default(),
             pace: Arc::default(),
             linger_ms: 1_000,
-            rackbeat_offset: Arc::default(),
+            memory: Arc::default(),
         }
     }
 
@@ -162,11 +162,7 @@ impl<S: Store> Worker<S> {
     /// Applies `events` side by side, their requests sent together ([`super::batch`]).
     async fn handle_together(&self, events: &[&Event], now_ms: i64) -> Result<(), StoreError> {
         let oldest = events.iter().map(|e| e.received_at).min().unwrap_or(now_ms);
-        let batch = Arc::new(Batch::new(
-            events.len(),
-            oldest,
-            self.rackbeat_offset.clone(),
-        ));
+        let batch = Arc::new(Batch::new(events.len(), oldest, self.memory.clone()));
         self.set_batch(Some(batch.clone()));
         let handled = futures_util::future::join_all(events.iter().map(|event| {
             let batch = batch.clone();
