@@ -1,5 +1,5 @@
-//! Stopping `rbtx run` while events are in flight: each worker finishes the event in hand and puts
-//! the rest of its batch back, so nothing waits for a lease to expire and nothing is lost; a new
+//! Stopping `rbtx run` while events are in flight: each worker finishes the events in hand (a batch
+//! synced together finishes together) and puts the rest of its claim back, so nothing waits for a lease to expire and nothing is lost; a new
 //! start applies every event exactly once.
 
 mod support;
@@ -18,7 +18,9 @@ use rbtx::store::sqlite::SqliteStore;
 use rbtx::store::{Location, Store};
 use serde_json::json;
 
-const PRODUCTS: usize = 40;
+// More than a claim (200): events synced together finish together, so a stop mid-burst leaves
+// the ones no worker claimed yet.
+const PRODUCTS: usize = 500;
 /// Far longer than the test: an event left claimed would not be taken over in time.
 const LEASE_MS: i64 = 120_000;
 
