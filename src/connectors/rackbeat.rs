@@ -123,6 +123,11 @@ impl Rackbeat {
         &self.config.base_url
     }
 
+    /// The requests a minute this client allows itself.
+    pub fn requests_per_minute(&self) -> u32 {
+        self.config.requests_per_minute
+    }
+
     /// `GET path` as Rackbeat sends it (the singular envelope included); `None` on 404.
     pub async fn get(
         &self,

@@ -39,7 +39,9 @@ pub struct Worker<S: Store> {
     /// Set when the process stops: events claimed but not started are released.
     pub stop: Arc<AtomicBool>,
     /// Shared by a tenant's workers: while a burst of bulk events arrives, they wait `linger_ms`
-    /// between claims so that the next claim finds many events to read and write together.
+    /// between claims so that the next claim finds many events to read and write together. By
+    /// default, the time Rackbeat's budget takes to allow 8 requests: a second at 480 a minute,
+    /// next to nothing where requests are plentiful.
     pub pace: Arc<Pace>,
     pub linger_ms: i64,
     /// What one batch learnt of Rackbeat for the next.
@@ -91,6 +93,7 @@ pub enum Handled {
 
 impl<S: Store> Worker<S> {
     pub fn new(store: Arc<S>, pack: Arc<Pack>, tenant: Tenant, name: impl Into<String>) -> Self {
+        let linger_ms = 8 * 60_000 / i64::from(tenant.rackbeat.requests_per_minute().max(1));
         Worker {
             syncer: Syncer::new(store, pack, tenant, name),
             max_attempts: 10,
@@ -100,7 +103,7 @@ impl<S: Store> Worker<S> {
             metrics: None,
             stop: Arc::default(),
             pace: Arc::default(),
-            linger_ms: 1_000,
+            linger_ms,
             memory: Arc::default(),
         }
     }
