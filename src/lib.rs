@@ -8,6 +8,7 @@ pub mod connectors;
 pub mod doctor;
 pub mod engine;
 pub mod expr;
+pub mod files;
 pub mod json;
 pub mod plan;
 pub mod preview;

@@ -41,8 +41,8 @@ enum Command {
     /// Keep Tripletex in sync with Rackbeat in real time: webhook intake and workers on an embedded
     /// SQLite store, or on a PostgreSQL database shared by several processes. Accounts come from the environment (RBTX_TRIPLETEX_CONSUMER_TOKEN,
     /// RBTX_TRIPLETEX_EMPLOYEE_TOKEN, RBTX_RACKBEAT_TOKEN, RBTX_RACKBEAT_ACCOUNT_ID,
-    /// RBTX_RACKBEAT_WEBHOOK_TOKENS; each also as *_FILE). With none of them set, or with --sandbox,
-    /// both APIs are simulated in-process.
+    /// RBTX_RACKBEAT_WEBHOOK_TOKENS; each also as *_FILE); without them it refuses to start. With
+    /// --sandbox, both APIs are simulated in-process and what a client needs to reach them is printed.
     Run(cli::run::Args),
     /// Show the whole product on this machine with no accounts: two simulated company pairs, the
     /// initial sync, real-time changes arriving in Tripletex, a dead letter fixed and replayed.
@@ -74,6 +74,10 @@ enum Command {
     Sandbox(cli::sandbox::Args),
     /// Print the request a mapping would send for one record; sends nothing.
     Preview(cli::preview::Args),
+    /// Write the built-in mapping pack into a folder, to edit and run with --pack.
+    Init(cli::init::Args),
+    /// Print a shell completion script, e.g. `rbtx completions bash > ~/.local/share/bash-completion/completions/rbtx`.
+    Completions { shell: clap_complete::Shell },
 }
 
 fn main() -> ExitCode {
@@ -97,6 +101,12 @@ fn main() -> ExitCode {
         Command::Dlq { command, store } => cli::dlq::run(command, store),
         Command::Sandbox(args) => cli::sandbox::run(args),
         Command::Preview(args) => cli::preview::run(args),
+        Command::Init(args) => cli::init::run(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "rbtx", &mut std::io::stdout());
+            Ok(Outcome::Clean)
+        }
     };
     // The one place outcomes become exit codes.
     match ran {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::engine::{FixtureResolver, Outcome, PlaceholderResolver, RecordError};
+use crate::files;
 use crate::plan::load_pack;
 use crate::spec::diagnostic::Diagnostic;
 use crate::spec::{Document, Fixtures};
@@ -69,7 +70,14 @@ pub enum PreviewError {
 }
 
 pub fn preview(input: &Input) -> Result<Preview, PreviewError> {
-    let mapping = &input.mapping;
+    // A mapping named the way the pack names it (`rackbeat-to-tripletex/product.yaml`) is the
+    // pack's, which is how the built-in pack's mappings are reached.
+    let in_pack = input.pack.join(&input.mapping);
+    let mapping = if !files::exists(&input.mapping) && files::exists(&in_pack) {
+        &in_pack
+    } else {
+        &input.mapping
+    };
     let mut roots = vec![input.pack.clone()];
     if !roots.iter().any(|r| mapping.starts_with(r)) {
         roots = vec![mapping.clone()];
@@ -78,14 +86,14 @@ pub fn preview(input: &Input) -> Result<Preview, PreviewError> {
     if !pack.diagnostics.is_empty() {
         return Ok(Preview::Invalid(pack.diagnostics));
     }
-    let want = std::fs::canonicalize(mapping).map_err(|source| PreviewError::Mapping {
+    let want = files::canonical(mapping).ok_or_else(|| PreviewError::Mapping {
         path: mapping.clone(),
-        source,
+        source: std::io::Error::from(std::io::ErrorKind::NotFound),
     })?;
     let plan = pack
         .plans
         .iter()
-        .find(|p| std::fs::canonicalize(&p.file).ok().as_ref() == Some(&want))
+        .find(|p| files::canonical(&p.file).as_ref() == Some(&want))
         .ok_or_else(|| PreviewError::NotInPack(mapping.clone()))?;
     let raw = read_json(&input.source)?;
     let source = plan.select(&raw).cloned().unwrap_or(raw);
@@ -124,7 +132,7 @@ fn read_fixtures(path: &Path) -> Result<Fixtures, PreviewError> {
 }
 
 fn read_json(path: &Path) -> Result<Value, PreviewError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PreviewError::Read {
+    let text = files::read_to_string(path).map_err(|source| PreviewError::Read {
         path: path.to_path_buf(),
         source,
     })?;

@@ -62,11 +62,9 @@ impl Report {
 /// Finds `*.test.yaml` files under `paths`.
 pub fn discover(paths: &[PathBuf]) -> Vec<PathBuf> {
     fn walk(p: &Path, out: &mut Vec<PathBuf>) {
-        if p.is_dir() {
-            if let Ok(rd) = std::fs::read_dir(p) {
-                for e in rd.flatten() {
-                    walk(&e.path(), out);
-                }
+        if crate::files::is_dir(p) {
+            for e in crate::files::list(p).unwrap_or_default() {
+                walk(&e, out);
             }
         } else if p
             .file_name()
@@ -138,16 +136,16 @@ pub fn run(paths: &[PathBuf], pack: &Pack, bless: bool) -> Report {
 }
 
 fn find_plan<'a>(pack: &'a Pack, path: &Path) -> Option<&'a Plan> {
-    let want = std::fs::canonicalize(path).ok()?;
+    let want = crate::files::canonical(path)?;
     pack.plans
         .iter()
-        .find(|p| std::fs::canonicalize(&p.file).ok().as_ref() == Some(&want))
+        .find(|p| crate::files::canonical(&p.file).as_ref() == Some(&want))
 }
 
 fn read_json(dir: &Path, rel: &str) -> Result<Value, String> {
     let p = dir.join(rel);
-    let text =
-        std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?;
+    let text = crate::files::read_to_string(&p)
+        .map_err(|e| format!("cannot read {}: {e}", p.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{} is not valid JSON: {e}", p.display()))
 }
 

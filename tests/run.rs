@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use rbtx::connectors::rackbeat::{Rackbeat, RackbeatConfig};
 use rbtx::connectors::tripletex::{Tripletex, TripletexConfig};
-use rbtx::sandbox;
 use rbtx::secret::Secret;
 use serde_json::{Value, json};
 
@@ -46,19 +45,23 @@ async fn records_made_in_rackbeat_arrive_in_tripletex_once() {
         .expect("start rbtx run");
     let stdout = child.stdout.take().expect("stdout");
     let _running = Running(child);
-    let lines: Vec<String> = BufReader::new(stdout)
-        .lines()
-        .take(3)
-        .map_while(Result::ok)
-        .collect();
-    let url = |prefix: &str| {
+    // Everything a client needs comes before the intake's address, one line each.
+    let mut lines = Vec::new();
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        let last = line.starts_with("webhooks: ");
+        lines.push(line);
+        if last {
+            break;
+        }
+    }
+    let said = |prefix: &str| {
         lines
             .iter()
             .find_map(|l| l.strip_prefix(prefix))
             .map(str::to_string)
             .unwrap_or_else(|| panic!("no `{prefix}` line in {lines:?}"))
     };
-    let (tx_url, rb_url) = (url("tripletex: "), url("rackbeat: "));
+    let (tx_url, rb_url) = (said("tripletex: "), said("rackbeat: "));
     assert!(
         lines
             .iter()
@@ -66,15 +69,16 @@ async fn records_made_in_rackbeat_arrive_in_tripletex_once() {
         "{lines:?}"
     );
 
+    // An outside client knows only what was printed.
     let rb = Rackbeat::new(RackbeatConfig::new(
         rb_url,
-        Secret::new(sandbox::RACKBEAT_TOKEN),
+        Secret::new(said("rackbeat api token: ")),
     ))
     .expect("rackbeat");
     let tx = Tripletex::new(TripletexConfig::new(
         tx_url,
-        Secret::new(sandbox::CONSUMER_TOKEN),
-        Secret::new(sandbox::EMPLOYEE_TOKEN),
+        Secret::new(said("tripletex consumer token: ")),
+        Secret::new(said("tripletex employee token: ")),
     ))
     .expect("tripletex");
 
@@ -146,7 +150,7 @@ async fn records_made_in_rackbeat_arrive_in_tripletex_once() {
     assert_eq!(found[0]["name"], "Kjøpmann Hansen AS");
 
     // The operations endpoints of the same process.
-    let base = url("webhooks: ")
+    let base = said("webhooks: ")
         .trim_end_matches("/webhooks/rackbeat")
         .to_string();
     let metrics = reqwest::get(format!("{base}/metrics"))

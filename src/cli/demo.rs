@@ -1,20 +1,18 @@
 //! `rbtx demo`: the whole product on this machine with no accounts.
 
-use std::path::PathBuf;
-
-use super::{Error, Outcome};
+use super::{Error, Outcome, PackArg};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The mapping pack.
-    #[arg(long, default_value = "mappings")]
-    pack: PathBuf,
+    #[command(flatten)]
+    pack: PackArg,
     /// Keep the demo's store (SQLite) afterwards, to look at with `rbtx dlq --store`.
     #[arg(long)]
     keep: bool,
 }
 
 pub fn run(Args { pack, keep }: Args) -> Result<Outcome, Error> {
+    let pack = pack.root()?;
     let dir = rbtx::runtime::demo::scratch_dir()?;
     let outcome = super::runtime()?.block_on(rbtx::runtime::demo::demo(&pack, &dir));
     if keep {

@@ -1,18 +1,15 @@
 //! `rbtx doctor`: read-only checks of one tenant's setup, with a fix per problem.
 
-use std::path::PathBuf;
-
 use rbtx::plan::load_pack;
 use rbtx::store::Location;
 use rbtx::store::sqlite::SqliteStore;
 
-use super::{Error, Outcome, TenantArgs};
+use super::{Error, Outcome, PackArg, TenantArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The mapping pack.
-    #[arg(long, default_value = "mappings")]
-    pack: PathBuf,
+    #[command(flatten)]
+    pack: PackArg,
     /// The store `rbtx run` uses: a SQLite file or a postgres:// URL (default: RBTX_STORE_URL,
     /// else rbtx.sqlite).
     #[arg(long)]
@@ -30,11 +27,12 @@ pub struct Args {
 pub fn run(args: Args) -> Result<Outcome, Error> {
     let store = Location::from_arg_or_env(args.store.as_deref())?;
     let accounts = args.tenant.accounts(args.invoice_mode.parse()?)?;
-    let pack = load_pack(std::slice::from_ref(&args.pack));
+    let root = args.pack.root()?;
+    let pack = load_pack(std::slice::from_ref(&root));
     super::runtime()?.block_on(async {
         let tenant = accounts.tenant()?;
         let name = store.to_string();
-        let pack_name = args.pack.display().to_string();
+        let pack_name = root.display().to_string();
         let setup = rbtx::doctor::Setup::<SqliteStore> {
             pack: &pack,
             pack_path: &pack_name,

@@ -5,6 +5,7 @@
 pub mod demo;
 pub mod dlq;
 pub mod doctor;
+pub mod init;
 pub mod preview;
 pub mod run;
 pub mod sandbox;
@@ -40,6 +41,17 @@ impl Outcome {
 /// Why a command could not run (exit 2).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(
+        "the mapping pack {} does not exist (named by --pack or RBTX_PACK; without either, the pack built into rbtx is used)",
+        .0.display()
+    )]
+    NoPack(PathBuf),
+    #[error(
+        "the pack built into rbtx cannot be rewritten; `rbtx init` writes a copy to edit and bless"
+    )]
+    BlessBuiltIn,
+    #[error(transparent)]
+    Init(#[from] rbtx::files::InitError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
     /// Nothing at the paths could be read: each problem's message.
@@ -106,5 +118,32 @@ impl TenantArgs {
             self.tenant.as_deref(),
             invoice_mode,
         )?)
+    }
+}
+
+/// Which mapping pack a command uses.
+#[derive(clap::Args)]
+pub struct PackArg {
+    /// A mapping pack folder to use instead of the pack built into rbtx (`rbtx init` writes a
+    /// copy of that one to edit).
+    #[arg(long, env = "RBTX_PACK")]
+    pub pack: Option<PathBuf>,
+}
+
+impl PackArg {
+    /// The pack's root, said on stderr so a person knows which mappings ran.
+    pub fn root(&self) -> Result<PathBuf, Error> {
+        let root = pack_root(self.pack.clone())?;
+        eprintln!("pack: {}", rbtx::files::describe(&root));
+        Ok(root)
+    }
+}
+
+/// The pack folder given, or the built-in pack; a folder that is not there is an error naming it.
+pub fn pack_root(given: Option<PathBuf>) -> Result<PathBuf, Error> {
+    match given {
+        None => Ok(rbtx::files::embedded_root()),
+        Some(p) if rbtx::files::exists(&p) => Ok(p),
+        Some(p) => Err(Error::NoPack(p)),
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use rbtx::preview::{Input, Preview, preview};
 use rbtx::spec::diagnostic::{Format, render};
 
-use super::{Error, Outcome};
+use super::{Error, Outcome, PackArg};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -21,18 +21,22 @@ pub struct Args {
     /// placeholders are shown.
     #[arg(long)]
     fixtures: Option<PathBuf>,
-    /// The mapping pack the mapping belongs to.
-    #[arg(long, default_value = "mappings")]
-    pack: PathBuf,
+    #[command(flatten)]
+    pack: PackArg,
 }
 
 pub fn run(args: Args) -> Result<Outcome, Error> {
+    let pack = super::pack_root(args.pack.pack)?;
+    // A mapping file on disk is previewed from there; one named within the pack, from the pack.
+    if !rbtx::files::exists(&args.mapping) {
+        eprintln!("pack: {}", rbtx::files::describe(&pack));
+    }
     let input = Input {
         mapping: args.mapping,
         source: args.input,
         target: args.target,
         fixtures: args.fixtures,
-        pack: args.pack,
+        pack,
     };
     match preview(&input)? {
         Preview::Invalid(diagnostics) => {

@@ -6,16 +6,15 @@ use rbtx::runtime::accounts::Accounts;
 use rbtx::runtime::run::{RunConfig, TenantSource};
 use rbtx::store::Location;
 
-use super::{Error, Outcome};
+use super::{Error, Outcome, PackArg};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Serve both API sandboxes in-process and sync against them (no accounts needed).
     #[arg(long)]
     sandbox: bool,
-    /// The mapping pack.
-    #[arg(long, default_value = "mappings")]
-    pack: PathBuf,
+    #[command(flatten)]
+    pack: PackArg,
     /// Where the queue, bindings and dead letters are kept: a SQLite file, or a
     /// postgres://user:password@host/db URL for a database several `rbtx run` processes share.
     /// Default: RBTX_STORE_URL (or the file RBTX_STORE_URL_FILE names, keeping a password off
@@ -53,23 +52,18 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<Outcome, Error> {
     let invoice_mode = args.invoice_mode.parse()?;
+    let pack = args.pack.root()?;
     let tenants = match args.tenants {
         Some(file) => TenantSource::File(file),
-        // No credentials at all: the embedded default runs against local sandboxes.
-        None if args.sandbox || !Accounts::any_in_env() => {
-            if !args.sandbox {
-                // Logged under `rbtx`, the target it had when main.rs logged it.
-                tracing::info!(
-                    target: "rbtx",
-                    "No Tripletex or Rackbeat credentials in the environment; running against local sandboxes."
-                );
-            }
-            TenantSource::Sandbox { invoice_mode }
+        None if args.sandbox => TenantSource::Sandbox { invoice_mode },
+        // No credentials is a mistake on a server (a misspelt variable), never a cue to pretend.
+        None if !Accounts::any_in_env() => {
+            return Err(rbtx::runtime::accounts::AccountsError::NoneInEnv.into());
         }
         None => TenantSource::Env { invoice_mode },
     };
     let config = RunConfig {
-        pack: args.pack,
+        pack,
         store: Location::from_arg_or_env(args.store.as_deref())?,
         listen: args.listen,
         public_url: args.public_url,

@@ -62,13 +62,7 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
         let sandboxes = rbtx::sandbox::start(config.clone())
             .await
             .map_err(Error::Sandboxes)?;
-        for line in [
-            format!("tripletex: {}", sandboxes.tripletex.base_url),
-            format!("rackbeat: {}", sandboxes.rackbeat.base_url),
-            format!("tripletex consumer token: {}", config.consumer_token),
-            format!("tripletex employee token: {}", config.employee_token),
-            format!("rackbeat api token: {}", config.rackbeat_token),
-        ] {
+        for line in sandboxes.for_clients(&config) {
             rbtx::runtime::announce(&line);
         }
         tokio::signal::ctrl_c().await.map_err(Error::Signal)?;

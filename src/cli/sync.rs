@@ -1,14 +1,12 @@
 //! `rbtx sync initial`: the one-off pull of Tripletex records into Rackbeat.
 
-use std::path::PathBuf;
-
 use rbtx::plan::load_pack;
 use rbtx::runtime::initial::Options;
 use rbtx::runtime::run::InvalidPack;
 use rbtx::runtime::tenant::InvoiceMode;
 use rbtx::store::Location;
 
-use super::{Error, Outcome, TenantArgs};
+use super::{Error, Outcome, PackArg, TenantArgs};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -29,9 +27,8 @@ pub struct InitialArgs {
     /// Start over instead of resuming an interrupted sync.
     #[arg(long)]
     restart: bool,
-    /// The mapping pack.
-    #[arg(long, default_value = "mappings")]
-    pack: PathBuf,
+    #[command(flatten)]
+    pack: PackArg,
     /// The store that keeps bindings, checkpoints and dead letters (the one `rbtx run` uses):
     /// a SQLite file or a postgres:// URL (default: RBTX_STORE_URL, else rbtx.sqlite).
     #[arg(long)]
@@ -51,9 +48,10 @@ pub fn run(Command::Initial(args): Command) -> Result<Outcome, Error> {
     if let Some(n) = args.rackbeat_requests_per_minute {
         accounts.rackbeat_per_minute = n;
     }
-    let pack = load_pack(std::slice::from_ref(&args.pack));
+    let root = args.pack.root()?;
+    let pack = load_pack(std::slice::from_ref(&root));
     if !pack.diagnostics.is_empty() {
-        return Err(InvalidPack::new(&args.pack, &pack, 0).into());
+        return Err(InvalidPack::new(&root, &pack, 0).into());
     }
     let dry_run = args.dry_run;
     super::runtime()?.block_on(async {

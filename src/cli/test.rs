@@ -6,23 +6,35 @@ use std::sync::Arc;
 use rbtx::plan::load_pack;
 use rbtx::spec::diagnostic::{Format, render, sort};
 
-use super::{Error, Outcome};
+use super::{Error, Outcome, PackArg};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Test files or folders.
-    #[arg(default_value = "mappings")]
+    /// Test files or folders (default: the pack's own).
     paths: Vec<PathBuf>,
     /// The mapping pack the tests run against.
-    #[arg(long, default_value = "mappings")]
-    pack: PathBuf,
+    #[command(flatten)]
+    pack: PackArg,
     /// Rewrite `expect_file` expectations from what the mappings produce.
     #[arg(long)]
     bless: bool,
 }
 
-pub fn run(Args { paths, pack, bless }: Args) -> Result<Outcome, Error> {
-    let pack = load_pack(&[pack]);
+pub fn run(
+    Args {
+        mut paths,
+        pack,
+        bless,
+    }: Args,
+) -> Result<Outcome, Error> {
+    let root = pack.root()?;
+    if paths.is_empty() {
+        paths.push(root.clone());
+    }
+    if bless && paths.iter().any(|p| rbtx::files::is_embedded(p)) {
+        return Err(Error::BlessBuiltIn);
+    }
+    let pack = load_pack(&[root]);
     let report = rbtx::testing::run(&paths, &pack, bless);
     let mut diags = pack.diagnostics.clone();
     diags.extend(report.diagnostics.iter().cloned());

@@ -5,18 +5,23 @@ use std::path::PathBuf;
 use rbtx::plan::load_pack;
 use rbtx::spec::diagnostic::{Format, render, sort};
 
-use super::{Error, Outcome};
+use super::{Error, Outcome, PackArg};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Mapping files or folders.
-    #[arg(default_value = "mappings")]
+    /// Mapping files or folders (default: the pack RBTX_PACK names, else the one built into rbtx).
     paths: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
 }
 
-pub fn run(Args { paths, format }: Args) -> Result<Outcome, Error> {
+pub fn run(Args { mut paths, format }: Args) -> Result<Outcome, Error> {
+    if paths.is_empty() {
+        let pack = PackArg {
+            pack: std::env::var_os("RBTX_PACK").map(PathBuf::from),
+        };
+        paths.push(pack.root()?);
+    }
     let pack = load_pack(&paths);
     let mut diags = pack.diagnostics;
     sort(&mut diags);

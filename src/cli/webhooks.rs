@@ -1,12 +1,10 @@
 //! `rbtx webhooks install`: subscribe the intake's public URL to the events the pack needs.
 
-use std::path::PathBuf;
-
 use rbtx::runtime::accounts::Accounts;
 use rbtx::runtime::tenant::InvoiceMode;
 use rbtx::store::Location;
 
-use super::{Error, Outcome, TenantArgs};
+use super::{Error, Outcome, PackArg, TenantArgs};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -21,8 +19,8 @@ pub struct InstallArgs {
     /// The URL Rackbeat delivers to, e.g. https://rbtx.example.com/webhooks/rackbeat.
     #[arg(long)]
     url: String,
-    #[arg(long, default_value = "mappings")]
-    pack: PathBuf,
+    #[command(flatten)]
+    pack: PackArg,
     /// The store `rbtx run` uses: a SQLite file or a postgres:// URL (default: RBTX_STORE_URL,
     /// else rbtx.sqlite).
     #[arg(long)]
@@ -41,7 +39,11 @@ pub fn run(Command::Install(args): Command) -> Result<Outcome, Error> {
         None => ("default".to_string(), Accounts::rackbeat_from_env()?),
     };
     let lines = super::runtime()?.block_on(rbtx::runtime::run::install_webhooks(
-        &args.pack, &store, &id, &rb, &args.url,
+        &args.pack.root()?,
+        &store,
+        &id,
+        &rb,
+        &args.url,
     ))?;
     for line in lines {
         println!("{line}");

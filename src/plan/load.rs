@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 use super::Pack;
 use super::checks::check_pack;
 use super::compile::compile;
+use crate::files;
 use crate::spec::{Code, Diagnostic, Document};
 
 /// Finds the mapping files under `paths`: YAML files, not the `*.test.yaml` beside them.
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Box<Diagnostic>> {
     let mut out = Vec::new();
     for p in paths {
-        if p.is_dir() {
+        if files::is_dir(p) {
             walk(p, &mut out).map_err(|e| {
                 Box::new(Diagnostic::bare(
                     Code::Io,
@@ -20,7 +21,7 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Box<Diagnostic>> {
                     format!("cannot read {}: {e}", p.display()),
                 ))
             })?;
-        } else if p.exists() {
+        } else if files::exists(p) {
             out.push(p.clone());
         } else {
             return Err(Box::new(Diagnostic::bare(
@@ -36,9 +37,8 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Box<Diagnostic>> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
+    for path in files::list(dir)? {
+        if files::is_dir(&path) {
             walk(&path, out)?;
         } else if is_mapping_file(&path) {
             out.push(path);
@@ -84,7 +84,10 @@ pub fn load_pack(paths: &[PathBuf]) -> Pack {
     // A file validated on its own is checked against the mappings beside it, which start-up
     // would load with it; they are read for their entity only, and not reported on.
     let mut context: Vec<Document> = Vec::new();
-    for p in paths.iter().filter(|p| p.is_file()) {
+    for p in paths
+        .iter()
+        .filter(|p| files::exists(p) && !files::is_dir(p))
+    {
         let siblings = p
             .parent()
             .map(|d| discover(&[d.to_path_buf()]))

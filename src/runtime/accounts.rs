@@ -157,7 +157,7 @@ pub enum AccountsError {
     #[error("{}", render_all(.0))]
     TenantsFile(Vec<Diagnostic>),
     #[error(
-        "no accounts in the environment: set {} (each also as *_FILE; RBTX_TRIPLETEX_URL and RBTX_RACKBEAT_URL to use `rbtx sandbox`), or give --tenants FILE",
+        "no accounts in the environment: set {} (each also as *_FILE; RBTX_TRIPLETEX_URL and RBTX_RACKBEAT_URL to use `rbtx sandbox`), or give --tenants FILE; `rbtx run --sandbox` and `rbtx demo` need no accounts",
         ENV_VARS.join(", ")
     )]
     NoneInEnv,

@@ -225,7 +225,7 @@ async fn serve<S: Store + 'static>(
     let workers = make_workers(&config, tenants, &clients, &store, &pack, &metrics, &queued)?;
 
     ready(&url);
-    tracing::info!(url, store = %config.store, tenants = tenants.len(), "rbtx is running.");
+    tracing::info!(url, store = %config.store, tenants = tenants.len(), pack = %crate::files::describe(&config.pack), "rbtx is running.");
     let server = axum::serve(listener, intake.clone().router());
     let catch_up = catch_up(tenants, &clients, &store, &pack_rx, config.catch_up_seconds);
     // Workers run as tasks of their own, so that stopping can wait for the events in hand.
@@ -266,11 +266,13 @@ async fn tenants_to_serve(source: &TenantSource) -> Result<Served, RunError> {
             served(tenants, false, None)
         }
         TenantSource::Sandbox { invoice_mode } => {
-            let sb = sandbox::start(SandboxConfig::default())
+            let config = SandboxConfig::default();
+            let sb = sandbox::start(config.clone())
                 .await
                 .map_err(RunError::Sandboxes)?;
-            super::announce(&format!("tripletex: {}", sb.tripletex.base_url));
-            super::announce(&format!("rackbeat: {}", sb.rackbeat.base_url));
+            for line in sb.for_clients(&config) {
+                super::announce(&line);
+            }
             let accounts = Accounts::sandbox(&sb, *invoice_mode);
             served(vec![accounts], true, Some(sb))
         }

@@ -62,7 +62,7 @@ impl Document {
     /// Reads and parses one YAML file. A file that cannot be parsed gives one diagnostic at the
     /// place the parser stopped.
     pub fn load(path: &Path) -> Result<Document, Box<Diagnostic>> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = crate::files::read_to_string(path).map_err(|e| {
             Box::new(Diagnostic::bare(
                 Code::Io,
                 path,

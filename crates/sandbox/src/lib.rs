@@ -29,6 +29,21 @@ pub struct Sandboxes {
     pub rackbeat: rackbeat::Handle,
 }
 
+impl Sandboxes {
+    /// What a client needs to reach both, one `name: value` per line: how `rbtx sandbox` and
+    /// `rbtx run --sandbox` say it.
+    pub fn for_clients(&self, config: &SandboxConfig) -> Vec<String> {
+        vec![
+            format!("tripletex: {}", self.tripletex.base_url),
+            format!("rackbeat: {}", self.rackbeat.base_url),
+            format!("tripletex consumer token: {}", config.consumer_token),
+            format!("tripletex employee token: {}", config.employee_token),
+            format!("rackbeat api token: {}", config.rackbeat_token),
+            format!("rackbeat account id: {}", config.rackbeat_account_id),
+        ]
+    }
+}
+
 /// Binds both sandboxes and starts serving them on the current tokio runtime.
 pub async fn start(config: SandboxConfig) -> std::io::Result<Sandboxes> {
     let tripletex = tripletex::start(&config).await?;
