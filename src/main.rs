@@ -62,6 +62,7 @@ enum Command {
         command: cli::webhooks::Command,
     },
     /// The dead-letter store: events that failed for good, with the reason, mapping and field.
+    #[command(after_help = cli::env_help::STORE)]
     Dlq {
         #[command(subcommand)]
         command: cli::dlq::Command,

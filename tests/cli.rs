@@ -116,7 +116,8 @@ async fn dlq_lists_shows_and_replays<S: Store>(s: &S, locate: impl Fn(&mut Comma
     };
     s.enqueue(new).await.expect("enqueue");
     let ev = s.claim(None, "w", 1, 10, 60_000).await.expect("claim");
-    let reason = "lookup `vat_code` has no entry for `7`";
+    // As the worker writes it: the reason names its field, which is also kept apart.
+    let reason = "body.vatType.id: lookup `vat_code` has no entry for `7`";
     let dl = s
         .dead_letter(
             ev[0].id,
@@ -146,6 +147,11 @@ async fn dlq_lists_shows_and_replays<S: Store>(s: &S, locate: impl Fn(&mut Comma
         list.contains("VARE-5001")
             && list.contains("body.vatType.id: lookup `vat_code` has no entry for `7`"),
         "{list}"
+    );
+    assert_eq!(
+        list.matches("body.vatType.id").count(),
+        1,
+        "the field once: {list}"
     );
     assert!(list.contains("1 dead letter"), "{list}");
     let id = list.split_whitespace().next().unwrap_or("").to_string();

@@ -229,6 +229,32 @@ fn commands_that_need_accounts_refuse_to_run_without_them() {
         !rbtx.work().join("rbtx.sqlite").exists(),
         "no store was made"
     );
+    // What each of them reads is in its help.
+    for args in [
+        &["run", "--help"][..],
+        &["sync", "initial", "--help"],
+        &["doctor", "--help"],
+    ] {
+        let help = rbtx.run(args);
+        assert_eq!(help.code, Some(0), "{help:?}");
+        for v in vars.iter().chain(&["RBTX_STORE_URL", "RBTX_PACK"]) {
+            assert!(help.stdout.contains(v), "{args:?} names {v}: {help:?}");
+        }
+    }
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let rbtx = Installed::new("completions");
+    for shell in ["bash", "zsh", "fish"] {
+        let ran = rbtx.run(&["completions", shell]);
+        assert_eq!(ran.code, Some(0), "{ran:?}");
+        assert!(
+            ran.stdout.contains("validate") && ran.stdout.contains("--pack"),
+            "{shell}: {ran:?}"
+        );
+    }
+    assert_eq!(rbtx.run(&["completions", "tcsh"]).code, Some(2));
 }
 
 /// `curl ARGS`, its output as JSON.
@@ -295,6 +321,20 @@ fn run_sandbox_prints_the_urls_and_tokens_curl_needs() {
         r#"{"number": "CURL-1", "name": "Made with curl", "group": 1001, "sales_price": 10}"#,
         &format!("{rb}/products"),
     ]);
+    // As the real Tripletex does, the sandbox tells every client its budget.
+    let headers = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-D", "-", "-u", &basic])
+        .arg(format!("{tx}/product?count=1"))
+        .output()
+        .expect("curl");
+    let headers = String::from_utf8_lossy(&headers.stdout).to_lowercase();
+    for h in [
+        "x-rate-limit-limit:",
+        "x-rate-limit-remaining:",
+        "x-rate-limit-reset:",
+    ] {
+        assert!(headers.contains(h), "{h} in {headers}");
+    }
     let deadline = Instant::now() + Duration::from_secs(20);
     let arrived = loop {
         let found = curl(&["-u", &basic, &format!("{tx}/product?productNumber=CURL-1")]);

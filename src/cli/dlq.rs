@@ -45,17 +45,16 @@ async fn on<S: Store>(s: &S, command: Command) -> Result<Outcome, Error> {
                     0 | 1 => String::new(),
                     n => format!(" ({n} times)"),
                 };
+                // A record's reason starts with its field already; an API's may not name it.
+                let field = d
+                    .field
+                    .as_ref()
+                    .filter(|f| !d.reason.contains(f.as_str()))
+                    .map(|f| format!("{f}: "))
+                    .unwrap_or_default();
                 println!(
-                    "{:>6}  {:<10} {:<18} {:<16} {}{}{repeats}",
-                    d.id,
-                    d.event.tenant,
-                    d.event.event,
-                    d.event.key,
-                    d.field
-                        .as_ref()
-                        .map(|f| format!("{f}: "))
-                        .unwrap_or_default(),
-                    d.reason
+                    "{:>6}  {:<10} {:<18} {:<16} {field}{}{repeats}",
+                    d.id, d.event.tenant, d.event.event, d.event.key, d.reason
                 );
             }
             println!(

@@ -7,6 +7,7 @@ use rbtx::store::sqlite::SqliteStore;
 use super::{Error, Outcome, PackArg, TenantArgs};
 
 #[derive(clap::Args)]
+#[command(after_help = super::env_help::ACCOUNTS_AND_STORE)]
 pub struct Args {
     #[command(flatten)]
     pack: PackArg,

@@ -147,3 +147,41 @@ pub fn pack_root(given: Option<PathBuf>) -> Result<PathBuf, Error> {
         Some(p) => Err(Error::NoPack(p)),
     }
 }
+
+/// The environment each command reads, shown under its `--help` (clap shows the variables that
+/// stand for an option beside the option itself).
+pub mod env_help {
+    macro_rules! accounts {
+        () => {
+            "  RBTX_TRIPLETEX_CONSUMER_TOKEN, RBTX_TRIPLETEX_EMPLOYEE_TOKEN, RBTX_RACKBEAT_TOKEN
+                      the accounts (each also as *_FILE, a file holding the value)
+  RBTX_TRIPLETEX_URL, RBTX_RACKBEAT_URL
+                      the APIs (default: the production services)
+  RBTX_RACKBEAT_ACCOUNT_ID
+                      the Rackbeat account (default: read from Rackbeat)
+  RBTX_RACKBEAT_REQUESTS_PER_MINUTE
+                      the Rackbeat token's budget, shared by all workers (default 480)
+"
+        };
+    }
+    macro_rules! store {
+        () => {
+            "  RBTX_STORE_URL      the store: a SQLite file or a postgres:// URL (also as RBTX_STORE_URL_FILE)
+"
+        };
+    }
+
+    pub const RUN: &str = concat!(
+        "Environment:\n",
+        accounts!(),
+        "  RBTX_RACKBEAT_WEBHOOK_TOKENS\n                      the tokens deliveries must carry (comma-separated; also as *_FILE)\n",
+        store!(),
+        "  RUST_LOG            the log level (default info; e.g. rbtx=debug)"
+    );
+    pub const ACCOUNTS_AND_STORE: &str = concat!("Environment:\n", accounts!(), store!());
+    pub const WEBHOOKS: &str = concat!(
+        "Environment:\n  RBTX_RACKBEAT_TOKEN (or RBTX_RACKBEAT_TOKEN_FILE), RBTX_RACKBEAT_URL\n                      the Rackbeat account\n",
+        store!()
+    );
+    pub const STORE: &str = concat!("Environment:\n", store!());
+}

@@ -9,6 +9,7 @@ use rbtx::store::Location;
 use super::{Error, Outcome, PackArg};
 
 #[derive(clap::Args)]
+#[command(after_help = super::env_help::RUN)]
 pub struct Args {
     /// Serve both API sandboxes in-process and sync against them (no accounts needed).
     #[arg(long)]

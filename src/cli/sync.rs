@@ -17,6 +17,7 @@ pub enum Command {
 }
 
 #[derive(clap::Args)]
+#[command(after_help = super::env_help::ACCOUNTS_AND_STORE)]
 pub struct InitialArgs {
     /// Only these entities (comma-separated), plus the ones they refer to.
     #[arg(long, value_delimiter = ',')]

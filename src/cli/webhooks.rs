@@ -15,6 +15,7 @@ pub enum Command {
 }
 
 #[derive(clap::Args)]
+#[command(after_help = super::env_help::WEBHOOKS)]
 pub struct InstallArgs {
     /// The URL Rackbeat delivers to, e.g. https://rbtx.example.com/webhooks/rackbeat.
     #[arg(long)]
