@@ -54,6 +54,9 @@ pub struct Args {
 pub fn run(args: Args) -> Result<Outcome, Error> {
     let invoice_mode = args.invoice_mode.parse()?;
     let pack = args.pack.root()?;
+    if args.watch && rbtx::files::is_embedded(&pack) {
+        tracing::warn!("--watch: the built-in pack never changes; `rbtx init` writes a copy to edit and --pack runs it.");
+    }
     let tenants = match args.tenants {
         Some(file) => TenantSource::File(file),
         None if args.sandbox => TenantSource::Sandbox { invoice_mode },
