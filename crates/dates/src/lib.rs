@@ -1,44 +1,46 @@
-//! Calendar dates without a date library: the few operations rbtx needs (adding days, today's
-//! date for Tripletex session expiry), exact for the proleptic Gregorian calendar.
+//! Calendar dates as day counts since 1970-01-01, the form rbtx and its sandboxes store, compare
+//! and add to; the calendar itself (month lengths, leap years, time zones) is jiff's.
+//!
+//! A day count names a date in jiff's years -9999..=9999; one further out (only an absurd
+//! offset reaches it) stands for the nearest of those, further than any date a service takes.
 
-// Howard Hinnant's civil-date algorithms: exact for the proleptic Gregorian calendar.
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+use jiff::civil::{Date, date};
+use jiff::{Span, Timestamp};
+
+const EPOCH: Date = date(1970, 1, 1);
+
+/// The date of a day count.
+pub fn to_date(days: i64) -> Date {
+    Span::new()
+        .try_days(days)
+        .and_then(|span| EPOCH.checked_add(span))
+        .unwrap_or(if days < 0 { Date::MIN } else { Date::MAX })
 }
 
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+/// The day count of a date.
+pub fn from_date(d: Date) -> i64 {
+    // Any two dates jiff holds are fewer days apart than a span holds, so this cannot fail.
+    d.since(EPOCH).map_or(0, |span| i64::from(span.get_days()))
+}
+
+/// Year, month and day of a day count.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let d = to_date(days);
+    (
+        i64::from(d.year()),
+        d.month().unsigned_abs().into(),
+        d.day().unsigned_abs().into(),
+    )
 }
 
 /// Seconds since 1970-01-01 00:00 UTC, now.
 pub fn now_seconds() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    Timestamp::now().as_second()
 }
 
 /// Milliseconds since 1970-01-01 00:00 UTC, now.
 pub fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
+    Timestamp::now().as_millisecond()
 }
 
 /// Today's date (UTC) as days since 1970-01-01.
@@ -46,17 +48,18 @@ pub fn today() -> i64 {
     now_seconds().div_euclid(86_400)
 }
 
-pub fn days_in_month(y: i64, m: u32) -> i64 {
-    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-    days_from_civil(ny, nm, 1) - days_from_civil(y, m, 1)
-}
-
 /// The same day `n` months later, clamped to the last day of a shorter month.
 pub fn add_months(days: i64, n: i64) -> i64 {
-    let (y, m, d) = civil_from_days(days);
-    let total = y * 12 + i64::from(m) - 1 + n;
-    let (ny, nm) = (total.div_euclid(12), (total.rem_euclid(12) + 1) as u32);
-    days_from_civil(ny, nm, d.min(days_in_month(ny, nm) as u32))
+    let d = to_date(days);
+    let moved = Span::new()
+        .try_months(n)
+        .and_then(|span| d.checked_add(span));
+    from_date(moved.unwrap_or(if n < 0 { Date::MIN } else { Date::MAX }))
+}
+
+/// The last day of the month a day count falls in.
+pub fn last_of_month(days: i64) -> i64 {
+    from_date(to_date(days).last_of_month())
 }
 
 /// Exactly `YYYY-MM-DD` naming a real day (what Tripletex accepts).
@@ -65,7 +68,7 @@ pub fn parse_strict(s: &str) -> Option<i64> {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+    let num = |r: std::ops::Range<usize>| -> Option<i16> {
         let part = s.get(r)?;
         part.bytes()
             .all(|c| c.is_ascii_digit())
@@ -73,43 +76,53 @@ pub fn parse_strict(s: &str) -> Option<i64> {
             .flatten()
     };
     let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let m = u32::try_from(m).ok().filter(|m| (1..=12).contains(m))?;
-    if d < 1 || d > days_in_month(y, m) {
-        return None;
-    }
-    Some(days_from_civil(y, m, d as u32))
+    let d = Date::new(y, i8::try_from(m).ok()?, i8::try_from(d).ok()?).ok()?;
+    Some(from_date(d))
 }
 
 /// Days since 1970-01-01 as `YYYY-MM-DD`.
 pub fn format(days: i64) -> String {
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}")
+    to_date(days).to_string()
 }
 
-/// `YYYY-MM-DD` (or the date part of a timestamp) as days since 1970-01-01.
+/// `YYYY-MM-DD`, alone or as the date part of a timestamp, as days since 1970-01-01.
 pub fn parse(s: &str) -> Option<i64> {
-    let head = s.get(..10)?;
-    let mut parts = head.split('-');
-    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
-    let (y, m, d) = (
-        y.parse::<i64>().ok()?,
-        m.parse::<u32>().ok()?,
-        d.parse::<u32>().ok()?,
-    );
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    Some(days_from_civil(y, m, d))
+    parse_strict(s.get(..10)?)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn round_trips() {
-        assert_eq!(
-            super::format(super::parse("2024-02-29").unwrap_or(0)),
-            "2024-02-29"
-        );
-        assert_eq!(super::parse("1970-01-01"), Some(0));
+        assert_eq!(format(parse("2024-02-29").unwrap_or(0)), "2024-02-29");
+        assert_eq!(parse("1970-01-01"), Some(0));
+        assert_eq!(parse("2025-02-27T14:03:55+01:00"), parse("2025-02-27"));
+        assert_eq!(format(-1), "1969-12-31");
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+
+    #[test]
+    fn impossible_days_are_not_dates() {
+        for s in [
+            "2025-02-29",
+            "2025-02-31",
+            "2025-04-31",
+            "2025-13-01",
+            "2025-00-10",
+        ] {
+            assert_eq!(parse(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn months_clamp_and_far_offsets_stay_within_the_calendar() {
+        let d = |s| parse(s).unwrap_or_default();
+        assert_eq!(format(add_months(d("2024-01-31"), 1)), "2024-02-29");
+        assert_eq!(format(add_months(d("2024-03-31"), -1)), "2024-02-29");
+        assert_eq!(format(last_of_month(d("2025-02-10"))), "2025-02-28");
+        assert_eq!(format(d("2025-01-01") + 1_000_000_000), "9999-12-31");
+        assert_eq!(format(add_months(0, i64::MAX)), "9999-12-31");
     }
 }

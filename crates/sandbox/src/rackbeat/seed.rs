@@ -199,15 +199,15 @@ struct Seeder<'a> {
 
 /// The oldest and newest instants generated records get.
 fn seed_start() -> Unix {
-    time::from_local(2024, 1, 2, 8 * 3600)
+    at(2024, 1, 2, 8, 0, 0)
 }
 fn seed_end() -> Unix {
-    time::from_local(2025, 12, 31, 16 * 3600)
+    at(2025, 12, 31, 16, 0, 0)
 }
 
 /// A local time written as in the samples.
-fn at(y: i64, m: u32, d: u32, h: i64, mi: i64, s: i64) -> Unix {
-    time::from_local(y, m, d, h * 3600 + mi * 60 + s)
+fn at(y: i16, m: i8, d: i8, h: i8, mi: i8, s: i8) -> Unix {
+    time::from_local(jiff::civil::datetime(y, m, d, h, mi, s, 0))
 }
 
 impl Seeder<'_> {
@@ -723,7 +723,7 @@ pub fn seed(store: &mut Store, seed: u64, size: DataSize) -> Result<(), ApiError
             s.rng.random_range(seed_end() - 20 * 86_400..seed_end())
         } else {
             s.rng
-                .random_range(time::from_local(2025, 1, 2, 8 * 3600)..seed_end() - 86_400)
+                .random_range(at(2025, 1, 2, 8, 0, 0)..seed_end() - 86_400)
         };
         let booked = created + s.rng.random_range(60..7200);
         let key = s.put(

@@ -1251,12 +1251,8 @@ impl Store {
             .and_then(Value::as_i64)
             .unwrap_or(0);
         let due = match terms.data.get("type").and_then(Value::as_str) {
-            Some("net") => day + days,
-            Some("end_of_month") => {
-                let (y, m, _) = time::civil_from_days(day);
-                let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-                time::days_from_civil(ny, nm, 1) - 1 + days
-            }
+            Some("net") => day.saturating_add(days),
+            Some("end_of_month") => rbtx_dates::last_of_month(day).saturating_add(days),
             _ => day,
         };
         Some(time::day_string(due))

@@ -1,8 +1,8 @@
-//! Calendar dates as days since 1970-01-01: enough for Tripletex's `YYYY-MM-DD` fields, date
-//! ranges and due dates, without a date-time dependency.
+//! Calendar dates as days since 1970-01-01 (see `rbtx_dates`): enough for Tripletex's
+//! `YYYY-MM-DD` fields, date ranges and due dates.
 
 pub use rbtx_dates::{add_months, format, now_seconds, parse_strict as parse, today};
-use rbtx_dates::{civil_from_days, days_from_civil, days_in_month};
+use rbtx_dates::{from_date, to_date};
 
 /// A date-time filter such as `changedSince`: a date, optionally followed by `Thh:mm[:ss]`, as
 /// seconds since the epoch (UTC).
@@ -27,13 +27,21 @@ pub fn parse_date_time(s: &str) -> Option<i64> {
 
 /// The next date after `days` that falls on day `dom` of a month (31 or more: the month's last day).
 pub fn next_day_of_month(days: i64, dom: i64) -> i64 {
-    let (y, m, d) = civil_from_days(days);
-    let day_in = |y, m| dom.clamp(1, days_in_month(y, m)) as u32;
-    if day_in(y, m) > d {
-        return days_from_civil(y, m, day_in(y, m));
+    let date = to_date(days);
+    let day_in = |month: jiff::civil::Date| {
+        let dom = dom.clamp(1, i64::from(month.days_in_month()));
+        month
+            .first_of_month()
+            .saturating_add(jiff::Span::new().days(dom - 1))
+    };
+    let this = day_in(date);
+    if this > date {
+        return from_date(this);
     }
-    let (ny, nm, _) = civil_from_days(add_months(days_from_civil(y, m, 1), 1));
-    days_from_civil(ny, nm, day_in(ny, nm))
+    from_date(day_in(
+        date.first_of_month()
+            .saturating_add(jiff::Span::new().months(1)),
+    ))
 }
 
 #[cfg(test)]
