@@ -176,14 +176,14 @@ mod tests {
     fn a_record_that_is_not_json_is_named() {
         let got = preview(&input(
             "rackbeat-to-tripletex/product.yaml",
-            "rackbeat-to-tripletex/samples/make-invoice-120.py",
+            "rackbeat-to-tripletex/product.test.yaml",
         ));
         let Err(e @ PreviewError::Json { .. }) = got else {
             panic!("not a JSON error: {got:?}");
         };
         assert!(
             e.to_string()
-                .contains("make-invoice-120.py is not valid JSON"),
+                .contains("product.test.yaml is not valid JSON"),
             "{e}"
         );
     }

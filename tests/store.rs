@@ -736,6 +736,161 @@ async fn checkpoints_are_kept_per_tenant<S: Store>(s: &S) {
     );
 }
 
+/// The token of one tenant's subscription to one event, as `Secret`s that never print.
+async fn token<S: Store>(s: &S, tenant: &str, event: &str) -> Option<String> {
+    let got = s.get_webhook_token(tenant, event).await.unwrap();
+    if let Some(t) = &got {
+        assert!(!format!("{got:?}").contains(t.expose()), "a token in Debug");
+    }
+    got.map(|t| t.expose().to_string())
+}
+
+async fn webhook_tokens_are_kept_per_tenant_and_event<S: Store>(s: &S) {
+    assert_eq!(token(s, "t1", "product.updated").await, None);
+    for (tenant, event, value) in [
+        ("t1", "product.updated", "tok-1"),
+        ("t1", "product.created", "tok-2"),
+        ("t2", "product.updated", "tok-3"),
+    ] {
+        s.put_webhook_token(tenant, event, &Secret::new(value))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        token(s, "t1", "product.updated").await.as_deref(),
+        Some("tok-1")
+    );
+    assert_eq!(
+        token(s, "t1", "product.created").await.as_deref(),
+        Some("tok-2")
+    );
+    assert_eq!(
+        token(s, "t2", "product.updated").await.as_deref(),
+        Some("tok-3")
+    );
+    // Subscribing again hands out a new token, which replaces the old one.
+    s.put_webhook_token("t1", "product.updated", &Secret::new("tok-4"))
+        .await
+        .unwrap();
+    assert_eq!(
+        token(s, "t1", "product.updated").await.as_deref(),
+        Some("tok-4")
+    );
+    assert_eq!(
+        s.get_checkpoint("t1", "webhook token product.updated")
+            .await
+            .unwrap(),
+        None,
+        "tokens are not checkpoints"
+    );
+}
+
+/// Checkpoint rows as versions before 3 wrote them: webhook tokens among the sync's positions.
+const OLD_CHECKPOINTS: [(&str, &str, &str); 3] = [
+    ("t1", "webhook token product.updated", "tok-old-1"),
+    ("t2", "webhook token customer.created", "tok-old-2"),
+    ("t1", "catch-up product /products", "2024-05-01 10:00:00"),
+];
+
+/// After migrating a store made by version 2 with `OLD_CHECKPOINTS` in it: the tokens are read
+/// through `get_webhook_token`, gone from the checkpoints, and the other checkpoint is untouched.
+async fn old_tokens_were_moved<S: Store>(s: &S) {
+    assert_eq!(s.pending_migrations().await.unwrap(), 0);
+    assert_eq!(
+        token(s, "t1", "product.updated").await.as_deref(),
+        Some("tok-old-1")
+    );
+    assert_eq!(
+        token(s, "t2", "customer.created").await.as_deref(),
+        Some("tok-old-2")
+    );
+    assert_eq!(token(s, "t1", "customer.created").await, None);
+    for (tenant, name, _) in &OLD_CHECKPOINTS[..2] {
+        assert_eq!(
+            s.get_checkpoint(tenant, name).await.unwrap(),
+            None,
+            "{name}"
+        );
+    }
+    assert_eq!(
+        s.get_checkpoint("t1", "catch-up product /products")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("2024-05-01 10:00:00")
+    );
+}
+
+#[tokio::test]
+async fn sqlite_migration_moves_webhook_tokens_out_of_checkpoints() {
+    let dir = TempDir::new("tokens");
+    let path = dir.0.join("rbtx.db");
+    {
+        // A store as version 2 left it, written with that version's own migrations.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(concat!(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY);",
+            include_str!("../src/store/migrations/sqlite/0001_init.sql"),
+            include_str!("../src/store/migrations/sqlite/0002_repeats_and_baselines.sql"),
+            "INSERT INTO schema_migrations (version) VALUES (1), (2);",
+        ))
+        .unwrap();
+        for (tenant, name, value) in OLD_CHECKPOINTS {
+            conn.execute(
+                "INSERT INTO checkpoints (tenant, name, value) VALUES (?1, ?2, ?3)",
+                [tenant, name, value],
+            )
+            .unwrap();
+        }
+    }
+    let s = SqliteStore::open(&path).unwrap();
+    assert_eq!(s.pending_migrations().await.unwrap(), 1);
+    assert_eq!(s.migrate().await.unwrap(), 1);
+    old_tokens_were_moved(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_migration_moves_webhook_tokens_out_of_checkpoints() {
+    let Some(db) = support::postgres::database().await else {
+        return;
+    };
+    {
+        let (client, connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let connection = tokio::spawn(connection);
+        client
+            .batch_execute(concat!(
+                "CREATE TABLE schema_migrations (
+                     version    BIGINT PRIMARY KEY,
+                     applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+                 );",
+                include_str!("../src/store/migrations/postgres/0001_init.sql"),
+                include_str!("../src/store/migrations/postgres/0002_repeats_and_baselines.sql"),
+                "INSERT INTO schema_migrations (version) VALUES (1), (2);",
+            ))
+            .await
+            .unwrap();
+        for (tenant, name, value) in OLD_CHECKPOINTS {
+            client
+                .execute(
+                    "INSERT INTO checkpoints (tenant, name, value) VALUES ($1, $2, $3)",
+                    &[&tenant, &name, &value],
+                )
+                .await
+                .unwrap();
+        }
+        drop(client);
+        connection.await.unwrap().unwrap();
+    }
+    let s = PostgresStore::connect(&Secret::new(db.url.as_str()))
+        .await
+        .unwrap();
+    assert_eq!(s.pending_migrations().await.unwrap(), 1);
+    assert_eq!(s.migrate().await.unwrap(), 1);
+    old_tokens_were_moved(&s).await;
+}
+
 /// A record that fails the same way at every catch-up is one dead letter that counts, holding the
 /// latest event; another reason is a letter of its own, and a replay requeues the latest event.
 async fn a_repeated_failure_is_one_dead_letter_that_counts<S: Store>(s: &S) {
@@ -854,6 +1009,7 @@ macro_rules! store_tests {
             a_repeated_failure_is_one_dead_letter_that_counts,
             bindings_upsert_and_move,
             checkpoints_are_kept_per_tenant,
+            webhook_tokens_are_kept_per_tenant_and_event,
         );
     };
 }
@@ -928,7 +1084,7 @@ async fn postgres_two_stores_on_one_database_never_share_a_key() {
     let (ma, mb) = tokio::join!(a.migrate(), b.migrate());
     let mut applied = [ma.unwrap(), mb.unwrap()];
     applied.sort();
-    assert_eq!(applied, [0, 2], "one process applies the migrations");
+    assert_eq!(applied, [0, 3], "one process applies the migrations");
 
     const KEYS: i64 = 20;
     const EVENTS: i64 = 400;
@@ -1055,7 +1211,7 @@ async fn sqlite_data_survives_reopening_the_file() {
     let (claimed, waiting, dead);
     {
         let s = SqliteStore::open(&path).unwrap();
-        assert_eq!(s.migrate().await.unwrap(), 2);
+        assert_eq!(s.migrate().await.unwrap(), 3);
         claimed = s
             .enqueue(event("t1", "P1", "product.updated", 1))
             .await

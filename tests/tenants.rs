@@ -400,7 +400,7 @@ async fn a_changed_pack_is_swapped_in_and_an_invalid_one_is_refused() {
     };
     let store = SqliteStore::open(dir.join("store.sqlite")).expect("store");
     store
-        .set_checkpoint("default", "webhook token product.updated", new_token)
+        .put_webhook_token("default", "product.updated", &Secret::new(new_token))
         .await
         .expect("keep the token");
     assert_eq!(deliver().await, 401, "not yet reloaded");

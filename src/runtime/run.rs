@@ -572,10 +572,6 @@ async fn subscribe(
     Ok(out)
 }
 
-fn token_checkpoint(event: &str) -> String {
-    format!("webhook token {event}")
-}
-
 /// Webhook tokens `rbtx webhooks install` kept for `tenant`.
 async fn stored_tokens<S: Store>(
     store: &S,
@@ -584,11 +580,8 @@ async fn stored_tokens<S: Store>(
 ) -> Result<Vec<Secret>, StoreError> {
     let mut tokens = Vec::new();
     for event in trigger_events(pack) {
-        if let Some(t) = store
-            .get_checkpoint(tenant, &token_checkpoint(event))
-            .await?
-        {
-            tokens.push(Secret::new(t));
+        if let Some(t) = store.get_webhook_token(tenant, event).await? {
+            tokens.push(t);
         }
     }
     Ok(tokens)
@@ -626,7 +619,7 @@ async fn keep_tokens<S: Store>(
     {
         match token {
             Some(t) => {
-                store.set_checkpoint(tenant, &token_checkpoint(&event), t.expose()).await?;
+                store.put_webhook_token(tenant, &event, &t).await?;
                 lines.push(format!("{event}: subscribed, token stored"));
             }
             None => lines.push(format!("{event}: already subscribed (Rackbeat shows a token only once; the stored one is kept)")),

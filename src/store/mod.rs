@@ -1,5 +1,5 @@
 //! The durable store of the sync runtime: the webhook event queue, dead letters, bindings
-//! (source key → target id) and checkpoints. One trait, [`Store`], with two backends beside it:
+//! (source key → target id), checkpoints and webhook tokens. One trait, [`Store`], with two backends beside it:
 //! [`sqlite::SqliteStore`] (embedded, the default) and [`postgres::PostgresStore`] (one database
 //! shared by several processes). Both pass the same suite (`tests/store.rs`). The store never
 //! knows either API: it keeps events, keys and JSON values, and nothing here depends on what they
@@ -31,6 +31,8 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::secret::Secret;
 
 /// An event as received, before it has an id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -262,5 +264,22 @@ pub trait Store: Send + Sync {
         tenant: &str,
         name: &str,
         value: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The token Rackbeat gave `tenant`'s webhook subscription to `event`, as kept by
+    /// [`Store::put_webhook_token`]. A secret: it comes back as one, never as plain text.
+    fn get_webhook_token(
+        &self,
+        tenant: &str,
+        event: &str,
+    ) -> impl Future<Output = Result<Option<Secret>>> + Send;
+
+    /// Keeps the token of `tenant`'s webhook subscription to `event`, replacing the one kept
+    /// before (Rackbeat hands out a new token when a subscription is created again).
+    fn put_webhook_token(
+        &self,
+        tenant: &str,
+        event: &str,
+        token: &Secret,
     ) -> impl Future<Output = Result<()>> + Send;
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use super::{Binding, DeadLetter, Event, NewEvent, Result, Store, StoreError};
+use crate::secret::Secret;
 
 /// Versioned migrations, applied in order; a version is never edited once released.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -24,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("migrations/sqlite/0002_repeats_and_baselines.sql"),
     ),
+    (3, include_str!("migrations/sqlite/0003_webhook_tokens.sql")),
 ];
 
 /// How long a statement waits for another process's write lock before failing.
@@ -749,6 +751,33 @@ impl Store for SqliteStore {
             conn.prepare_cached(
                 "INSERT INTO checkpoints (tenant, name, value) VALUES (?1, ?2, ?3)
                  ON CONFLICT (tenant, name) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![args[0], args[1], args[2]])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_webhook_token(&self, tenant: &str, event: &str) -> Result<Option<Secret>> {
+        let (tenant, event) = (tenant.to_owned(), event.to_owned());
+        self.run(move |conn| {
+            let token: Option<String> = conn
+                .prepare_cached(
+                    "SELECT token FROM webhook_tokens WHERE tenant = ?1 AND event = ?2",
+                )?
+                .query_row(params![tenant, event], |r| r.get(0))
+                .optional()?;
+            Ok(token.map(Secret::new))
+        })
+        .await
+    }
+
+    async fn put_webhook_token(&self, tenant: &str, event: &str, token: &Secret) -> Result<()> {
+        let args = [tenant, event, token.expose()].map(str::to_owned);
+        self.run(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO webhook_tokens (tenant, event, token) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (tenant, event) DO UPDATE SET token = excluded.token",
             )?
             .execute(params![args[0], args[1], args[2]])?;
             Ok(())

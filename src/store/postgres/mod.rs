@@ -772,4 +772,28 @@ impl Store for PostgresStore {
         client.execute(&stmt, &[&tenant, &name, &value]).await?;
         Ok(())
     }
+
+    async fn get_webhook_token(&self, tenant: &str, event: &str) -> Result<Option<Secret>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT token FROM webhook_tokens WHERE tenant = $1 AND event = $2")
+            .await?;
+        let row = client.query_opt(&stmt, &[&tenant, &event]).await?;
+        let token: Option<String> = row.map(|r| r.try_get(0)).transpose()?;
+        Ok(token.map(Secret::new))
+    }
+
+    async fn put_webhook_token(&self, tenant: &str, event: &str, token: &Secret) -> Result<()> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "INSERT INTO webhook_tokens (tenant, event, token) VALUES ($1, $2, $3)
+                 ON CONFLICT (tenant, event) DO UPDATE SET token = EXCLUDED.token",
+            )
+            .await?;
+        client
+            .execute(&stmt, &[&tenant, &event, &token.expose()])
+            .await?;
+        Ok(())
+    }
 }

@@ -7,6 +7,10 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../migrations/postgres/0002_repeats_and_baselines.sql"),
     ),
+    (
+        3,
+        include_str!("../migrations/postgres/0003_webhook_tokens.sql"),
+    ),
 ];
 
 /// The advisory lock migrations run under ("rbtx" in ASCII): one per database.

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes customer-invoice-120-lines.json: a booked invoice with 120 lines in a fixed pattern.
+"""Writes mappings/rackbeat-to-tripletex/samples/customer-invoice-120-lines.json: a booked invoice
+with 120 lines in a fixed pattern.
 
 Line i (0-based) has
   item      every 7th line (i % 7 == 6) the BOM SETT-10 (child_type lot), else ITEMS[i % 5];
@@ -7,7 +8,8 @@ Line i (0-based) has
   price     10 + i * 1.2345678, rounded to 7 decimals;
   discount  DISCOUNTS[i % 4] (0 means none);
   VAT rate  RATES[i % 5] percent, written as a float on odd lines (25.0).
-check-invoice-120.py recomputes the expected order lines from the same rules.
+tests/invoice_oracle.rs recomputes the expected order lines from the same rules and checks the
+blessed goldens beside the sample against them.
 """
 import json
 from pathlib import Path
@@ -52,5 +54,6 @@ invoice = {
         "self": "https://app.rackbeat.com/api/customer-invoices/20100",
     }
 }
-out = Path(__file__).with_name("customer-invoice-120-lines.json")
+SAMPLES = Path(__file__).resolve().parent.parent / "mappings" / "rackbeat-to-tripletex" / "samples"
+out = SAMPLES / "customer-invoice-120-lines.json"
 out.write_text(json.dumps(invoice, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
