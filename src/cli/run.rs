@@ -55,7 +55,9 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
     let invoice_mode = args.invoice_mode.parse()?;
     let pack = args.pack.root()?;
     if args.watch && rbtx::files::is_embedded(&pack) {
-        tracing::warn!("--watch: the built-in pack never changes; `rbtx init` writes a copy to edit and --pack runs it.");
+        tracing::warn!(
+            "--watch: the built-in pack never changes; `rbtx init` writes a copy to edit and --pack runs it."
+        );
     }
     let tenants = match args.tenants {
         Some(file) => TenantSource::File(file),

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::Value;
-use tokio::sync::Mutex;
 use tracing::Instrument;
 
 use super::{
@@ -44,40 +43,14 @@ impl RackbeatConfig {
     }
 }
 
-/// A token bucket: `capacity` requests, refilled evenly over a minute.
-struct Bucket {
-    capacity: f64,
-    tokens: f64,
-    per_second: f64,
-    at: Instant,
-}
+/// The token's request budget: a burst of a minute's requests, then one every `60 / n` seconds
+/// (governor's GCRA, which is a token bucket refilled evenly). Lock-free, so every clone of a
+/// client shares it.
+type Budget = governor::DefaultDirectRateLimiter;
 
-impl Bucket {
-    fn new(per_minute: u32) -> Self {
-        let capacity = f64::from(per_minute.max(1));
-        Bucket {
-            capacity,
-            tokens: capacity,
-            per_second: capacity / 60.0,
-            at: Instant::now(),
-        }
-    }
-
-    /// Takes one token, or says how long until one is free.
-    fn take(&mut self) -> Option<Duration> {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.per_second)
-            .min(self.capacity);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            None
-        } else {
-            Some(Duration::from_secs_f64(
-                (1.0 - self.tokens) / self.per_second,
-            ))
-        }
-    }
+fn budget(per_minute: u32) -> Budget {
+    let per_minute = std::num::NonZeroU32::new(per_minute).unwrap_or(std::num::NonZeroU32::MIN);
+    governor::RateLimiter::direct(governor::Quota::per_minute(per_minute))
 }
 
 /// One page of a list.
@@ -90,12 +63,12 @@ pub struct Page {
 
 /// A Rackbeat client for one account.
 /// A client. Clones share the token's request budget, so every worker of one tenant draws on
-/// one bucket, as Rackbeat counts them.
+/// one budget, as Rackbeat counts them.
 #[derive(Clone)]
 pub struct Rackbeat {
     http: reqwest::Client,
     config: RackbeatConfig,
-    bucket: std::sync::Arc<Mutex<Bucket>>,
+    budget: std::sync::Arc<Budget>,
 }
 
 impl std::fmt::Debug for Rackbeat {
@@ -110,11 +83,11 @@ impl Rackbeat {
     pub fn new(config: RackbeatConfig) -> Result<Self, ConfigError> {
         let ua = format!("{} ({})", config.consumer_name, config.consumer_contact);
         let http = config.retry.client(&ua)?;
-        let bucket = std::sync::Arc::new(Mutex::new(Bucket::new(config.requests_per_minute)));
+        let budget = std::sync::Arc::new(budget(config.requests_per_minute));
         Ok(Rackbeat {
             http,
             config,
-            bucket,
+            budget,
         })
     }
 
@@ -219,13 +192,12 @@ impl Rackbeat {
         self.send(Method::PUT, path, query, Some(body)).await
     }
 
+    /// Waits on tokio's timer (not governor's `until_ready`, which would start a timer thread).
     async fn wait_for_budget(&self) {
-        loop {
-            let wait = self.bucket.lock().await.take();
-            match wait {
-                None => return,
-                Some(d) => tokio::time::sleep(d).await,
-            }
+        use governor::clock::Clock;
+        while let Err(not_until) = self.budget.check() {
+            let now = self.budget.clock().now();
+            tokio::time::sleep(not_until.wait_time_from(now)).await;
         }
     }
 
@@ -387,11 +359,13 @@ mod tests {
     }
 
     #[test]
-    fn the_bucket_spaces_requests_out() {
-        let mut b = Bucket::new(60);
+    fn the_budget_spaces_requests_out() {
+        let b = budget(60);
         for _ in 0..60 {
-            assert_eq!(b.take(), None);
+            assert!(b.check().is_ok());
         }
-        assert!(b.take().is_some_and(|d| d <= Duration::from_secs(1)));
+        let now = governor::clock::Clock::now(b.clock());
+        let wait = b.check().err().map(|n| n.wait_time_from(now));
+        assert!(wait.is_some_and(|d| d > Duration::ZERO && d <= Duration::from_secs(1)));
     }
 }

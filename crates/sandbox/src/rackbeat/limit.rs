@@ -5,6 +5,10 @@
 //!
 //! The clock can be moved forward ([`RateLimit::advance`]) so a test reaches the next window
 //! without waiting.
+//!
+//! Not `governor`, which the client's budget uses: governor meters a smooth rate (GCRA), while
+//! the service this stands in for counts a fixed window and answers the request past it with a
+//! 429 until the window ends, which is the behaviour clients must be tested against.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
