@@ -1,5 +1,5 @@
 //! Checks across the files of a pack: unknown references, duplicate mappings and triggers, mode
-//! conflicts.
+//! conflicts; and each body against the API it is written to (`shapes.rs`).
 
 use std::collections::BTreeMap;
 
@@ -53,6 +53,7 @@ pub(super) fn check_pack(
                 );
             }
         }
+        super::shapes::check(plan, doc, &mut cx);
         diags.append(&mut cx.diags);
     }
 

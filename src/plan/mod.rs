@@ -9,6 +9,7 @@ mod compile;
 mod jsonpath;
 mod load;
 mod requests;
+mod shapes;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

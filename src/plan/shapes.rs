@@ -1,0 +1,250 @@
+//! The body a mapping writes to Tripletex, checked against the request schema of each operation
+//! it is sent to (create, update, and their bulk forms) in Tripletex's vendored OpenAPI spec:
+//! unknown fields, constants of the wrong type, text or a number where an object is expected.
+//! What a template computes is known only when it runs, so a template is checked only where its
+//! result is text for certain (literal text around `{{ }}`).
+
+use serde_json::Value;
+
+use super::Plan;
+use crate::spec::diagnostic::did_you_mean;
+use crate::spec::{Code, Cx, DIRECTIVES, Direction, Document};
+
+/// Every problem of `plan`'s body against the operations it is written with.
+pub(super) fn check(plan: &Plan, doc: &Document, cx: &mut Cx) {
+    if plan.direction != Direction::RackbeatToTripletex {
+        return;
+    }
+    let Some(body) = doc.value.get("body") else {
+        return;
+    };
+    let target = &doc.value["target"];
+    let mut seen = Vec::new();
+    for (pointer, write) in [
+        ("/target/create", &target["create"]),
+        ("/target/update", &target["update"]),
+        ("/target/batch/create", &target["batch"]["create"]),
+        ("/target/batch/update", &target["batch"]["update"]),
+    ] {
+        if write.is_null() || write.get("without_body").and_then(Value::as_bool) == Some(true) {
+            continue;
+        }
+        let (Some(method), Some(path)) = (
+            write.get("method").and_then(Value::as_str),
+            write.get("path").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        let Some(op) = crate::tripletex_spec::operation(method, &placeholders(path)) else {
+            // An operation the spec subset lacks is reported by `rbtx test`'s request check.
+            continue;
+        };
+        let Some(mut schema) = crate::tripletex_spec::document()["operations"][&op]
+            .get("body")
+            .cloned()
+        else {
+            continue;
+        };
+        // A bulk operation takes a list of what the single one takes.
+        if pointer.starts_with("/target/batch") {
+            schema = resolve(&schema)
+                .get("items")
+                .cloned()
+                .unwrap_or(Value::Null);
+        }
+        // One report per place, however many operations share the schema.
+        if seen.contains(&schema) {
+            continue;
+        }
+        seen.push(schema.clone());
+        walk(body, &schema, "/body", &op, cx);
+    }
+}
+
+/// A path template with each `{{ … }}` replaced by a value, to find its operation.
+fn placeholders(path: &str) -> String {
+    let mut out = String::new();
+    let mut rest = path;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        match rest[start..].find("}}") {
+            Some(end) => {
+                out.push('1');
+                rest = &rest[start + end + 2..];
+            }
+            None => {
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The schema a `$ref` names, followed until it is not a reference.
+fn resolve(schema: &Value) -> &Value {
+    let mut s = schema;
+    for _ in 0..8 {
+        let Some(r) = s.get("$ref").and_then(Value::as_str) else {
+            break;
+        };
+        let Some(name) = r.strip_prefix("#/components/schemas/") else {
+            break;
+        };
+        s = &crate::tripletex_spec::document()["components"]["schemas"][name];
+    }
+    s
+}
+
+/// What the schema wants, in a person's words.
+fn wanted(schema: &Value) -> &'static str {
+    match schema.get("type").and_then(Value::as_str) {
+        Some("integer") => "an integer",
+        Some("number") => "a number",
+        Some("boolean") => "true or false",
+        Some("string") => "text",
+        Some("array") => "a list",
+        _ if schema.get("properties").is_some() => "an object",
+        _ => "",
+    }
+}
+
+fn is_object(schema: &Value) -> bool {
+    schema.get("properties").is_some()
+        || schema.get("type").and_then(Value::as_str) == Some("object")
+}
+
+/// Whether a string node's value is certainly text: a constant, or a template with text outside
+/// its `{{ }}`.
+fn certainly_text(s: &str) -> bool {
+    let t = s.trim();
+    !(t.starts_with("{{") && t.ends_with("}}") && t.matches("{{").count() == 1)
+}
+
+fn walk(node: &Value, schema: &Value, pointer: &str, op: &str, cx: &mut Cx) {
+    let schema = resolve(schema);
+    if schema.is_null() {
+        return;
+    }
+    match node {
+        Value::Object(map) => {
+            if map.contains_key("$for_each") {
+                let item = resolve(schema).get("items");
+                let Some(item) = item else {
+                    if !wanted(schema).is_empty() && !map.contains_key("$join") {
+                        cx.error(
+                            Code::WrongType,
+                            pointer,
+                            format!(
+                                "{op} wants {} here, and `$for_each` makes a list",
+                                wanted(schema)
+                            ),
+                        );
+                    }
+                    return;
+                };
+                walk_content(map, item, pointer, op, cx);
+                return;
+            }
+            walk_content(map, schema, pointer, op, cx);
+        }
+        Value::Array(items) => match schema.get("items") {
+            Some(item) => {
+                for (i, n) in items.iter().enumerate() {
+                    walk(n, item, &format!("{pointer}/{i}"), op, cx);
+                }
+            }
+            None => wrong(pointer, op, schema, "a list", cx),
+        },
+        Value::String(s) => {
+            let kind = schema.get("type").and_then(Value::as_str);
+            let text_ok = kind == Some("string") || (kind.is_none() && !is_object(schema));
+            if !text_ok && certainly_text(s) {
+                wrong(pointer, op, schema, "text", cx);
+            }
+        }
+        Value::Number(n) => match schema.get("type").and_then(Value::as_str) {
+            Some("number") => {}
+            Some("integer") if n.is_i64() || n.is_u64() => {}
+            _ => wrong(pointer, op, schema, "a number", cx),
+        },
+        Value::Bool(_) => {
+            if schema.get("type").and_then(Value::as_str) != Some("boolean") {
+                wrong(pointer, op, schema, "true or false", cx);
+            }
+        }
+        Value::Null => {}
+    }
+}
+
+/// An object node: `$value` stands for the whole; else its fields, each a property.
+fn walk_content(
+    map: &serde_json::Map<String, Value>,
+    schema: &Value,
+    pointer: &str,
+    op: &str,
+    cx: &mut Cx,
+) {
+    if let Some(v) = map.get("$value") {
+        walk(v, schema, &format!("{pointer}/$value"), op, cx);
+        return;
+    }
+    let fields: Vec<(&String, &Value)> = map
+        .iter()
+        .filter(|(k, _)| !DIRECTIVES.contains(&k.as_str()))
+        .collect();
+    if fields.is_empty() {
+        return;
+    }
+    let schema = resolve(schema);
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+        wrong(pointer, op, schema, "an object", cx);
+        return;
+    };
+    for (name, value) in fields {
+        let at = format!("{pointer}/{}", name.replace('~', "~0").replace('/', "~1"));
+        match props.get(name) {
+            Some(p) => walk(value, p, &at, op, cx),
+            None => {
+                let hint = closest(name, props.keys().map(String::as_str))
+                    .map(|s| format!("did you mean `{s}`?"));
+                let span = cx.doc.spans.key(&at);
+                let mut d = cx.diag(
+                    Code::UnknownTargetField,
+                    &at,
+                    span,
+                    format!("{op} has no field `{name}` (Tripletex answers 422/16000)"),
+                );
+                d.hint = hint;
+                cx.diags.push(d);
+            }
+        }
+    }
+}
+
+/// A likely typo, or a field the name is the start of (`priceExcludingVat` →
+/// `priceExcludingVatCurrency`).
+fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str> + Clone) -> Option<&'a str> {
+    did_you_mean(name, candidates.clone()).or_else(|| {
+        let lower = name.to_lowercase();
+        candidates
+            .filter(|c| c.to_lowercase().starts_with(&lower))
+            .min_by_key(|c| c.len())
+    })
+}
+
+fn wrong(pointer: &str, op: &str, schema: &Value, got: &str, cx: &mut Cx) {
+    let want = wanted(schema);
+    if want.is_empty() {
+        return;
+    }
+    let hint = (want == "an object"
+        && schema.get("properties").and_then(|p| p.get("id")).is_some())
+    .then(|| "a reference is an object: `{ id: \"{{ … }}\" }`".to_string());
+    cx.error_hint(
+        Code::WrongType,
+        pointer,
+        format!("{op} wants {want} here, not {got}"),
+        hint,
+    );
+}
