@@ -16,6 +16,11 @@ pub const EMBEDDED: &str = "<built-in>";
 static PACK: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/mappings");
 static SCHEMAS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/schemas");
 
+/// A JSON Schema shipped with rbtx, by its path under `schemas/` (`rackbeat/products.schema.json`).
+pub fn schema(rel: &str) -> Option<&'static str> {
+    SCHEMAS.get_file(rel)?.contents_utf8()
+}
+
 /// The built-in pack's root.
 pub fn embedded_root() -> PathBuf {
     PathBuf::from(EMBEDDED)

@@ -10,7 +10,9 @@ fn rendered(path: &Path) -> String {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let rel = path.strip_prefix(&root).unwrap_or(path).to_path_buf();
     // Relative paths, so the golden files do not depend on where the checkout lives.
-    let pack = load_pack(&[rel]);
+    let mut pack = load_pack(&[rel]);
+    // Warnings are part of what a broken file shows, after its errors.
+    pack.diagnostics.append(&mut pack.warnings);
     assert!(
         !pack.diagnostics.is_empty(),
         "{} validated clean",

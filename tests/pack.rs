@@ -20,6 +20,46 @@ fn the_pack_validates() {
     let rendered =
         rbtx::spec::diagnostic::render(&pack.diagnostics, rbtx::spec::diagnostic::Format::Human);
     assert!(pack.diagnostics.is_empty(), "{rendered}");
+    // Every field the mappings read that Rackbeat's schema lacks is added there, with its reason.
+    let warnings =
+        rbtx::spec::diagnostic::render(&pack.warnings, rbtx::spec::diagnostic::Format::Human);
+    assert!(pack.warnings.is_empty(), "{warnings}");
+}
+
+/// The Rackbeat schemas `validate` checks source fields against describe every Rackbeat sample
+/// record in the pack (they were derived from them; an edited sample must keep to them).
+#[test]
+fn every_rackbeat_sample_fits_its_schema() {
+    let resources = [
+        ("product", "products"),
+        ("lot", "lots"),
+        ("customer", "customers"),
+        ("supplier", "suppliers"),
+        ("customer_invoice", "customer-invoices"),
+    ];
+    let samples = mappings().join("rackbeat-to-tripletex/samples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&samples).expect("samples") {
+        let path = entry.expect("entry").path();
+        let Ok(doc) = serde_json::from_str::<serde_json::Value>(
+            &std::fs::read_to_string(&path).unwrap_or_default(),
+        ) else {
+            continue;
+        };
+        for (key, resource) in resources {
+            let Some(record) = doc.get(key) else { continue };
+            let schema: serde_json::Value = serde_json::from_str(
+                rbtx::files::schema(&format!("rackbeat/{resource}.schema.json"))
+                    .expect("a schema per resource"),
+            )
+            .expect("JSON");
+            let v = jsonschema::validator_for(&schema).expect("a valid schema");
+            let errors: Vec<String> = v.iter_errors(record).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{}: {errors:?}", path.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "only {checked} samples checked");
 }
 
 #[test]

@@ -13,9 +13,18 @@ pub struct Args {
     paths: Vec<PathBuf>,
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
+    /// Fail (exit 1) on warnings too: fields Rackbeat's schema, built from the samples seen, lacks.
+    #[arg(long)]
+    deny_warnings: bool,
 }
 
-pub fn run(Args { mut paths, format }: Args) -> Result<Outcome, Error> {
+pub fn run(
+    Args {
+        mut paths,
+        format,
+        deny_warnings,
+    }: Args,
+) -> Result<Outcome, Error> {
     if paths.is_empty() {
         let pack = PackArg {
             pack: std::env::var_os("RBTX_PACK").map(PathBuf::from),
@@ -39,17 +48,23 @@ pub fn run(Args { mut paths, format }: Args) -> Result<Outcome, Error> {
                 .join("; "),
         ));
     }
+    let warnings = pack.warnings;
     print!("{}", render(&diags, format));
+    print!("{}", render(&warnings, format));
     if format == Format::Human {
-        if diags.is_empty() {
-            println!("{} mappings valid", pack.plans.len());
-        } else {
-            println!(
-                "{} problem{} found",
-                diags.len(),
-                if diags.len() == 1 { "" } else { "s" }
-            );
+        let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+        match (diags.len(), warnings.len()) {
+            (0, 0) => println!("{} mappings valid", pack.plans.len()),
+            (0, w) => println!(
+                "{} mappings valid, {}",
+                pack.plans.len(),
+                count(w, "warning")
+            ),
+            (e, 0) => println!("{} found", count(e, "problem")),
+            (e, w) => println!("{} found, {}", count(e, "problem"), count(w, "warning")),
         }
     }
-    Ok(Outcome::clean_if(diags.is_empty()))
+    Ok(Outcome::clean_if(
+        diags.is_empty() && (warnings.is_empty() || !deny_warnings),
+    ))
 }

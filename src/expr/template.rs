@@ -86,6 +86,9 @@ pub struct Uses {
     /// `(outer, inner)` for each `lookup('outer', lookup('inner', …))`: inner's values are
     /// looked up in outer, so outer must hold them (`rbtx doctor` checks that).
     pub lookup_chains: BTreeSet<(String, String)>,
+    /// Every dotted path the template reads (`source.group.vat_domestic`, `line.name`), checked
+    /// against the shape of the record it reads.
+    pub paths: BTreeSet<String>,
 }
 
 /// Compiles one template string. `vars` are the variables in scope; `lp` says which of them keep
@@ -222,6 +225,7 @@ pub fn compile_expr(
             return Err(problems);
         }
     };
+    uses.paths.extend(expr.undeclared_variables(true));
     let mut undeclared: Vec<String> = expr.undeclared_variables(false).into_iter().collect();
     undeclared.sort();
     let called: Vec<&str> = tokens

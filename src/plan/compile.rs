@@ -62,6 +62,10 @@ pub fn compile(doc: &Document) -> (Option<Plan>, Vec<Diagnostic>, Vec<RefUse>) {
     if broken {
         return (None, c.cx.diags, c.refs);
     }
+    if let Some(p) = &plan {
+        let reads = std::mem::take(&mut c.reads);
+        super::shapes::check_source(p, &mapping.source, &reads, &mut c.cx);
+    }
     (plan, c.cx.diags, c.refs)
 }
 
@@ -136,6 +140,11 @@ struct Compiler<'a> {
     lookup_chains: BTreeSet<(String, String)>,
     /// Memo slots handed out so far in the `$for_each` being compiled.
     memo_slots: usize,
+    /// Each enclosing `$for_each`'s item name and where its items sit in the source record
+    /// (`["lines", "[]"]`), when its JSONPath is a plain path.
+    loops: Vec<(String, Option<Vec<String>>)>,
+    /// Each path into the source record a template reads, for `shapes::check_source`.
+    pub(super) reads: Vec<super::shapes::Read>,
 }
 
 impl<'a> Compiler<'a> {
@@ -148,6 +157,8 @@ impl<'a> Compiler<'a> {
             lookups_used: Vec::new(),
             lookup_chains: BTreeSet::new(),
             memo_slots: 0,
+            loops: Vec::new(),
+            reads: Vec::new(),
         }
     }
 
@@ -233,6 +244,12 @@ impl<'a> Compiler<'a> {
             self.lookups_used.push((l, pointer.to_string()));
         }
         self.lookup_chains.extend(uses.lookup_chains);
+        let loops = &self.loops;
+        self.reads.extend(
+            uses.paths
+                .iter()
+                .filter_map(|p| super::shapes::Read::of(p, loops, pointer)),
+        );
     }
 
     fn problems(&mut self, pointer: &str, problems: Vec<TemplateProblem>) {
@@ -776,6 +793,11 @@ impl<'a> Compiler<'a> {
                 }
                 scope.push(name.clone());
                 scope.push("index".to_string());
+                let base = for_each.as_deref().and_then(|p| {
+                    let enclosing = self.loops.last().and_then(|(_, b)| b.clone());
+                    super::shapes::items_at(p, enclosing)
+                });
+                self.loops.push((name.clone(), base));
                 (true, name)
             }
             None => (false, String::new()),
@@ -794,8 +816,7 @@ impl<'a> Compiler<'a> {
                 if t.is_none() {
                     if var_pushed {
                         scope.truncate(scope.len() - 2);
-                    }
-                    if var_pushed {
+                        self.loops.pop();
                         self.memo_slots = outer_slots;
                     }
                     return None;
@@ -826,6 +847,7 @@ impl<'a> Compiler<'a> {
         };
         if var_pushed {
             scope.truncate(scope.len() - 2);
+            self.loops.pop();
         }
         let memo_slots = if var_pushed {
             std::mem::replace(&mut self.memo_slots, outer_slots)

@@ -112,6 +112,12 @@ pub fn load_pack(paths: &[PathBuf]) -> Pack {
         .collect();
     check_pack(&compiled, &declared, &mut pack.diagnostics);
     pack.plans = compiled.into_iter().map(|(p, _, _)| p).collect();
+    let (warnings, errors) = std::mem::take(&mut pack.diagnostics)
+        .into_iter()
+        .partition(|d| d.severity == crate::spec::Severity::Warning);
+    pack.diagnostics = errors;
+    pack.warnings = warnings;
     crate::spec::diagnostic::sort(&mut pack.diagnostics);
+    crate::spec::diagnostic::sort(&mut pack.warnings);
     pack
 }

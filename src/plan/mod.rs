@@ -251,7 +251,10 @@ impl<'a> IntoIterator for &'a Fields {
 #[derive(Debug, Default)]
 pub struct Pack {
     pub plans: Vec<Plan>,
+    /// Errors: a pack with any is not run.
     pub diagnostics: Vec<Diagnostic>,
+    /// Warnings: shown by `validate`, never a reason not to run.
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Pack {

@@ -248,3 +248,181 @@ fn wrong(pointer: &str, op: &str, schema: &Value, got: &str, cx: &mut Cx) {
         hint,
     );
 }
+
+/// A path into the source record that a template reads.
+pub(super) struct Read {
+    /// Field names from the record's root; `[]` steps into a list's items.
+    pub path: Vec<String>,
+    /// As written (`line.name`), to point at it.
+    pub text: String,
+    pub pointer: String,
+}
+
+impl Read {
+    /// `text` (`source.a.b`, or `line.name` for an enclosing loop's item) as a path from the
+    /// record's root; `None` for other variables, or a loop over something other than a path.
+    pub(super) fn of(
+        text: &str,
+        loops: &[(String, Option<Vec<String>>)],
+        pointer: &str,
+    ) -> Option<Read> {
+        let mut segs = text.split('.');
+        let var = segs.next()?;
+        let mut path = if var == "source" {
+            Vec::new()
+        } else {
+            loops.iter().rev().find(|(n, _)| n == var)?.1.clone()?
+        };
+        path.extend(segs.map(str::to_string));
+        Some(Read {
+            path,
+            text: text.to_string(),
+            pointer: pointer.to_string(),
+        })
+    }
+}
+
+/// Where a `$for_each`'s items sit: `$.lines[*]` → `lines.[]`, `@.children[*]` inside a loop
+/// over `lines` → `lines.[].children.[]`. `None` when the JSONPath is more than a plain path.
+pub(super) fn items_at(jsonpath: &str, enclosing: Option<Vec<String>>) -> Option<Vec<String>> {
+    let (mut out, rest) = match jsonpath.trim() {
+        p if p.starts_with("$.") => (Vec::new(), &p[2..]),
+        p if p.starts_with("@.") => (enclosing?, &p[2..]),
+        _ => return None,
+    };
+    for seg in rest.split('.') {
+        let (name, index) = match seg.find('[') {
+            Some(i) => (&seg[..i], Some(&seg[i..])),
+            None => (seg, None),
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            return None;
+        }
+        out.push(name.to_string());
+        if index.is_some() {
+            out.push("[]".to_string());
+        }
+    }
+    // A loop's items are a list's: `$.lines` loops over the list at `lines`.
+    if out.last().map(String::as_str) != Some("[]") {
+        out.push("[]".to_string());
+    }
+    Some(out)
+}
+
+/// The schema of the records a mapping reads, and whether it is complete: Tripletex's from its
+/// spec (closed: a field it lacks is an error), Rackbeat's from `schemas/rackbeat/` (open: a
+/// field it lacks may be one no sample showed, so a warning).
+fn source_schema(plan: &Plan, source: &crate::spec::Source) -> Option<(Value, bool)> {
+    // The resource the records come from: the list's, else the path that reads one record up to
+    // its key (`/customer-invoices/{{ key }}`).
+    let path = source
+        .list
+        .first()
+        .map(|l| l.path.clone())
+        .or_else(|| plan.source.changed.as_ref().map(|c| c.path.clone()))
+        .or_else(|| {
+            let get = source.get.as_deref()?;
+            let fixed = &get[..get.find("{{").unwrap_or(get.len())];
+            Some(fixed.trim_end_matches('/').to_string())
+        })?;
+    let resource = path.trim_start_matches('/').split('/').next()?.to_string();
+    match plan.direction {
+        Direction::TripletexToRackbeat => {
+            // `/customer` → Customer, `/product/unit` → ProductUnit.
+            let name: String = path
+                .trim_start_matches('/')
+                .split('/')
+                .map(|s| {
+                    let mut c = s.chars();
+                    c.next()
+                        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                        .unwrap_or_default()
+                })
+                .collect();
+            let s = crate::tripletex_spec::document()["components"]["schemas"].get(&name)?;
+            Some((s.clone(), true))
+        }
+        Direction::RackbeatToTripletex => {
+            let text = crate::files::schema(&format!("rackbeat/{resource}.schema.json"))?;
+            Some((serde_json::from_str(text).ok()?, false))
+        }
+    }
+}
+
+/// Each path a mapping reads, checked against the source record's schema.
+pub(super) fn check_source(plan: &Plan, source: &crate::spec::Source, reads: &[Read], cx: &mut Cx) {
+    let Some((schema, closed)) = source_schema(plan, source) else {
+        return;
+    };
+    let mut reported = std::collections::BTreeSet::new();
+    for read in reads {
+        let Some((at, name, known)) = unknown_step(&schema, &read.path) else {
+            continue;
+        };
+        // `line.item.group` and `line.item.group.number` lack one field: one report.
+        let mut unknown = at.clone();
+        unknown.push(name.clone());
+        if !reported.insert((read.pointer.clone(), unknown)) {
+            continue;
+        }
+        let hint = closest(&name, known.iter().map(String::as_str))
+            .map(|s| format!("did you mean `{s}`?"));
+        let record = if closed {
+            "Tripletex's"
+        } else {
+            "Rackbeat's (schemas/rackbeat/, from the samples seen)"
+        };
+        let message = if at.is_empty() {
+            format!("`{}`: {record} record has no field `{name}`", read.text)
+        } else {
+            format!(
+                "`{}`: {record} `{}` has no field `{name}`",
+                read.text,
+                at.join(".").replace(".[]", "[]")
+            )
+        };
+        let needle = read.text.clone();
+        let before = cx.diags.len();
+        cx.error_at_text(
+            Code::UnknownSourceField,
+            &read.pointer,
+            Some(&needle),
+            message,
+            hint.or_else(|| {
+                (!closed).then(|| "if Rackbeat does send it, add it to the schema".to_string())
+            }),
+        );
+        if !closed && let Some(d) = cx.diags.get_mut(before) {
+            d.severity = crate::spec::Severity::Warning;
+        }
+    }
+}
+
+/// The first step of `path` the schema does not know: the path before it, its name, and the
+/// names the schema knows there. `None` when the schema knows the whole path, or cannot tell.
+fn unknown_step(schema: &Value, path: &[String]) -> Option<(Vec<String>, String, Vec<String>)> {
+    let mut s = resolve(schema);
+    for (i, step) in path.iter().enumerate() {
+        if step == "[]" {
+            s = resolve(s.get("items")?);
+            continue;
+        }
+        // A list read without a loop (`source.lines.0`, a filter over it): not followed.
+        if s.get("items").is_some() {
+            return None;
+        }
+        let props = s.get("properties").and_then(Value::as_object)?;
+        match props.get(step) {
+            Some(p) => s = resolve(p),
+            None => {
+                return Some((
+                    path[..i].to_vec(),
+                    step.clone(),
+                    props.keys().cloned().collect(),
+                ));
+            }
+        }
+    }
+    None
+}

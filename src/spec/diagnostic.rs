@@ -18,6 +18,7 @@ pub enum Code {
     DuplicateKey,
     UnknownField,
     UnknownTargetField,
+    UnknownSourceField,
     MissingField,
     WrongType,
     InvalidValue,
@@ -46,6 +47,7 @@ impl Code {
             Code::DuplicateKey => "duplicate-key",
             Code::UnknownField => "unknown-field",
             Code::UnknownTargetField => "unknown-target-field",
+            Code::UnknownSourceField => "unknown-source-field",
             Code::MissingField => "missing-field",
             Code::WrongType => "wrong-type",
             Code::InvalidValue => "invalid-value",
@@ -78,6 +80,18 @@ impl fmt::Display for Code {
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Error,
+    /// Likely wrong, where what is known of the API is incomplete (Rackbeat's records): shown,
+    /// and failing `validate` only with `--deny-warnings`; never stops start-up.
+    Warning,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
 }
 
 /// One problem found while loading or compiling.
@@ -244,7 +258,8 @@ fn render_github(d: &Diagnostic) -> String {
         msg = format!("{msg}. Hint: {h}");
     }
     format!(
-        "::error file={},line={line},col={col},endLine={end_line},endColumn={end_col},title=rbtx {}::{}\n",
+        "::{} file={},line={line},col={col},endLine={end_line},endColumn={end_col},title=rbtx {}::{}\n",
+        d.severity.as_str(),
         gh_escape_prop(&d.file.display().to_string()),
         d.code,
         gh_escape_data(&msg)
@@ -324,7 +339,7 @@ pub fn render_human(d: &Diagnostic) -> String {
         .with_context_lines(1)
         // miette counts the header's column in bytes; the first line already gives file:line:col.
         .without_primary_span_start();
-    let mut out = format!("{}: error[{}]\n", d.location(), d.code);
+    let mut out = format!("{}: {}[{}]\n", d.location(), d.severity.as_str(), d.code);
     if handler.render_report(&mut out, &report).is_err() {
         out.push_str(&d.message);
         out.push('\n');
