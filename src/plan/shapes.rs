@@ -12,12 +12,13 @@ use crate::spec::{Code, Cx, DIRECTIVES, Direction, Document};
 
 /// Every problem of `plan`'s body against the operations it is written with.
 pub(super) fn check(plan: &Plan, doc: &Document, cx: &mut Cx) {
-    if plan.direction != Direction::RackbeatToTripletex {
-        return;
-    }
     let Some(body) = doc.value.get("body") else {
         return;
     };
+    if plan.direction == Direction::TripletexToRackbeat {
+        check_rackbeat_body(body, doc, cx);
+        return;
+    }
     let target = &doc.value["target"];
     let mut seen = Vec::new();
     for (pointer, write) in [
@@ -58,6 +59,47 @@ pub(super) fn check(plan: &Plan, doc: &Document, cx: &mut Cx) {
         }
         seen.push(schema.clone());
         walk(body, &schema, "/body", &op, cx);
+    }
+}
+
+/// A body written to Rackbeat (the initial sync): its fields against the resource's record schema
+/// in `schemas/rackbeat/`. That schema is what the samples showed, so a field it lacks is a
+/// warning, and types are not checked (a sample's `null` says little of what else is allowed).
+fn check_rackbeat_body(body: &Value, doc: &Document, cx: &mut Cx) {
+    let Some(path) = doc.value["target"]["create"]["path"].as_str() else {
+        return;
+    };
+    let resource = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let Some(schema) = crate::files::schema(&format!("rackbeat/{resource}.schema.json"))
+        .and_then(|t| serde_json::from_str::<Value>(t).ok())
+    else {
+        return;
+    };
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else {
+        return;
+    };
+    let Value::Object(fields) = body else { return };
+    for name in fields.keys().filter(|k| !k.starts_with('$')) {
+        if props.contains_key(name) {
+            continue;
+        }
+        let at = format!("/body/{}", name.replace('~', "~0").replace('/', "~1"));
+        let span = cx.doc.spans.key(&at);
+        let mut d = cx.diag(
+            Code::UnknownTargetField,
+            &at,
+            span,
+            format!("Rackbeat's {resource} (schemas/rackbeat/, from the samples seen) have no field `{name}`"),
+        );
+        d.hint = closest(name, props.keys().map(String::as_str))
+            .map(|s| format!("did you mean `{s}`?"))
+            .or_else(|| Some("if Rackbeat does take it, add it to the schema".into()));
+        d.severity = crate::spec::Severity::Warning;
+        cx.diags.push(d);
     }
 }
 
