@@ -149,6 +149,43 @@ fn read_json(dir: &Path, rel: &str) -> Result<Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("{} is not valid JSON: {e}", p.display()))
 }
 
+/// Where in the mapping file a body field a request broke the spec with was written, as
+/// `file:line:col`: `orders[0].orderLines[2].vatType.id` is `orderLines: { $for_each … }` under
+/// the first order, then `vatType`, then `id`.
+fn place_in_mapping(file: &Path, field: &str) -> Option<String> {
+    if field.is_empty() || field.starts_with('?') {
+        return None;
+    }
+    let doc = Document::load(file).ok()?;
+    let mut pointer = "/body".to_string();
+    let mut node = doc.value.get("body")?;
+    for seg in field.split('.') {
+        let (name, indexes) = match seg.find('[') {
+            Some(i) => (&seg[..i], &seg[i..]),
+            None => (seg, ""),
+        };
+        if let Some(v) = node.get("$value").filter(|_| node.get(name).is_none()) {
+            pointer.push_str("/$value");
+            node = v;
+        }
+        node = node.get(name)?;
+        pointer.push('/');
+        pointer.push_str(&name.replace('~', "~0").replace('/', "~1"));
+        for index in indexes.split(']').filter_map(|i| i.strip_prefix('[')) {
+            // A list written out item by item has the item; a `$for_each` is written once.
+            if let (Some(items), Ok(i)) = (node.as_array(), index.parse::<usize>()) {
+                node = items.get(i)?;
+                pointer.push_str(&format!("/{i}"));
+            }
+        }
+    }
+    let at = doc.spans.key(&pointer).start;
+    let before = doc.text.get(..at)?;
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Some(format!("{}:{line}:{col}", file.display()))
+}
+
 fn run_case(
     plan: &Plan,
     tf: &TestFile,
@@ -269,7 +306,13 @@ fn run_case(
         let body = r.body.as_ref().filter(|_| r.sends_body).map(Body::value);
         let violations = crate::tripletex_spec::check(r.method, &r.path, &q, body.as_ref());
         if !violations.is_empty() {
-            let list: Vec<String> = violations.iter().map(|v| format!("  - {v}")).collect();
+            let list: Vec<String> = violations
+                .iter()
+                .map(|v| match place_in_mapping(&plan.file, &v.field) {
+                    Some(at) => format!("  - {at}: {v}"),
+                    None => format!("  - {v}"),
+                })
+                .collect();
             return Err(format!(
                 "{} {} breaks Tripletex's OpenAPI spec:\n{}",
                 r.method,
@@ -330,5 +373,27 @@ fn normalize_numbers(v: &mut Value) {
         Value::Array(a) => a.iter_mut().for_each(normalize_numbers),
         Value::Object(m) => m.values_mut().for_each(normalize_numbers),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spec_violation_is_placed_where_the_mapping_wrote_the_field() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("mappings/rackbeat-to-tripletex/invoice-booked.yaml");
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        // The third line of the first order: the loop is written once, so it is the loop's `id`.
+        let at = place_in_mapping(&file, "orders[0].orderLines[2].vatType.id");
+        let line = text
+            .lines()
+            .position(|l| l.trim_start().starts_with("vatType:"))
+            .map(|i| i + 3)
+            .unwrap_or(0);
+        assert_eq!(at, Some(format!("{}:{line}:11", file.display())), "{text}");
+        assert_eq!(place_in_mapping(&file, "?sendToCustomer"), None);
+        assert_eq!(place_in_mapping(&file, "nothing.here"), None);
     }
 }
