@@ -26,6 +26,9 @@ pub struct FaultConfig {
     pub timeout_ms: u64,
     /// Apply faults only to requests that write (POST/PUT/DELETE).
     pub writes_only: bool,
+    /// Apply faults only to requests whose path contains this (`/:invoice`), to fail one step of
+    /// a sync while the others go through.
+    pub only_paths_containing: Option<String>,
 }
 
 /// The fault chosen for one request.
@@ -69,10 +72,16 @@ impl Faults {
     }
 
     /// Draws the fault for one request.
-    pub fn draw(&self, is_write: bool) -> (Fault, Duration) {
+    pub fn draw(&self, is_write: bool, path: &str) -> (Fault, Duration) {
         let c = self.config();
         let latency = Duration::from_millis(c.latency_ms);
         if c.writes_only && !is_write {
+            return (Fault::None, latency);
+        }
+        if c.only_paths_containing
+            .as_deref()
+            .is_some_and(|p| !path.contains(p))
+        {
             return (Fault::None, latency);
         }
         let Ok(mut rng) = self.rng.lock() else {
@@ -113,9 +122,23 @@ mod tests {
             ..Default::default()
         };
         let (a, b) = (Faults::new(cfg.clone()), Faults::new(cfg));
-        let xs: Vec<_> = (0..50).map(|_| a.draw(true).0).collect();
-        let ys: Vec<_> = (0..50).map(|_| b.draw(true).0).collect();
+        let xs: Vec<_> = (0..50).map(|_| a.draw(true, "/product").0).collect();
+        let ys: Vec<_> = (0..50).map(|_| b.draw(true, "/product").0).collect();
         assert_eq!(xs, ys);
         assert!(xs.contains(&Fault::TooManyRequests) && xs.contains(&Fault::None));
+    }
+
+    #[test]
+    fn a_fault_can_be_kept_to_one_kind_of_path() {
+        let f = Faults::new(FaultConfig {
+            rate_5xx: 1.0,
+            only_paths_containing: Some("/:invoice".into()),
+            ..Default::default()
+        });
+        assert_eq!(f.draw(true, "/v2/order").0, Fault::None);
+        assert!(matches!(
+            f.draw(true, "/v2/order/7/:invoice").0,
+            Fault::ServerError(_)
+        ));
     }
 }

@@ -368,7 +368,7 @@ async fn gate(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Respons
     let mut record = RequestRecord::new(req.method(), req.uri(), req.headers());
     let route = route_key(req.method(), req.extensions().get::<MatchedPath>());
     let is_write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let (fault, latency) = s.faults.draw(is_write);
+    let (fault, latency) = s.faults.draw(is_write, req.uri().path());
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }

@@ -795,7 +795,7 @@ pub async fn entry(
         return respond(app.admin(&parts.method, rest, &bytes), &request_id, None);
     }
     let is_write = !matches!(parts.method, Method::GET | Method::HEAD);
-    let (fault, latency) = app.faults.draw(is_write);
+    let (fault, latency) = app.faults.draw(is_write, path);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
