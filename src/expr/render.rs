@@ -196,6 +196,60 @@ impl Template {
     }
 }
 
+/// One expression evaluated every way rbtx evaluates it, side by side: for the harness that
+/// proves the native evaluator and minijinja agree (`tests/expressions.rs`).
+#[derive(Debug)]
+pub struct Evaluations {
+    pub minijinja: Result<Out, EvalError>,
+    /// The native evaluator's value; `None` when it has none here (the expression is beyond it,
+    /// or it fell back to minijinja on this record).
+    pub native: Option<Result<Out, EvalError>>,
+    /// The bytes the native body writer writes (`None` inside: the field is left out); `None`
+    /// when it fell back.
+    pub native_body: Option<Result<Option<Vec<u8>>, EvalError>>,
+}
+
+impl Template {
+    /// Every evaluation of a whole-field expression; `None` for the other templates.
+    pub fn evaluations(&self, scope: &Scope) -> Option<Evaluations> {
+        let Template::Expr {
+            fast,
+            expr,
+            written,
+        } = self
+        else {
+            return None;
+        };
+        let minijinja = slow_eval(expr, scope, written.as_deref());
+        let Some(f) = fast else {
+            return Some(Evaluations {
+                minijinja,
+                native: None,
+                native_body: None,
+            });
+        };
+        let native = match f.eval(scope) {
+            Ok(Ok(v)) => Some(Ok(match v.into_json() {
+                None | Some(Value::Null) => Out::Absent,
+                Some(v) => Out::Value(v),
+            })),
+            Ok(Err(_)) => None,
+            Err(e) => Some(Err(e)),
+        };
+        let mut bytes = Vec::new();
+        let native_body = match f.write_json(scope, &mut bytes) {
+            Ok(Ok(wrote)) => Some(Ok(wrote.then_some(bytes))),
+            Ok(Err(_)) => None,
+            Err(e) => Some(Err(e)),
+        };
+        Some(Evaluations {
+            minijinja,
+            native,
+            native_body,
+        })
+    }
+}
+
 fn slow_eval(
     e: &Expression<'static, 'static>,
     scope: &Scope,
