@@ -4,12 +4,14 @@
 
 use std::sync::{Arc, LazyLock};
 
+use minijinja::machinery::ast::{BinOpKind, CallArg, Expr};
+use minijinja::machinery::parse_expr;
 use minijinja::value::{Rest, Value as MjValue};
 use minijinja::{Environment, Error as MjError, ErrorKind, Expression, State, UndefinedBehavior};
 
 use super::filters::{FILTERS, Imp, apply, apply_def, common_builtin};
 use super::scope::{RT, RecordRt, Scope, lookup_in};
-use super::value::{EvalError, key_text, mj};
+use super::value::{EvalError, key_text, mj, push_text};
 
 /// Functions templates may call.
 pub const FUNCTIONS: &[&str] = &["ref", "bound", "lookup", "range", "dict"];
@@ -39,8 +41,141 @@ pub static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env.add_function("ref", ref_fn);
     env.add_function("bound", bound_fn);
     env.add_function("lookup", lookup_fn);
+    env.add_function(TEXT_FN, text_fn);
     env
 });
+
+/// What [`concat_by_the_text_rule`] wraps each piece of a `~` in. Not in [`FUNCTIONS`], so a
+/// mapping cannot call it.
+pub(crate) const TEXT_FN: &str = "__text";
+
+/// A value as text by the one text rule (`value::push_text`), for `~`.
+fn text_fn(v: MjValue) -> Result<MjValue, MjError> {
+    let mut out = String::new();
+    if !v.is_undefined() {
+        let json = serde_json::to_value(&v).map_err(|e| {
+            MjError::new(
+                ErrorKind::InvalidOperation,
+                format!("`{v}` is not text: {e}"),
+            )
+        })?;
+        push_text(&mut out, &json);
+    }
+    Ok(MjValue::from(out))
+}
+
+/// `src` with each piece of every `~` wrapped in [`TEXT_FN`], or `None` when it has no `~`.
+/// minijinja's `~` writes `True`, `None` and `25.0`; wrapped, its pieces follow the text rule
+/// that interpolation and the native evaluator follow, so the three write the same text.
+pub(crate) fn concat_by_the_text_rule(src: &str) -> Option<String> {
+    let ast = parse_expr(src).ok()?;
+    let mut spans = Vec::new();
+    concat_pieces(&ast, &mut spans);
+    if spans.is_empty() {
+        return None;
+    }
+    // Each position gets its closing parentheses before its openings: `a~b` has the end of `a`
+    // and the start of `b` at one place.
+    let mut marks: Vec<(usize, bool)> = spans
+        .iter()
+        .flat_map(|&(start, end)| [(start, true), (end, false)])
+        .collect();
+    marks.sort_by_key(|&(at, open)| (at, open));
+    let mut out = String::with_capacity(src.len() + spans.len() * (TEXT_FN.len() + 2));
+    let mut done = 0;
+    for (at, open) in marks {
+        out.push_str(src.get(done..at)?);
+        done = at;
+        if open {
+            out.push_str(TEXT_FN);
+            out.push('(');
+        } else {
+            out.push(')');
+        }
+    }
+    out.push_str(src.get(done..)?);
+    Some(out)
+}
+
+/// The byte spans of the pieces of every `~` in `e` that are neither a `~` nor a string
+/// constant (those are text already).
+fn concat_pieces(e: &Expr, out: &mut Vec<(usize, usize)>) {
+    if let Expr::BinOp(b) = e
+        && matches!(b.op, BinOpKind::Concat)
+    {
+        for piece in [&b.left, &b.right] {
+            let text = match piece {
+                Expr::BinOp(p) => matches!(p.op, BinOpKind::Concat),
+                Expr::Const(c) => c.value.as_str().is_some(),
+                _ => false,
+            };
+            if !text {
+                out.push(extent(piece));
+            }
+        }
+    }
+    for c in children(e) {
+        concat_pieces(c, out);
+    }
+}
+
+/// Where `e` starts and ends in the source. A node's own span leaves out what comes before its
+/// operator (`x | f` spans `f`, `x.y` spans `.y`), so the extent takes in every child's.
+fn extent(e: &Expr) -> (usize, usize) {
+    let span = e.span();
+    children(e).into_iter().map(extent).fold(
+        (span.start_offset as usize, span.end_offset as usize),
+        |(a, b), (c, d)| (a.min(c), b.max(d)),
+    )
+}
+
+/// The expressions `e` is made of.
+fn children<'e, 'a>(e: &'e Expr<'a>) -> Vec<&'e Expr<'a>> {
+    fn args<'e, 'a>(args: &'e [CallArg<'a>], out: &mut Vec<&'e Expr<'a>>) {
+        out.extend(args.iter().map(|a| match a {
+            CallArg::Pos(e)
+            | CallArg::Kwarg(_, e)
+            | CallArg::PosSplat(e)
+            | CallArg::KwargSplat(e) => e,
+        }));
+    }
+    let mut out = Vec::new();
+    match e {
+        Expr::Var(_) | Expr::Const(_) => {}
+        Expr::Slice(s) => {
+            out.push(&s.expr);
+            out.extend([&s.start, &s.stop, &s.step].into_iter().flatten());
+        }
+        Expr::UnaryOp(u) => out.push(&u.expr),
+        Expr::BinOp(b) => out.extend([&b.left, &b.right]),
+        Expr::Compare(c) => {
+            out.push(&c.expr);
+            out.extend(c.ops.iter().map(|op| &op.expr));
+        }
+        Expr::IfExpr(i) => {
+            out.extend([&i.test_expr, &i.true_expr]);
+            out.extend(&i.false_expr);
+        }
+        Expr::Filter(f) => {
+            out.extend(&f.expr);
+            args(&f.args, &mut out);
+        }
+        Expr::Test(t) => {
+            out.push(&t.expr);
+            args(&t.args, &mut out);
+        }
+        Expr::GetAttr(g) => out.push(&g.expr),
+        Expr::GetItem(g) => out.extend([&g.expr, &g.subscript_expr]),
+        Expr::Call(c) => {
+            out.push(&c.expr);
+            args(&c.args, &mut out);
+        }
+        Expr::List(l) => out.extend(&l.items),
+        Expr::Tuple(t) => out.extend(&t.items),
+        Expr::Map(m) => out.extend(m.keys.iter().chain(&m.values)),
+    }
+    out
+}
 
 fn rt(state: &State) -> Result<Arc<RecordRt>, MjError> {
     state
@@ -117,9 +252,12 @@ pub fn call_filter(name: &str, args: &[MjValue]) -> Result<MjValue, String> {
 }
 
 /// Evaluates a compiled expression by minijinja, on the variables of `scope`.
+/// `written` is the expression as the mapping writes it, for messages, when minijinja compiled
+/// another form of it ([`concat_by_the_text_rule`]).
 pub(crate) fn eval_expr(
     e: &Expression<'static, 'static>,
     scope: &Scope,
+    written: Option<&str>,
 ) -> Result<MjValue, EvalError> {
     let ctx = scope.context();
     e.eval(ctx).map_err(|err| {
@@ -127,7 +265,7 @@ pub(crate) fn eval_expr(
             .detail()
             .map(str::to_string)
             .unwrap_or_else(|| err.kind().to_string());
-        if let Some(src) = err.template_source() {
+        if let Some(src) = written.or(err.template_source()) {
             msg = format!("{msg} (in `{{{{ {src} }}}}`)");
         }
         EvalError(msg)
@@ -156,6 +294,28 @@ mod tests {
             if let Err(e) = state.apply_filter(def.name, &args) {
                 assert_ne!(e.kind(), ErrorKind::UnknownFilter, "{}", def.name);
             }
+        }
+    }
+
+    #[test]
+    fn each_piece_of_a_concatenation_is_wrapped_whole() {
+        for (src, want) in [
+            (
+                "'a' ~ (x | round_to(2))",
+                Some("'a' ~ (__text(x | round_to(2)))"),
+            ),
+            (
+                "'a' ~ x | f(1, 2) ~ 'b'",
+                Some("'a' ~ __text(x | f(1, 2)) ~ 'b'"),
+            ),
+            ("'a' ~ x.y[0]", Some("'a' ~ __text(x.y[0])")),
+            ("'a'~x~'b'", Some("'a'~__text(x)~'b'")),
+            ("'a' ~ x is number", Some("'a' ~ __text(x is number)")),
+            ("f('a' ~ x) ~ 'b'", Some("__text(f('a' ~ __text(x))) ~ 'b'")),
+            ("'a' ~ 'b'", None),
+            ("x | upper", None),
+        ] {
+            assert_eq!(concat_by_the_text_rule(src).as_deref(), want, "{src}");
         }
     }
 

@@ -12,7 +12,7 @@ pub mod scope;
 pub mod template;
 pub mod value;
 
-pub use render::set_cross_check;
+pub use render::{Evaluations, set_cross_check};
 pub use scope::{Memo, RecordRt, Resolver, Scope, StaticTable, Var, null_root};
 pub use template::{Part, Template};
 pub use value::{EvalError, Out, Step, key_text, key_text_json, text_of};

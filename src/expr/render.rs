@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::environment::eval_expr;
 use super::scope::{Scope, lookup_path};
 use super::template::{Part, Template};
-use super::value::{EvalError, Out, push_u64, truthy};
+use super::value::{EvalError, Out, push_text, truthy};
 
 thread_local! {
     /// When on, every expression with a fast path is also evaluated by minijinja, and a
@@ -35,7 +35,11 @@ impl Template {
                 Some(Value::Null) | None => Out::Absent,
                 Some(v) => Out::Value(v.clone()),
             }),
-            Template::Expr { fast, expr } => {
+            Template::Expr {
+                fast,
+                expr,
+                written,
+            } => {
                 if let Some(f) = fast
                     && let Ok(v) = f.eval(scope)?
                 {
@@ -44,7 +48,7 @@ impl Template {
                         Some(v) => Out::Value(v),
                     };
                     if cross_check() {
-                        let slow = slow_eval(expr, scope)?;
+                        let slow = slow_eval(expr, scope, written.as_deref())?;
                         if !same_json(&slow, &out) {
                             return Err(EvalError(format!(
                                 "fast path differs from minijinja: {out:?} vs {slow:?}"
@@ -53,7 +57,7 @@ impl Template {
                     }
                     return Ok(out);
                 }
-                slow_eval(expr, scope)
+                slow_eval(expr, scope, written.as_deref())
             }
             Template::Interp(_) => {
                 let mut s = String::new();
@@ -79,17 +83,41 @@ impl Template {
             Template::Expr {
                 fast: Some(f),
                 expr,
+                written,
             } if !cross_check() => match f.write_json(scope, out)? {
-                Ok(written) => Ok(written),
-                Err(_) => match slow_eval(expr, scope)? {
+                Ok(wrote) => Ok(wrote),
+                Err(_) => match slow_eval(expr, scope, written.as_deref())? {
                     Out::Absent => Ok(false),
                     Out::Value(v) => write(out, &v),
                 },
             },
-            _ => match self.eval(scope)? {
-                Out::Absent => Ok(false),
-                Out::Value(v) => write(out, &v),
-            },
+            _ => {
+                let value = self.eval(scope)?;
+                if cross_check()
+                    && let Template::Expr { fast: Some(f), .. } = self
+                {
+                    // The native body writer must write the bytes serde_json writes for the
+                    // value it computes (checked against minijinja's by `eval`).
+                    let mut native = Vec::new();
+                    if let Ok(wrote) = f.write_json(scope, &mut native)? {
+                        let want = match &value {
+                            Out::Absent => Vec::new(),
+                            Out::Value(v) => serde_json::to_vec(v).unwrap_or_default(),
+                        };
+                        if wrote != matches!(value, Out::Value(_)) || native != want {
+                            return Err(EvalError(format!(
+                                "the native body writer differs: {} vs {}",
+                                String::from_utf8_lossy(&native),
+                                String::from_utf8_lossy(&want)
+                            )));
+                        }
+                    }
+                }
+                match value {
+                    Out::Absent => Ok(false),
+                    Out::Value(v) => write(out, &v),
+                }
+            }
         }
     }
 
@@ -145,10 +173,11 @@ impl Template {
             Template::Expr {
                 fast: Some(f),
                 expr,
+                written,
             } => {
                 if let Ok(b) = f.test(scope)? {
                     if cross_check() {
-                        let slow = slow_eval(expr, scope)?;
+                        let slow = slow_eval(expr, scope, written.as_deref())?;
                         if matches!(&slow, Out::Value(v) if truthy(v)) != b {
                             return Err(EvalError(format!(
                                 "fast path differs from minijinja: {b} vs {slow:?}"
@@ -167,8 +196,66 @@ impl Template {
     }
 }
 
-fn slow_eval(e: &Expression<'static, 'static>, scope: &Scope) -> Result<Out, EvalError> {
-    let v = eval_expr(e, scope)?;
+/// One expression evaluated every way rbtx evaluates it, side by side: for the harness that
+/// proves the native evaluator and minijinja agree (`tests/expressions.rs`).
+#[derive(Debug)]
+pub struct Evaluations {
+    pub minijinja: Result<Out, EvalError>,
+    /// The native evaluator's value; `None` when it has none here (the expression is beyond it,
+    /// or it fell back to minijinja on this record).
+    pub native: Option<Result<Out, EvalError>>,
+    /// The bytes the native body writer writes (`None` inside: the field is left out); `None`
+    /// when it fell back.
+    pub native_body: Option<Result<Option<Vec<u8>>, EvalError>>,
+}
+
+impl Template {
+    /// Every evaluation of a whole-field expression; `None` for the other templates.
+    pub fn evaluations(&self, scope: &Scope) -> Option<Evaluations> {
+        let Template::Expr {
+            fast,
+            expr,
+            written,
+        } = self
+        else {
+            return None;
+        };
+        let minijinja = slow_eval(expr, scope, written.as_deref());
+        let Some(f) = fast else {
+            return Some(Evaluations {
+                minijinja,
+                native: None,
+                native_body: None,
+            });
+        };
+        let native = match f.eval(scope) {
+            Ok(Ok(v)) => Some(Ok(match v.into_json() {
+                None | Some(Value::Null) => Out::Absent,
+                Some(v) => Out::Value(v),
+            })),
+            Ok(Err(_)) => None,
+            Err(e) => Some(Err(e)),
+        };
+        let mut bytes = Vec::new();
+        let native_body = match f.write_json(scope, &mut bytes) {
+            Ok(Ok(wrote)) => Some(Ok(wrote.then_some(bytes))),
+            Ok(Err(_)) => None,
+            Err(e) => Some(Err(e)),
+        };
+        Some(Evaluations {
+            minijinja,
+            native,
+            native_body,
+        })
+    }
+}
+
+fn slow_eval(
+    e: &Expression<'static, 'static>,
+    scope: &Scope,
+    written: Option<&str>,
+) -> Result<Out, EvalError> {
+    let v = eval_expr(e, scope, written)?;
     if v.is_undefined() || v.is_none() {
         return Ok(Out::Absent);
     }
@@ -198,23 +285,11 @@ fn same_json(a: &Out, b: &Out) -> bool {
     }
 }
 
-/// A JSON value as text inside an interpolation.
-/// Appends [`text_of`] `v`; `false` (nothing written) for null.
+/// Appends `v` as text inside an interpolation, by the one text rule; `false` (nothing written)
+/// for null.
 fn push_json_text(out: &mut String, v: &Value) -> bool {
-    match v {
-        Value::Null => return false,
-        Value::String(s) => out.push_str(s),
-        Value::Number(n) if n.is_u64() => push_u64(out, n.as_u64().unwrap_or_default()),
-        Value::Number(n) if n.is_i64() => {
-            let i = n.as_i64().unwrap_or_default();
-            if i < 0 {
-                out.push('-');
-            }
-            push_u64(out, i.unsigned_abs());
-        }
-        other => out.push_str(&other.to_string()),
-    }
-    true
+    push_text(out, v);
+    !v.is_null()
 }
 
 #[cfg(test)]
@@ -350,6 +425,7 @@ mod tests {
             let Ok(Template::Expr {
                 fast: Some(f),
                 expr,
+                ..
             }) = &t
             else {
                 panic!("{src} does not compile to the fast path");
@@ -357,7 +433,10 @@ mod tests {
             if matches!(f.eval(&scope), Ok(Ok(_))) {
                 native += 1;
             }
-            let (fast, slow) = (t.as_ref().map(|t| t.eval(&scope)), slow_eval(expr, &scope));
+            let (fast, slow) = (
+                t.as_ref().map(|t| t.eval(&scope)),
+                slow_eval(expr, &scope, None),
+            );
             match (fast, slow) {
                 (Ok(Ok(a)), Ok(b)) => assert!(same_json(&a, &b), "{src}: {a:?} vs {b:?}"),
                 (Ok(Err(_)), Err(_)) => {}
@@ -369,6 +448,78 @@ mod tests {
             "only {native} of {} stayed native",
             cases.len()
         );
+    }
+
+    /// One text rule: `"VAT {{ x }} %"` and `"{{ 'VAT ' ~ x ~ ' %' }}"` give the same text for
+    /// every value, natively and by minijinja, and a whole float is written as `25`.
+    #[test]
+    fn interpolation_and_concatenation_write_the_same_text() {
+        let source = Arc::new(serde_json::json!({
+            "wf": 25.0, "n": 25, "f": 2.5, "small": 0.1, "neg": -3, "negf": -2.0, "big": 1e20,
+            "t": true, "no": false, "nul": null, "s": "x æ", "empty": "", "list": [1, 2.0, "a"],
+            "obj": {"a": 1}
+        }));
+        let rt = record_rt();
+        let vars = [("source", Var::root(&source))];
+        let scope = Scope::new(&vars, &rt);
+        let mut u = Uses::default();
+        let text = |src: &str, check: bool| {
+            set_cross_check(check);
+            let t = crate::expr::template::compile(src, &["source"], &mut Uses::default(), None);
+            let got = t.as_ref().ok().map(|t| t.eval(&scope).map_err(|e| e.0));
+            set_cross_check(false);
+            match got {
+                Some(Ok(Out::Value(Value::String(s)))) => Ok(s),
+                other => Err(format!("{src}: {other:?}")),
+            }
+        };
+        for (field, want) in [
+            ("wf", "25"),
+            ("n", "25"),
+            ("f", "2.5"),
+            ("small", "0.1"),
+            ("neg", "-3"),
+            ("negf", "-2"),
+            ("big", "100000000000000000000"),
+            ("t", "true"),
+            ("no", "false"),
+            ("nul", ""),
+            ("missing", ""),
+            ("s", "x æ"),
+            ("empty", ""),
+            ("list", "[1,2,\"a\"]"),
+            ("obj", "{\"a\":1}"),
+        ] {
+            let interp = format!("VAT {{{{ source.{field} }}}} %");
+            let concat = format!("{{{{ 'VAT ' ~ source.{field} ~ ' %' }}}}");
+            let want = format!("VAT {want} %");
+            assert_eq!(
+                text(&interp, false).as_deref(),
+                Ok(want.as_str()),
+                "{interp}"
+            );
+            assert_eq!(
+                text(&concat, false).as_deref(),
+                Ok(want.as_str()),
+                "{concat}"
+            );
+            // The same concatenation by minijinja, and checked against it.
+            assert_eq!(
+                text(&concat, true).as_deref(),
+                Ok(want.as_str()),
+                "{concat} (cross-checked)"
+            );
+            let Ok(Template::Expr { expr, .. }) =
+                compile_expr(&concat[2..concat.len() - 2], &["source"], &mut u, None)
+            else {
+                panic!("{concat} is not an expression");
+            };
+            assert_eq!(
+                slow_eval(&expr, &scope, None).ok(),
+                Some(Out::Value(Value::String(want.clone()))),
+                "{concat} by minijinja"
+            );
+        }
     }
 
     #[test]
@@ -409,11 +560,12 @@ mod tests {
             let Ok(Template::Expr {
                 fast: Some(f),
                 expr,
+                ..
             }) = &t
             else {
                 panic!("{src} does not compile to the fast path");
             };
-            let slow = match slow_eval(expr, &scope) {
+            let slow = match slow_eval(expr, &scope, None) {
                 Ok(o) => matches!(&o, Out::Value(v) if truthy(v)),
                 Err(e) => panic!("{src}: minijinja fails: {e:?}"),
             };

@@ -11,7 +11,7 @@ use minijinja::machinery::{Token, tokenize};
 use minijinja::{Error as MjError, Expression};
 use serde_json::Value;
 
-use super::environment::{ENV, FUNCTIONS};
+use super::environment::{ENV, FUNCTIONS, TEXT_FN, concat_by_the_text_rule};
 use super::filters::{known, rbtx_names, suggestions};
 use super::native::{Fast, Loop};
 use super::value::Step;
@@ -34,6 +34,9 @@ pub enum Template {
         /// The native evaluation, when the expression is within what it supports.
         fast: Option<Fast>,
         expr: Box<Expression<'static, 'static>>,
+        /// The expression as written, when minijinja compiled another form of it (each piece of
+        /// a `~` wrapped in the text rule): error messages quote what the mapping says.
+        written: Option<Box<str>>,
     },
     Interp(Vec<Part>),
 }
@@ -218,7 +221,8 @@ pub fn compile_expr(
         }]);
     }
     scan_calls(&tokens, uses, &mut problems);
-    let expr = match ENV.compile_expression_owned(src.to_string()) {
+    let rewritten = concat_by_the_text_rule(src);
+    let expr = match ENV.compile_expression_owned(rewritten.clone().unwrap_or_else(|| src.into())) {
         Ok(e) => e,
         Err(e) => {
             problems.push(syntax_problem(src, &e));
@@ -240,6 +244,7 @@ pub fn compile_expr(
             || FUNCTIONS.contains(&name.as_str())
             || called.contains(&name.as_str())
             || name == "loop"
+            || name == TEXT_FN
         {
             continue;
         }
@@ -268,9 +273,23 @@ pub fn compile_expr(
         return Ok(Template::Path { var, steps });
     }
     Ok(Template::Expr {
-        fast: super::native::compile(src, lp),
+        fast: native_on()
+            .then(|| super::native::compile(src, lp))
+            .flatten(),
         expr: Box::new(expr),
+        written: rewritten.map(|_| src.into()),
     })
+}
+
+/// The variable that turns the native evaluator off, so every expression is computed by
+/// minijinja: to bisect a difference between the two.
+pub const NATIVE_SWITCH: &str = "RBTX_NATIVE_EVAL";
+
+/// Whether expressions get a native evaluation: unless `RBTX_NATIVE_EVAL=0`. Read once.
+pub fn native_on() -> bool {
+    static ON: std::sync::LazyLock<bool> =
+        std::sync::LazyLock::new(|| std::env::var(NATIVE_SWITCH).map_or(true, |v| v.trim() != "0"));
+    *ON
 }
 
 fn list(names: &[&str]) -> String {

@@ -110,6 +110,76 @@ pub fn text_of(v: &Value) -> String {
     }
 }
 
+/// Appends `v` as text inside text: what `"a {{ x }} b"` and `'a ' ~ x ~ ' b'` both write (the one
+/// text rule, README's "Values"). A string as it is; none as nothing; `true` and `false`; a number
+/// in plain decimals, a whole one without a fraction (`25`, never `25.0`: JSON does not tell them
+/// apart, nor should the text a bookkeeper reads); a list or an object as compact JSON whose
+/// numbers follow the same rule.
+pub fn push_text(out: &mut String, v: &Value) {
+    match v {
+        Value::Null => {}
+        Value::String(s) => out.push_str(s),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => push_number(out, n),
+        Value::Array(_) | Value::Object(_) => push_json(out, v),
+    }
+}
+
+/// A number in plain decimals, whole ones without a fraction.
+fn push_number(out: &mut String, n: &serde_json::Number) {
+    use std::fmt::Write;
+    if let Some(u) = n.as_u64() {
+        push_u64(out, u);
+    } else if let Some(i) = n.as_i64() {
+        out.push('-');
+        push_u64(out, i.unsigned_abs());
+    } else {
+        let f = n.as_f64().unwrap_or(f64::NAN);
+        if f.fract() == 0.0 && f.abs() < 9.0e15 {
+            // Also turns -0.0 into 0.
+            let i = f as i64;
+            if i < 0 {
+                out.push('-');
+            }
+            push_u64(out, i.unsigned_abs());
+        } else {
+            // Display writes the shortest digits that read back as `f`, never an exponent.
+            // Writing to a `String` cannot fail.
+            let _ = write!(out, "{f}");
+        }
+    }
+}
+
+/// Compact JSON with numbers as [`push_number`] writes them.
+fn push_json(out: &mut String, v: &Value) {
+    match v {
+        Value::Number(n) => push_number(out, n),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_json(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(m) => {
+            out.push('{');
+            for (i, (k, item)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                push_json(out, item);
+            }
+            out.push('}');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
 /// Objects this small are searched key by key: comparing a few keys costs less than hashing the
 /// one asked for (SipHash), and most objects in API records are this small.
 const SCAN_MAX: usize = 32;

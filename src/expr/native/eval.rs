@@ -162,9 +162,7 @@ impl Fast {
             }
             _ => {
                 let mut text = String::new();
-                if !push_text(&mut text, &v) {
-                    return Ok(Err(Fallback));
-                }
+                push_text(&mut text, &v);
                 escape_json(out, &text);
             }
         }
@@ -204,15 +202,11 @@ fn concat<'a>(l: &'a Fast, r: &'a Fast, scope: &Scope<'a>) -> R<'a> {
         l => {
             let left = l.get().and_then(Value::as_str).map_or(0, str::len);
             let mut s = String::with_capacity(left + 16);
-            if !push_text(&mut s, &l) {
-                return Ok(Err(Fallback));
-            }
+            push_text(&mut s, &l);
             s
         }
     };
-    if !push_text(&mut s, &r) {
-        return Ok(Err(Fallback));
-    }
+    push_text(&mut s, &r);
     Ok(Ok(V::Own(Value::String(s))))
 }
 

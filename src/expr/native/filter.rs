@@ -5,7 +5,6 @@ use minijinja::value::Value as MjValue;
 use serde_json::Value;
 
 use super::ast::{Fallback, R, V, tri};
-use super::text::push_text;
 use crate::expr::environment::call_filter;
 use crate::expr::filters::{Filter, decimal_filter_json};
 use crate::expr::value::{EvalError, number, truthy};
@@ -136,11 +135,13 @@ fn native_filter_on<'a>(name: Filter, x: &mut V<'a>, args: &mut [V<'a>]) -> Opti
         }
         (Filter::Int, Some(Value::String(s)), []) => V::Own(Value::from(int_of(s)?)),
         (Filter::String, None, []) => V::Own(Value::from("")),
-        (Filter::String, Some(Value::Null | Value::Bool(_) | Value::String(_)), []) => {
-            let mut out = String::new();
-            push_text(&mut out, x);
-            V::Own(Value::from(out))
+        // The `string` filter is minijinja's: `None`, `True`, `False` (text around `{{ }}` and
+        // `~` follow the text rule instead).
+        (Filter::String, Some(Value::Null), []) => V::Own(Value::from("None")),
+        (Filter::String, Some(Value::Bool(b)), []) => {
+            V::Own(Value::from(if *b { "True" } else { "False" }))
         }
+        (Filter::String, Some(Value::String(_)), []) => std::mem::replace(x, V::Undef),
         (Filter::String, Some(Value::Number(n)), []) if n.is_i64() || n.is_u64() => {
             V::Own(Value::from(n.to_string()))
         }

@@ -1,9 +1,8 @@
-//! Text as the native evaluator writes it: numbers and values as minijinja prints them, and
-//! strings escaped into JSON as serde_json escapes them.
+//! Text as the native evaluator writes it: values by the one text rule, and strings escaped
+//! into JSON as serde_json escapes them.
 
 use super::ast::V;
-use crate::expr::value::push_u64;
-use serde_json::Value;
+use crate::expr::value;
 
 /// For each byte, the letter of its short escape (`\n`), `u` for `\u00XX`, or 0: as is.
 const ESCAPE: [u8; 256] = {
@@ -50,42 +49,12 @@ pub(super) fn escape_json(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&s.as_bytes()[run..]);
 }
 
-/// Appends a number as minijinja shows it: whole numbers without a fraction (JSON does not tell
-/// 25 from 25.0, and templates see both as 25). Writing to a `String` cannot fail.
-fn push_number(out: &mut String, n: &serde_json::Number) {
-    use std::fmt::Write;
-    if let Some(u) = n.as_u64() {
-        push_u64(out, u);
-        return;
+/// Appends `v` as text inside text, by the one text rule ([`value::push_text`]); undefined is
+/// nothing.
+pub(super) fn push_text(out: &mut String, v: &V) {
+    if let Some(v) = v.get() {
+        value::push_text(out, v);
     }
-    if let Some(i) = n.as_i64() {
-        out.push('-');
-        push_u64(out, i.unsigned_abs());
-        return;
-    }
-    let f = n.as_f64().unwrap_or(f64::NAN);
-    if f.fract() == 0.0 && f.abs() < 9.0e15 {
-        let _ = write!(out, "{}", f as i64);
-        return;
-    }
-    let s = f.to_string();
-    out.push_str(&s);
-    if !(s.contains('.') || s.contains('e') || s.contains("inf") || s.contains("NaN")) {
-        out.push_str(".0");
-    }
-}
-
-/// Appends `v` as minijinja prints it for `~`; `false` for values it prints unlike JSON.
-pub(super) fn push_text(out: &mut String, v: &V) -> bool {
-    match v.get() {
-        None => {}
-        Some(Value::Null) => out.push_str("None"),
-        Some(Value::Bool(b)) => out.push_str(if *b { "True" } else { "False" }),
-        Some(Value::Number(n)) => push_number(out, n),
-        Some(Value::String(s)) => out.push_str(s),
-        Some(_) => return false,
-    }
-    true
 }
 
 #[cfg(test)]
