@@ -39,9 +39,22 @@ impl Installed {
     }
 
     fn run(&self, args: &[&str]) -> Ran {
-        let out = self.command(args).output().expect("run rbtx");
-        Ran::from(out)
+        Ran::from(output(&mut self.command(args)))
     }
+}
+
+/// Runs `c`. A binary just copied can be "busy" for a moment: a test thread that forks while
+/// another copies inherits the copy's open handle until it execs, so the exec is tried again.
+fn output(c: &mut Command) -> Output {
+    for _ in 0..50 {
+        match c.output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => return other.expect("run rbtx"),
+        }
+    }
+    c.output().expect("run rbtx")
 }
 
 impl Drop for Installed {
@@ -163,12 +176,7 @@ fn init_writes_a_pack_that_validates_and_tests_and_overwrites_nothing() {
         "{test:?}"
     );
     // RBTX_PACK names it as well as --pack does.
-    let by_env = Ran::from(
-        rbtx.command(&["validate"])
-            .env("RBTX_PACK", "mine")
-            .output()
-            .expect("run"),
-    );
+    let by_env = Ran::from(output(rbtx.command(&["validate"]).env("RBTX_PACK", "mine")));
     assert_eq!(by_env.code, Some(0), "{by_env:?}");
     assert!(by_env.stderr.contains("pack: mine"), "{by_env:?}");
 
@@ -271,12 +279,18 @@ fn curl(args: &[&str]) -> Value {
 #[test]
 fn run_sandbox_prints_the_urls_and_tokens_curl_needs() {
     let rbtx = Installed::new("sandbox");
-    let mut child = rbtx
-        .command(&["run", "--sandbox", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start rbtx run --sandbox");
+    let mut command = rbtx.command(&["run", "--sandbox", "--listen", "127.0.0.1:0"]);
+    command.stdout(Stdio::piped()).stderr(Stdio::null());
+    // As in `output`: a just-copied binary may be busy for a moment.
+    let mut child = (0..50)
+        .find_map(|_| match command.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(Duration::from_millis(100));
+                None
+            }
+            other => Some(other.expect("start rbtx run --sandbox")),
+        })
+        .expect("rbtx started");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = Vec::new();
     for line in BufReader::new(stdout).lines().map_while(Result::ok) {
