@@ -49,8 +49,9 @@ pub fn run(
         ));
     }
     let warnings = pack.warnings;
-    print!("{}", render(&diags, format));
-    print!("{}", render(&warnings, format));
+    // One document per run (a JSON array), errors first.
+    let all: Vec<_> = diags.iter().chain(&warnings).cloned().collect();
+    print!("{}", render(&all, format));
     if format == Format::Human {
         let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
         match (diags.len(), warnings.len()) {
