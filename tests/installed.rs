@@ -1,12 +1,14 @@
 //! The binary as a user installs it: copied to a folder of its own and run from another, empty
 //! one, with nothing from the repository beside it and no variables in its environment.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::process::Said;
+
+mod support;
 
 /// A fresh folder holding `bin/rbtx` and an empty `work/` to run it in; removed when dropped.
 struct Installed {
@@ -292,21 +294,8 @@ fn run_sandbox_prints_the_urls_and_tokens_curl_needs() {
         })
         .expect("rbtx started");
     let stdout = child.stdout.take().expect("stdout");
-    let mut lines = Vec::new();
-    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        let last = line.starts_with("webhooks: ");
-        lines.push(line);
-        if last {
-            break;
-        }
-    }
-    let said = |prefix: &str| {
-        lines
-            .iter()
-            .find_map(|l| l.strip_prefix(prefix))
-            .map(str::to_string)
-            .unwrap_or_else(|| panic!("no `{prefix}` line in {lines:?}"))
-    };
+    let printed = Said::read(stdout);
+    let said = |prefix: &str| printed.get(prefix);
     let (tx, rb) = (said("tripletex: "), said("rackbeat: "));
     let bearer = format!("Authorization: Bearer {}", said("rackbeat api token: "));
     let session = curl(&[

@@ -1,7 +1,6 @@
 //! `rbtx run --sandbox` end to end, as a separate process: records created and updated through the
 //! Rackbeat sandbox's API reach the Tripletex sandbox through webhooks, each exactly once.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -9,6 +8,9 @@ use rbtx::connectors::rackbeat::{Rackbeat, RackbeatConfig};
 use rbtx::connectors::tripletex::{Tripletex, TripletexConfig};
 use rbtx::secret::Secret;
 use serde_json::{Value, json};
+use support::process::Said;
+
+mod support;
 
 struct Running(Child);
 
@@ -45,28 +47,16 @@ async fn records_made_in_rackbeat_arrive_in_tripletex_once() {
         .expect("start rbtx run");
     let stdout = child.stdout.take().expect("stdout");
     let _running = Running(child);
-    // Everything a client needs comes before the intake's address, one line each.
-    let mut lines = Vec::new();
-    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        let last = line.starts_with("webhooks: ");
-        lines.push(line);
-        if last {
-            break;
-        }
-    }
-    let said = |prefix: &str| {
-        lines
-            .iter()
-            .find_map(|l| l.strip_prefix(prefix))
-            .map(str::to_string)
-            .unwrap_or_else(|| panic!("no `{prefix}` line in {lines:?}"))
-    };
+    let printed = Said::read(stdout);
+    let said = |prefix: &str| printed.get(prefix);
     let (tx_url, rb_url) = (said("tripletex: "), said("rackbeat: "));
     assert!(
-        lines
+        printed
+            .0
             .iter()
             .any(|l| l.starts_with("webhooks: http://127.0.0.1:")),
-        "{lines:?}"
+        "{:?}",
+        printed.0
     );
 
     // An outside client knows only what was printed.

@@ -160,3 +160,30 @@ impl Sandboxes {
         }
     }
 }
+
+/// What `rbtx run --sandbox` prints before it serves: one `name: value` line for each URL and
+/// token a client needs, up to the intake's `webhooks: …`.
+pub struct Said(pub Vec<String>);
+
+impl Said {
+    pub fn read(stdout: impl std::io::Read) -> Said {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let last = line.starts_with("webhooks: ");
+            lines.push(line);
+            if last {
+                break;
+            }
+        }
+        Said(lines)
+    }
+
+    /// The value of the line starting with `prefix`.
+    pub fn get(&self, prefix: &str) -> String {
+        self.0
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no `{prefix}` line in {:?}", self.0))
+    }
+}
