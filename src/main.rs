@@ -56,6 +56,10 @@ enum Command {
         #[command(subcommand)]
         command: cli::sync::Command,
     },
+    /// Compare both systems (lists, not a request per record): records missing, bound to nothing or
+    /// to a record that is gone, fields that differ, duplicates, and the period's invoice totals to
+    /// the øre. Exit 1 when they differ; --fix queues the syncs that repair it.
+    Reconcile(cli::reconcile::Args),
     /// Rackbeat webhook subscriptions.
     Webhooks {
         #[command(subcommand)]
@@ -98,6 +102,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => cli::demo::run(args),
         Command::Doctor(args) => cli::doctor::run(args),
         Command::Sync { command } => cli::sync::run(command),
+        Command::Reconcile(args) => cli::reconcile::run(args),
         Command::Webhooks { command } => cli::webhooks::run(command),
         Command::Dlq { command, store } => cli::dlq::run(command, store),
         Command::Sandbox(args) => cli::sandbox::run(args),

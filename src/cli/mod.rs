@@ -7,6 +7,7 @@ pub mod dlq;
 pub mod doctor;
 pub mod init;
 pub mod preview;
+pub mod reconcile;
 pub mod run;
 pub mod sandbox;
 pub mod schema;
@@ -71,6 +72,8 @@ pub enum Error {
     Pack(#[from] rbtx::runtime::run::InvalidPack),
     #[error(transparent)]
     Run(#[from] rbtx::runtime::run::RunError),
+    #[error(transparent)]
+    Reconcile(#[from] rbtx::runtime::reconcile::ReconcileError),
     #[error(transparent)]
     Initial(#[from] rbtx::runtime::initial::InitialError),
     #[error(transparent)]

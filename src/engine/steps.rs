@@ -32,6 +32,24 @@ impl Plan {
         Ok(holds)
     }
 
+    /// A template of the mapping outside the body (`reconcile.total`) over the named records;
+    /// `None` when it renders none or undefined.
+    pub fn evaluate(
+        &self,
+        template: &crate::expr::Template,
+        records: &[(&str, &Arc<Value>)],
+        field: &str,
+        resolver: Arc<dyn Resolver>,
+    ) -> Result<Option<Value>, RecordError> {
+        let ctx = self.ctx(resolver);
+        let vars: Vec<_> = records.iter().map(|(n, v)| (*n, Var::root(v))).collect();
+        let scope = Scope::new(&vars, &ctx.rt);
+        match ctx.eval(template, &scope, &field)? {
+            crate::expr::Out::Value(v) => Ok(Some(v)),
+            crate::expr::Out::Absent => Ok(None),
+        }
+    }
+
     /// The request of `target.then` on the record the create made (`created`, its answer);
     /// `None` when the mapping has no `then`.
     pub fn then_request(

@@ -1,6 +1,8 @@
 //! Compiling one mapping file: its schema checked (every error reported), then each template,
 //! JSONPath, lookup and request compiled into a [`Plan`].
 
+mod reconcile;
+
 use std::collections::BTreeSet;
 use std::sync::{Arc, LazyLock};
 
@@ -560,6 +562,7 @@ impl<'a> Compiler<'a> {
                 );
             }
         }
+        let reconcile = self.reconcile(m);
         let round_trip_losses = m
             .round_trip_losses
             .iter()
@@ -614,6 +617,7 @@ impl<'a> Compiler<'a> {
             body,
             depends_on,
             round_trip_losses,
+            reconcile,
         })
     }
 

@@ -50,6 +50,20 @@ pub struct Plan {
     /// lines): the current record is read first. Otherwise the binding's id and version do, and
     /// the record is read only when Tripletex reports a revision conflict.
     pub update_reads_target: bool,
+    /// How `rbtx reconcile` compares this mapping's records with the target's.
+    pub reconcile: Option<ReconcilePlan>,
+}
+
+/// A mapping's `reconcile`, compiled.
+#[derive(Debug)]
+pub struct ReconcilePlan {
+    pub list: Vec<crate::spec::ListRequest>,
+    /// Which listed records are this mapping's (`item`).
+    pub only: Option<(String, Template)>,
+    pub period: Option<crate::spec::Period>,
+    pub date: Option<String>,
+    /// The document's total: from the source record and body, and from a listed target record.
+    pub total: Option<(Template, Template)>,
 }
 
 /// The first-level target fields the body, the update's path and its query read.

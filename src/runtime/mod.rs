@@ -9,6 +9,7 @@ pub mod initial;
 pub mod intake;
 pub mod lookups;
 pub mod metrics;
+pub mod reconcile;
 pub mod run;
 mod steps;
 pub mod sync;

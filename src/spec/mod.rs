@@ -59,6 +59,59 @@ pub struct Mapping {
     /// The round trip of `rbtx test` fails on a loss that is not listed here.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub round_trip_losses: IndexMap<String, String>,
+    /// How `rbtx reconcile` lists the target's records and compares them with what this mapping
+    /// would send now (`rackbeat_to_tripletex` only). A mapping without it is not reconciled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconcile: Option<Reconcile>,
+}
+
+/// What `rbtx reconcile` reads of the target, in pages, and what it compares.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reconcile {
+    /// Requests that together list the target's records, each paged by the connector (use two
+    /// where Tripletex hides inactive records unless asked). `fields` must return every body field
+    /// compared, nested objects expanded (`postalAddress(*)`). Mappings that list the same path
+    /// and query share one read.
+    pub list: Vec<ListRequest>,
+    /// Expression over `item`, a listed record: only records for which it holds are this
+    /// mapping's (an order list also holds the orders people make in Tripletex, and those of
+    /// invoices). Others are neither compared, reported nor summed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<String>,
+    /// For documents: the list's query parameters that take the period of `--since` and
+    /// `--until` (`YYYY-MM-DD`, `until` exclusive, as Tripletex's `invoiceDateTo` is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<Period>,
+    /// The body field, named the same in the target's records, that holds a document's date:
+    /// a Rackbeat record belongs to the period when its body's date does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    /// For documents that are never changed once sent (a booked invoice): their totals are
+    /// compared, to the øre, instead of their fields, and summed over the period on both sides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<Totals>,
+}
+
+/// The query parameters a period goes into.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Period {
+    /// The first day's parameter, e.g. `invoiceDateFrom`.
+    pub from: String,
+    /// The parameter of the day after the last, e.g. `invoiceDateTo`.
+    pub until: String,
+}
+
+/// A document's total on both sides.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Totals {
+    /// Template over `source` and `body`: the Rackbeat document's total as Tripletex should hold
+    /// it (a credit note's negative).
+    pub source: String,
+    /// Template over `item`, a record of the list: Tripletex's total.
+    pub target: String,
 }
 
 /// Which system is read and which is written.

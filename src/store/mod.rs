@@ -239,6 +239,24 @@ pub trait Store: Send + Sync {
         source_key: &str,
     ) -> impl Future<Output = Result<Option<Binding>>> + Send;
 
+    /// Every binding of `tenant` in `direction`, in no particular order (`rbtx reconcile` reads
+    /// them all at once instead of one per record).
+    fn list_bindings(
+        &self,
+        tenant: &str,
+        direction: &str,
+    ) -> impl Future<Output = Result<Vec<Binding>>> + Send;
+
+    /// Forgets one binding (its target record is gone), so the next sync looks the record up by
+    /// its natural key. `false` when there was none.
+    fn delete_binding(
+        &self,
+        tenant: &str,
+        direction: &str,
+        entity: &str,
+        source_key: &str,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
     /// Inserts the binding or replaces the one with the same tenant, direction, entity and key.
     fn put_binding(&self, binding: Binding) -> impl Future<Output = Result<()>> + Send;
 

@@ -697,6 +697,63 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn list_bindings(&self, tenant: &str, direction: &str) -> Result<Vec<Binding>> {
+        let key = [tenant, direction].map(str::to_owned);
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT entity, source_key, target_id, version, body_hash, updated_at, body
+                 FROM bindings WHERE tenant = ?1 AND direction = ?2",
+            )?;
+            let rows = stmt.query_map(params![key[0], key[1]], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (entity, source_key, target_id, version, body_hash, updated_at, body) = row?;
+                out.push(Binding {
+                    tenant: key[0].clone(),
+                    direction: key[1].clone(),
+                    entity,
+                    source_key,
+                    target_id: serde_json::from_str(&target_id)?,
+                    version,
+                    body_hash,
+                    body: body.map(|b| serde_json::from_str(&b)).transpose()?,
+                    updated_at,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_binding(
+        &self,
+        tenant: &str,
+        direction: &str,
+        entity: &str,
+        source_key: &str,
+    ) -> Result<bool> {
+        let key = [tenant, direction, entity, source_key].map(str::to_owned);
+        self.run(move |conn| {
+            let n = conn.execute(
+                "DELETE FROM bindings
+                 WHERE tenant = ?1 AND direction = ?2 AND entity = ?3 AND source_key = ?4",
+                params![key[0], key[1], key[2], key[3]],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
     async fn move_binding(
         &self,
         tenant: &str,

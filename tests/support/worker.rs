@@ -32,24 +32,7 @@ pub async fn env(invoice_mode: &str, id: &str) -> Env {
     let sb = sandbox::start(SandboxConfig::default())
         .await
         .expect("sandboxes start");
-    let mut tx = TripletexConfig::new(
-        sb.tripletex.base_url.as_str(),
-        Secret::new(sandbox::CONSUMER_TOKEN),
-        Secret::new(sandbox::EMPLOYEE_TOKEN),
-    );
-    tx.retry = quick_retries();
-    let mut rb = RackbeatConfig::new(
-        sb.rackbeat.base_url.as_str(),
-        Secret::new(sandbox::RACKBEAT_TOKEN),
-    );
-    rb.retry = quick_retries();
-    rb.requests_per_minute = 60_000;
-    let tenant = Tenant {
-        id: TENANT.into(),
-        rackbeat: Rackbeat::new(rb).expect("rackbeat client"),
-        tripletex: Tripletex::new(tx).expect("tripletex client"),
-        invoice_mode: invoice_mode.parse().expect("an invoice mode"),
-    };
+    let tenant = tenant(&sb, invoice_mode);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings");
     let pack = load_pack(&[root]);
     assert!(
@@ -65,6 +48,55 @@ pub async fn env(invoice_mode: &str, id: &str) -> Env {
         store,
         worker,
         now: START_MS,
+    }
+}
+
+/// A tenant of the sandboxes `sb` in `invoice_mode`, with clients of its own.
+pub fn tenant(sb: &Sandboxes, invoice_mode: &str) -> Tenant {
+    let mut tx = TripletexConfig::new(
+        sb.tripletex.base_url.as_str(),
+        Secret::new(sandbox::CONSUMER_TOKEN),
+        Secret::new(sandbox::EMPLOYEE_TOKEN),
+    );
+    tx.retry = quick_retries();
+    let mut rb = RackbeatConfig::new(
+        sb.rackbeat.base_url.as_str(),
+        Secret::new(sandbox::RACKBEAT_TOKEN),
+    );
+    rb.retry = quick_retries();
+    rb.requests_per_minute = 60_000;
+    Tenant {
+        id: TENANT.into(),
+        rackbeat: Rackbeat::new(rb).expect("rackbeat client"),
+        tripletex: Tripletex::new(tx).expect("tripletex client"),
+        invoice_mode: invoice_mode.parse().expect("an invoice mode"),
+    }
+}
+
+impl Env {
+    /// `rbtx reconcile` of this tenant over the last 30 days and today, of `entities` (empty:
+    /// all), with `--fix` or without.
+    pub async fn reconcile(
+        &self,
+        entities: &[&str],
+        fix: bool,
+    ) -> rbtx::runtime::reconcile::Report {
+        let today = rbtx::dates::today_in_denmark();
+        let options = rbtx::runtime::reconcile::Options {
+            entities: entities.iter().map(|e| e.to_string()).collect(),
+            since: rbtx::dates::format(today - 30),
+            until: rbtx::dates::format(today + 1),
+            fix,
+            progress: false,
+        };
+        rbtx::runtime::reconcile::run_on(
+            self.store.clone(),
+            self.worker.pack.clone(),
+            tenant(&self.sb, self.worker.tenant.invoice_mode.as_str()),
+            &options,
+        )
+        .await
+        .expect("reconcile runs")
     }
 }
 

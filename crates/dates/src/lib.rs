@@ -48,6 +48,13 @@ pub fn today() -> i64 {
     now_seconds().div_euclid(86_400)
 }
 
+/// Today's date in Denmark (Europe/Copenhagen), where Rackbeat dates its documents, as days
+/// since 1970-01-01.
+pub fn today_in_denmark() -> i64 {
+    static DENMARK: jiff::tz::TimeZone = jiff::tz::get!("Europe/Copenhagen");
+    from_date(Timestamp::now().to_zoned(DENMARK.clone()).date())
+}
+
 /// The same day `n` months later, clamped to the last day of a shorter month.
 pub fn add_months(days: i64, n: i64) -> i64 {
     let d = to_date(days);

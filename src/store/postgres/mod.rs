@@ -715,6 +715,53 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn list_bindings(&self, tenant: &str, direction: &str) -> Result<Vec<Binding>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT entity, source_key, target_id, version, body_hash, updated_at, body
+                 FROM bindings WHERE tenant = $1 AND direction = $2",
+            )
+            .await?;
+        let mut out = Vec::new();
+        for row in client.query(&stmt, &[&tenant, &direction]).await? {
+            let target_id: String = row.try_get(2)?;
+            let body: Option<String> = row.try_get(6)?;
+            out.push(Binding {
+                tenant: tenant.to_owned(),
+                direction: direction.to_owned(),
+                entity: row.try_get(0)?,
+                source_key: row.try_get(1)?,
+                target_id: serde_json::from_str(&target_id)?,
+                version: row.try_get(3)?,
+                body_hash: row.try_get(4)?,
+                body: body.map(|b| serde_json::from_str(&b)).transpose()?,
+                updated_at: row.try_get(5)?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn delete_binding(
+        &self,
+        tenant: &str,
+        direction: &str,
+        entity: &str,
+        source_key: &str,
+    ) -> Result<bool> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "DELETE FROM bindings
+                 WHERE tenant = $1 AND direction = $2 AND entity = $3 AND source_key = $4",
+            )
+            .await?;
+        let n = client
+            .execute(&stmt, &[&tenant, &direction, &entity, &source_key])
+            .await?;
+        Ok(n > 0)
+    }
+
     async fn move_binding(
         &self,
         tenant: &str,
