@@ -575,6 +575,29 @@ async fn run(case: &Case, mode: &str) {
 
     e.deliver(number).await;
 
+    // `rbtx reconcile` finds it in step, its total to the øre, and the period's sums equal.
+    let r = e.reconcile(&["invoice"], false).await;
+    let inv = r
+        .entities
+        .iter()
+        .find(|x| x.entity == "invoice")
+        .expect("the invoices are reconciled");
+    assert_eq!(
+        (inv.in_step, inv.differences.len()),
+        (1, 0),
+        "{what}: {:?}",
+        inv.differences
+    );
+    let sums = r.periods.first().expect("the period's sums");
+    assert_eq!(
+        (sums.rackbeat.total.as_str(), sums.tripletex.total.as_str()),
+        (
+            format!("{:.2}", rackbeat_totals.0).as_str(),
+            format!("{:.2}", rackbeat_totals.0).as_str()
+        ),
+        "{what}"
+    );
+
     let tx = &e.sb.tripletex;
     let log = tx.requests();
     let refused: Vec<&RequestRecord> = log

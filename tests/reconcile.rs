@@ -304,7 +304,12 @@ async fn drift_is_found_by_kind_and_field_and_fix_repairs_it_once() {
     // With what Tripletex derives from the price itself.
     assert_eq!(
         changed,
-        ["discountPrice", "priceExcludingVatCurrency", "profit", "version"]
+        [
+            "discountPrice",
+            "priceExcludingVatCurrency",
+            "profit",
+            "version"
+        ]
     );
     assert_eq!(
         only(&e, Kind::Product, "number", json!("RC-1"))[0]["priceExcludingVatCurrency"],
