@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::accounts::{Accounts, AccountsError};
 use super::initial::{self, InitialError};
+use super::reconcile;
 use super::run::{InvalidPack, RunConfig, RunError, TenantSource, run};
 use super::tenant::InvoiceMode;
 use super::worker::Worker;
@@ -48,6 +49,8 @@ pub enum DemoError {
     Initial(#[from] InitialError),
     #[error(transparent)]
     Run(#[from] RunError),
+    #[error(transparent)]
+    Reconcile(#[from] Box<super::reconcile::ReconcileError>),
     #[error("rbtx run stopped before it was ready")]
     NotReady,
     /// The sandbox's answer, as it shows it.
@@ -457,6 +460,76 @@ pub async fn demo(pack_path: &Path, dir: &Path) -> Result<Outcome, DemoError> {
         Ok(Ok(())) => {}
         Ok(Err(e)) => outcome.failures.push(format!("rbtx run: {e}")),
         Err(e) => outcome.failures.push(format!("rbtx run: {e}")),
+    }
+
+    step(
+        "4. `rbtx reconcile --fix` (tenant fjord): both systems compared; what no webhook announced is brought over",
+    );
+    let fjord_accounts = || {
+        let mut a = Accounts::sandbox(&fjord, InvoiceMode::Booked);
+        a.id = "fjord".into();
+        a
+    };
+    let today = crate::dates::today_in_denmark();
+    let period = |fix| reconcile::Options {
+        entities: Vec::new(),
+        since: format!("{:04}-01-01", crate::dates::civil_from_days(today).0),
+        until: crate::dates::format(today + 1),
+        fix,
+        progress: false,
+    };
+    let reconciled = |fix| {
+        let (store, pack) = (store.clone(), pack.clone());
+        async move {
+            let tenant = fjord_accounts().tenant()?;
+            reconcile::run_on(store, pack, tenant, &period(fix))
+                .await
+                .map_err(|e| DemoError::Reconcile(Box::new(e)))
+        }
+    };
+    let first = reconciled(true).await?;
+    let queued = first.fixed.as_ref().map_or(0, |f| f.queued.len());
+    println!(
+        "  {} differences; --fix queued {queued} syncs (records made in Rackbeat before any webhook)",
+        first.differences()
+    );
+    step("5. Drift: the price of VARE-1001 edited by hand in Tripletex, found and repaired");
+    let tripletex = fjord_accounts().tenant()?.tripletex;
+    if let Some(p) = find(&fjord, Kind::Product, |p| p["number"] == "VARE-1001") {
+        let edited = tripletex
+            .update_versioned(
+                &format!("/product/{}", p["id"]),
+                3,
+                |_| json!({ "priceExcludingVatCurrency": 1.0 }),
+            )
+            .await;
+        if let Err(e) = edited {
+            outcome
+                .failures
+                .push(format!("editing the price by hand: {e}"));
+        }
+    }
+    let drift = reconciled(false).await?;
+    for line in drift.human().lines() {
+        println!("   {line}");
+    }
+    let repaired = reconciled(true).await?;
+    let after = reconciled(false).await?;
+    let queued = repaired.fixed.as_ref().map_or(0, |f| f.queued.len());
+    println!(
+        "  --fix queued {queued} sync; reconciled again: {}",
+        if after.differences() == 0 {
+            "in step".to_string()
+        } else {
+            format!("{} differences", after.differences())
+        }
+    );
+    if drift.differences() != 1 || after.differences() != 0 {
+        outcome.failures.push(format!(
+            "reconcile found {} differences after the hand edit (expected 1) and {} after --fix",
+            drift.differences(),
+            after.differences()
+        ));
     }
 
     step("Summary");
