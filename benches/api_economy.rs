@@ -286,6 +286,7 @@ async fn bursts() {
         },
         workers: 4,
         catch_up_seconds: 3600,
+        reconcile_every_seconds: None,
         lease_ms: 60_000,
         watch: false,
     };

@@ -1,6 +1,7 @@
 //! `rbtx reconcile` reads lists, not a record at a time (issue #14): N products (default
 //! 10,000; `RBTX_BENCH_PRODUCTS`) and M booked invoices (default 2,000; `RBTX_BENCH_INVOICES`)
-//! made in Rackbeat and brought over by `reconcile --fix` itself, then reconciled again in step.
+//! made in Rackbeat, Tripletex's own records bound by the initial sync, everything brought over
+//! by `reconcile --fix` itself, then reconciled again in step.
 //! The figures are the requests that second reconcile sent to each API, per record compared,
 //! counted in the sandboxes' request logs: exact, so one run is enough.
 //!
@@ -14,8 +15,10 @@ use std::sync::Arc;
 use common::{Figure, Target};
 use rbtx::plan::load_pack;
 use rbtx::runtime::accounts::Accounts;
+use rbtx::runtime::initial;
 use rbtx::runtime::reconcile::{self, Options};
 use rbtx::runtime::tenant::InvoiceMode;
+use rbtx::runtime::worker::Worker;
 use rbtx::sandbox::rackbeat::Resource;
 use rbtx::sandbox::{self, SandboxConfig};
 use rbtx::store::Store;
@@ -80,6 +83,21 @@ async fn main() {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings")
     ]));
     assert!(pack.diagnostics.is_empty(), "{:?}", pack.diagnostics);
+    // The initial sync binds Tripletex's own records, as in a real installation.
+    let worker = Worker::new(
+        store.clone(),
+        pack.clone(),
+        accounts.tenant().expect("tenant"),
+        "bench-initial",
+    );
+    let options = initial::Options {
+        progress: false,
+        ..initial::Options::default()
+    };
+    let synced = initial::run(&worker, &options, &mut Vec::new())
+        .await
+        .expect("the initial sync");
+    assert_eq!(synced.failed(), 0, "{}", synced.table());
     let today = rbtx::dates::today_in_denmark();
     let options = |fix| Options {
         entities: vec!["product".into(), "customer".into(), "invoice".into()],

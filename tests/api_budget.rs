@@ -38,6 +38,7 @@ async fn four_workers_share_one_session_and_one_load_of_each_lookup() {
         },
         workers: 4,
         catch_up_seconds: 3600,
+        reconcile_every_seconds: None,
         lease_ms: 60_000,
         watch: false,
     };

@@ -431,3 +431,53 @@ async fn an_order_edited_in_tripletex_is_a_total_that_differs_and_is_left_alone(
     assert!(f.queued.is_empty() && f.left.len() == 1, "{f:?}");
     assert_eq!(e.sb.tripletex.count(Kind::Order), orders);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credit_note_of_an_invoice_never_delivered_is_missing_naming_both_until_its_invoice_is() {
+    let e = with_history("reconcile-credit").await;
+    // Booked before rbtx was installed: neither the invoice nor its credit note went over.
+    draft(&e, 92030, 2);
+    let note = credit(&e, 92030, None).await;
+    let r = e.reconcile(&[], false).await;
+    let differences: Vec<&Difference> = r.entities.iter().flat_map(|e| &e.differences).collect();
+    assert!(
+        kinds(&r).contains(&"missing invoice 92030".to_string()),
+        "{:?}",
+        kinds(&r)
+    );
+    let reason = differences
+        .iter()
+        .find_map(|d| match d {
+            Difference::Missing {
+                key,
+                reason: Some(reason),
+            } if *key == note => Some(reason.clone()),
+            _ => None,
+        })
+        .expect("the credit note is missing, with why");
+    assert!(
+        reason.contains("92030") && reason.contains(&note),
+        "{reason}"
+    );
+    // --fix delivers the invoice and leaves the credit note, saying why; the next --fix, with
+    // the invoice there, delivers the credit note as Tripletex's credit note of it.
+    let first = e.reconcile(&[], true).await;
+    let f = first.fixed.expect("--fix reports");
+    assert_eq!(f.queued, ["invoice 92030"], "{f:?}");
+    assert!(f.left.iter().any(|l| l.contains(&note)), "{f:?}");
+    let second = e.reconcile(&[], true).await;
+    let f = second.fixed.expect("--fix reports");
+    assert_eq!(f.queued.len(), 1, "{f:?}");
+    let r = e.reconcile(&[], false).await;
+    assert_eq!(kinds(&r), Vec::<String>::new());
+    // 100 net before; 200 invoiced and 200 credited since.
+    assert_eq!(period(&r), ("100.00".into(), "100.00".into()));
+    let original = only(
+        &e,
+        Kind::Invoice,
+        "comment",
+        json!("Rackbeat invoice 92030"),
+    );
+    assert_eq!(original.len(), 1);
+    assert_eq!(original[0]["isCredited"], json!(true));
+}

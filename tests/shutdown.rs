@@ -42,6 +42,7 @@ fn config(sb: &Sandboxes, store: &std::path::Path, subscribe: bool) -> RunConfig
         },
         workers: 2,
         catch_up_seconds: 3600,
+        reconcile_every_seconds: None,
         lease_ms: LEASE_MS,
         watch: false,
     }

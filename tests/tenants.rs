@@ -248,6 +248,7 @@ async fn two_tenants_in_one_process_each_get_their_own_records_and_invoice_mode(
         tenants: TenantSource::File(file),
         workers: 2,
         catch_up_seconds: 3600,
+        reconcile_every_seconds: None,
         lease_ms: 5_000,
         watch: false,
     };
@@ -342,6 +343,7 @@ async fn a_changed_pack_is_swapped_in_and_an_invalid_one_is_refused() {
         },
         workers: 1,
         catch_up_seconds: 3600,
+        reconcile_every_seconds: None,
         lease_ms: 5_000,
         watch: true,
     };

@@ -39,6 +39,10 @@ pub struct Args {
     /// deliveries); also done at start.
     #[arg(long, default_value_t = 300)]
     catch_up_seconds: u64,
+    /// Reconcile each tenant this often (`90m`, `6h`, `1d`; plain seconds too), repairing
+    /// nothing, and log what differs as a warning. Off unless given.
+    #[arg(long, value_parser = every)]
+    reconcile_every: Option<u64>,
     /// Workers per tenant applying events in parallel; one key is never with two at once.
     #[arg(long, default_value_t = 4)]
     workers: usize,
@@ -76,6 +80,7 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
         tenants,
         lease_ms: args.lease_seconds.saturating_mul(1000),
         catch_up_seconds: args.catch_up_seconds,
+        reconcile_every_seconds: args.reconcile_every,
         workers: args.workers,
         watch: args.watch,
     };
@@ -99,4 +104,24 @@ async fn stop_requested() {
         return;
     }
     tokio::signal::ctrl_c().await.ok();
+}
+
+/// `90m`, `6h`, `1d` or seconds, as seconds.
+fn every(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (number, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration; write e.g. 90m, 6h or 1d"))?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{s}`: the unit is s, m, h or d")),
+    };
+    match n.saturating_mul(scale) {
+        0 => Err("the interval must be more than 0".into()),
+        secs => Ok(secs),
+    }
 }

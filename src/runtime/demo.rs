@@ -191,6 +191,7 @@ pub async fn demo(pack_path: &Path, dir: &Path) -> Result<Outcome, DemoError> {
         },
         workers: 2,
         catch_up_seconds: 3600,
+        reconcile_every_seconds: None,
         lease_ms: 30_000,
         watch: false,
     };

@@ -62,6 +62,9 @@ pub struct RunConfig {
     pub workers: usize,
     /// Seconds between catch-up polls of Rackbeat (also run at start).
     pub catch_up_seconds: u64,
+    /// Seconds between reconciliations of each tenant (`rbtx reconcile`, nothing repaired), whose
+    /// differences are logged as warnings; `None`: never.
+    pub reconcile_every_seconds: Option<u64>,
     /// How long a claimed event stays with this process before another may take it over (after a
     /// crash, events in flight wait this long).
     pub lease_ms: i64,
@@ -228,6 +231,8 @@ async fn serve<S: Store + 'static>(
     tracing::info!(url, store = %config.store, tenants = tenants.len(), pack = %crate::files::describe(&config.pack), "rbtx is running.");
     let server = axum::serve(listener, intake.clone().router());
     let catch_up = catch_up(tenants, &clients, &store, &pack_rx, config.catch_up_seconds);
+    let reconciling =
+        reconcile_on_schedule(tenants, &store, &pack_rx, config.reconcile_every_seconds);
     // Workers run as tasks of their own, so that stopping can wait for the events in hand.
     let stop = Arc::new(AtomicBool::new(false));
     let mut running = tokio::task::JoinSet::new();
@@ -243,6 +248,7 @@ async fn serve<S: Store + 'static>(
         r = server => r.map_err(RunError::Serve),
         _ = running.join_next() => Err(RunError::WorkerStopped),
         _ = catch_up => Ok(()),
+        _ = reconciling => Ok(()),
         _ = reload => Ok(()),
         _ = shutdown => Ok(()),
     };
@@ -427,6 +433,59 @@ async fn catch_up<S: Store + 'static>(
         });
     }
     polls.join_all().await;
+}
+
+/// Reconciles each tenant every `every_seconds` (from that long after start), repairing nothing,
+/// and warns of what differs. Without a schedule it never returns.
+async fn reconcile_on_schedule<S: Store + 'static>(
+    tenants: &[Accounts],
+    store: &Arc<S>,
+    packs: &tokio::sync::watch::Receiver<Arc<Pack>>,
+    every_seconds: Option<u64>,
+) {
+    let Some(every) = every_seconds else {
+        return std::future::pending().await;
+    };
+    let mut runs = tokio::task::JoinSet::new();
+    for t in tenants {
+        let (t, store, packs) = (t.clone(), store.clone(), packs.clone());
+        runs.spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(every.max(1))).await;
+                let pack = packs.borrow().clone();
+                let today = crate::dates::today_in_denmark();
+                let options = super::reconcile::Options {
+                    entities: Vec::new(),
+                    since: format!("{:04}-01-01", crate::dates::civil_from_days(today).0),
+                    until: crate::dates::format(today + 1),
+                    fix: false,
+                    progress: false,
+                };
+                let tenant = match t.tenant() {
+                    Ok(tenant) => tenant,
+                    Err(e) => {
+                        tracing::warn!(tenant = %t.id, error = %e, "Could not reconcile.");
+                        continue;
+                    }
+                };
+                match super::reconcile::run_on(store.clone(), pack, tenant, &options).await {
+                    Ok(r) if r.differences() == 0 => {
+                        tracing::info!(tenant = %t.id, "Reconciled: Rackbeat and Tripletex agree.")
+                    }
+                    Ok(r) => tracing::warn!(
+                        tenant = %t.id,
+                        differences = r.differences(),
+                        report = %r.human(),
+                        "Reconciled: Rackbeat and Tripletex differ; `rbtx reconcile --fix` repairs what a sync repairs."
+                    ),
+                    Err(e) => {
+                        tracing::warn!(tenant = %t.id, error = %e, "Could not reconcile; it runs again at the next interval.")
+                    }
+                }
+            }
+        });
+    }
+    runs.join_all().await;
 }
 
 /// Hands a reloaded pack to the intake. A new trigger's subscription (`rbtx webhooks install`
