@@ -38,7 +38,13 @@ pub async fn run_on<S: Store + 'static>(
     tenant: Tenant,
     options: &Options,
 ) -> Result<Report, ReconcileError> {
-    let worker = Worker::new(store.clone(), pack.clone(), tenant, "reconcile");
+    // Unique among live workers: a lease names its holder, and `run` may share the store.
+    let name = format!(
+        "reconcile-{}-{}",
+        std::process::id(),
+        crate::dates::now_millis()
+    );
+    let worker = Worker::new(store.clone(), pack.clone(), tenant, name);
     let tenant_id = worker.tenant.id.clone();
     let view = worker.view();
     let direction = Direction::RackbeatToTripletex.as_str();
