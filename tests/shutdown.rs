@@ -89,7 +89,7 @@ async fn stopping_puts_unstarted_work_back_and_a_restart_finishes_it_once() {
         || arrived(&sb).is_empty()
     {
         assert!(
-            started.elapsed() < Duration::from_secs(20),
+            started.elapsed() < Duration::from_secs(60),
             "events queued and some applied"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -120,13 +120,22 @@ async fn stopping_puts_unstarted_work_back_and_a_restart_finishes_it_once() {
 
     sb.tripletex.set_faults(FaultConfig::default());
     let second = support::start_run(config(&sb, &store_path, false)).await;
+    // A deadline for a hang, not a speed check: on a loaded machine the first run's bursts are
+    // smaller, cost more requests, and the restart waits on Rackbeat's budget of 480 a minute.
     let started = Instant::now();
     while arrived(&sb).len() < PRODUCTS {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the restart applies the rest ({} of {PRODUCTS})",
-            arrived(&sb).len()
-        );
+        if started.elapsed() > Duration::from_secs(120) {
+            let dead = store.list_dead_letters().await.expect("dead letters");
+            panic!(
+                "the restart applies the rest ({} of {PRODUCTS}; {} open, {} dead letters {:?}; {} Rackbeat and {} Tripletex requests)",
+                arrived(&sb).len(),
+                store.queue_depth().await.expect("depth"),
+                dead.len(),
+                dead.iter().map(|d| &d.reason).take(3).collect::<Vec<_>>(),
+                sb.rackbeat.requests().len(),
+                sb.tripletex.requests().len(),
+            );
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let mut numbers = arrived(&sb);
