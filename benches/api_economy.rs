@@ -289,6 +289,7 @@ async fn bursts() {
         reconcile_every_seconds: None,
         lease_ms: 60_000,
         watch: false,
+        console_token: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (up, is_up) = tokio::sync::oneshot::channel::<String>();

@@ -5,6 +5,7 @@
 //! runtime must not lose, and `runtime` the long-running process. ARCHITECTURE.md has the map.
 
 pub mod connectors;
+pub mod console;
 pub mod doctor;
 pub mod engine;
 pub mod expr;

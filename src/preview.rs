@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::engine::{FixtureResolver, Outcome, PlaceholderResolver, RecordError};
 use crate::files;
-use crate::plan::load_pack;
+use crate::plan::{Plan, load_pack};
 use crate::spec::diagnostic::Diagnostic;
 use crate::spec::{Document, Fixtures};
 
@@ -103,11 +103,23 @@ pub fn preview(input: &Input) -> Result<Preview, PreviewError> {
         None => FixtureResolver::default(),
     };
     let resolver = Arc::new(PlaceholderResolver { fixtures });
-    let applied = match plan.apply(&source, target.as_ref(), resolver) {
-        Ok(applied) => applied,
-        Err(e) => return Ok(Preview::Refused(e)),
-    };
-    let out = match applied.outcome {
+    Ok(match render(plan, &source, target.as_ref(), resolver) {
+        // A JSON value always serializes; the fallback is never taken.
+        Ok(out) => Preview::Rendered(serde_json::to_string_pretty(&out).unwrap_or_default()),
+        Err(e) => Preview::Refused(e),
+    })
+}
+
+/// The mapping's answer for one record: `key`, `requests`, and `skipped` or `kept`. The
+/// console's preview shows the same.
+pub fn render(
+    plan: &Plan,
+    source: &Value,
+    target: Option<&Value>,
+    resolver: Arc<PlaceholderResolver>,
+) -> Result<Value, RecordError> {
+    let applied = plan.apply(source, target, resolver)?;
+    Ok(match applied.outcome {
         Outcome::Write(r) => json!({"key": applied.key, "requests": [r]}),
         Outcome::Skip { reason } => {
             json!({"key": applied.key, "skipped": reason, "requests": []})
@@ -115,11 +127,7 @@ pub fn preview(input: &Input) -> Result<Preview, PreviewError> {
         Outcome::Keep { .. } => {
             json!({"key": applied.key, "kept": "the target record exists and this mapping has no update", "requests": []})
         }
-    };
-    // A JSON value always serializes; the fallback is never taken.
-    Ok(Preview::Rendered(
-        serde_json::to_string_pretty(&out).unwrap_or_default(),
-    ))
+    })
 }
 
 fn read_fixtures(path: &Path) -> Result<Fixtures, PreviewError> {

@@ -41,6 +41,7 @@ async fn four_workers_share_one_session_and_one_load_of_each_lookup() {
         reconcile_every_seconds: None,
         lease_ms: 60_000,
         watch: false,
+        console_token: None,
     };
     let from = sb.tripletex.requests().len();
     let server = support::start_run(config).await;

@@ -45,6 +45,7 @@ fn config(sb: &Sandboxes, store: &std::path::Path, subscribe: bool) -> RunConfig
         reconcile_every_seconds: None,
         lease_ms: LEASE_MS,
         watch: false,
+        console_token: None,
     }
 }
 

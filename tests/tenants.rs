@@ -251,6 +251,7 @@ async fn two_tenants_in_one_process_each_get_their_own_records_and_invoice_mode(
         reconcile_every_seconds: None,
         lease_ms: 5_000,
         watch: false,
+        console_token: None,
     };
     let server = support::start_run(config).await;
 
@@ -346,6 +347,7 @@ async fn a_changed_pack_is_swapped_in_and_an_invalid_one_is_refused() {
         reconcile_every_seconds: None,
         lease_ms: 5_000,
         watch: true,
+        console_token: None,
     };
     let server = support::start_run(config).await;
     let product = |number: &str| {

@@ -83,6 +83,9 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
         reconcile_every_seconds: args.reconcile_every,
         workers: args.workers,
         watch: args.watch,
+        console_token: rbtx::secret::Secret::from_env("RBTX_CONSOLE_TOKEN")
+            .map_err(rbtx::runtime::accounts::AccountsError::EnvFile)?
+            .filter(|t| !t.expose().is_empty()),
     };
     super::runtime()?.block_on(rbtx::runtime::run::run(
         config,

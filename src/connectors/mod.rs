@@ -17,6 +17,38 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use serde::Serialize;
 
+/// Requests sent in the last minute, counted in one-second slots (the console shows each
+/// tenant's budget in use). Lock-free, shared by a client's clones.
+#[derive(Debug, Default)]
+pub struct Meter {
+    slots: [std::sync::atomic::AtomicU64; 60],
+    /// The second each slot counts; a slot from an older second is stale.
+    seconds: [std::sync::atomic::AtomicI64; 60],
+}
+
+impl Meter {
+    /// Counts one request at `now_ms`.
+    pub fn record(&self, now_ms: i64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let second = now_ms.div_euclid(1000);
+        let i = second.rem_euclid(60) as usize;
+        if self.seconds[i].swap(second, Relaxed) != second {
+            self.slots[i].store(0, Relaxed);
+        }
+        self.slots[i].fetch_add(1, Relaxed);
+    }
+
+    /// Requests counted in the 60 seconds up to `now_ms`.
+    pub fn last_minute(&self, now_ms: i64) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = now_ms.div_euclid(1000);
+        (0..60)
+            .filter(|&i| now - self.seconds[i].load(Relaxed) < 60)
+            .map(|i| self.slots[i].load(Relaxed))
+            .sum()
+    }
+}
+
 /// One validation message from an API, with the field it is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldMessage {
@@ -79,6 +111,22 @@ fn fields_text(fields: &[FieldMessage]) -> String {
         })
         .collect();
     format!(" [{}]", parts.join("; "))
+}
+
+#[cfg(test)]
+mod meter_tests {
+    #[test]
+    fn the_meter_counts_the_last_minute_only() {
+        let m = super::Meter::default();
+        m.record(1_000);
+        m.record(1_500);
+        m.record(30_000);
+        assert_eq!(m.last_minute(30_000), 3);
+        assert_eq!(m.last_minute(60_999), 2, "the first second has passed");
+        m.record(61_000);
+        assert_eq!(m.last_minute(61_000), 2, "slot 1 reused for second 61");
+        assert_eq!(m.last_minute(200_000), 0);
+    }
 }
 
 impl ApiError {

@@ -69,6 +69,7 @@ pub struct Rackbeat {
     http: reqwest::Client,
     config: RackbeatConfig,
     budget: std::sync::Arc<Budget>,
+    meter: std::sync::Arc<super::Meter>,
 }
 
 impl std::fmt::Debug for Rackbeat {
@@ -88,12 +89,18 @@ impl Rackbeat {
             http,
             config,
             budget,
+            meter: std::sync::Arc::default(),
         })
     }
 
     /// The base URL requests go to.
     pub fn base_url(&self) -> &str {
         &self.config.base_url
+    }
+
+    /// Requests sent in the last minute, by this client and its clones.
+    pub fn requests_last_minute(&self) -> u64 {
+        self.meter.last_minute(crate::dates::now_millis())
     }
 
     /// The requests a minute this client allows itself.
@@ -212,6 +219,7 @@ impl Rackbeat {
         let mut delays = self.config.retry.delays();
         loop {
             self.wait_for_budget().await;
+            self.meter.record(crate::dates::now_millis());
             let started = Instant::now();
             let mut req = self
                 .http

@@ -101,6 +101,7 @@ pub struct Tripletex {
     config: TripletexConfig,
     session: Arc<Mutex<Option<Session>>>,
     budget: Arc<std::sync::Mutex<Budget>>,
+    meter: Arc<super::Meter>,
 }
 
 impl std::fmt::Debug for Tripletex {
@@ -127,7 +128,14 @@ impl Tripletex {
             config,
             session: Arc::new(Mutex::new(None)),
             budget: Arc::new(std::sync::Mutex::new(Budget::default())),
+            meter: Arc::default(),
         })
+    }
+
+    /// Requests sent in the last minute, and what the last answer said remains of the budget.
+    pub fn budget_in_use(&self) -> (u64, Option<u64>) {
+        let remaining = self.budget.lock().ok().and_then(|b| b.remaining);
+        (self.meter.last_minute(crate::dates::now_millis()), remaining)
     }
 
     /// The base URL requests go to.
@@ -402,6 +410,7 @@ impl Tripletex {
         let mut renewed = false;
         loop {
             self.respect_budget().await;
+            self.meter.record(crate::dates::now_millis());
             let auth = self.auth_header(None).await?;
             let started = Instant::now();
             let mut req = self

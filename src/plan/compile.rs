@@ -1,6 +1,7 @@
 //! Compiling one mapping file: its schema checked (every error reported), then each template,
 //! JSONPath, lookup and request compiled into a [`Plan`].
 
+mod links;
 mod reconcile;
 
 use std::collections::BTreeSet;
@@ -563,6 +564,7 @@ impl<'a> Compiler<'a> {
             }
         }
         let reconcile = self.reconcile(m);
+        let links = self.links(m);
         let round_trip_losses = m
             .round_trip_losses
             .iter()
@@ -618,6 +620,7 @@ impl<'a> Compiler<'a> {
             depends_on,
             round_trip_losses,
             reconcile,
+            links,
         })
     }
 

@@ -52,6 +52,38 @@ pub struct Plan {
     pub update_reads_target: bool,
     /// How `rbtx reconcile` compares this mapping's records with the target's.
     pub reconcile: Option<ReconcilePlan>,
+    pub links: LinkTemplates,
+}
+
+/// A mapping's `links`, checked: web addresses with `{key}` and `{id}` to fill in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LinkTemplates {
+    pub rackbeat: Option<String>,
+    pub tripletex: Option<String>,
+}
+
+impl LinkTemplates {
+    /// The address `template` names for a record; `None` when it needs an id the record lacks.
+    pub fn fill(template: &str, key: &str, id: Option<&str>) -> Option<String> {
+        if template.contains("{id}") && id.is_none() {
+            return None;
+        }
+        let enc = |s: &str| {
+            s.bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect::<String>()
+        };
+        Some(
+            template
+                .replace("{key}", &enc(key))
+                .replace("{id}", &enc(id.unwrap_or(""))),
+        )
+    }
 }
 
 /// A mapping's `reconcile`, compiled.

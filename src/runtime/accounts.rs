@@ -15,6 +15,7 @@
 //!     rackbeat:
 //!       token: { env: FJORDBYGG_RACKBEAT_TOKEN }
 //!       account_id: "40213"
+//!     console_token: { env: FJORDBYGG_CONSOLE_TOKEN }   # optional: the console for this tenant alone
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -56,6 +57,10 @@ pub struct TenantEntry {
     pub invoice_mode: InvoiceMode,
     pub tripletex: TripletexAccount,
     pub rackbeat: RackbeatAccount,
+    /// The token that opens the console at `/console/` for this tenant alone (the global one,
+    /// `RBTX_CONSOLE_TOKEN`, opens every tenant's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_token: Option<SecretRef>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -192,6 +197,8 @@ pub struct Accounts {
     pub rackbeat_per_minute: u32,
     pub account_id: Option<String>,
     pub webhook_tokens: Vec<Secret>,
+    /// Opens the console for this tenant alone.
+    pub console_token: Option<Secret>,
 }
 
 /// The variables of the single tenant read from the environment (each also as `*_FILE`).
@@ -249,6 +256,8 @@ impl Accounts {
             },
             account_id: std::env::var("RBTX_RACKBEAT_ACCOUNT_ID").ok(),
             webhook_tokens: tokens,
+            // The environment's one tenant is opened with the global console token.
+            console_token: None,
         })
     }
 
@@ -278,6 +287,7 @@ impl Accounts {
             },
             account_id: None,
             webhook_tokens: Vec::new(),
+            console_token: None,
         }
     }
 
@@ -382,6 +392,10 @@ pub fn load_tenants(path: &Path) -> Result<Vec<Accounts>, Vec<Diagnostic>> {
             .webhook_tokens
             .as_ref()
             .map(|r| read(r, "/rackbeat/webhook_tokens"));
+        let console_token = t
+            .console_token
+            .as_ref()
+            .and_then(|r| read(r, "/console_token"));
         if let (Some(consumer_token), Some(employee_token), Some(rackbeat_token)) =
             (consumer, employee, token)
         {
@@ -399,6 +413,7 @@ pub fn load_tenants(path: &Path) -> Result<Vec<Accounts>, Vec<Diagnostic>> {
                     .flatten()
                     .map(|s| split_tokens(&s))
                     .unwrap_or_default(),
+                console_token,
             });
         }
     }

@@ -194,6 +194,7 @@ pub async fn demo(pack_path: &Path, dir: &Path) -> Result<Outcome, DemoError> {
         reconcile_every_seconds: None,
         lease_ms: 30_000,
         watch: false,
+        console_token: None,
     };
     let server = tokio::spawn(run(
         config,

@@ -260,8 +260,21 @@ pub fn order<'a>(pack: &'a Pack, wanted: &[String]) -> Result<Vec<&'a Plan>, Ini
         .collect())
 }
 
-fn checkpoint_name(entity: &str) -> String {
+pub fn checkpoint_name(entity: &str) -> String {
     format!("initial_sync {entity}")
+}
+
+/// Where a running (or interrupted) initial sync stands for one entity, for people: `None` when
+/// none is under way for it.
+pub fn progress(checkpoint: Option<&str>) -> Option<String> {
+    match Position::parse(checkpoint) {
+        Position::Start => None,
+        Position::Done => Some("done".into()),
+        Position::At { list, from } => Some(format!(
+            "{from} records read (list {})",
+            list + 1
+        )),
+    }
 }
 
 /// Where an entity stands in an interrupted sync.

@@ -11,6 +11,7 @@ pub mod lookups;
 pub mod metrics;
 pub mod reconcile;
 pub mod run;
+pub mod status;
 mod steps;
 pub mod sync;
 pub mod tenant;

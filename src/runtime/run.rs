@@ -26,6 +26,7 @@ use super::tenant::{InvoiceMode, Tenant, trigger_events};
 use super::worker::{Worker, work};
 use crate::connectors::ApiError;
 use crate::connectors::rackbeat::Rackbeat;
+use crate::connectors::tripletex::Tripletex;
 use crate::plan::{Pack, discover, load_pack};
 use crate::sandbox::{self, SandboxConfig, Sandboxes};
 use crate::secret::Secret;
@@ -70,6 +71,9 @@ pub struct RunConfig {
     pub lease_ms: i64,
     /// Reload the pack when its files change, not only on SIGHUP.
     pub watch: bool,
+    /// Opens the console for every tenant (`RBTX_CONSOLE_TOKEN`); tenants may have their own. With
+    /// neither, the console is off. `--sandbox` makes one up when none is given.
+    pub console_token: Option<Secret>,
 }
 
 /// Why `rbtx run` (or `rbtx webhooks install`) could not start or keep running.
@@ -85,6 +89,8 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error("cannot start the sandboxes: {0}")]
     Sandboxes(std::io::Error),
+    #[error("cannot start the console: {0}")]
+    Console(String),
     #[error("migrating {store}: {source}")]
     Migrate { store: String, source: StoreError },
     #[error("cannot listen on {addr}: {source}")]
@@ -225,12 +231,62 @@ async fn serve<S: Store + 'static>(
             .with_notify(queued.clone()),
     );
     let (pack_tx, pack_rx) = tokio::sync::watch::channel(pack.clone());
-    let workers = make_workers(&config, tenants, &clients, &store, &pack, &metrics, &queued)?;
+    // One Tripletex session per tenant, shared by its workers and the console.
+    let tripletex = tenants
+        .iter()
+        .map(Accounts::tripletex)
+        .collect::<Result<Vec<_>, _>>()?;
+    let workers = make_workers(&config, tenants, &clients, &tripletex, &store, &pack, &metrics, &queued);
+    let status = Arc::new(super::status::Status::default());
+    let describe = crate::files::describe(&config.pack);
+    status.pack_loaded(describe.to_string(), pack.plans.len(), crate::dates::now_millis());
+    let console_token = match (&config.console_token, &config.tenants) {
+        (None, TenantSource::Sandbox { .. }) => Some(Secret::new(
+            crate::console::auth::random_token().map_err(|e| RunError::Console(e.to_string()))?,
+        )),
+        (token, _) => token.clone(),
+    };
+    let mut router = intake.clone().router();
+    let console_url = format!("{}/console/", origin(&url));
+    let tokens = crate::console::auth::Tokens {
+        global: console_token.clone(),
+        tenants: tenants
+            .iter()
+            .filter_map(|t| Some((t.id.clone(), t.console_token.clone()?)))
+            .collect(),
+    };
+    if tokens.any() {
+        let console_tenants = tenants
+            .iter()
+            .zip(clients.iter().zip(&tripletex))
+            .map(|(t, (rb, tx))| crate::console::ConsoleTenant {
+                id: t.id.clone(),
+                invoice_mode: t.invoice_mode,
+                rackbeat: rb.clone(),
+                tripletex: tx.clone(),
+            })
+            .collect();
+        let console = crate::console::Console::new(
+            store.clone(),
+            console_tenants,
+            tokens,
+            status.clone(),
+            pack_rx.clone(),
+            url.starts_with("https://"),
+        );
+        router = router.merge(Arc::new(console).router());
+        if let (TenantSource::Sandbox { .. }, Some(token)) = (&config.tenants, &console_token) {
+            super::announce(&format!("console: {console_url} (token: {})", token.expose()));
+        }
+        tracing::info!(url = %console_url, "The console is on.");
+    } else {
+        tracing::info!("The console is off: set RBTX_CONSOLE_TOKEN (or RBTX_CONSOLE_TOKEN_FILE), or a tenant's console_token, to serve it at /console/.");
+    }
 
     ready(&url);
-    tracing::info!(url, store = %config.store, tenants = tenants.len(), pack = %crate::files::describe(&config.pack), "rbtx is running.");
-    let server = axum::serve(listener, intake.clone().router());
-    let catch_up = catch_up(tenants, &clients, &store, &pack_rx, config.catch_up_seconds);
+    tracing::info!(url, store = %config.store, tenants = tenants.len(), pack = %describe, "rbtx is running.");
+    let server = axum::serve(listener, router);
+    let catch_up = catch_up(tenants, &clients, &store, &pack_rx, &status, config.catch_up_seconds);
     let reconciling =
         reconcile_on_schedule(tenants, &store, &pack_rx, config.reconcile_every_seconds);
     // Workers run as tasks of their own, so that stopping can wait for the events in hand.
@@ -240,7 +296,7 @@ async fn serve<S: Store + 'static>(
         running.spawn(work(worker, queued, pack_rx.clone(), stop.clone()));
     }
     let tenant_ids: Vec<String> = tenants.iter().map(|t| t.id.clone()).collect();
-    let reload = reload_on_signal(&config.pack, config.watch, &metrics, |new| {
+    let reload = reload_on_signal(&config.pack, config.watch, &metrics, &status, |new| {
         swap_pack(&intake, &store, &tenant_ids, new.clone());
         pack_tx.send_replace(new);
     });
@@ -365,24 +421,25 @@ type Waiting<S> = (Worker<S>, Arc<tokio::sync::Notify>);
 
 /// `config.workers` workers per tenant, each with its tenant's wake-up signal; named
 /// host-pid-start-tenant-index, so lease owners are unique across machines.
+#[allow(clippy::too_many_arguments)]
 fn make_workers<S: Store>(
     config: &RunConfig,
     tenants: &[Accounts],
     clients: &[Rackbeat],
+    tripletex: &[Tripletex],
     store: &Arc<S>,
     pack: &Arc<Pack>,
     metrics: &Arc<super::metrics::Metrics>,
     queued: &super::intake::Wakers,
-) -> Result<Vec<Waiting<S>>, RunError> {
+) -> Vec<Waiting<S>> {
     let mut workers = Vec::new();
     let process = process_name();
-    for (t, rb) in tenants.iter().zip(clients) {
+    for ((t, rb), tripletex) in tenants.iter().zip(clients).zip(tripletex) {
         let Some(wake) = queued.get(&t.id) else {
             continue;
         };
         // One Tripletex session and one load of each lookup table per tenant, shared by its
         // workers.
-        let tripletex = t.tripletex()?;
         let lookups = LookupCache::default();
         let pace = Arc::new(super::worker::Pace::default());
         for i in 0..config.workers.max(1) {
@@ -405,7 +462,7 @@ fn make_workers<S: Store>(
             workers.push((worker, wake.clone()));
         }
     }
-    Ok(workers)
+    workers
 }
 
 /// Polls each tenant's Rackbeat lists every `every_seconds` (and at once) for changes no
@@ -415,17 +472,24 @@ async fn catch_up<S: Store + 'static>(
     clients: &[Rackbeat],
     store: &Arc<S>,
     packs: &tokio::sync::watch::Receiver<Arc<Pack>>,
+    status: &Arc<super::status::Status>,
     every_seconds: u64,
 ) {
     let mut polls = tokio::task::JoinSet::new();
     for (t, rb) in tenants.iter().zip(clients) {
-        let (rb, store, mut packs) = (rb.clone(), store.clone(), packs.clone());
+        let (rb, store, mut packs, status) = (rb.clone(), store.clone(), packs.clone(), status.clone());
         let (id, mode, every) = (t.id.clone(), t.invoice_mode, every_seconds.max(1));
         polls.spawn(async move {
             loop {
                 let pack = packs.borrow_and_update().clone();
                 let now = crate::dates::now_millis();
-                if let Err(e) = super::catchup::poll(store.as_ref(), &rb, &pack, &id, mode, now).await {
+                let polled = super::catchup::poll(store.as_ref(), &rb, &pack, &id, mode, now).await;
+                let (queued, error) = match &polled {
+                    Ok(n) => (*n, None),
+                    Err(e) => (0, Some(e.to_string())),
+                };
+                status.caught_up(&id, super::status::CatchUp { at: now, queued, error });
+                if let Err(e) = polled {
                     tracing::warn!(tenant = %id, error = %e, "Catch-up failed; it runs again at the next interval.");
                 }
                 tokio::time::sleep(Duration::from_secs(every)).await;
@@ -516,6 +580,15 @@ fn swap_pack<S: Store + 'static>(
     });
 }
 
+/// `scheme://host:port` of a URL (the console is served beside the webhook intake).
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
+    }
+}
+
 /// Stops taking work; each worker finishes the event in hand and puts back the rest of its
 /// batch. The intake has stopped listening; Rackbeat retries what it could not deliver
 /// meanwhile. Whatever is still running after the grace period keeps its lease until it expires.
@@ -562,6 +635,7 @@ async fn reload_on_signal(
     path: &Path,
     watch: bool,
     metrics: &super::metrics::Metrics,
+    status: &super::status::Status,
     swap: impl Fn(Arc<Pack>),
 ) {
     #[cfg(unix)]
@@ -589,19 +663,26 @@ async fn reload_on_signal(
                 tracing::info!("The mapping files changed: reloading the pack.");
             }
         }
-        match load_valid_pack(path) {
-            Ok(pack) => {
-                tracing::info!(
-                    mappings = pack.plans.len(),
-                    "Reloaded the mapping pack; new events use it."
-                );
-                metrics.pack_reload("applied");
-                swap(Arc::new(pack));
-            }
-            Err(e) => {
-                metrics.pack_reload("refused");
-                tracing::error!(error = %e, "The changed pack is not valid; the running one stays.")
-            }
+        let pack = load_pack(&[path.to_path_buf()]);
+        let now = crate::dates::now_millis();
+        if pack.diagnostics.is_empty() {
+            tracing::info!(
+                mappings = pack.plans.len(),
+                "Reloaded the mapping pack; new events use it."
+            );
+            metrics.pack_reload("applied");
+            status.pack_loaded(crate::files::describe(path).to_string(), pack.plans.len(), now);
+            swap(Arc::new(pack));
+        } else {
+            metrics.pack_reload("refused");
+            let problems = pack
+                .diagnostics
+                .iter()
+                .map(|d| format!("{} {}: {}", d.location(), d.code, d.message))
+                .collect();
+            status.pack_refused(problems, now);
+            let e = InvalidPack::new(path, &pack, 3);
+            tracing::error!(error = %e, "The changed pack is not valid; the running one stays.")
         }
     }
 }

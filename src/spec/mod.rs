@@ -63,6 +63,23 @@ pub struct Mapping {
     /// would send now (`rackbeat_to_tripletex` only). A mapping without it is not reconciled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reconcile: Option<Reconcile>,
+    /// Where a person opens a record of this mapping in each system's web app: the console links
+    /// each synced record there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub links: Option<Links>,
+}
+
+/// Web addresses of one record, `{key}` standing for its Rackbeat key and `{id}` for its
+/// Tripletex id (`https://tripletex.no/execute/productMenu?productId={id}`); no other braces.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Links {
+    /// The record in Rackbeat (`{key}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rackbeat: Option<String>,
+    /// The record in Tripletex (`{id}`, and `{key}` if need be).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tripletex: Option<String>,
 }
 
 /// What `rbtx reconcile` reads of the target, in pages, and what it compares.

@@ -48,11 +48,20 @@ pub fn today() -> i64 {
     now_seconds().div_euclid(86_400)
 }
 
+static DENMARK: jiff::tz::TimeZone = jiff::tz::get!("Europe/Copenhagen");
+
 /// Today's date in Denmark (Europe/Copenhagen), where Rackbeat dates its documents, as days
 /// since 1970-01-01.
 pub fn today_in_denmark() -> i64 {
-    static DENMARK: jiff::tz::TimeZone = jiff::tz::get!("Europe/Copenhagen");
     from_date(Timestamp::now().to_zoned(DENMARK.clone()).date())
+}
+
+/// A moment (unix milliseconds) as Danish local time, `2026-12-04 07:01:02`, for people.
+pub fn format_millis_in_denmark(ms: i64) -> String {
+    match Timestamp::from_millisecond(ms) {
+        Ok(t) => t.to_zoned(DENMARK.clone()).strftime("%Y-%m-%d %H:%M:%S").to_string(),
+        Err(_) => ms.to_string(),
+    }
 }
 
 /// The same day `n` months later, clamped to the last day of a shorter month.
@@ -131,5 +140,15 @@ mod tests {
         assert_eq!(format(last_of_month(d("2025-02-10"))), "2025-02-28");
         assert_eq!(format(d("2025-01-01") + 1_000_000_000), "9999-12-31");
         assert_eq!(format(add_months(0, i64::MAX)), "9999-12-31");
+    }
+}
+
+#[cfg(test)]
+mod local_time_tests {
+    #[test]
+    fn moments_are_shown_in_danish_time_with_summer_time() {
+        assert_eq!(super::format_millis_in_denmark(0), "1970-01-01 01:00:00");
+        // 2026-07-01 12:00 UTC is 14:00 in Copenhagen (CEST).
+        assert_eq!(super::format_millis_in_denmark(1_782_907_200_000), "2026-07-01 14:00:00");
     }
 }
