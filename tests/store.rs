@@ -344,7 +344,7 @@ async fn an_expired_lease_makes_the_event_claimable_again<S: Store>(s: &S) {
     );
     assert!(!s.retry(id, "w1", "late", 0).await.unwrap());
     assert_eq!(
-        s.dead_letter(id, "w1", "late", None, None, 0)
+        s.dead_letter(id, "w1", "late", None, None, 0, None)
             .await
             .unwrap(),
         None
@@ -419,6 +419,7 @@ async fn dead_letter_then_replay<S: Store>(s: &S) {
             Some("rackbeat-to-tripletex/product"),
             Some("vatType.id"),
             77,
+            None,
         )
         .await
         .unwrap()
@@ -459,7 +460,7 @@ async fn dead_letter_then_replay<S: Store>(s: &S) {
             .unwrap();
     }
     for e in s.claim(None, "w1", 10, 300, LEASE_MS).await.unwrap() {
-        s.dead_letter(e.id, "w1", "403", None, None, 300)
+        s.dead_letter(e.id, "w1", "403", None, None, 300, None)
             .await
             .unwrap();
     }
@@ -478,13 +479,14 @@ async fn failures_outside_the_queue_are_dead_lettered_once_per_record<S: Store>(
             "422 name",
             Some("customer.yaml"),
             Some("name"),
+            None,
         )
         .await
         .unwrap();
     // The same record failing again replaces its dead letter instead of adding one.
     failed.payload = json!({ "n": 2 });
     let second = s
-        .put_dead_letter(failed.clone(), "422 again", None, None)
+        .put_dead_letter(failed.clone(), "422 again", None, None, None)
         .await
         .unwrap();
     let listed = s.list_dead_letters().await.unwrap();
@@ -503,10 +505,14 @@ async fn failures_outside_the_queue_are_dead_lettered_once_per_record<S: Store>(
     // Another record's dead letter, and the same key's under another event name, stay.
     let mut other = failed.clone();
     other.key = "C2".into();
-    s.put_dead_letter(other, "403", None, None).await.unwrap();
+    s.put_dead_letter(other, "403", None, None, None)
+        .await
+        .unwrap();
     let mut webhook = failed.clone();
     webhook.event = "customer.updated".into();
-    s.put_dead_letter(webhook, "403", None, None).await.unwrap();
+    s.put_dead_letter(webhook, "403", None, None, None)
+        .await
+        .unwrap();
     assert_eq!(
         s.discard_dead_letters("t1", "customer", "C1", "initial_sync")
             .await
@@ -906,7 +912,7 @@ async fn a_repeated_failure_is_one_dead_letter_that_counts<S: Store>(s: &S) {
         // Each answer has its own request id; the failure is the same.
         let said = format!("{reason} (request id tx-{n})");
         let letter = s
-            .dead_letter(id, "w1", &said, Some("product.yaml"), None, n * 1000)
+            .dead_letter(id, "w1", &said, Some("product.yaml"), None, n * 1000, None)
             .await
             .unwrap()
             .expect("w1 holds the lease");
@@ -942,7 +948,7 @@ async fn a_repeated_failure_is_one_dead_letter_that_counts<S: Store>(s: &S) {
             .await
             .unwrap();
         s.claim(None, "w1", 1, 20_000, LEASE_MS).await.unwrap();
-        s.dead_letter(id, "w1", why, mapping, None, 20_000)
+        s.dead_letter(id, "w1", why, mapping, None, 20_000, None)
             .await
             .unwrap();
     }
@@ -967,10 +973,13 @@ async fn a_repeated_failure_is_one_dead_letter_that_counts<S: Store>(s: &S) {
     let mut failed = event("t1", "C1", "initial_sync", 30);
     failed.entity = "customer".into();
     let a = s
-        .put_dead_letter(failed.clone(), reason, None, None)
+        .put_dead_letter(failed.clone(), reason, None, None, None)
         .await
         .unwrap();
-    let b = s.put_dead_letter(failed, reason, None, None).await.unwrap();
+    let b = s
+        .put_dead_letter(failed, reason, None, None, None)
+        .await
+        .unwrap();
     assert_eq!(a, b);
     assert_eq!(
         s.get_dead_letter(a).await.unwrap().map(|d| d.failures),
@@ -1230,7 +1239,7 @@ async fn sqlite_data_survives_reopening_the_file() {
         let p3 = s.claim(None, "w1", 2, 0, 1_000).await.unwrap();
         assert!(s.retry(waiting, "w1", "503", 0).await.unwrap());
         dead = s
-            .dead_letter(p3[1].id, "w1", "422", None, None, 5)
+            .dead_letter(p3[1].id, "w1", "422", None, None, 5, None)
             .await
             .unwrap()
             .unwrap();
