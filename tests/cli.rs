@@ -126,6 +126,7 @@ async fn dlq_lists_shows_and_replays<S: Store>(s: &S, locate: impl Fn(&mut Comma
             Some("mappings/rackbeat-to-tripletex/product.yaml"),
             Some("body.vatType.id"),
             20,
+            None,
         )
         .await
         .expect("dead letter");
@@ -213,7 +214,7 @@ async fn dead_letter<S: Store>(s: &S, event: &str) -> i64 {
     .expect("enqueue");
     let claimed = s.claim(None, "w", 16, 30, 60_000).await.expect("claim");
     let ev = claimed.iter().find(|e| e.key == key).expect("claimed");
-    s.dead_letter(ev.id, "w", "failed", None, None, 40)
+    s.dead_letter(ev.id, "w", "failed", None, None, 40, None)
         .await
         .expect("dead letter")
         .expect("filed")

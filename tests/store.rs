@@ -13,7 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use rbtx::secret::Secret;
 use rbtx::store::postgres::PostgresStore;
 use rbtx::store::sqlite::SqliteStore;
-use rbtx::store::{Binding, Location, NewEvent, Store};
+use rbtx::store::{
+    ActivityCounts, ActivityFilter, Binding, DeadLetterFilter, Location, NewActivity, NewEvent,
+    QueueSummary, Store,
+};
 use serde_json::json;
 
 const LEASE_MS: i64 = 30_000;
@@ -344,7 +347,7 @@ async fn an_expired_lease_makes_the_event_claimable_again<S: Store>(s: &S) {
     );
     assert!(!s.retry(id, "w1", "late", 0).await.unwrap());
     assert_eq!(
-        s.dead_letter(id, "w1", "late", None, None, 0)
+        s.dead_letter(id, "w1", "late", None, None, 0, None)
             .await
             .unwrap(),
         None
@@ -419,6 +422,7 @@ async fn dead_letter_then_replay<S: Store>(s: &S) {
             Some("rackbeat-to-tripletex/product"),
             Some("vatType.id"),
             77,
+            None,
         )
         .await
         .unwrap()
@@ -459,7 +463,7 @@ async fn dead_letter_then_replay<S: Store>(s: &S) {
             .unwrap();
     }
     for e in s.claim(None, "w1", 10, 300, LEASE_MS).await.unwrap() {
-        s.dead_letter(e.id, "w1", "403", None, None, 300)
+        s.dead_letter(e.id, "w1", "403", None, None, 300, None)
             .await
             .unwrap();
     }
@@ -478,13 +482,14 @@ async fn failures_outside_the_queue_are_dead_lettered_once_per_record<S: Store>(
             "422 name",
             Some("customer.yaml"),
             Some("name"),
+            None,
         )
         .await
         .unwrap();
     // The same record failing again replaces its dead letter instead of adding one.
     failed.payload = json!({ "n": 2 });
     let second = s
-        .put_dead_letter(failed.clone(), "422 again", None, None)
+        .put_dead_letter(failed.clone(), "422 again", None, None, None)
         .await
         .unwrap();
     let listed = s.list_dead_letters().await.unwrap();
@@ -503,10 +508,14 @@ async fn failures_outside_the_queue_are_dead_lettered_once_per_record<S: Store>(
     // Another record's dead letter, and the same key's under another event name, stay.
     let mut other = failed.clone();
     other.key = "C2".into();
-    s.put_dead_letter(other, "403", None, None).await.unwrap();
+    s.put_dead_letter(other, "403", None, None, None)
+        .await
+        .unwrap();
     let mut webhook = failed.clone();
     webhook.event = "customer.updated".into();
-    s.put_dead_letter(webhook, "403", None, None).await.unwrap();
+    s.put_dead_letter(webhook, "403", None, None, None)
+        .await
+        .unwrap();
     assert_eq!(
         s.discard_dead_letters("t1", "customer", "C1", "initial_sync")
             .await
@@ -794,6 +803,34 @@ const OLD_CHECKPOINTS: [(&str, &str, &str); 3] = [
 
 /// After migrating a store made by version 2 with `OLD_CHECKPOINTS` in it: the tokens are read
 /// through `get_webhook_token`, gone from the checkpoints, and the other checkpoint is untouched.
+/// A dead letter written before repeats were counted (no `last_failed_at`), in SQL both
+/// backends take.
+const OLD_DEAD_LETTER: &str = "
+    INSERT INTO events (tenant, entity, key, event, payload, received_at, state)
+        VALUES ('t1', 'product', 'OLD', 'product.updated', '{}', 5, 'dead');
+    INSERT INTO dead_letters (event_id, reason, failed_at)
+        SELECT id, '422 old', 7 FROM events WHERE key = 'OLD';";
+
+/// The letter of [`OLD_DEAD_LETTER`] after the migrations: its latest failure is its first, and
+/// it has no detail.
+async fn an_old_dead_letter_is_found_latest_failure_first<S: Store>(s: &S) {
+    let (letters, total) = s
+        .find_dead_letters(&DeadLetterFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(total, 1);
+    let d = &letters[0];
+    assert_eq!(
+        (
+            d.event.key.as_str(),
+            d.failed_at,
+            d.last_failed_at,
+            &d.detail
+        ),
+        ("OLD", 7, 7, &None)
+    );
+}
+
 async fn old_tokens_were_moved<S: Store>(s: &S) {
     assert_eq!(s.pending_migrations().await.unwrap(), 0);
     assert_eq!(
@@ -835,6 +872,7 @@ async fn sqlite_migration_moves_webhook_tokens_out_of_checkpoints() {
             "INSERT INTO schema_migrations (version) VALUES (1), (2);",
         ))
         .unwrap();
+        conn.execute_batch(OLD_DEAD_LETTER).unwrap();
         for (tenant, name, value) in OLD_CHECKPOINTS {
             conn.execute(
                 "INSERT INTO checkpoints (tenant, name, value) VALUES (?1, ?2, ?3)",
@@ -844,9 +882,10 @@ async fn sqlite_migration_moves_webhook_tokens_out_of_checkpoints() {
         }
     }
     let s = SqliteStore::open(&path).unwrap();
-    assert_eq!(s.pending_migrations().await.unwrap(), 1);
-    assert_eq!(s.migrate().await.unwrap(), 1);
+    assert_eq!(s.pending_migrations().await.unwrap(), 2);
+    assert_eq!(s.migrate().await.unwrap(), 2);
     old_tokens_were_moved(&s).await;
+    an_old_dead_letter_is_found_latest_failure_first(&s).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -871,6 +910,7 @@ async fn postgres_migration_moves_webhook_tokens_out_of_checkpoints() {
             ))
             .await
             .unwrap();
+        client.batch_execute(OLD_DEAD_LETTER).await.unwrap();
         for (tenant, name, value) in OLD_CHECKPOINTS {
             client
                 .execute(
@@ -886,9 +926,10 @@ async fn postgres_migration_moves_webhook_tokens_out_of_checkpoints() {
     let s = PostgresStore::connect(&Secret::new(db.url.as_str()))
         .await
         .unwrap();
-    assert_eq!(s.pending_migrations().await.unwrap(), 1);
-    assert_eq!(s.migrate().await.unwrap(), 1);
+    assert_eq!(s.pending_migrations().await.unwrap(), 2);
+    assert_eq!(s.migrate().await.unwrap(), 2);
     old_tokens_were_moved(&s).await;
+    an_old_dead_letter_is_found_latest_failure_first(&s).await;
 }
 
 /// A record that fails the same way at every catch-up is one dead letter that counts, holding the
@@ -906,7 +947,7 @@ async fn a_repeated_failure_is_one_dead_letter_that_counts<S: Store>(s: &S) {
         // Each answer has its own request id; the failure is the same.
         let said = format!("{reason} (request id tx-{n})");
         let letter = s
-            .dead_letter(id, "w1", &said, Some("product.yaml"), None, n * 1000)
+            .dead_letter(id, "w1", &said, Some("product.yaml"), None, n * 1000, None)
             .await
             .unwrap()
             .expect("w1 holds the lease");
@@ -942,7 +983,7 @@ async fn a_repeated_failure_is_one_dead_letter_that_counts<S: Store>(s: &S) {
             .await
             .unwrap();
         s.claim(None, "w1", 1, 20_000, LEASE_MS).await.unwrap();
-        s.dead_letter(id, "w1", why, mapping, None, 20_000)
+        s.dead_letter(id, "w1", why, mapping, None, 20_000, None)
             .await
             .unwrap();
     }
@@ -967,10 +1008,13 @@ async fn a_repeated_failure_is_one_dead_letter_that_counts<S: Store>(s: &S) {
     let mut failed = event("t1", "C1", "initial_sync", 30);
     failed.entity = "customer".into();
     let a = s
-        .put_dead_letter(failed.clone(), reason, None, None)
+        .put_dead_letter(failed.clone(), reason, None, None, None)
         .await
         .unwrap();
-    let b = s.put_dead_letter(failed, reason, None, None).await.unwrap();
+    let b = s
+        .put_dead_letter(failed, reason, None, None, None)
+        .await
+        .unwrap();
     assert_eq!(a, b);
     assert_eq!(
         s.get_dead_letter(a).await.unwrap().map(|d| d.failures),
@@ -986,6 +1030,515 @@ async fn a_repeated_failure_is_one_dead_letter_that_counts<S: Store>(s: &S) {
         .map(|e| e.id)
         .collect();
     assert_eq!(p1, [events[9].0]);
+}
+
+fn activity(tenant: &str, entity: &str, key: &str, outcome: &str, n: i64) -> NewActivity {
+    NewActivity {
+        tenant: tenant.into(),
+        event_id: n,
+        entity: entity.into(),
+        key: key.into(),
+        event: format!("{entity}.updated"),
+        outcome: outcome.into(),
+        message: (outcome != "completed").then(|| format!("Why {key} was {outcome}")),
+        target_id: (outcome == "completed").then(|| json!(1000 + n)),
+        took_ms: n,
+        at: 1_000 * n,
+    }
+}
+
+/// The keys of the activity `filter` lists, in order.
+async fn activity_keys<S: Store>(s: &S, filter: ActivityFilter) -> Vec<String> {
+    s.list_activity(&filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.key)
+        .collect()
+}
+
+/// The log lists newest first; each filter, alone or with others, narrows it; a page goes on
+/// from the last id of the page before; the text is found in the key, event name or message,
+/// whatever its case.
+async fn activity_is_listed_newest_first_by_filter_and_page<S: Store>(s: &S) {
+    s.record_activity(Vec::new()).await.unwrap();
+    assert!(
+        s.list_activity(&ActivityFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let rows = vec![
+        activity("t1", "product", "P1", "completed", 1),
+        activity("t1", "customer", "C1", "dead_lettered", 2),
+        activity("t2", "product", "P2", "completed", 3),
+        activity("t1", "product", "P3", "skipped", 4),
+        activity("t1", "product", "P4", "retried", 5),
+        activity("t2", "customer", "C2", "unchanged", 6),
+    ];
+    s.record_activity(rows.clone()).await.unwrap();
+
+    let all = s.list_activity(&ActivityFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 6, "0 is no limit");
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    // Each row as it was recorded.
+    let p1 = all.iter().find(|a| a.key == "P1").unwrap();
+    let recorded = &rows[0];
+    assert_eq!(
+        (
+            &p1.tenant,
+            p1.event_id,
+            &p1.entity,
+            &p1.event,
+            &p1.outcome,
+            &p1.message,
+            &p1.target_id,
+            p1.took_ms,
+            p1.at
+        ),
+        (
+            &recorded.tenant,
+            recorded.event_id,
+            &recorded.entity,
+            &recorded.event,
+            &recorded.outcome,
+            &recorded.message,
+            &recorded.target_id,
+            recorded.took_ms,
+            recorded.at
+        )
+    );
+    assert_eq!(p1.target_id, Some(json!(1001)));
+    let keys = |f| activity_keys(s, f);
+    assert_eq!(
+        keys(ActivityFilter::default()).await,
+        ["C2", "P4", "P3", "P2", "C1", "P1"],
+        "in the order handled, newest first"
+    );
+
+    let tenant = |t: &str| Some(t.to_string());
+    assert_eq!(
+        keys(ActivityFilter {
+            tenant: tenant("t1"),
+            ..Default::default()
+        })
+        .await,
+        ["P4", "P3", "C1", "P1"]
+    );
+    assert_eq!(
+        keys(ActivityFilter {
+            entity: Some("customer".into()),
+            ..Default::default()
+        })
+        .await,
+        ["C2", "C1"]
+    );
+    assert_eq!(
+        keys(ActivityFilter {
+            outcome: Some("completed".into()),
+            ..Default::default()
+        })
+        .await,
+        ["P2", "P1"]
+    );
+    assert_eq!(
+        keys(ActivityFilter {
+            tenant: tenant("t1"),
+            entity: Some("product".into()),
+            outcome: Some("skipped".into()),
+            ..Default::default()
+        })
+        .await,
+        ["P3"]
+    );
+    // Text: a key, an event name, a message; any case; `%` and `_` are themselves.
+    for (text, want) in [
+        ("p3", vec!["P3"]),
+        ("CUSTOMER.UPD", vec!["C2", "C1"]),
+        ("why c1 was dead", vec!["C1"]),
+        ("was", vec!["C2", "P4", "P3", "C1"]),
+        ("%", vec![]),
+        ("dead_lettered", vec!["C1"]),
+        ("dead lettered", vec![]),
+    ] {
+        assert_eq!(
+            keys(ActivityFilter {
+                text: Some(text.into()),
+                ..Default::default()
+            })
+            .await,
+            want,
+            "text {text:?}"
+        );
+    }
+
+    // Paging: two at a time, each page after the last id of the one before.
+    let mut pages = Vec::new();
+    let mut before = None;
+    loop {
+        let page = s
+            .list_activity(&ActivityFilter {
+                tenant: tenant("t1"),
+                before_id: before,
+                limit: 2,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        before = Some(last.id);
+        pages.push(page.iter().map(|a| a.key.clone()).collect::<Vec<_>>());
+    }
+    assert_eq!(pages, [vec!["P4", "P3"], vec!["C1", "P1"]]);
+}
+
+/// Counts are of a tenant (or all) from a time on; failures are the retried and dead-lettered
+/// rows. Pruning drops what is older than its time, and nothing else.
+async fn activity_is_counted_since_and_pruned<S: Store>(s: &S) {
+    assert_eq!(
+        s.activity_counts(None, 0).await.unwrap(),
+        ActivityCounts::default()
+    );
+    s.record_activity(vec![
+        activity("t1", "product", "P1", "completed", 1),
+        activity("t1", "customer", "C1", "dead_lettered", 2),
+        activity("t2", "product", "P2", "retried", 3),
+        activity("t1", "product", "P3", "skipped", 4),
+    ])
+    .await
+    .unwrap();
+    s.record_activity(vec![activity("t1", "product", "P4", "retried", 5)])
+        .await
+        .unwrap();
+    let counts = |tenant: Option<&'static str>, since| async move {
+        let c = s.activity_counts(tenant, since).await.unwrap();
+        (c.handled, c.failed)
+    };
+    assert_eq!(counts(None, 0).await, (5, 3));
+    assert_eq!(counts(Some("t1"), 0).await, (4, 2));
+    assert_eq!(counts(Some("t2"), 0).await, (1, 1));
+    assert_eq!(counts(Some("t1"), 2_000).await, (3, 2), "at or after");
+    assert_eq!(counts(Some("t1"), 2_001).await, (2, 1));
+    assert_eq!(counts(None, 6_000).await, (0, 0));
+    assert_eq!(counts(Some("t3"), 0).await, (0, 0));
+
+    assert_eq!(s.prune_activity(3_000).await.unwrap(), 2, "older than 3 s");
+    assert_eq!(s.prune_activity(3_000).await.unwrap(), 0);
+    assert_eq!(
+        activity_keys(s, ActivityFilter::default()).await,
+        ["P4", "P3", "P2"]
+    );
+    assert_eq!(counts(None, 0).await, (3, 2));
+}
+
+/// The queue's depth and its oldest open event, per tenant and in all: claimed events are open,
+/// completed and dead-lettered ones are not.
+async fn the_queue_is_summarized_per_tenant<S: Store>(s: &S) {
+    assert_eq!(
+        s.queue_summary(None).await.unwrap(),
+        QueueSummary::default()
+    );
+    for (tenant, key, n) in [
+        ("t1", "A", 5),
+        ("t1", "B", 3),
+        ("t2", "C", 9),
+        ("t1", "D", 7),
+    ] {
+        s.enqueue(event(tenant, key, "product.updated", n))
+            .await
+            .unwrap();
+    }
+    let at = |n: i64| Some(1_700_000_000_000 + n);
+    let summary = |tenant: Option<&'static str>| async move {
+        let q = s.queue_summary(tenant).await.unwrap();
+        (q.depth, q.oldest_received_at)
+    };
+    assert_eq!(summary(None).await, (4, at(3)));
+    assert_eq!(summary(Some("t1")).await, (3, at(3)));
+    assert_eq!(summary(Some("t2")).await, (1, at(9)));
+    assert_eq!(summary(Some("t3")).await, (0, None));
+
+    // Claimed is still open; done and dead are not.
+    let claimed = s.claim(Some("t1"), "w1", 2, 0, LEASE_MS).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
+        ["A", "B"]
+    );
+    assert_eq!(summary(Some("t1")).await, (3, at(3)));
+    let b = claimed.iter().find(|e| e.key == "B").unwrap();
+    assert!(s.complete(b.id, "w1").await.unwrap());
+    let a = claimed.iter().find(|e| e.key == "A").unwrap();
+    s.dead_letter(a.id, "w1", "422", None, None, 0, None)
+        .await
+        .unwrap();
+    assert_eq!(summary(Some("t1")).await, (1, at(7)));
+    assert_eq!(summary(None).await, (2, at(7)));
+    assert_eq!(s.queue_depth().await.unwrap(), 2);
+}
+
+/// Dead-letters `key` of `tenant` and `entity` at `at`, through the queue.
+#[allow(clippy::too_many_arguments)]
+async fn dead<S: Store>(
+    s: &S,
+    tenant: &str,
+    entity: &str,
+    key: &str,
+    reason: &str,
+    mapping: Option<&str>,
+    field: Option<&str>,
+    at: i64,
+) -> i64 {
+    let mut new = event(tenant, key, &format!("{entity}.updated"), at);
+    new.entity = entity.into();
+    s.enqueue(new).await.unwrap();
+    let claimed = s.claim(Some(tenant), "w1", 1, at, LEASE_MS).await.unwrap();
+    assert_eq!(claimed.len(), 1, "{claimed:?}");
+    s.dead_letter(claimed[0].id, "w1", reason, mapping, field, at, None)
+        .await
+        .unwrap()
+        .expect("w1 holds the lease")
+}
+
+/// The console's dead letters: latest failure first, filtered by tenant, entity and a text in
+/// the key, reason, mapping or field; paged after a letter; counted in all; discarded for good.
+async fn dead_letters_are_found_filtered_paged_counted_and_deleted<S: Store>(s: &S) {
+    let none = s
+        .find_dead_letters(&DeadLetterFilter::default())
+        .await
+        .unwrap();
+    assert_eq!((none.0.len(), none.1), (0, 0));
+    let p1 = dead(
+        s,
+        "t1",
+        "product",
+        "P1",
+        "422 number taken",
+        Some("product.yaml"),
+        Some("number"),
+        10,
+    )
+    .await;
+    let c1 = dead(s, "t1", "customer", "C1", "403 forbidden", None, None, 20).await;
+    let p2 = dead(
+        s,
+        "t2",
+        "product",
+        "P2",
+        "422 vatType",
+        Some("product.yaml"),
+        Some("vatType.id"),
+        30,
+    )
+    .await;
+    let p3 = dead(
+        s,
+        "t1",
+        "product",
+        "P3",
+        "422 Name is required",
+        Some("other/PRODUCT.yaml"),
+        None,
+        30,
+    )
+    .await;
+    // P1 fails again the same way: one letter, now the latest failure.
+    assert_eq!(
+        dead(
+            s,
+            "t1",
+            "product",
+            "P1",
+            "422 number taken",
+            Some("product.yaml"),
+            Some("number"),
+            40
+        )
+        .await,
+        p1
+    );
+    let find = |f: DeadLetterFilter| async move {
+        let (letters, total) = s.find_dead_letters(&f).await.unwrap();
+        (letters.into_iter().map(|d| d.id).collect::<Vec<_>>(), total)
+    };
+    assert_eq!(
+        find(DeadLetterFilter::default()).await,
+        (vec![p1, p3, p2, c1], 4),
+        "latest failure first, then the higher id"
+    );
+    let letters = s
+        .find_dead_letters(&DeadLetterFilter::default())
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(
+        letters[0],
+        s.get_dead_letter(p1).await.unwrap().unwrap(),
+        "a letter as `get_dead_letter` reads it"
+    );
+    assert_eq!((letters[0].failures, letters[0].last_failed_at), (2, 40));
+
+    let t1 = || Some("t1".to_string());
+    assert_eq!(
+        find(DeadLetterFilter {
+            tenant: t1(),
+            ..Default::default()
+        })
+        .await,
+        (vec![p1, p3, c1], 3)
+    );
+    assert_eq!(
+        find(DeadLetterFilter {
+            entity: Some("product".into()),
+            ..Default::default()
+        })
+        .await,
+        (vec![p1, p3, p2], 3)
+    );
+    assert_eq!(
+        find(DeadLetterFilter {
+            tenant: t1(),
+            entity: Some("customer".into()),
+            ..Default::default()
+        })
+        .await,
+        (vec![c1], 1)
+    );
+    for (text, want) in [
+        ("c1", vec![c1]),                   // the key
+        ("FORBIDDEN", vec![c1]),            // the reason
+        ("product.yaml", vec![p1, p3, p2]), // the mapping, whatever its case
+        ("vattype.ID", vec![p2]),           // the field (and the reason)
+        ("number", vec![p1]),
+        ("nothing like it", vec![]),
+    ] {
+        let total = want.len() as u64;
+        assert_eq!(
+            find(DeadLetterFilter {
+                text: Some(text.into()),
+                ..Default::default()
+            })
+            .await,
+            (want, total),
+            "text {text:?}"
+        );
+    }
+
+    // Pages of two after a letter; the total is of every match, whatever the page.
+    let page = |before_id| DeadLetterFilter {
+        before_id,
+        limit: 2,
+        ..Default::default()
+    };
+    assert_eq!(find(page(None)).await, (vec![p1, p3], 4));
+    assert_eq!(find(page(Some(p3))).await, (vec![p2, c1], 4));
+    assert_eq!(find(page(Some(c1))).await, (vec![], 4));
+    assert_eq!(
+        find(DeadLetterFilter {
+            tenant: t1(),
+            before_id: Some(p1),
+            limit: 1,
+            ..Default::default()
+        })
+        .await,
+        (vec![p3], 3)
+    );
+
+    // Discarded for good: not replayed, gone from every list.
+    assert!(s.delete_dead_letter(p3).await.unwrap());
+    assert!(!s.delete_dead_letter(p3).await.unwrap(), "already gone");
+    assert!(!s.delete_dead_letter(p3 + 1000).await.unwrap());
+    assert_eq!(
+        find(DeadLetterFilter::default()).await,
+        (vec![p1, p2, c1], 3)
+    );
+    assert_eq!(s.get_dead_letter(p3).await.unwrap(), None);
+    assert_eq!(s.replay_all(None).await.unwrap(), 3);
+    assert_eq!(
+        s.queue_depth().await.unwrap(),
+        3,
+        "the discarded record is not queued"
+    );
+}
+
+/// A letter keeps what the API was sent and answered; a repeat of the same reason holds the
+/// latest, through the queue and from the initial sync alike.
+async fn a_dead_letter_keeps_the_detail_of_its_latest_failure<S: Store>(s: &S) {
+    let detail = |n: i64| {
+        json!({
+            "request": { "method": "POST", "path": "/product", "body": { "number": "P1", "n": n } },
+            "response": {
+                "status": 422, "code": 18000, "message": "Validering feilet.",
+                "validationMessages": [{ "field": "number", "message": "Produktnummeret P1 er i bruk." }],
+                "requestId": format!("r-{n}"),
+            },
+        })
+    };
+    let mut letters = Vec::new();
+    for n in 1..=2 {
+        s.enqueue(event("t1", "P1", "product.updated", n))
+            .await
+            .unwrap();
+        let e = s.claim(None, "w1", 1, n, LEASE_MS).await.unwrap();
+        let d = detail(n);
+        letters.push(
+            s.dead_letter(
+                e[0].id,
+                "w1",
+                "422 number",
+                Some("product.yaml"),
+                None,
+                n,
+                Some(&d),
+            )
+            .await
+            .unwrap()
+            .expect("w1 holds the lease"),
+        );
+    }
+    assert_eq!(letters[0], letters[1], "one letter for the repeat");
+    let d = s.get_dead_letter(letters[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (d.failures, d.detail),
+        (2, Some(detail(2))),
+        "the latest detail"
+    );
+
+    // Without a detail the letter has none; the initial sync's letters keep theirs the same way.
+    s.enqueue(event("t1", "P2", "product.updated", 3))
+        .await
+        .unwrap();
+    let e = s.claim(None, "w1", 1, 3, LEASE_MS).await.unwrap();
+    let plain = s
+        .dead_letter(e[0].id, "w1", "403", None, None, 3, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        s.get_dead_letter(plain).await.unwrap().unwrap().detail,
+        None
+    );
+    let failed = event("t1", "C1", "initial_sync", 4);
+    let first = s
+        .put_dead_letter(failed.clone(), "422 name", None, None, Some(&detail(3)))
+        .await
+        .unwrap();
+    let again = s
+        .put_dead_letter(failed, "422 name", None, None, Some(&detail(4)))
+        .await
+        .unwrap();
+    assert_eq!(first, again);
+    let d = s.get_dead_letter(first).await.unwrap().unwrap();
+    assert_eq!((d.failures, d.detail), (2, Some(detail(4))));
+    let (found, _) = s
+        .find_dead_letters(&DeadLetterFilter::default())
+        .await
+        .unwrap();
+    assert!(
+        found
+            .iter()
+            .any(|l| l.id == first && l.detail == Some(detail(4))),
+        "{found:?}"
+    );
 }
 
 /// Calls `$suite!` with every backend-agnostic test above.
@@ -1010,6 +1563,11 @@ macro_rules! store_tests {
             bindings_upsert_and_move,
             checkpoints_are_kept_per_tenant,
             webhook_tokens_are_kept_per_tenant_and_event,
+            activity_is_listed_newest_first_by_filter_and_page,
+            activity_is_counted_since_and_pruned,
+            the_queue_is_summarized_per_tenant,
+            dead_letters_are_found_filtered_paged_counted_and_deleted,
+            a_dead_letter_keeps_the_detail_of_its_latest_failure,
         );
     };
 }
@@ -1084,7 +1642,7 @@ async fn postgres_two_stores_on_one_database_never_share_a_key() {
     let (ma, mb) = tokio::join!(a.migrate(), b.migrate());
     let mut applied = [ma.unwrap(), mb.unwrap()];
     applied.sort();
-    assert_eq!(applied, [0, 3], "one process applies the migrations");
+    assert_eq!(applied, [0, 4], "one process applies the migrations");
 
     const KEYS: i64 = 20;
     const EVENTS: i64 = 400;
@@ -1211,7 +1769,7 @@ async fn sqlite_data_survives_reopening_the_file() {
     let (claimed, waiting, dead);
     {
         let s = SqliteStore::open(&path).unwrap();
-        assert_eq!(s.migrate().await.unwrap(), 3);
+        assert_eq!(s.migrate().await.unwrap(), 4);
         claimed = s
             .enqueue(event("t1", "P1", "product.updated", 1))
             .await
@@ -1230,7 +1788,7 @@ async fn sqlite_data_survives_reopening_the_file() {
         let p3 = s.claim(None, "w1", 2, 0, 1_000).await.unwrap();
         assert!(s.retry(waiting, "w1", "503", 0).await.unwrap());
         dead = s
-            .dead_letter(p3[1].id, "w1", "422", None, None, 5)
+            .dead_letter(p3[1].id, "w1", "422", None, None, 5, None)
             .await
             .unwrap()
             .unwrap();

@@ -499,6 +499,7 @@ async fn sync_entity<S: Store>(
                             reason: e.to_string(),
                             mapping: Some(plan.file.display().to_string()),
                             field: Some("source.key".into()),
+                            detail: None,
                         };
                         return (key, record, Err(failure));
                     }
@@ -533,15 +534,16 @@ async fn sync_entity<S: Store>(
                     Ok(Synced::Skipped { .. } | Synced::Gone | Synced::Ignored) => c.skipped += 1,
                     Err(failure) => {
                         c.failed += 1;
-                        let (reason, mapping, field) = match failure {
+                        let (reason, mapping, field, detail) = match failure {
                             Failure::Retry { reason } => {
-                                (reason, Some(plan.file.display().to_string()), None)
+                                (reason, Some(plan.file.display().to_string()), None, None)
                             }
                             Failure::Permanent {
                                 reason,
                                 mapping,
                                 field,
-                            } => (reason, mapping, field),
+                                detail,
+                            } => (reason, mapping, field, detail),
                         };
                         tracing::warn!(tenant, entity, key = %key, error = %reason, "The record could not be written to Rackbeat.");
                         let dead_letter = if dry_run {
@@ -563,6 +565,7 @@ async fn sync_entity<S: Store>(
                                         &reason,
                                         mapping.as_deref(),
                                         field.as_deref(),
+                                        detail.as_deref(),
                                     )
                                     .await
                                     .map_err(InitialError::Store)?,

@@ -5,6 +5,7 @@ pub mod batch;
 pub mod catchup;
 pub mod demo;
 pub mod dlq;
+mod failure;
 pub mod initial;
 pub mod intake;
 pub mod lookups;

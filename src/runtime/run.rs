@@ -289,6 +289,7 @@ async fn serve<S: Store + 'static>(
     let catch_up = catch_up(tenants, &clients, &store, &pack_rx, &status, config.catch_up_seconds);
     let reconciling =
         reconcile_on_schedule(tenants, &store, &pack_rx, config.reconcile_every_seconds);
+    let pruning = prune_activity(&store);
     // Workers run as tasks of their own, so that stopping can wait for the events in hand.
     let stop = Arc::new(AtomicBool::new(false));
     let mut running = tokio::task::JoinSet::new();
@@ -305,6 +306,7 @@ async fn serve<S: Store + 'static>(
         _ = running.join_next() => Err(RunError::WorkerStopped),
         _ = catch_up => Ok(()),
         _ = reconciling => Ok(()),
+        _ = pruning => Ok(()),
         _ = reload => Ok(()),
         _ = shutdown => Ok(()),
     };
@@ -497,6 +499,27 @@ async fn catch_up<S: Store + 'static>(
         });
     }
     polls.join_all().await;
+}
+
+/// How long the activity log keeps what the workers handled.
+const ACTIVITY_KEPT_MS: i64 = 30 * 24 * 60 * 60 * 1000;
+
+/// Drops activity older than [`ACTIVITY_KEPT_MS`] at start and then daily. Never returns.
+async fn prune_activity<S: Store>(store: &Arc<S>) {
+    const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+    loop {
+        let before = crate::dates::now_millis() - ACTIVITY_KEPT_MS;
+        match store.prune_activity(before).await {
+            Ok(0) => {}
+            Ok(rows) => {
+                tracing::info!(rows, "Dropped activity older than 30 days from the log.")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not prune the activity log; it is tried again tomorrow.")
+            }
+        }
+        tokio::time::sleep(DAY).await;
+    }
 }
 
 /// Reconciles each tenant every `every_seconds` (from that long after start), repairing nothing,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::failure::Sent;
 use super::lookups::{MapResolver, bound_key};
 use super::sync::{Failure, Synced, Syncer};
 use crate::engine::RecordError;
@@ -65,6 +66,7 @@ impl<S: Store> Syncer<S> {
                 ),
                 mapping: None,
                 field: Some("when".into()),
+                detail: None,
             }),
         }
     }
@@ -204,7 +206,15 @@ impl<S: Store> Syncer<S> {
         let answer = api
             .write(then.method, &req.path, &query, "")
             .await
-            .map_err(|e| Failure::api(plan, &e))?;
+            .map_err(|e| {
+                let request = Sent {
+                    method: then.method.as_str(),
+                    path: &req.path,
+                    query: &query,
+                    body: "",
+                };
+                Failure::api_write(plan, &e, request)
+            })?;
         let id = answer.get("id").cloned().unwrap_or(Value::Null);
         tracing::info!(tenant, entity, key, target_id = %id, method = %req.method, path = %req.path, target = api.name(), "Sent the record's follow-up request.");
         self.bind_step(plan, key, id).await

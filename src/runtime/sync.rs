@@ -24,6 +24,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+pub use super::failure::Failure;
+use super::failure::Sent;
+
 use super::batch::{Batch, Lane, Op};
 use super::lookups::{LookupCache, MapResolver, Tables, ref_key};
 use super::tenant::{Tenant, TenantPack};
@@ -31,7 +34,7 @@ use crate::connectors::{Api, ApiError};
 use crate::engine::{Body, Outcome, RecordError, Request, changes};
 use crate::plan::{Pack, Plan};
 use crate::spec::{Connection, Direction, UpdateFields, WriteMethod};
-use crate::store::{Binding, NewEvent, Store, StoreError};
+use crate::store::{Binding, NewEvent, Store};
 
 /// The event that leases a record synced inline because another refers to it. Left in the queue
 /// when that sync fails, it syncs the record like any event of it.
@@ -85,66 +88,6 @@ pub enum Synced {
     Gone,
     /// No mapping handles the event, or it is a delete (not synced).
     Ignored,
-}
-
-/// Why applying a record failed.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Failure {
-    /// Throttling, server trouble, a lost answer, a revision conflict: try again later.
-    Retry { reason: String },
-    /// Needs a fix in the data or the mapping, then a replay.
-    Permanent {
-        reason: String,
-        mapping: Option<String>,
-        field: Option<String>,
-    },
-}
-
-impl Failure {
-    pub(super) fn permanent(plan: &Plan, reason: impl Into<String>, field: Option<String>) -> Self {
-        Failure::Permanent {
-            reason: reason.into(),
-            mapping: Some(plan.file.display().to_string()),
-            field,
-        }
-    }
-
-    pub(super) fn api(plan: &Plan, e: &ApiError) -> Self {
-        if e.is_retryable() || e.is_ambiguous() {
-            return Failure::Retry {
-                reason: e.to_string(),
-            };
-        }
-        let field = match e {
-            ApiError::Status { fields, .. } => fields
-                .iter()
-                .find(|f| !f.field.is_empty())
-                .map(|f| f.field.clone()),
-            _ => None,
-        };
-        let reason = match crate::connectors::tripletex::fix_for(e) {
-            Some(fix) => format!("{e}. To fix: {fix}"),
-            None => e.to_string(),
-        };
-        Failure::permanent(plan, reason, field)
-    }
-
-    pub(super) fn record(plan: &Plan, e: RecordError) -> Self {
-        match e {
-            RecordError::Field { field, message } => {
-                Failure::permanent(plan, format!("{field}: {message}"), Some(field))
-            }
-            missing @ (RecordError::Missing(_) | RecordError::Unbound(_)) => {
-                Failure::permanent(plan, missing.to_string(), None)
-            }
-        }
-    }
-
-    pub(super) fn store(e: StoreError) -> Self {
-        Failure::Retry {
-            reason: format!("store: {e}"),
-        }
-    }
 }
 
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -594,6 +537,7 @@ impl<S: Store> Syncer<S> {
                     None => (Op::Create, None),
                     Some(t) => (Op::Update, t.get(id_field).cloned()),
                 };
+                let query = query_of(&req);
                 let answer = match self
                     .lane
                     .write(
@@ -603,7 +547,7 @@ impl<S: Store> Syncer<S> {
                         op,
                         method,
                         &req.path,
-                        &query_of(&req),
+                        &query,
                         sent,
                         id,
                     )
@@ -643,7 +587,15 @@ impl<S: Store> Syncer<S> {
                         ))
                         .await;
                     }
-                    Err(e) => return Err(Failure::api(plan, &e)),
+                    Err(e) => {
+                        let request = Sent {
+                            method: req.method,
+                            path: &req.path,
+                            query: &query,
+                            body: sent,
+                        };
+                        return Err(Failure::api_write(plan, &e, request));
+                    }
                 };
                 let id = answer
                     .get(id_field)
@@ -812,6 +764,7 @@ impl<S: Store> Syncer<S> {
                 reason: format!("no mapping syncs `{entity}`, which {key} is a reference to"),
                 mapping: None,
                 field: None,
+                detail: None,
             });
         };
         if plan.source.get.is_none() {

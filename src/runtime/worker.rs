@@ -2,11 +2,14 @@
 //! one triggers through the per-record sync ([`super::sync`]), and completes, retries or
 //! dead-letters it by the error's class. [`work`] is its loop in `rbtx run`.
 //!
+//! Each batch's handled events go to the activity log in one commit at its end (one disk flush,
+//! not one per event); the log is for people, so a failure to write it is only warned of.
+//!
 //! Not handled here: concurrency within one `run_once` (workers run side by side instead).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
@@ -18,7 +21,7 @@ use super::sync::{DEPENDENCY_EVENT, Failure, Synced, Syncer};
 use super::tenant::Tenant;
 use crate::plan::Pack;
 use crate::spec::Direction;
-use crate::store::{Event, Store, StoreError};
+use crate::store::{Event, NewActivity, Store, StoreError};
 
 /// The direction webhooks drive.
 const DIRECTION: Direction = Direction::RackbeatToTripletex;
@@ -81,6 +84,55 @@ impl<S: Store> std::ops::DerefMut for Worker<S> {
     }
 }
 
+/// How an event shows in the activity log.
+struct Row {
+    outcome: &'static str,
+    message: Option<String>,
+    target_id: Option<Value>,
+}
+
+impl Row {
+    fn of(synced: Synced) -> Self {
+        let (outcome, message, target_id) = match synced {
+            Synced::Written { target_id, .. } => ("completed", None, Some(target_id)),
+            Synced::Unchanged => ("unchanged", None, None),
+            Synced::Kept => (
+                "unchanged",
+                Some("already in the target; its mapping has no update".to_string()),
+                None,
+            ),
+            Synced::Skipped { reason } => ("skipped", Some(reason), None),
+            Synced::WouldWrite { request, .. } => (
+                "skipped",
+                Some(format!(
+                    "a dry run: {} {} not sent",
+                    request.method, request.path
+                )),
+                None,
+            ),
+            Synced::Gone => (
+                "ignored",
+                Some("the record is no longer in the source".to_string()),
+                None,
+            ),
+            Synced::Ignored => ("ignored", None, None),
+        };
+        Row {
+            outcome,
+            message,
+            target_id,
+        }
+    }
+
+    fn failed(outcome: &'static str, reason: String) -> Self {
+        Row {
+            outcome,
+            message: Some(reason),
+            target_id: None,
+        }
+    }
+}
+
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handled {
@@ -108,11 +160,24 @@ impl<S: Store> Worker<S> {
         }
     }
 
-    /// Claims up to `batch` events of the tenant, applies each and records the outcome.
-    /// Returns how many events were handled.
+    /// Claims up to `batch` events of the tenant, applies each and records the outcome, and logs
+    /// the events handled in the activity log (one commit for the batch). Returns how many events
+    /// were handled.
     pub async fn run_once(&self, now_ms: i64) -> Result<usize, StoreError> {
+        let mut log = Vec::new();
+        let handled = self.run_batch(now_ms, &mut log).await;
+        // What was handled is logged even when the store failed later in the batch.
+        self.log_activity(log).await;
+        handled
+    }
+
+    async fn run_batch(
+        &self,
+        now_ms: i64,
+        log: &mut Vec<NewActivity>,
+    ) -> Result<usize, StoreError> {
         self.start_batch(now_ms);
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let events = self
             .store
             .claim(
@@ -130,7 +195,8 @@ impl<S: Store> Worker<S> {
             // A burst: the next claim waits for more of it, to send fewer, larger requests. A
             // lone event is handled at once.
             self.pace.hold(crate::dates::now_millis() + self.linger_ms);
-            self.handle_together(&together, now_ms).await?;
+            self.handle_together(&together, now_ms, started, log)
+                .await?;
             alone
         } else {
             together.into_iter().chain(alone).collect()
@@ -149,10 +215,23 @@ impl<S: Store> Worker<S> {
                 }
                 return Ok(events.len() - (alone.len() - i));
             }
-            let handled = self.handle(event, now_ms).await?;
+            let (handled, row) = self.settle(event, now_ms, started).await?;
             self.count(event, &handled);
+            log.extend(row);
         }
         Ok(events.len())
+    }
+
+    /// Writes what a batch handled to the activity log. The log is for people: a store that
+    /// cannot take it is warned of, and the batch's outcomes stand.
+    async fn log_activity(&self, log: Vec<NewActivity>) {
+        if log.is_empty() {
+            return;
+        }
+        let rows = log.len();
+        if let Err(e) = self.store.record_activity(log).await {
+            tracing::warn!(tenant = %self.tenant.id, rows, error = %e, "Could not write the batch's events to the activity log; their outcomes stand.");
+        }
     }
 
     /// Whether `event` is synced through a mapping that reads or writes in bulk.
@@ -163,14 +242,20 @@ impl<S: Store> Worker<S> {
     }
 
     /// Applies `events` side by side, their requests sent together ([`super::batch`]).
-    async fn handle_together(&self, events: &[&Event], now_ms: i64) -> Result<(), StoreError> {
+    async fn handle_together(
+        &self,
+        events: &[&Event],
+        now_ms: i64,
+        started: Instant,
+        log: &mut Vec<NewActivity>,
+    ) -> Result<(), StoreError> {
         let oldest = events.iter().map(|e| e.received_at).min().unwrap_or(now_ms);
         let batch = Arc::new(Batch::new(events.len(), oldest, self.memory.clone()));
         self.set_batch(Some(batch.clone()));
         let handled = futures_util::future::join_all(events.iter().map(|event| {
             let batch = batch.clone();
             async move {
-                let handled = self.handle(event, now_ms).await;
+                let handled = self.settle(event, now_ms, started).await;
                 // Done: the others may all be waiting on requests this one was the last to hold up.
                 if let Some(calls) = batch.finish() {
                     batch.send(&self.pack, &self.tenant, calls).await;
@@ -181,8 +266,10 @@ impl<S: Store> Worker<S> {
         .await;
         self.set_batch(None);
         tracing::debug!(tenant = %self.tenant.id, events = events.len(), "Synced a batch of events together.");
-        for (event, handled) in events.iter().zip(handled) {
-            self.count(event, &handled?);
+        for (event, settled) in events.iter().zip(handled) {
+            let (handled, row) = settled?;
+            self.count(event, &handled);
+            log.extend(row);
         }
         Ok(())
     }
@@ -202,40 +289,60 @@ impl<S: Store> Worker<S> {
 
     /// Applies one claimed event and completes, retries or dead-letters it.
     pub async fn handle(&self, event: &Event, now_ms: i64) -> Result<Handled, StoreError> {
+        let (handled, _) = self.settle(event, now_ms, Instant::now()).await?;
+        Ok(handled)
+    }
+
+    /// [`Self::handle`], and the activity row the event leaves (none when the lease was lost:
+    /// the new owner's outcome is the one to show). `started` is when `now_ms` was read: the row
+    /// is dated `now_ms` plus the time since.
+    pub async fn settle(
+        &self,
+        event: &Event,
+        now_ms: i64,
+        started: Instant,
+    ) -> Result<(Handled, Option<NewActivity>), StoreError> {
         let tenant = self.tenant.id.as_str();
         let (entity, key) = (event.entity.as_str(), event.key.as_str());
+        let began = Instant::now();
         let result = self.apply_event(event).await;
-        let handled = match result {
+        let (handled, row) = match result {
             Ok(synced) => {
                 tracing::debug!(tenant, entity, key, event = %event.event, outcome = ?synced, "Applied the event.");
-                self.store
-                    .complete(event.id, &self.name)
-                    .await?
-                    .then_some(Handled::Completed)
+                let done = self.store.complete(event.id, &self.name).await?;
+                (done.then_some(Handled::Completed), Row::of(synced))
             }
             Err(Failure::Retry { reason }) if event.attempts + 1 < self.max_attempts => {
                 let delay = self.backoff_ms(event);
                 tracing::warn!(tenant, entity, key, error = %reason, attempts = event.attempts + 1, retry_in_ms = delay, "Applying the event failed; it will be retried.");
-                self.store
+                let retried = self
+                    .store
                     .retry(event.id, &self.name, &reason, now_ms + delay)
-                    .await?
-                    .then_some(Handled::Retried)
+                    .await?;
+                (
+                    retried.then_some(Handled::Retried),
+                    Row::failed("retried", reason),
+                )
             }
             Err(Failure::Retry { reason }) => {
                 let reason = format!("gave up after {} attempts: {reason}", event.attempts + 1);
                 tracing::error!(tenant, entity, key, error = %reason, "Applying the event kept failing; it is dead-lettered.");
-                self.store
-                    .dead_letter(event.id, &self.name, &reason, None, None, now_ms)
-                    .await?
-                    .map(|_| Handled::DeadLettered)
+                let dead = self
+                    .store
+                    .dead_letter(event.id, &self.name, &reason, None, None, now_ms, None)
+                    .await?;
+                let handled = dead.map(|_| Handled::DeadLettered);
+                (handled, Row::failed("dead_lettered", reason))
             }
             Err(Failure::Permanent {
                 reason,
                 mapping,
                 field,
+                detail,
             }) => {
                 tracing::error!(tenant, entity, key, error = %reason, mapping = mapping.as_deref(), field = field.as_deref(), "The event cannot be applied until the data or the mapping is fixed; it is dead-lettered.");
-                self.store
+                let dead = self
+                    .store
                     .dead_letter(
                         event.id,
                         &self.name,
@@ -243,20 +350,37 @@ impl<S: Store> Worker<S> {
                         mapping.as_deref(),
                         field.as_deref(),
                         now_ms,
+                        detail.as_deref(),
                     )
-                    .await?
-                    .map(|_| Handled::DeadLettered)
+                    .await?;
+                let handled = dead.map(|_| Handled::DeadLettered);
+                (handled, Row::failed("dead_lettered", reason))
             }
         };
-        Ok(handled.unwrap_or_else(|| {
+        let Some(handled) = handled else {
             tracing::warn!(
                 tenant,
                 entity,
                 key,
                 "The lease on the event was lost; its new owner decides its outcome."
             );
-            Handled::LeaseLost
-        }))
+            return Ok((Handled::LeaseLost, None));
+        };
+        let took_ms = i64::try_from(began.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let since = i64::try_from(started.elapsed().as_millis()).unwrap_or(0);
+        let activity = NewActivity {
+            tenant: tenant.to_string(),
+            event_id: event.id,
+            entity: entity.to_string(),
+            key: key.to_string(),
+            event: event.event.clone(),
+            outcome: row.outcome.to_string(),
+            message: row.message,
+            target_id: row.target_id,
+            took_ms,
+            at: now_ms.saturating_add(since),
+        };
+        Ok((handled, Some(activity)))
     }
 
     /// Exponential delay with jitter. The jitter is derived from the event, not drawn, so retries
@@ -302,6 +426,7 @@ impl<S: Store> Worker<S> {
                 ),
                 mapping: None,
                 field: None,
+                detail: None,
             });
         }
         let Some(plan) = self.view().for_event(&event.event) else {

@@ -1,5 +1,6 @@
 //! The durable store of the sync runtime: the webhook event queue, dead letters, bindings
-//! (source key → target id), checkpoints and webhook tokens. One trait, [`Store`], with two backends beside it:
+//! (source key → target id), checkpoints, webhook tokens and the activity log (one row per handled
+//! event, for the operator's console). One trait, [`Store`], with two backends beside it:
 //! [`sqlite::SqliteStore`] (embedded, the default) and [`postgres::PostgresStore`] (one database
 //! shared by several processes). Both pass the same suite (`tests/store.rs`). The store never
 //! knows either API: it keeps events, keys and JSON values, and nothing here depends on what they
@@ -18,8 +19,17 @@
 //! (the worker crashed) makes the event claimable again. `complete`, `retry` and `dead_letter`
 //! only act while the caller still holds the lease, so a worker whose lease expired and was taken
 //! over cannot overwrite the new owner's outcome.
+//!
+//! # What an operator reads
+//!
+//! The activity log and the dead letters are read a page at a time, newest first, with filters
+//! ([`ActivityFilter`], [`DeadLetterFilter`]); `before_id` pages on (the id of the last row of the
+//! page before). Equality filters run on indexes, so a first page is quick however long the log;
+//! the text filter is a case-insensitive substring (letters outside ASCII fold as the backend
+//! folds them) and may scan.
 
 mod error;
+mod filter;
 mod location;
 pub mod postgres;
 pub mod sqlite;
@@ -101,6 +111,96 @@ pub struct DeadLetter {
     pub failures: u32,
     /// Unix milliseconds: the latest failure.
     pub last_failed_at: i64,
+    /// What the latest failure sent and was answered, when an API refused a request:
+    /// `{"request": {"method", "path", "body"}, "response": {"status", "code", "message",
+    /// "validationMessages": [{"field", "message"}], "requestId"}}`. Opaque to the store.
+    pub detail: Option<Value>,
+}
+
+/// One handled event, as the console lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Activity {
+    pub id: i64,
+    pub tenant: String,
+    /// The queued event handled (its id in the queue).
+    pub event_id: i64,
+    pub entity: String,
+    pub key: String,
+    /// The event name, e.g. `product.updated`.
+    pub event: String,
+    /// `completed`, `retried`, `dead_lettered`, `ignored`, `unchanged` or `skipped`; opaque to
+    /// the store.
+    pub outcome: String,
+    /// Why: the error, or the reason the mapping skipped the record.
+    pub message: Option<String>,
+    /// The target's id, when known.
+    pub target_id: Option<Value>,
+    /// How long handling the event took.
+    pub took_ms: i64,
+    /// Unix milliseconds: when it was handled.
+    pub at: i64,
+}
+
+/// An activity row before it has an id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewActivity {
+    pub tenant: String,
+    pub event_id: i64,
+    pub entity: String,
+    pub key: String,
+    pub event: String,
+    pub outcome: String,
+    pub message: Option<String>,
+    pub target_id: Option<Value>,
+    pub took_ms: i64,
+    pub at: i64,
+}
+
+/// Which activity [`Store::list_activity`] returns; `None` matches all.
+#[derive(Debug, Clone, Default)]
+pub struct ActivityFilter {
+    pub tenant: Option<String>,
+    pub entity: Option<String>,
+    pub outcome: Option<String>,
+    /// A case-insensitive substring of the key, the event name or the message.
+    pub text: Option<String>,
+    /// Paging: only rows with a smaller id (the last id of the page before).
+    pub before_id: Option<i64>,
+    /// At most this many rows; 0 is no limit.
+    pub limit: usize,
+}
+
+/// Which dead letters [`Store::find_dead_letters`] returns; `None` matches all.
+#[derive(Debug, Clone, Default)]
+pub struct DeadLetterFilter {
+    pub tenant: Option<String>,
+    pub entity: Option<String>,
+    /// A case-insensitive substring of the key, reason, mapping or field.
+    pub text: Option<String>,
+    /// Paging: only the letters after the letter `before_id` in the order they are listed (latest
+    /// failure first). A letter gone since (replayed, discarded) ends the paging: the page after
+    /// it is empty, and the first page is where to start again.
+    pub before_id: Option<i64>,
+    /// At most this many letters; 0 is no limit.
+    pub limit: usize,
+}
+
+/// How much activity there was.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ActivityCounts {
+    /// Every row.
+    pub handled: u64,
+    /// Rows whose outcome is `dead_lettered` or `retried`.
+    pub failed: u64,
+}
+
+/// How much the queue holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct QueueSummary {
+    /// Open events (waiting, scheduled for retry, or claimed).
+    pub depth: u64,
+    /// When the oldest open event was received (unix milliseconds).
+    pub oldest_received_at: Option<i64>,
 }
 
 /// What makes two dead letters of one record the same failure: the reason without what differs
@@ -177,7 +277,8 @@ pub trait Store: Send + Sync {
     /// Moves a claimed event to the dead letters and returns the dead letter's id.
     /// `None` when `worker` no longer holds its lease. A record with a dead letter of the same
     /// mapping and reason ([`reason_key`]) keeps that one letter: it counts the failure and holds
-    /// this, the latest, event.
+    /// this, the latest, event and `detail` (what the API was sent and answered).
+    #[allow(clippy::too_many_arguments)]
     fn dead_letter(
         &self,
         id: i64,
@@ -186,17 +287,20 @@ pub trait Store: Send + Sync {
         mapping: Option<&str>,
         field: Option<&str>,
         now_ms: i64,
+        detail: Option<&Value>,
     ) -> impl Future<Output = Result<Option<i64>>> + Send;
 
     /// Files a record that failed outside the queue (the initial sync) straight into the dead
     /// letters and returns its id: the same reason counts one more failure on the record's letter,
-    /// and a letter of the same tenant, entity, key and event name for another reason is replaced. Replaying it queues the event like any other.
+    /// and a letter of the same tenant, entity, key and event name for another reason is replaced.
+    /// Replaying it queues the event like any other. `detail` as for [`Store::dead_letter`].
     fn put_dead_letter(
         &self,
         event: NewEvent,
         reason: &str,
         mapping: Option<&str>,
         field: Option<&str>,
+        detail: Option<&Value>,
     ) -> impl Future<Output = Result<i64>> + Send;
 
     /// Drops the dead letters of a record that has since been synced (same tenant, entity, key
@@ -224,6 +328,43 @@ pub trait Store: Send + Sync {
 
     /// Open events (waiting, scheduled for retry, or claimed).
     fn queue_depth(&self) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Depth and oldest open event of `tenant` (or of all tenants when `None`).
+    fn queue_summary(
+        &self,
+        tenant: Option<&str>,
+    ) -> impl Future<Output = Result<QueueSummary>> + Send;
+
+    /// Dead letters matching `filter`, latest failure first (then the higher id), and how many
+    /// match in all (ignoring `limit` and `before_id`).
+    fn find_dead_letters(
+        &self,
+        filter: &DeadLetterFilter,
+    ) -> impl Future<Output = Result<(Vec<DeadLetter>, u64)>> + Send;
+
+    /// Deletes one dead letter for good (the console's "discard": it is not replayed, and its
+    /// event stays dead). `false` when there is none.
+    fn delete_dead_letter(&self, id: i64) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Appends handled events to the activity log in one commit.
+    fn record_activity(&self, rows: Vec<NewActivity>) -> impl Future<Output = Result<()>> + Send;
+
+    /// The latest activity matching `filter`, newest (highest id) first.
+    fn list_activity(
+        &self,
+        filter: &ActivityFilter,
+    ) -> impl Future<Output = Result<Vec<Activity>>> + Send;
+
+    /// Counts of the activity at or after `since_ms` (of `tenant`, or of all when `None`).
+    fn activity_counts(
+        &self,
+        tenant: Option<&str>,
+        since_ms: i64,
+    ) -> impl Future<Output = Result<ActivityCounts>> + Send;
+
+    /// Drops the activity older than `before_ms` and returns how many rows (the retention `rbtx
+    /// run` applies daily).
+    fn prune_activity(&self, before_ms: i64) -> impl Future<Output = Result<usize>> + Send;
 
     /// The tenants whose queue another process just added to, as they come, for a store that
     /// processes share (PostgreSQL); `None` for one only this process uses. Needs a Tokio runtime.

@@ -13,10 +13,20 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use serde_json::Value;
 
-use super::{Binding, DeadLetter, Event, NewEvent, Result, Store, StoreError};
+use super::{
+    Activity, ActivityCounts, ActivityFilter, Binding, DeadLetter, DeadLetterFilter, Event,
+    NewActivity, NewEvent, QueueSummary, Result, Store, StoreError,
+};
 use crate::secret::Secret;
+use rows::{
+    DEAD_LETTER_COLUMNS, EVENT_COLUMNS, dead_letter_from_row, event_from_row, with_payload,
+};
+
+mod activity;
+mod rows;
 
 /// Versioned migrations, applied in order; a version is never edited once released.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -26,13 +36,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("migrations/sqlite/0002_repeats_and_baselines.sql"),
     ),
     (3, include_str!("migrations/sqlite/0003_webhook_tokens.sql")),
+    (
+        4,
+        include_str!("migrations/sqlite/0004_activity_and_dead_letter_detail.sql"),
+    ),
 ];
 
 /// How long a statement waits for another process's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-const EVENT_COLUMNS: &str =
-    "e.id, e.tenant, e.entity, e.key, e.event, e.payload, e.received_at, e.attempts";
 
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
@@ -80,64 +91,21 @@ fn immediate(conn: &mut Connection) -> Result<Transaction<'_>> {
     Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
 }
 
-fn event_from_row(row: &Row<'_>) -> rusqlite::Result<(Event, String)> {
-    // The payload is parsed by the caller, where a JSON error can become a `StoreError`.
-    let payload: String = row.get(5)?;
-    Ok((
-        Event {
-            id: row.get(0)?,
-            tenant: row.get(1)?,
-            entity: row.get(2)?,
-            key: row.get(3)?,
-            event: row.get(4)?,
-            payload: serde_json::Value::Null,
-            received_at: row.get(6)?,
-            attempts: row.get(7)?,
-        },
-        payload,
-    ))
-}
-
-fn with_payload((mut event, payload): (Event, String)) -> Result<Event> {
-    event.payload = serde_json::from_str(&payload)?;
-    Ok(event)
-}
-
 fn dead_letters(conn: &Connection, id: Option<i64>) -> Result<Vec<DeadLetter>> {
     let sql = format!(
-        "SELECT {EVENT_COLUMNS}, d.id, d.reason, d.mapping, d.field, d.failed_at,
-                d.failures, COALESCE(d.last_failed_at, d.failed_at)
+        "SELECT {DEAD_LETTER_COLUMNS}
          FROM dead_letters d JOIN events e ON e.id = d.event_id
          WHERE ?1 IS NULL OR d.id = ?1
          ORDER BY d.id"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![id], |row| {
-        Ok((
-            event_from_row(row)?,
-            row.get::<_, i64>(8)?,
-            row.get::<_, String>(9)?,
-            row.get::<_, Option<String>>(10)?,
-            row.get::<_, Option<String>>(11)?,
-            row.get::<_, i64>(12)?,
-            row.get::<_, u32>(13)?,
-            row.get::<_, i64>(14)?,
-        ))
-    })?;
-    rows.map(|r| {
-        let (event, id, reason, mapping, field, failed_at, failures, last_failed_at) = r?;
-        Ok(DeadLetter {
-            id,
-            event: with_payload(event)?,
-            reason,
-            mapping,
-            field,
-            failed_at,
-            failures,
-            last_failed_at,
-        })
-    })
-    .collect()
+    let rows = stmt.query_map(params![id], dead_letter_from_row)?;
+    rows.map(|r| r?.parse()).collect()
+}
+
+/// JSON text for a column, or NULL.
+fn json_text(value: Option<&Value>) -> Result<Option<String>> {
+    Ok(value.map(serde_json::to_string).transpose()?)
 }
 
 /// Puts dead-lettered events back in the queue; `id` `None` means all of them but those of
@@ -162,17 +130,41 @@ fn replay(conn: &mut Connection, id: Option<i64>, keep: Option<&str>) -> Result<
     Ok(n)
 }
 
+/// What a dead letter is filed with.
+struct Letter {
+    reason: String,
+    mapping: Option<String>,
+    field: Option<String>,
+    /// JSON text.
+    detail: Option<String>,
+}
+
+impl Letter {
+    fn new(
+        reason: &str,
+        mapping: Option<&str>,
+        field: Option<&str>,
+        detail: Option<&Value>,
+    ) -> Result<Self> {
+        Ok(Letter {
+            reason: reason.to_owned(),
+            mapping: mapping.map(str::to_owned),
+            field: field.map(str::to_owned),
+            detail: json_text(detail)?,
+        })
+    }
+}
+
 /// Files the dead event `event_id` under a dead letter: the record's letter with the same reason
-/// when there is one (it counts one more failure and now holds this, the latest, event; the
-/// event it held is superseded), else a new one. Returns the letter's id.
-fn file_letter(
-    tx: &Transaction<'_>,
-    event_id: i64,
-    reason: &str,
-    mapping: Option<&str>,
-    field: Option<&str>,
-    now_ms: i64,
-) -> Result<i64> {
+/// when there is one (it counts one more failure and now holds this, the latest, event and
+/// detail; the event it held is superseded), else a new one. Returns the letter's id.
+fn file_letter(tx: &Transaction<'_>, event_id: i64, letter: &Letter, now_ms: i64) -> Result<i64> {
+    let Letter {
+        reason,
+        mapping,
+        field,
+        detail,
+    } = letter;
     let key = super::reason_key(reason);
     let same: Option<(i64, i64)> = tx
         .query_row(
@@ -187,24 +179,24 @@ fn file_letter(
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
-    if let Some((letter, old_event)) = same {
+    if let Some((same_letter, old_event)) = same {
         tx.execute(
             "UPDATE dead_letters SET event_id = ?2, reason = ?3, field = ?4,
-                    failures = failures + 1, last_failed_at = ?5
+                    failures = failures + 1, last_failed_at = ?5, detail = ?6
              WHERE id = ?1",
-            params![letter, event_id, reason, field, now_ms],
+            params![same_letter, event_id, reason, field, now_ms, detail],
         )?;
         tx.execute(
             "UPDATE events SET state = 'superseded' WHERE id = ?1",
             params![old_event],
         )?;
-        return Ok(letter);
+        return Ok(same_letter);
     }
     tx.execute(
         "INSERT INTO dead_letters
-             (event_id, reason, reason_key, mapping, field, failed_at, last_failed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-        params![event_id, reason, key, mapping, field, now_ms],
+             (event_id, reason, reason_key, mapping, field, failed_at, last_failed_at, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
+        params![event_id, reason, key, mapping, field, now_ms, detail],
     )?;
     Ok(tx.last_insert_rowid())
 }
@@ -497,30 +489,22 @@ impl Store for SqliteStore {
         mapping: Option<&str>,
         field: Option<&str>,
         now_ms: i64,
+        detail: Option<&Value>,
     ) -> Result<Option<i64>> {
         let worker = worker.to_owned();
-        let reason = reason.to_owned();
-        let mapping = mapping.map(str::to_owned);
-        let field = field.map(str::to_owned);
+        let letter = Letter::new(reason, mapping, field, detail)?;
         self.run(move |conn| {
             let tx = immediate(conn)?;
             let n = tx.execute(
                 "UPDATE events SET state = 'dead', last_error = ?3,
                         lease_owner = NULL, lease_until = NULL
                  WHERE id = ?1 AND state = 'claimed' AND lease_owner = ?2",
-                params![id, worker, reason],
+                params![id, worker, letter.reason],
             )?;
             if n == 0 {
                 return Ok(None);
             }
-            let dead_id = file_letter(
-                &tx,
-                id,
-                &reason,
-                mapping.as_deref(),
-                field.as_deref(),
-                now_ms,
-            )?;
+            let dead_id = file_letter(&tx, id, &letter, now_ms)?;
             tx.commit()?;
             Ok(Some(dead_id))
         })
@@ -533,27 +517,19 @@ impl Store for SqliteStore {
         reason: &str,
         mapping: Option<&str>,
         field: Option<&str>,
+        detail: Option<&Value>,
     ) -> Result<i64> {
         let payload = serde_json::to_string(&event.payload)?;
-        let reason = reason.to_owned();
-        let mapping = mapping.map(str::to_owned);
-        let field = field.map(str::to_owned);
+        let letter = Letter::new(reason, mapping, field, detail)?;
         self.run(move |conn| {
             let tx = immediate(conn)?;
             tx.execute(
                 "INSERT INTO events (tenant, entity, key, event, payload, received_at, state, last_error)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'dead', ?7)",
-                params![event.tenant, event.entity, event.key, event.event, payload, event.received_at, reason],
+                params![event.tenant, event.entity, event.key, event.event, payload, event.received_at, letter.reason],
             )?;
             let event_id = tx.last_insert_rowid();
-            let id = file_letter(
-                &tx,
-                event_id,
-                &reason,
-                mapping.as_deref(),
-                field.as_deref(),
-                event.received_at,
-            )?;
+            let id = file_letter(&tx, event_id, &letter, event.received_at)?;
             // A letter of this record and event for another reason is out of date.
             tx.execute(
                 "UPDATE events SET state = 'done' WHERE id IN (
@@ -623,6 +599,43 @@ impl Store for SqliteStore {
             Ok(n.unsigned_abs())
         })
         .await
+    }
+
+    async fn queue_summary(&self, tenant: Option<&str>) -> Result<QueueSummary> {
+        let tenant = tenant.map(str::to_owned);
+        self.run(move |conn| activity::queue_summary(conn, tenant.as_deref()))
+            .await
+    }
+
+    async fn find_dead_letters(&self, filter: &DeadLetterFilter) -> Result<(Vec<DeadLetter>, u64)> {
+        let filter = filter.clone();
+        self.run(move |conn| activity::find_dead_letters(conn, &filter))
+            .await
+    }
+
+    async fn delete_dead_letter(&self, id: i64) -> Result<bool> {
+        self.run(move |conn| activity::delete_dead_letter(conn, id))
+            .await
+    }
+
+    async fn record_activity(&self, rows: Vec<NewActivity>) -> Result<()> {
+        let rows = activity::to_rows(rows)?;
+        self.run(move |conn| activity::record(conn, &rows)).await
+    }
+
+    async fn list_activity(&self, filter: &ActivityFilter) -> Result<Vec<Activity>> {
+        let filter = filter.clone();
+        self.run(move |conn| activity::list(conn, &filter)).await
+    }
+
+    async fn activity_counts(&self, tenant: Option<&str>, since_ms: i64) -> Result<ActivityCounts> {
+        let tenant = tenant.map(str::to_owned);
+        self.run(move |conn| activity::counts(conn, tenant.as_deref(), since_ms))
+            .await
+    }
+
+    async fn prune_activity(&self, before_ms: i64) -> Result<usize> {
+        self.run(move |conn| activity::prune(conn, before_ms)).await
     }
 
     async fn get_binding(

@@ -18,7 +18,9 @@
 //! Leases are compared with the `now_ms` the caller passes, so the machines' clocks must agree to
 //! well within a lease (NTP does).
 
+mod activity;
 mod connection;
+mod rows;
 mod sql;
 
 pub use connection::redacted;
@@ -28,11 +30,16 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
-use tokio_postgres::{NoTls, Row};
+use serde_json::Value;
+use tokio_postgres::NoTls;
 
 use crate::secret::Secret;
-use crate::store::{Binding, DeadLetter, Event, NewEvent, Result, Store, StoreError};
+use crate::store::{
+    Activity, ActivityCounts, ActivityFilter, Binding, DeadLetter, DeadLetterFilter, Event,
+    NewActivity, NewEvent, QueueSummary, Result, Store, StoreError,
+};
 use connection::{Tls, listen_for_enqueues};
+use rows::{DEAD_LETTER_COLUMNS, dead_letter_from_row, event_from_row};
 use sql::*;
 
 /// Connections per process: the workers, the intake and catch-up each hold one only while a
@@ -119,22 +126,6 @@ impl PostgresStore {
     }
 }
 
-fn event_from_row(row: &Row) -> Result<Event> {
-    let payload: String = row.try_get(5)?;
-    let attempts: i32 = row.try_get(7)?;
-    Ok(Event {
-        id: row.try_get(0)?,
-        tenant: row.try_get(1)?,
-        entity: row.try_get(2)?,
-        key: row.try_get(3)?,
-        event: row.try_get(4)?,
-        payload: serde_json::from_str(&payload)?,
-        received_at: row.try_get(6)?,
-        // Attempts start at 0 and only grow.
-        attempts: u32::try_from(attempts).unwrap_or(0),
-    })
-}
-
 /// The events' columns as arrays, for `unnest`.
 struct Columns {
     tenant: Vec<String>,
@@ -171,8 +162,7 @@ impl PostgresStore {
     async fn dead_letters(&self, id: Option<i64>) -> Result<Vec<DeadLetter>> {
         let client = self.client().await?;
         let sql = format!(
-            "SELECT {EVENT_COLUMNS}, d.id, d.reason, d.mapping, d.field, d.failed_at,
-                    d.failures, COALESCE(d.last_failed_at, d.failed_at)
+            "SELECT {DEAD_LETTER_COLUMNS}
              FROM dead_letters d JOIN events e ON e.id = d.event_id
              WHERE $1::int8 IS NULL OR d.id = $1
              ORDER BY d.id"
@@ -180,20 +170,7 @@ impl PostgresStore {
         let rows = client
             .query(&client.prepare_cached(&sql).await?, &[&id])
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(DeadLetter {
-                    event: event_from_row(row)?,
-                    id: row.try_get(8)?,
-                    reason: row.try_get(9)?,
-                    mapping: row.try_get(10)?,
-                    field: row.try_get(11)?,
-                    failed_at: row.try_get(12)?,
-                    failures: u32::try_from(row.try_get::<_, i32>(13)?).unwrap_or(0),
-                    last_failed_at: row.try_get(14)?,
-                })
-            })
-            .collect()
+        rows.iter().map(dead_letter_from_row).collect()
     }
 
     /// Puts dead-lettered events back in the queue; `id` `None` means all of them but those of
@@ -217,26 +194,39 @@ impl PostgresStore {
     }
 }
 
+/// What a dead letter is filed with.
+struct Letter<'a> {
+    reason: &'a str,
+    mapping: Option<&'a str>,
+    field: Option<&'a str>,
+    /// JSON text.
+    detail: Option<String>,
+}
+
 /// Files the dead event `event_id` under the record's letter with the same reason when there is
-/// one (it counts one more failure and now holds this, the latest, event; the event it held is
-/// superseded), else under a new letter. Returns the letter's id.
+/// one (it counts one more failure and now holds this, the latest, event and detail; the event it
+/// held is superseded), else under a new letter. Returns the letter's id.
 async fn file_letter(
     tx: &deadpool_postgres::Transaction<'_>,
     event_id: i64,
-    reason: &str,
-    mapping: Option<&str>,
-    field: Option<&str>,
+    letter: &Letter<'_>,
     now_ms: i64,
 ) -> Result<i64> {
+    let Letter {
+        reason,
+        mapping,
+        field,
+        detail,
+    } = letter;
     let key = crate::store::reason_key(reason);
     if let Some(row) = tx
         .query_opt(SAME_LETTER, &[&event_id, &key, &mapping])
         .await?
     {
-        let (letter, old_event): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        let (same, old_event): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
         tx.execute(
             REPEAT_LETTER,
-            &[&letter, &event_id, &reason, &field, &now_ms],
+            &[&same, &event_id, &reason, &field, &now_ms, &detail],
         )
         .await?;
         tx.execute(
@@ -244,15 +234,20 @@ async fn file_letter(
             &[&old_event],
         )
         .await?;
-        return Ok(letter);
+        return Ok(same);
     }
     let row = tx
         .query_one(
             NEW_LETTER,
-            &[&event_id, &reason, &key, &mapping, &field, &now_ms],
+            &[&event_id, &reason, &key, &mapping, &field, &now_ms, &detail],
         )
         .await?;
     Ok(row.try_get(0)?)
+}
+
+/// JSON text for a column, or NULL.
+fn json_text(value: Option<&Value>) -> Result<Option<String>> {
+    Ok(value.map(serde_json::to_string).transpose()?)
 }
 
 impl Store for PostgresStore {
@@ -542,7 +537,14 @@ impl Store for PostgresStore {
         mapping: Option<&str>,
         field: Option<&str>,
         now_ms: i64,
+        detail: Option<&Value>,
     ) -> Result<Option<i64>> {
+        let letter = Letter {
+            reason,
+            mapping,
+            field,
+            detail: json_text(detail)?,
+        };
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let taken = tx
@@ -556,9 +558,9 @@ impl Store for PostgresStore {
         if taken == 0 {
             return Ok(None);
         }
-        let letter = file_letter(&tx, id, reason, mapping, field, now_ms).await?;
+        let dead_id = file_letter(&tx, id, &letter, now_ms).await?;
         tx.commit().await?;
-        Ok(Some(letter))
+        Ok(Some(dead_id))
     }
 
     async fn put_dead_letter(
@@ -567,8 +569,15 @@ impl Store for PostgresStore {
         reason: &str,
         mapping: Option<&str>,
         field: Option<&str>,
+        detail: Option<&Value>,
     ) -> Result<i64> {
         let payload = serde_json::to_string(&event.payload)?;
+        let letter = Letter {
+            reason,
+            mapping,
+            field,
+            detail: json_text(detail)?,
+        };
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         // The key's row: claims find a replayed event through it, and its lock orders this
@@ -592,7 +601,7 @@ impl Store for PostgresStore {
             )
             .await?
             .try_get(0)?;
-        let id = file_letter(&tx, event_id, reason, mapping, field, event.received_at).await?;
+        let id = file_letter(&tx, event_id, &letter, event.received_at).await?;
         // A letter of this record and event for another reason is out of date.
         tx.execute(
             DISCARD_OTHER_LETTERS,
@@ -644,6 +653,34 @@ impl Store for PostgresStore {
             .try_get(0)?;
         // COUNT(*) is never negative.
         Ok(n.unsigned_abs())
+    }
+
+    async fn queue_summary(&self, tenant: Option<&str>) -> Result<QueueSummary> {
+        self.summarize_queue(tenant).await
+    }
+
+    async fn find_dead_letters(&self, filter: &DeadLetterFilter) -> Result<(Vec<DeadLetter>, u64)> {
+        self.search_dead_letters(filter).await
+    }
+
+    async fn delete_dead_letter(&self, id: i64) -> Result<bool> {
+        self.remove_dead_letter(id).await
+    }
+
+    async fn record_activity(&self, rows: Vec<NewActivity>) -> Result<()> {
+        self.insert_activity(rows).await
+    }
+
+    async fn list_activity(&self, filter: &ActivityFilter) -> Result<Vec<Activity>> {
+        self.select_activity(filter).await
+    }
+
+    async fn activity_counts(&self, tenant: Option<&str>, since_ms: i64) -> Result<ActivityCounts> {
+        self.count_activity(tenant, since_ms).await
+    }
+
+    async fn prune_activity(&self, before_ms: i64) -> Result<usize> {
+        self.delete_activity(before_ms).await
     }
 
     async fn get_binding(

@@ -11,13 +11,14 @@ pub(super) const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/postgres/0003_webhook_tokens.sql"),
     ),
+    (
+        4,
+        include_str!("../migrations/postgres/0004_activity_and_dead_letter_detail.sql"),
+    ),
 ];
 
 /// The advisory lock migrations run under ("rbtx" in ASCII): one per database.
 pub(super) const MIGRATION_LOCK: i64 = 0x7262_7478;
-
-pub(super) const EVENT_COLUMNS: &str =
-    "e.id, e.tenant, e.entity, e.key, e.event, e.payload, e.received_at, e.attempts";
 
 /// Locks the keys of the events being enqueued, creating their rows if needed, in one sorted
 /// order so that two batches never wait for each other in a cycle.
@@ -110,14 +111,15 @@ pub(super) const SAME_LETTER: &str = "SELECT d.id, d.event_id FROM dead_letters 
      ORDER BY d.id LIMIT 1
      FOR UPDATE OF d";
 
-/// A repeat: the letter now holds the latest event ($2) and its reason, and counts one more failure.
+/// A repeat: the letter now holds the latest event ($2), its reason and detail, and counts one
+/// more failure.
 pub(super) const REPEAT_LETTER: &str = "UPDATE dead_letters SET event_id = $2, reason = $3,
-         field = $4, failures = failures + 1, last_failed_at = $5
+         field = $4, failures = failures + 1, last_failed_at = $5, detail = $6
      WHERE id = $1";
 
 pub(super) const NEW_LETTER: &str = "INSERT INTO dead_letters
-         (event_id, reason, reason_key, mapping, field, failed_at, last_failed_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $6)
+         (event_id, reason, reason_key, mapping, field, failed_at, last_failed_at, detail)
+     VALUES ($1, $2, $3, $4, $5, $6, $6, $7)
      RETURNING id";
 
 /// Drops the dead letters of one record and event name other than letter $5; their events end 'done'.
