@@ -290,6 +290,7 @@ async fn bursts() {
         lease_ms: 60_000,
         watch: false,
         console_token: None,
+        alerts: Default::default(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (up, is_up) = tokio::sync::oneshot::channel::<String>();

@@ -44,7 +44,8 @@ async fn main() {
     let tenant = ConsoleTenant {
         id: "default".into(),
         invoice_mode: InvoiceMode::Booked,
-        rackbeat: Rackbeat::new(RackbeatConfig::new("http://127.0.0.1:9", Secret::new("x"))).expect("client"),
+        rackbeat: Rackbeat::new(RackbeatConfig::new("http://127.0.0.1:9", Secret::new("x")))
+            .expect("client"),
         tripletex: Tripletex::new(TripletexConfig::new(
             "http://127.0.0.1:9",
             Secret::new("x"),
@@ -58,8 +59,17 @@ async fn main() {
     };
     let status = Arc::new(Status::default());
     status.pack_loaded("the shipped pack".into(), 10, 0);
-    let console = Arc::new(Console::new(store.clone(), vec![tenant], tokens, status, packs, false));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let console = Arc::new(Console::new(
+        store.clone(),
+        vec![tenant],
+        tokens,
+        status,
+        packs,
+        false,
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let origin = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, console.router()).await });
 
@@ -88,11 +98,17 @@ async fn main() {
     for (name, path) in [
         ("status", "/console/"),
         ("activity", "/console/activity"),
-        ("activity, one entity and outcome", "/console/activity?entity=customer&outcome=dead_lettered"),
+        (
+            "activity, one entity and outcome",
+            "/console/activity?entity=customer&outcome=dead_lettered",
+        ),
         ("activity, text search", "/console/activity?q=KEY-99999"),
         ("activity, an older page", "/console/activity?before=50000"),
         ("dead letters", "/console/dead-letters"),
-        ("dead letters, text search", "/console/dead-letters?q=KEY-0004"),
+        (
+            "dead letters, text search",
+            "/console/dead-letters?q=KEY-0004",
+        ),
         ("event", "/console/events/99999"),
     ] {
         common::record(Figure {
@@ -122,7 +138,8 @@ async fn fill(store: &SqliteStore) {
                 key: format!("KEY-{i:05}"),
                 event: format!("{}.updated", ENTITIES[i % ENTITIES.len()]),
                 outcome: if failed { "dead_lettered" } else { "completed" }.into(),
-                message: failed.then(|| "body.vatType.id: lookup `vat_code` has no entry for `7`".to_string()),
+                message: failed
+                    .then(|| "body.vatType.id: lookup `vat_code` has no entry for `7`".to_string()),
                 target_id: (!failed).then(|| json!(100_000 + i)),
                 took_ms: 12,
                 at: now - (EVENTS - i) as i64 * 1000,
@@ -130,7 +147,10 @@ async fn fill(store: &SqliteStore) {
         })
         .collect();
     for chunk in rows.chunks(5_000) {
-        store.record_activity(chunk.to_vec()).await.expect("activity");
+        store
+            .record_activity(chunk.to_vec())
+            .await
+            .expect("activity");
     }
     for i in 0..DEAD_LETTERS {
         let event = NewEvent {
@@ -144,7 +164,13 @@ async fn fill(store: &SqliteStore) {
         let detail = json!({"response": {"status": 422, "code": 18000, "message": "Validering feilet.",
             "validationMessages": [{"field": "name", "message": "Feltet må fylles ut."}]}});
         store
-            .put_dead_letter(event, "POST /product: 422/18000 Validering feilet. [name: Feltet må fylles ut.]", Some("rackbeat-to-tripletex/product.yaml"), Some("name"), Some(&detail))
+            .put_dead_letter(
+                event,
+                "POST /product: 422/18000 Validering feilet. [name: Feltet må fylles ut.]",
+                Some("rackbeat-to-tripletex/product.yaml"),
+                Some("name"),
+                Some(&detail),
+            )
             .await
             .expect("dead letter");
     }

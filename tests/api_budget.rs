@@ -42,6 +42,7 @@ async fn four_workers_share_one_session_and_one_load_of_each_lookup() {
         lease_ms: 60_000,
         watch: false,
         console_token: None,
+        alerts: Default::default(),
     };
     let from = sb.tripletex.requests().len();
     let server = support::start_run(config).await;

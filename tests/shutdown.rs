@@ -46,6 +46,7 @@ fn config(sb: &Sandboxes, store: &std::path::Path, subscribe: bool) -> RunConfig
         lease_ms: LEASE_MS,
         watch: false,
         console_token: None,
+        alerts: Default::default(),
     }
 }
 

@@ -252,6 +252,7 @@ async fn two_tenants_in_one_process_each_get_their_own_records_and_invoice_mode(
         lease_ms: 5_000,
         watch: false,
         console_token: None,
+        alerts: Default::default(),
     };
     let server = support::start_run(config).await;
 
@@ -348,6 +349,7 @@ async fn a_changed_pack_is_swapped_in_and_an_invalid_one_is_refused() {
         lease_ms: 5_000,
         watch: true,
         console_token: None,
+        alerts: Default::default(),
     };
     let server = support::start_run(config).await;
     let product = |number: &str| {

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use rbtx::runtime::accounts::Accounts;
+use rbtx::runtime::alerts::AlertSettings;
 use rbtx::runtime::run::{RunConfig, TenantSource};
 use rbtx::store::Location;
 
@@ -86,6 +87,7 @@ pub fn run(args: Args) -> Result<Outcome, Error> {
         console_token: rbtx::secret::Secret::from_env("RBTX_CONSOLE_TOKEN")
             .map_err(rbtx::runtime::accounts::AccountsError::EnvFile)?
             .filter(|t| !t.expose().is_empty()),
+        alerts: AlertSettings::from_env().map_err(rbtx::runtime::run::RunError::from)?,
     };
     super::runtime()?.block_on(rbtx::runtime::run::run(
         config,
@@ -109,22 +111,10 @@ async fn stop_requested() {
     tokio::signal::ctrl_c().await.ok();
 }
 
-/// `90m`, `6h`, `1d` or seconds, as seconds.
+/// `90m`, `6h`, `1d` or seconds, as whole seconds (at least one).
 fn every(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let (number, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration; write e.g. 90m, 6h or 1d"))?;
-    let scale = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("`{s}`: the unit is s, m, h or d")),
-    };
-    match n.saturating_mul(scale) {
-        0 => Err("the interval must be more than 0".into()),
+    match rbtx::dates::parse_interval(s)?.as_secs() {
+        0 => Err("the interval must be at least 1s".into()),
         secs => Ok(secs),
     }
 }

@@ -6,6 +6,7 @@
 //! is not retried here when it could create a second record: the caller looks the record up by
 //! its natural key first.
 
+pub mod alert_hook;
 mod api;
 pub mod rackbeat;
 pub mod tripletex;
@@ -19,11 +20,20 @@ use serde::Serialize;
 
 /// Requests sent in the last minute, counted in one-second slots (the console shows each
 /// tenant's budget in use). Lock-free, shared by a client's clones.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Meter {
     slots: [std::sync::atomic::AtomicU64; 60],
     /// The second each slot counts; a slot from an older second is stale.
     seconds: [std::sync::atomic::AtomicI64; 60],
+}
+
+impl Default for Meter {
+    fn default() -> Self {
+        Meter {
+            slots: std::array::from_fn(|_| std::sync::atomic::AtomicU64::new(0)),
+            seconds: std::array::from_fn(|_| std::sync::atomic::AtomicI64::new(i64::MIN / 2)),
+        }
+    }
 }
 
 impl Meter {
@@ -156,6 +166,18 @@ impl ApiError {
             ApiError::Status { status, .. } => *status >= 500,
             _ => false,
         }
+    }
+
+    /// The API refused the credentials (401: a token or session it does not accept) or what they
+    /// may do (403). Tripletex's session is renewed once on a 401 before this is returned.
+    pub fn refuses_credentials(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Status {
+                status: 401 | 403,
+                ..
+            }
+        )
     }
 
     /// A 409 revision conflict (Tripletex code 8000): refetch, reapply, write again.

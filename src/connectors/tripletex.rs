@@ -44,6 +44,17 @@ pub fn fix_for(e: &ApiError) -> Option<&'static str> {
     }
 }
 
+/// Where a session is created from the consumer and employee tokens.
+const SESSION_PATH: &str = "/token/session/:create";
+
+/// Tripletex refused the tokens themselves: creating a session failed with a client error (it
+/// answers an unknown or revoked token with 422/18000 on the token's field, not 401), so
+/// nothing can be sent until they are replaced.
+pub fn session_refused(e: &ApiError) -> bool {
+    matches!(e, ApiError::Status { path, status, .. }
+        if path == SESSION_PATH && (400..500).contains(status) && *status != 429)
+}
+
 /// How to reach one Tripletex company.
 #[derive(Debug, Clone)]
 pub struct TripletexConfig {
@@ -135,7 +146,10 @@ impl Tripletex {
     /// Requests sent in the last minute, and what the last answer said remains of the budget.
     pub fn budget_in_use(&self) -> (u64, Option<u64>) {
         let remaining = self.budget.lock().ok().and_then(|b| b.remaining);
-        (self.meter.last_minute(crate::dates::now_millis()), remaining)
+        (
+            self.meter.last_minute(crate::dates::now_millis()),
+            remaining,
+        )
     }
 
     /// The base URL requests go to.
@@ -324,7 +338,7 @@ impl Tripletex {
 
     async fn try_create_session(&self, today: i64) -> Result<Session, ApiError> {
         let expires = today + self.config.session_days.max(1);
-        let path = "/token/session/:create";
+        let path = SESSION_PATH;
         let body = json!({
             "consumerToken": self.config.consumer_token.expose(),
             "employeeToken": self.config.employee_token.expose(),

@@ -136,7 +136,9 @@ impl Sessions {
     pub fn caller(&self, tokens: &Tokens, headers: &HeaderMap, now_ms: i64) -> Option<Caller> {
         let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
         if let Some(token) = header("authorization").and_then(|v| v.strip_prefix("Bearer ")) {
-            return tokens.scope_of(token.trim()).map(|scope| Caller { scope, csrf: None });
+            return tokens
+                .scope_of(token.trim())
+                .map(|scope| Caller { scope, csrf: None });
         }
         let id = session_id(headers)?;
         self.touch(&id, now_ms)
@@ -196,7 +198,10 @@ mod tests {
     fn each_token_opens_its_scope_and_nothing_else() {
         let t = tokens();
         assert_eq!(t.scope_of("global-token"), Some(Scope::All));
-        assert_eq!(t.scope_of("fjord-token"), Some(Scope::Tenant("fjord".into())));
+        assert_eq!(
+            t.scope_of("fjord-token"),
+            Some(Scope::Tenant("fjord".into()))
+        );
         assert_eq!(t.scope_of("fjord-token "), None);
         assert_eq!(t.scope_of(""), None);
         assert!(Scope::Tenant("fjord".into()).sees("fjord"));
@@ -208,18 +213,34 @@ mod tests {
         let sessions = Sessions::default();
         let id = sessions.open(Scope::All, 0).expect("random");
         let mut headers = HeaderMap::new();
-        headers.insert("cookie", format!("other=1; {COOKIE}={id}").parse().expect("header"));
-        let caller = sessions.caller(&tokens(), &headers, 1000).expect("signed in");
+        headers.insert(
+            "cookie",
+            format!("other=1; {COOKIE}={id}").parse().expect("header"),
+        );
+        let caller = sessions
+            .caller(&tokens(), &headers, 1000)
+            .expect("signed in");
         let csrf = caller.csrf.clone().expect("a session has a CSRF token");
         assert!(caller.allows_post(Some(&csrf)));
         assert!(!caller.allows_post(None));
         assert!(!caller.allows_post(Some("forged")));
-        assert!(sessions.caller(&tokens(), &headers, IDLE_MS + 2000).is_none(), "idle too long");
+        assert!(
+            sessions
+                .caller(&tokens(), &headers, IDLE_MS + 2000)
+                .is_none(),
+            "idle too long"
+        );
         let mut bearer = HeaderMap::new();
-        bearer.insert("authorization", "Bearer fjord-token".parse().expect("header"));
+        bearer.insert(
+            "authorization",
+            "Bearer fjord-token".parse().expect("header"),
+        );
         let caller = sessions.caller(&tokens(), &bearer, 0).expect("bearer");
         assert_eq!(caller.scope, Scope::Tenant("fjord".into()));
-        assert!(caller.allows_post(None), "a bearer request carries no ambient credential");
+        assert!(
+            caller.allows_post(None),
+            "a bearer request carries no ambient credential"
+        );
     }
 
     #[test]

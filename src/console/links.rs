@@ -3,11 +3,17 @@
 
 use serde_json::{Value, json};
 
-use super::ConsoleTenant;
+use super::state::ConsoleTenant;
 use crate::plan::{LinkTemplates, Pack};
 
 /// `{"rackbeat": url?, "tripletex": url?}` for one record of `entity`.
-pub fn of(pack: &Pack, t: &ConsoleTenant, entity: &str, key: &str, target_id: Option<&Value>) -> Value {
+pub fn of(
+    pack: &Pack,
+    t: &ConsoleTenant,
+    entity: &str,
+    key: &str,
+    target_id: Option<&Value>,
+) -> Value {
     let id = target_id.and_then(|v| match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),

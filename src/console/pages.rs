@@ -10,7 +10,7 @@ use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::auth::{self, Caller};
-use super::{Console, ConsoleTenant, PageError, redirect};
+use super::state::{Console, ConsoleTenant, PageError, no_store, redirect};
 use crate::runtime::initial;
 use crate::spec::Direction;
 use crate::store::{ActivityFilter, DeadLetter, DeadLetterFilter, Store};
@@ -41,7 +41,10 @@ pub(super) fn ctx(pairs: Value) -> Map<String, Value> {
     }
 }
 
-pub(super) fn signed_in<S: Store + 'static>(c: &Console<S>, headers: &HeaderMap) -> Result<Caller, PageError> {
+pub(super) fn signed_in<S: Store + 'static>(
+    c: &Console<S>,
+    headers: &HeaderMap,
+) -> Result<Caller, PageError> {
     c.caller(headers).ok_or_else(|| {
         // A script's wrong token is answered as such, not with the sign-in form.
         if headers.contains_key(header::AUTHORIZATION) {
@@ -70,13 +73,17 @@ pub async fn login_form<S: Store + 'static>(State(c): State<Arc<Console<S>>>) ->
     login_page(&c, StatusCode::OK, None)
 }
 
-fn login_page<S: Store + 'static>(c: &Console<S>, status: StatusCode, error: Option<&str>) -> Response {
+fn login_page<S: Store + 'static>(
+    c: &Console<S>,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Response {
     let html = c
         .templates
         .get_template("login.html")
-        .and_then(|t| t.render(json!({ "error": error })));
+        .and_then(|t| t.render(minijinja::value::Serde(json!({ "error": error }))));
     match html {
-        Ok(html) => super::no_store((status, Html(html)).into_response()),
+        Ok(html) => no_store((status, Html(html)).into_response()),
         Err(e) => PageError::Template(e.to_string()).into_response(),
     }
 }
@@ -213,6 +220,7 @@ pub async fn activity<S: Store + 'static>(
         text: param(&q, "q").map(str::to_string),
         before_id: param(&q, "before").and_then(|b| b.parse().ok()),
         limit: PAGE,
+        event_id: None,
     };
     let rows = c.store.list_activity(&filter).await?;
     let pack = c.packs.borrow().clone();
@@ -241,7 +249,11 @@ pub async fn activity<S: Store + 'static>(
     )
 }
 
-fn dead_letter_filter(t: &ConsoleTenant, entity: Option<&str>, text: Option<&str>) -> DeadLetterFilter {
+fn dead_letter_filter(
+    t: &ConsoleTenant,
+    entity: Option<&str>,
+    text: Option<&str>,
+) -> DeadLetterFilter {
     DeadLetterFilter {
         tenant: Some(t.id.clone()),
         entity: entity.map(str::to_string),
@@ -292,7 +304,11 @@ async fn letter<S: Store + 'static>(
         .get_dead_letter(id)
         .await?
         .filter(|d| caller.scope.sees(&d.event.tenant))
-        .ok_or_else(|| PageError::NotFound(format!("no dead letter {id}; it may have been retried or discarded")))
+        .ok_or_else(|| {
+            PageError::NotFound(format!(
+                "no dead letter {id}; it may have been retried or discarded"
+            ))
+        })
 }
 
 pub async fn dead_letter<S: Store + 'static>(
@@ -336,7 +352,11 @@ async fn current_record(
     let Some(path) = plan.source_path(&d.event.key).map_err(|e| e.to_string())? else {
         return Ok(None);
     };
-    let answer = t.rackbeat.get(&path, &[]).await.map_err(|e| e.to_string())?;
+    let answer = t
+        .rackbeat
+        .get(&path, &[])
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(answer.map(|a| plan.select(&a).cloned().unwrap_or(a)))
 }
 
@@ -438,9 +458,7 @@ pub async fn event<S: Store + 'static>(
         .await?;
     let rows: Vec<_> = rows.into_iter().filter(|a| a.at >= since).collect();
     // Retried is not an outcome yet: the event is back in the queue.
-    let done = rows
-        .first()
-        .is_some_and(|a| a.outcome != "retried");
+    let done = rows.first().is_some_and(|a| a.outcome != "retried");
     let pack = c.packs.borrow().clone();
     let links = rows
         .first()

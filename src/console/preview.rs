@@ -12,7 +12,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::pages::{Fields, Params, ctx, field, param, posted, signed_in};
-use super::{Console, ConsoleTenant, PageError};
+use super::state::{Console, ConsoleTenant, PageError};
 use crate::engine::{Body, PlaceholderResolver, Request};
 use crate::plan::Plan;
 use crate::runtime::sync::{Failure, Synced, Syncer};
@@ -60,7 +60,9 @@ pub async fn run<S: Store + 'static>(
         .view(&pack)
         .realtime()
         .find(|p| p.file.display().to_string() == chosen)
-        .ok_or_else(|| PageError::BadRequest(format!("`{chosen}` is not a mapping this tenant runs")))?;
+        .ok_or_else(|| {
+            PageError::BadRequest(format!("`{chosen}` is not a mapping this tenant runs"))
+        })?;
     let record = field(&fields, "record");
     let key = field(&fields, "key");
     let outcome = match (record, key) {
@@ -90,8 +92,13 @@ pub async fn run<S: Store + 'static>(
 
 /// A pasted record, rendered with placeholders for what would be looked up.
 fn pasted(plan: &Plan, text: &str) -> Result<Value, String> {
-    let raw: Value = serde_json::from_str(text)
-        .map_err(|e| format!("the record is not JSON: {e} (line {}, column {})", e.line(), e.column()))?;
+    let raw: Value = serde_json::from_str(text).map_err(|e| {
+        format!(
+            "the record is not JSON: {e} (line {}, column {})",
+            e.line(),
+            e.column()
+        )
+    })?;
     let source = plan.select(&raw).cloned().unwrap_or(raw);
     let resolver = Arc::new(PlaceholderResolver::default());
     let mut out = crate::preview::render(plan, &source, None, resolver)
@@ -131,12 +138,19 @@ async fn dry_run<S: Store + 'static>(
             "said": if created { "would create the record" } else { "would update the record with the fields that differ" },
         }),
         Ok(Synced::Unchanged) => said("nothing would be sent: the body is the one last sent"),
-        Ok(Synced::Kept) => said("nothing would be sent: the record exists and this mapping has no update"),
+        Ok(Synced::Kept) => {
+            said("nothing would be sent: the record exists and this mapping has no update")
+        }
         Ok(Synced::Skipped { reason }) => said(&format!("skipped: {reason}")),
-        Ok(Synced::Gone) => said("the record is not in Rackbeat"),
+        Ok(Synced::Gone) => said(&format!("Rackbeat has no {} `{key}`", plan.entity)),
         Ok(Synced::Ignored) => said("no mapping handles it"),
         Ok(Synced::Written { .. }) => said("written"),
-        Err(Failure::Retry { reason }) => return Err(format!("could not read what is needed: {reason}")),
+        Err(Failure::Retry { reason }) => {
+            return Err(format!("could not read what is needed: {reason}"));
+        }
+        Err(Failure::Refused { api, reason, .. }) => {
+            return Err(format!("{api} refused the credentials: {reason}"));
+        }
         Err(Failure::Permanent { reason, field, .. }) => {
             return Err(match field {
                 Some(f) => format!("{f}: {reason}"),
@@ -168,17 +182,29 @@ fn check_value(r: &Value) -> Value {
         .as_object()
         .map(|m| {
             m.iter()
-                .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default();
-    let q: Vec<(&str, &str)> = query.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let q: Vec<(&str, &str)> = query
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let body = r.get("body").filter(|b| !b.is_null());
     // A placeholder stands for an id or value looked up when the record is synced; the spec
     // would only say it is not one yet.
     let violations: Vec<_> = crate::tripletex_spec::check(method, path, &q, body)
         .into_iter()
-        .filter(|v| !body.and_then(|b| at(b, &v.field)).is_some_and(is_placeholder))
+        .filter(|v| {
+            !body
+                .and_then(|b| at(b, &v.field))
+                .is_some_and(is_placeholder)
+        })
         .collect();
     json!({
         "method": method,
@@ -190,7 +216,8 @@ fn check_value(r: &Value) -> Value {
 }
 
 fn is_placeholder(v: &Value) -> bool {
-    v.as_str().is_some_and(|s| s.starts_with('<') && s.ends_with('>'))
+    v.as_str()
+        .is_some_and(|s| s.starts_with('<') && s.ends_with('>'))
 }
 
 /// The value at a spec field path (`orders[0].orderLines[2].vatType.id`).
@@ -216,7 +243,8 @@ mod tests {
 
     #[test]
     fn spec_paths_are_followed_into_lists() {
-        let body = json!({"orders": [{"orderLines": [{}, {}, {"vatType": {"id": "<vat_type[3]>"}}]}]});
+        let body =
+            json!({"orders": [{"orderLines": [{}, {}, {"vatType": {"id": "<vat_type[3]>"}}]}]});
         let v = super::at(&body, "orders[0].orderLines[2].vatType.id").expect("found");
         assert!(super::is_placeholder(v));
         assert!(super::at(&body, "orders[1]").is_none());

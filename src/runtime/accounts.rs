@@ -16,13 +16,21 @@
 //!       token: { env: FJORDBYGG_RACKBEAT_TOKEN }
 //!       account_id: "40213"
 //!     console_token: { env: FJORDBYGG_CONSOLE_TOKEN }   # optional: the console for this tenant alone
+//!     alerts:                         # optional; overrides RBTX_ALERT_* field by field
+//!       email_to: [ops@fjordbygg.no]  # on the SMTP server of RBTX_ALERT_SMTP_URL
+//!       webhook_url: { env: FJORDBYGG_SLACK_WEBHOOK }
 //! ```
+//!
+//! An `alerts:` block sends this tenant's alerts (dead letters, refused credentials, a queue
+//! behind) to its own recipients: `smtp_url` and `webhook_url` are secrets like the tokens,
+//! `email_from` and `email_to` plain addresses; what it leaves out comes from the environment.
 
 use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::alerts::AlertSettings;
 use super::tenant::{InvoiceMode, Tenant};
 use crate::connectors::ConfigError;
 use crate::connectors::rackbeat::{Rackbeat, RackbeatConfig};
@@ -61,6 +69,28 @@ pub struct TenantEntry {
     /// `RBTX_CONSOLE_TOKEN`, opens every tenant's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console_token: Option<SecretRef>,
+    /// Where this tenant's alerts go, over the `RBTX_ALERT_*` settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<AlertsBlock>,
+}
+
+/// A tenant's alert channels; each field left out is taken from the environment's.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsBlock {
+    /// The SMTP server: `smtp://host:25`, `smtp://user:password@host:587?tls=required` or
+    /// `smtps://user:password@host` (a secret: it may hold a password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_url: Option<SecretRef>,
+    /// The sender of alert e-mails (default `rbtx@localhost`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_from: Option<String>,
+    /// The recipients of alert e-mails.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub email_to: Vec<String>,
+    /// A URL alerts are posted to as JSON, e.g. a Slack or Teams incoming webhook (a secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<SecretRef>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -199,6 +229,8 @@ pub struct Accounts {
     pub webhook_tokens: Vec<Secret>,
     /// Opens the console for this tenant alone.
     pub console_token: Option<Secret>,
+    /// This tenant's own alert settings (from the tenants file), over the environment's.
+    pub alerts: AlertSettings,
 }
 
 /// The variables of the single tenant read from the environment (each also as `*_FILE`).
@@ -258,6 +290,7 @@ impl Accounts {
             webhook_tokens: tokens,
             // The environment's one tenant is opened with the global console token.
             console_token: None,
+            alerts: AlertSettings::default(),
         })
     }
 
@@ -288,6 +321,7 @@ impl Accounts {
             account_id: None,
             webhook_tokens: Vec::new(),
             console_token: None,
+            alerts: AlertSettings::default(),
         }
     }
 
@@ -396,6 +430,21 @@ pub fn load_tenants(path: &Path) -> Result<Vec<Accounts>, Vec<Diagnostic>> {
             .console_token
             .as_ref()
             .and_then(|r| read(r, "/console_token"));
+        let block = t.alerts.clone().unwrap_or_default();
+        let alerts = AlertSettings {
+            smtp_url: block
+                .smtp_url
+                .as_ref()
+                .and_then(|r| read(r, "/alerts/smtp_url")),
+            webhook_url: block
+                .webhook_url
+                .as_ref()
+                .and_then(|r| read(r, "/alerts/webhook_url")),
+            email_from: block.email_from,
+            email_to: block.email_to,
+            interval: None,
+            queue_age: None,
+        };
         if let (Some(consumer_token), Some(employee_token), Some(rackbeat_token)) =
             (consumer, employee, token)
         {
@@ -414,6 +463,7 @@ pub fn load_tenants(path: &Path) -> Result<Vec<Accounts>, Vec<Diagnostic>> {
                     .map(|s| split_tokens(&s))
                     .unwrap_or_default(),
                 console_token,
+                alerts,
             });
         }
     }

@@ -1,8 +1,9 @@
 //! `rbtx demo`: the whole product on one machine with no accounts. Two simulated company pairs
 //! (one invoicing in mode 1, one in mode 2) on an embedded SQLite store: the initial sync from
 //! Tripletex, then changes made in Rackbeat arriving in Tripletex in real time, an invalid record
-//! dead-lettered, fixed and replayed. Everything goes through the same code as `rbtx run` and
-//! `rbtx sync initial`; the demo only makes the changes and watches the sandboxes.
+//! dead-lettered (its alert e-mail caught by a local SMTP server), fixed and replayed. Everything
+//! goes through the same code as `rbtx run` and `rbtx sync initial`; the demo only makes the
+//! changes and watches the sandboxes.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::accounts::{Accounts, AccountsError};
+use super::alerts::AlertSettings;
 use super::initial::{self, InitialError};
 use super::reconcile;
 use super::run::{InvalidPack, RunConfig, RunError, TenantSource, run};
@@ -21,8 +23,12 @@ use crate::plan::load_pack;
 use crate::sandbox::rackbeat::Resource;
 use crate::sandbox::tripletex::Kind;
 use crate::sandbox::{self, SandboxConfig, Sandboxes};
+use crate::secret::Secret;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Location, Store, StoreError};
+
+/// Who the demo's alert e-mails are to.
+const ALERTS_TO: &str = "ops@example.com";
 
 /// How long one change may take to arrive before the demo gives up.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -132,6 +138,15 @@ pub async fn demo(pack_path: &Path, dir: &Path) -> Result<Outcome, DemoError> {
     let nord = start(sandbox::RACKBEAT_ACCOUNT_ID + 1)
         .await
         .map_err(DemoError::Sandboxes)?;
+    // Alert e-mails go to a local SMTP server that keeps them; a short window, so the dead
+    // letter's digest comes within the step.
+    let mail = sandbox::mail::start().await.map_err(DemoError::Sandboxes)?;
+    let alerts = AlertSettings {
+        smtp_url: Some(Secret::new(mail.url())),
+        email_to: vec![ALERTS_TO.into()],
+        interval: Some(Duration::from_secs(1)),
+        ..AlertSettings::default()
+    };
     let mut a = Accounts::sandbox(&fjord, InvoiceMode::Booked);
     a.id = "fjord".into();
     let mut b = Accounts::sandbox(&nord, InvoiceMode::AsOrder);
@@ -147,6 +162,10 @@ pub async fn demo(pack_path: &Path, dir: &Path) -> Result<Outcome, DemoError> {
         nord.tripletex.base_url, nord.rackbeat.base_url
     );
     println!("  store: {}", store_path.display());
+    println!(
+        "  alert e-mails: {} (an SMTP server on this machine)",
+        mail.url()
+    );
 
     let store = Arc::new(
         SqliteStore::open(&store_path).map_err(|source| DemoError::Store {
@@ -195,6 +214,7 @@ pub async fn demo(pack_path: &Path, dir: &Path) -> Result<Outcome, DemoError> {
         lease_ms: 30_000,
         watch: false,
         console_token: None,
+        alerts,
     };
     let server = tokio::spawn(run(
         config,
@@ -400,6 +420,18 @@ pub async fn demo(pack_path: &Path, dir: &Path) -> Result<Outcome, DemoError> {
             println!("      reason:  {}", d.reason);
             println!("      field:   {}", d.field.as_deref().unwrap_or("-"));
             println!("      mapping: {}", d.mapping.as_deref().unwrap_or("-"));
+            let mails = mail.wait_for(1, PATIENCE).await;
+            match mails.first() {
+                Some(m) => println!(
+                    "  ✓ alert e-mail to {}: \"{}\"",
+                    m.to.join(", "),
+                    m.subject().unwrap_or_default()
+                ),
+                None => {
+                    println!("  ✗ no alert e-mail within {} s", PATIENCE.as_secs());
+                    outcome.failures.push("alert e-mail".into());
+                }
+            }
             println!(
                 "  Fixing the data in Rackbeat (product group 1001, 25 %), then `rbtx dlq replay {}`:",
                 d.id

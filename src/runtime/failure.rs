@@ -1,12 +1,14 @@
-//! Why applying a record failed: retried later, or dead-lettered until the data or the mapping is
-//! fixed. A refusal from an API carries what was sent and answered (`detail`), so the dead letter
-//! shows the request and the API's own words beside the reason.
+//! Why applying a record failed, by class: what the caller does next (retry, dead-letter, tell
+//! someone the credentials were refused) follows from the class, never from the message. A refusal
+//! from an API carries what was sent and answered (`detail`), so the dead letter shows the request
+//! and the API's own words beside the reason.
 
 use serde_json::{Value, json};
 
 use crate::connectors::ApiError;
 use crate::engine::RecordError;
 use crate::plan::Plan;
+use crate::spec::Connection;
 use crate::store::StoreError;
 
 /// Why applying a record failed.
@@ -24,6 +26,15 @@ pub enum Failure {
         /// "validationMessages": [{"field", "message"}], "requestId"}}`. Boxed: most failures
         /// have none, and a `Result` of this stays small.
         detail: Option<Box<Value>>,
+    },
+    /// An API refused the tenant's credentials (a 401, or Tripletex refusing to make a session of
+    /// the tokens) or what they may do (403): nothing of the tenant gets through until the tokens
+    /// are fixed; then a replay.
+    Refused {
+        /// `Tripletex` or `Rackbeat`.
+        api: &'static str,
+        reason: String,
+        mapping: Option<String>,
     },
 }
 
@@ -45,9 +56,22 @@ impl Failure {
         }
     }
 
-    /// A failure of a request to an API: retried by its class, else permanent with the API's
-    /// answer as its detail.
+    /// A failure of a request to `plan`'s target API: by its class, a refusal of the
+    /// credentials, retried, else permanent with the API's answer as its detail.
     pub(super) fn api(plan: &Plan, e: &ApiError) -> Self {
+        Failure::api_of(plan, plan.direction.target(), e)
+    }
+
+    /// The same for a request to the API `api`.
+    pub(super) fn api_of(plan: &Plan, api: Connection, e: &ApiError) -> Self {
+        let session = crate::connectors::tripletex::session_refused(e);
+        if session || e.refuses_credentials() {
+            return Failure::Refused {
+                api: if session { "Tripletex" } else { api.name() },
+                reason: e.to_string(),
+                mapping: Some(plan.file.display().to_string()),
+            };
+        }
         if e.is_retryable() || e.is_ambiguous() {
             return Failure::Retry {
                 reason: e.to_string(),
@@ -106,6 +130,15 @@ impl Failure {
     pub(super) fn store(e: StoreError) -> Self {
         Failure::Retry {
             reason: format!("store: {e}"),
+        }
+    }
+
+    /// Why, whatever the class.
+    pub fn reason(&self) -> &str {
+        match self {
+            Failure::Retry { reason }
+            | Failure::Permanent { reason, .. }
+            | Failure::Refused { reason, .. } => reason,
         }
     }
 }

@@ -270,10 +270,7 @@ pub fn progress(checkpoint: Option<&str>) -> Option<String> {
     match Position::parse(checkpoint) {
         Position::Start => None,
         Position::Done => Some("done".into()),
-        Position::At { list, from } => Some(format!(
-            "{from} records read (list {})",
-            list + 1
-        )),
+        Position::At { list, from } => Some(format!("{from} records read (list {})", list + 1)),
     }
 }
 
@@ -544,6 +541,9 @@ async fn sync_entity<S: Store>(
                                 field,
                                 detail,
                             } => (reason, mapping, field, detail),
+                            Failure::Refused {
+                                reason, mapping, ..
+                            } => (reason, mapping, None, None),
                         };
                         tracing::warn!(tenant, entity, key = %key, error = %reason, "The record could not be written to Rackbeat.");
                         let dead_letter = if dry_run {

@@ -38,7 +38,7 @@ impl LookupCache {
         pack: &Arc<Pack>,
         tenant: &Tenant,
         plan: &Plan,
-    ) -> Result<Tables, ApiError> {
+    ) -> Result<Tables, (Connection, ApiError)> {
         let mut out = HashMap::new();
         if plan.api_lookups.is_empty() {
             return Ok(Arc::new(out));
@@ -68,7 +68,11 @@ impl LookupCache {
             let table = match cache.get(&id) {
                 Some(t) => t.clone(),
                 None => {
-                    let t = Arc::new(load_lookup(tenant, l).await?);
+                    let t = Arc::new(
+                        load_lookup(tenant, l)
+                            .await
+                            .map_err(|e| (l.connection, e))?,
+                    );
                     tracing::info!(tenant = %tenant.id, table = %l.name, entries = t.len(), "Loaded an API lookup table.");
                     cache.insert(id, t.clone());
                     t

@@ -1,6 +1,7 @@
 //! The long-running process: webhook intake and the workers that apply queued events.
 
 pub mod accounts;
+pub mod alerts;
 pub mod batch;
 pub mod catchup;
 pub mod demo;
@@ -12,6 +13,7 @@ pub mod lookups;
 pub mod metrics;
 pub mod reconcile;
 pub mod run;
+mod schedule;
 pub mod status;
 mod steps;
 pub mod sync;

@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 
 use super::accounts::{self, Accounts, AccountsError};
+use super::alerts::{AlertConfig, AlertConfigError, AlertSettings, Alerts};
 use super::intake::{Intake, IntakeTenant};
 use super::lookups::LookupCache;
 use super::tenant::{InvoiceMode, Tenant, trigger_events};
@@ -74,6 +75,9 @@ pub struct RunConfig {
     /// Opens the console for every tenant (`RBTX_CONSOLE_TOKEN`); tenants may have their own. With
     /// neither, the console is off. `--sandbox` makes one up when none is given.
     pub console_token: Option<Secret>,
+    /// Where every tenant's alerts go (the `RBTX_ALERT_*` variables); a tenant's own settings
+    /// (`Accounts::alerts`) override them field by field.
+    pub alerts: AlertSettings,
 }
 
 /// Why `rbtx run` (or `rbtx webhooks install`) could not start or keep running.
@@ -124,6 +128,8 @@ pub enum RunError {
     Api(Box<ApiError>),
     #[error("a worker stopped unexpectedly")]
     WorkerStopped,
+    #[error(transparent)]
+    Alerts(#[from] AlertConfigError),
 }
 
 /// A mapping pack with problems, which nothing runs.
@@ -222,6 +228,12 @@ async fn serve<S: Store + 'static>(
         .map(Accounts::rackbeat)
         .collect::<Result<Vec<_>, _>>()?;
     let intake_tenants = intake_tenants(&served, &clients, store.as_ref(), &pack, &url).await?;
+    let alert_configs = alert_configs(&config.alerts, tenants)?;
+    let queue_ages: Vec<(String, Duration)> = alert_configs
+        .iter()
+        .map(|(t, c)| (t.clone(), c.queue_age))
+        .collect();
+    let alerts = Alerts::start(alert_configs, Some(console_url(&url)));
 
     let metrics = Arc::new(super::metrics::Metrics::default());
     let queued = wakers(tenants, store.as_ref());
@@ -236,10 +248,19 @@ async fn serve<S: Store + 'static>(
         .iter()
         .map(Accounts::tripletex)
         .collect::<Result<Vec<_>, _>>()?;
-    let workers = make_workers(&config, tenants, &clients, &tripletex, &store, &pack, &metrics, &queued);
+    let mut workers = make_workers(
+        &config, tenants, &clients, &tripletex, &store, &pack, &metrics, &queued,
+    );
+    for (worker, _) in &mut workers {
+        worker.alerts = alerts.clone();
+    }
     let status = Arc::new(super::status::Status::default());
     let describe = crate::files::describe(&config.pack);
-    status.pack_loaded(describe.to_string(), pack.plans.len(), crate::dates::now_millis());
+    status.pack_loaded(
+        describe.to_string(),
+        pack.plans.len(),
+        crate::dates::now_millis(),
+    );
     let console_token = match (&config.console_token, &config.tenants) {
         (None, TenantSource::Sandbox { .. }) => Some(Secret::new(
             crate::console::auth::random_token().map_err(|e| RunError::Console(e.to_string()))?,
@@ -247,7 +268,7 @@ async fn serve<S: Store + 'static>(
         (token, _) => token.clone(),
     };
     let mut router = intake.clone().router();
-    let console_url = format!("{}/console/", origin(&url));
+    let console_url = format!("{}/console/", console_url(&url));
     let tokens = crate::console::auth::Tokens {
         global: console_token.clone(),
         tenants: tenants
@@ -276,20 +297,43 @@ async fn serve<S: Store + 'static>(
         );
         router = router.merge(Arc::new(console).router());
         if let (TenantSource::Sandbox { .. }, Some(token)) = (&config.tenants, &console_token) {
-            super::announce(&format!("console: {console_url} (token: {})", token.expose()));
+            super::announce(&format!(
+                "console: {console_url} (token: {})",
+                token.expose()
+            ));
         }
         tracing::info!(url = %console_url, "The console is on.");
     } else {
-        tracing::info!("The console is off: set RBTX_CONSOLE_TOKEN (or RBTX_CONSOLE_TOKEN_FILE), or a tenant's console_token, to serve it at /console/.");
+        tracing::info!(
+            "The console is off: set RBTX_CONSOLE_TOKEN (or RBTX_CONSOLE_TOKEN_FILE), or a tenant's console_token, to serve it at /console/."
+        );
     }
 
     ready(&url);
     tracing::info!(url, store = %config.store, tenants = tenants.len(), pack = %describe, "rbtx is running.");
     let server = axum::serve(listener, router);
-    let catch_up = catch_up(tenants, &clients, &store, &pack_rx, &status, config.catch_up_seconds);
-    let reconciling =
-        reconcile_on_schedule(tenants, &store, &pack_rx, config.reconcile_every_seconds);
-    let pruning = prune_activity(&store);
+    let catch_up = super::schedule::catch_up(
+        tenants,
+        &clients,
+        &store,
+        &pack_rx,
+        &status,
+        config.catch_up_seconds,
+    );
+    let reconciling = super::schedule::reconcile_on_schedule(
+        tenants,
+        &store,
+        &pack_rx,
+        config.reconcile_every_seconds,
+    );
+    let pruning = super::schedule::prune_activity(&store);
+    let stale = super::schedule::watch_queue_age(alerts.clone(), queue_ages, |tenant| {
+        let (store, tenant) = (store.clone(), tenant.to_string());
+        async move {
+            let q = store.queue_summary(Some(&tenant)).await?;
+            Ok((q.depth, q.oldest_received_at))
+        }
+    });
     // Workers run as tasks of their own, so that stopping can wait for the events in hand.
     let stop = Arc::new(AtomicBool::new(false));
     let mut running = tokio::task::JoinSet::new();
@@ -307,11 +351,48 @@ async fn serve<S: Store + 'static>(
         _ = catch_up => Ok(()),
         _ = reconciling => Ok(()),
         _ = pruning => Ok(()),
+        _ = stale => Ok(()),
         _ = reload => Ok(()),
         _ = shutdown => Ok(()),
     };
     stop_workers(running, &stop, &queued).await;
     outcome
+}
+
+/// Each tenant's alert config, the environment's `global` settings under its own; tenants with
+/// no channel are left out. Logged, hosts and recipients only.
+fn alert_configs(
+    global: &AlertSettings,
+    tenants: &[Accounts],
+) -> Result<std::collections::HashMap<String, AlertConfig>, AlertConfigError> {
+    let mut configs = std::collections::HashMap::new();
+    for t in tenants {
+        match t.alerts.over(global).resolve(&t.id)? {
+            Some(c) => {
+                tracing::info!(tenant = %t.id, channels = %c.describe(), interval_seconds = c.interval.as_secs_f64(), "Alerts are on.");
+                configs.insert(t.id.clone(), c);
+            }
+            None => {
+                tracing::info!(tenant = %t.id, "Alerts are off (see RBTX_ALERT_SMTP_URL, RBTX_ALERT_WEBHOOK_URL).")
+            }
+        }
+    }
+    Ok(configs)
+}
+
+/// The console's base URL: where the intake is reached, without its webhook path.
+fn console_url(webhook_url: &str) -> String {
+    match webhook_url.strip_suffix("/webhooks/rackbeat") {
+        Some(base) => base.to_string(),
+        None => {
+            // Another path: the console is at the root of the same origin.
+            let scheme_end = webhook_url.find("://").map_or(0, |i| i + 3);
+            let end = webhook_url[scheme_end..]
+                .find('/')
+                .map_or(webhook_url.len(), |i| scheme_end + i);
+            webhook_url[..end].to_string()
+        }
+    }
 }
 
 /// Whose accounts to serve, read from where `source` says.
@@ -467,114 +548,6 @@ fn make_workers<S: Store>(
     workers
 }
 
-/// Polls each tenant's Rackbeat lists every `every_seconds` (and at once) for changes no
-/// webhook announced, under the pack `packs` holds at each poll. Runs until the process stops.
-async fn catch_up<S: Store + 'static>(
-    tenants: &[Accounts],
-    clients: &[Rackbeat],
-    store: &Arc<S>,
-    packs: &tokio::sync::watch::Receiver<Arc<Pack>>,
-    status: &Arc<super::status::Status>,
-    every_seconds: u64,
-) {
-    let mut polls = tokio::task::JoinSet::new();
-    for (t, rb) in tenants.iter().zip(clients) {
-        let (rb, store, mut packs, status) = (rb.clone(), store.clone(), packs.clone(), status.clone());
-        let (id, mode, every) = (t.id.clone(), t.invoice_mode, every_seconds.max(1));
-        polls.spawn(async move {
-            loop {
-                let pack = packs.borrow_and_update().clone();
-                let now = crate::dates::now_millis();
-                let polled = super::catchup::poll(store.as_ref(), &rb, &pack, &id, mode, now).await;
-                let (queued, error) = match &polled {
-                    Ok(n) => (*n, None),
-                    Err(e) => (0, Some(e.to_string())),
-                };
-                status.caught_up(&id, super::status::CatchUp { at: now, queued, error });
-                if let Err(e) = polled {
-                    tracing::warn!(tenant = %id, error = %e, "Catch-up failed; it runs again at the next interval.");
-                }
-                tokio::time::sleep(Duration::from_secs(every)).await;
-            }
-        });
-    }
-    polls.join_all().await;
-}
-
-/// How long the activity log keeps what the workers handled.
-const ACTIVITY_KEPT_MS: i64 = 30 * 24 * 60 * 60 * 1000;
-
-/// Drops activity older than [`ACTIVITY_KEPT_MS`] at start and then daily. Never returns.
-async fn prune_activity<S: Store>(store: &Arc<S>) {
-    const DAY: Duration = Duration::from_secs(24 * 60 * 60);
-    loop {
-        let before = crate::dates::now_millis() - ACTIVITY_KEPT_MS;
-        match store.prune_activity(before).await {
-            Ok(0) => {}
-            Ok(rows) => {
-                tracing::info!(rows, "Dropped activity older than 30 days from the log.")
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "Could not prune the activity log; it is tried again tomorrow.")
-            }
-        }
-        tokio::time::sleep(DAY).await;
-    }
-}
-
-/// Reconciles each tenant every `every_seconds` (from that long after start), repairing nothing,
-/// and warns of what differs. Without a schedule it never returns.
-async fn reconcile_on_schedule<S: Store + 'static>(
-    tenants: &[Accounts],
-    store: &Arc<S>,
-    packs: &tokio::sync::watch::Receiver<Arc<Pack>>,
-    every_seconds: Option<u64>,
-) {
-    let Some(every) = every_seconds else {
-        return std::future::pending().await;
-    };
-    let mut runs = tokio::task::JoinSet::new();
-    for t in tenants {
-        let (t, store, packs) = (t.clone(), store.clone(), packs.clone());
-        runs.spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(every.max(1))).await;
-                let pack = packs.borrow().clone();
-                let today = crate::dates::today_in_denmark();
-                let options = super::reconcile::Options {
-                    entities: Vec::new(),
-                    since: format!("{:04}-01-01", crate::dates::civil_from_days(today).0),
-                    until: crate::dates::format(today + 1),
-                    fix: false,
-                    progress: false,
-                };
-                let tenant = match t.tenant() {
-                    Ok(tenant) => tenant,
-                    Err(e) => {
-                        tracing::warn!(tenant = %t.id, error = %e, "Could not reconcile.");
-                        continue;
-                    }
-                };
-                match super::reconcile::run_on(store.clone(), pack, tenant, &options).await {
-                    Ok(r) if r.differences() == 0 => {
-                        tracing::info!(tenant = %t.id, "Reconciled: Rackbeat and Tripletex agree.")
-                    }
-                    Ok(r) => tracing::warn!(
-                        tenant = %t.id,
-                        differences = r.differences(),
-                        report = %r.human(),
-                        "Reconciled: Rackbeat and Tripletex differ; `rbtx reconcile --fix` repairs what a sync repairs."
-                    ),
-                    Err(e) => {
-                        tracing::warn!(tenant = %t.id, error = %e, "Could not reconcile; it runs again at the next interval.")
-                    }
-                }
-            }
-        });
-    }
-    runs.join_all().await;
-}
-
 /// Hands a reloaded pack to the intake. A new trigger's subscription (`rbtx webhooks install`
 /// after adding a mapping) left its token in the store: its deliveries are accepted without a
 /// restart. (The workers and catch-up take the pack from the watch channel.)
@@ -601,15 +574,6 @@ fn swap_pack<S: Store + 'static>(
             }
         }
     });
-}
-
-/// `scheme://host:port` of a URL (the console is served beside the webhook intake).
-fn origin(url: &str) -> &str {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    match url[after_scheme..].find('/') {
-        Some(i) => &url[..after_scheme + i],
-        None => url,
-    }
 }
 
 /// Stops taking work; each worker finishes the event in hand and puts back the rest of its
@@ -694,7 +658,11 @@ async fn reload_on_signal(
                 "Reloaded the mapping pack; new events use it."
             );
             metrics.pack_reload("applied");
-            status.pack_loaded(crate::files::describe(path).to_string(), pack.plans.len(), now);
+            status.pack_loaded(
+                crate::files::describe(path).to_string(),
+                pack.plans.len(),
+                now,
+            );
             swap(Arc::new(pack));
         } else {
             metrics.pack_reload("refused");

@@ -17,7 +17,7 @@ use super::lookups::{MapResolver, bound_key};
 use super::sync::{Failure, Synced, Syncer};
 use crate::engine::RecordError;
 use crate::plan::Plan;
-use crate::spec::Direction;
+use crate::spec::{Connection, Direction};
 use crate::store::{Binding, Store};
 
 /// Render passes while `bound()` asks for bindings, as in the sync's own loop.
@@ -88,7 +88,7 @@ impl<S: Store> Syncer<S> {
             .rackbeat
             .get(&path, &[])
             .await
-            .map_err(|e| Failure::api(plan, &e))?;
+            .map_err(|e| Failure::api_of(plan, Connection::Rackbeat, &e))?;
         Ok(response.and_then(|r| plan.select_owned(r)))
     }
 

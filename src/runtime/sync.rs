@@ -239,7 +239,7 @@ impl<S: Store> Syncer<S> {
                 .lane
                 .read(&self.pack, &self.tenant, plan, key, &path)
                 .await
-                .map_err(|e| Failure::api(plan, &e))?
+                .map_err(|e| Failure::api_of(plan, Connection::Rackbeat, &e))?
             else {
                 tracing::info!(
                     tenant,
@@ -829,7 +829,7 @@ impl<S: Store> Syncer<S> {
         self.lookups
             .tables(&self.pack, &self.tenant, plan)
             .await
-            .map_err(|e| Failure::api(plan, &e))
+            .map_err(|(api, e)| Failure::api_of(plan, api, &e))
     }
 }
 

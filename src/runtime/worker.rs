@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
 
+use super::alerts::{Alert, Alerts};
 use super::batch::{Batch, Memory};
 use super::initial::INITIAL_SYNC_EVENT;
 use super::metrics::Metrics;
@@ -49,6 +50,8 @@ pub struct Worker<S: Store> {
     pub linger_ms: i64,
     /// What one batch learnt of Rackbeat for the next.
     memory: Arc<Memory>,
+    /// Told of each dead letter and refused credentials (off by default).
+    pub alerts: Alerts,
 }
 
 /// When a tenant's workers claim next.
@@ -157,6 +160,7 @@ impl<S: Store> Worker<S> {
             pace: Arc::default(),
             linger_ms,
             memory: Arc::default(),
+            alerts: Alerts::disabled(),
         }
     }
 
@@ -327,11 +331,9 @@ impl<S: Store> Worker<S> {
             Err(Failure::Retry { reason }) => {
                 let reason = format!("gave up after {} attempts: {reason}", event.attempts + 1);
                 tracing::error!(tenant, entity, key, error = %reason, "Applying the event kept failing; it is dead-lettered.");
-                let dead = self
-                    .store
-                    .dead_letter(event.id, &self.name, &reason, None, None, now_ms, None)
+                let handled = self
+                    .dead_letter(event, &reason, None, None, now_ms, None)
                     .await?;
-                let handled = dead.map(|_| Handled::DeadLettered);
                 (handled, Row::failed("dead_lettered", reason))
             }
             Err(Failure::Permanent {
@@ -341,19 +343,25 @@ impl<S: Store> Worker<S> {
                 detail,
             }) => {
                 tracing::error!(tenant, entity, key, error = %reason, mapping = mapping.as_deref(), field = field.as_deref(), "The event cannot be applied until the data or the mapping is fixed; it is dead-lettered.");
-                let dead = self
-                    .store
-                    .dead_letter(
-                        event.id,
-                        &self.name,
-                        &reason,
-                        mapping.as_deref(),
-                        field.as_deref(),
-                        now_ms,
-                        detail.as_deref(),
-                    )
+                let handled = self
+                    .dead_letter(event, &reason, mapping, field, now_ms, detail.as_deref())
                     .await?;
-                let handled = dead.map(|_| Handled::DeadLettered);
+                (handled, Row::failed("dead_lettered", reason))
+            }
+            Err(Failure::Refused {
+                api,
+                reason,
+                mapping,
+            }) => {
+                tracing::error!(tenant, entity, key, api, error = %reason, "The credentials were refused; the event is dead-lettered until they are fixed and it is replayed.");
+                self.alerts.notify(Alert::CredentialsRefused {
+                    tenant: tenant.into(),
+                    api,
+                    message: reason.clone(),
+                });
+                let handled = self
+                    .dead_letter(event, &reason, mapping, None, now_ms, None)
+                    .await?;
                 (handled, Row::failed("dead_lettered", reason))
             }
         };
@@ -381,6 +389,44 @@ impl<S: Store> Worker<S> {
             at: now_ms.saturating_add(since),
         };
         Ok((handled, Some(activity)))
+    }
+
+    /// Moves `event` to the dead letters and says so to the alerts; `None` when the lease was lost.
+    async fn dead_letter(
+        &self,
+        event: &Event,
+        reason: &str,
+        mapping: Option<String>,
+        field: Option<String>,
+        now_ms: i64,
+        detail: Option<&Value>,
+    ) -> Result<Option<Handled>, StoreError> {
+        let Some(id) = self
+            .store
+            .dead_letter(
+                event.id,
+                &self.name,
+                reason,
+                mapping.as_deref(),
+                field.as_deref(),
+                now_ms,
+                detail,
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        self.alerts.notify(Alert::DeadLettered {
+            tenant: self.tenant.id.clone(),
+            entity: event.entity.clone(),
+            key: event.key.clone(),
+            event: event.event.clone(),
+            reason: reason.into(),
+            mapping,
+            field,
+            dead_letter_id: id,
+        });
+        Ok(Some(Handled::DeadLettered))
     }
 
     /// Exponential delay with jitter. The jitter is derived from the event, not drawn, so retries

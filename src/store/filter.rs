@@ -106,6 +106,10 @@ pub(crate) fn activity(dialect: Dialect, filter: &ActivityFilter) -> Where {
     w.equals(dialect, "tenant", &filter.tenant);
     w.equals(dialect, "entity", &filter.entity);
     w.equals(dialect, "outcome", &filter.outcome);
+    if let Some(id) = filter.event_id {
+        let p = w.arg(dialect, Arg::Int(id));
+        w.conditions.push(format!("event_id = {p}"));
+    }
     w.contains(dialect, &["key", "event", "message"], &filter.text);
     if let Some(id) = filter.before_id {
         let p = w.arg(dialect, Arg::Int(id));

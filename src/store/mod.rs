@@ -162,6 +162,8 @@ pub struct ActivityFilter {
     pub tenant: Option<String>,
     pub entity: Option<String>,
     pub outcome: Option<String>,
+    /// One queued event's rows (its attempts).
+    pub event_id: Option<i64>,
     /// A case-insensitive substring of the key, the event name or the message.
     pub text: Option<String>,
     /// Paging: only rows with a smaller id (the last id of the page before).

@@ -59,7 +59,10 @@ pub fn today_in_denmark() -> i64 {
 /// A moment (unix milliseconds) as Danish local time, `2026-12-04 07:01:02`, for people.
 pub fn format_millis_in_denmark(ms: i64) -> String {
     match Timestamp::from_millisecond(ms) {
-        Ok(t) => t.to_zoned(DENMARK.clone()).strftime("%Y-%m-%d %H:%M:%S").to_string(),
+        Ok(t) => t
+            .to_zoned(DENMARK.clone())
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string(),
         Err(_) => ms.to_string(),
     }
 }
@@ -106,9 +109,44 @@ pub fn parse(s: &str) -> Option<i64> {
     parse_strict(s.get(..10)?)
 }
 
+/// A length of time written with a unit, `500ms`, `30s`, `90m`, `6h`, `1d`, or as plain seconds
+/// (`300`); more than zero. The error says what to write instead.
+pub fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let (number, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration; write e.g. 30s, 90m, 6h or 1d"))?;
+    let millis = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("`{s}`: the unit is ms, s, m, h or d")),
+    };
+    match n.saturating_mul(millis) {
+        0 => Err("the interval must be more than 0".into()),
+        ms => Ok(std::time::Duration::from_millis(ms)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intervals_have_units() {
+        let secs = |s| parse_interval(s).map(|d| d.as_millis());
+        assert_eq!(secs("90m"), Ok(5_400_000));
+        assert_eq!(secs("300"), Ok(300_000));
+        assert_eq!(secs(" 30s "), Ok(30_000));
+        assert_eq!(secs("500ms"), Ok(500));
+        assert_eq!(secs("1d"), Ok(86_400_000));
+        for bad in ["", "0", "0m", "5 minutes", "m", "-1s", "1.5h"] {
+            assert!(parse_interval(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn round_trips() {
@@ -149,6 +187,9 @@ mod local_time_tests {
     fn moments_are_shown_in_danish_time_with_summer_time() {
         assert_eq!(super::format_millis_in_denmark(0), "1970-01-01 01:00:00");
         // 2026-07-01 12:00 UTC is 14:00 in Copenhagen (CEST).
-        assert_eq!(super::format_millis_in_denmark(1_782_907_200_000), "2026-07-01 14:00:00");
+        assert_eq!(
+            super::format_millis_in_denmark(1_782_907_200_000),
+            "2026-07-01 14:00:00"
+        );
     }
 }

@@ -5,11 +5,13 @@
 //! passes and the routing), `store.rs` (the tables and writes), `resources.rs`, `seed.rs`,
 //! `time.rs` and `error.rs`; they share the listener whose connections a fault can cut
 //! (`listener.rs`), the request log (`request_log.rs`), the request counts by route
-//! (`request_counts.rs`) and the fault injection (`faults.rs`).
+//! (`request_counts.rs`) and the fault injection (`faults.rs`). Beside them, `mail.rs` is an SMTP
+//! server that keeps what it is sent, where alert e-mails are caught.
 
 mod config;
 pub mod faults;
 mod listener;
+pub mod mail;
 pub mod rackbeat;
 mod request_counts;
 mod request_log;

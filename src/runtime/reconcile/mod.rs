@@ -110,11 +110,8 @@ pub async fn run_on<S: Store + 'static>(
         let mut resolvers = Vec::new();
         let mut targets = Vec::new();
         for plan in &alternatives {
-            let lookups = worker.lookups_for(plan).await.map_err(|f| match f {
-                super::sync::Failure::Retry { reason }
-                | super::sync::Failure::Permanent { reason, .. } => {
-                    ReconcileError::Mapping(format!("{}: lookups: {reason}", plan.file.display()))
-                }
+            let lookups = worker.lookups_for(plan).await.map_err(|f| {
+                ReconcileError::Mapping(format!("{}: lookups: {}", plan.file.display(), f.reason()))
             })?;
             resolvers.push(Arc::new(Known {
                 bindings: bindings.clone(),

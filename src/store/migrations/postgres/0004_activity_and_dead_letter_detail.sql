@@ -22,6 +22,8 @@ CREATE INDEX activity_tenant_entity ON activity (tenant, entity, id);
 CREATE INDEX activity_tenant_outcome ON activity (tenant, outcome, id);
 CREATE INDEX activity_entity ON activity (entity, id);
 CREATE INDEX activity_outcome ON activity (outcome, id);
+-- One event's outcomes (the page a retry opens).
+CREATE INDEX activity_event ON activity (event_id, id);
 -- Counts since a time, and the daily prune.
 CREATE INDEX activity_at ON activity (at);
 CREATE INDEX activity_tenant_at ON activity (tenant, at);
