@@ -33,7 +33,7 @@ const ENTITIES: [&str; 4] = ["product", "customer", "supplier", "invoice"];
 async fn main() {
     let dir = std::env::temp_dir().join(format!("rbtx-bench-console-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let store = Arc::new(SqliteStore::open(&dir.join("store.sqlite")).expect("store"));
+    let store = Arc::new(SqliteStore::open(dir.join("store.sqlite")).expect("store"));
     store.migrate().await.expect("migrate");
     fill(&store).await;
 

@@ -229,7 +229,7 @@ fn at<'a>(body: &'a Value, field: &str) -> Option<&'a Value> {
             v = v.get(name)?;
         }
         for index in rest.split('[') {
-            if let Some(i) = index.trim_end_matches(']').parse::<usize>().ok() {
+            if let Ok(i) = index.trim_end_matches(']').parse::<usize>() {
                 v = v.get(i)?;
             }
         }
