@@ -471,20 +471,12 @@ async fn in_a_browser_a_dead_letter_is_fixed_in_rackbeat_and_retried_from_the_pa
     assert!(b.get_alert_text().await.is_err(), "no script ran");
     screenshot(&b, "dead-letter").await;
 
-    // The bookkeeper fixes the record in Rackbeat. Its webhook takes the fix over at once; the
-    // dead letter stays until someone retries or discards it, and a retry then finds Tripletex
-    // already agreeing: it says so and writes nothing.
+    // The bookkeeper fixes the record in Rackbeat (no webhook announces the fix, as when its
+    // delivery never came), then retries it from the page.
     c.sb.rackbeat
-        .update(Resource::Product, "XSS-1", json!({"group": 1001}))
+        .update_without_webhooks(Resource::Product, "XSS-1", json!({"group": 1001}))
         .expect("fix the group");
-    let deadline = Instant::now();
-    while c.in_tripletex("XSS-1") == 0 {
-        assert!(
-            deadline.elapsed() < Duration::from_secs(60),
-            "the fix's webhook syncs the product"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    assert_eq!(c.in_tripletex("XSS-1"), 0, "nothing has gone over yet");
     b.find(Locator::Id("retry"))
         .await
         .expect("retry")
@@ -494,7 +486,7 @@ async fn in_a_browser_a_dead_letter_is_fixed_in_rackbeat_and_retried_from_the_pa
     let deadline = Instant::now();
     loop {
         if let Ok(outcome) = b.find(Locator::Id("outcome-value")).await
-            && outcome.text().await.expect("text") == "unchanged"
+            && outcome.text().await.expect("text") == "completed"
         {
             break;
         }

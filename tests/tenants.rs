@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use rbtx::connectors::rackbeat::{Rackbeat, RackbeatConfig};
 use rbtx::runtime::accounts::load_tenants;
+use rbtx::runtime::alerts::AlertSettings;
 use rbtx::runtime::run::{RunConfig, TenantSource};
 use rbtx::runtime::tenant::InvoiceMode;
 use rbtx::sandbox::rackbeat::Resource;
@@ -119,6 +120,119 @@ tenants:
     assert!(has(14, "cannot read"), "{lines:#?}");
     assert!(has(17, "account 77 belongs to two tenants"), "{lines:#?}");
     assert_eq!(lines.len(), 4, "{lines:#?}");
+}
+
+/// A tenant's `alerts:` block reads its secrets from files and overrides the environment's
+/// settings field by field; a tenant without one gets the environment's; a URL written in the
+/// file is refused like a token, and the password in an SMTP URL never shows.
+#[test]
+fn a_tenants_alerts_override_the_environments_field_by_field() {
+    let dir = temp_dir("alerts");
+    let token = write(&dir, "token", "t0k3n\n");
+    let smtp = write(&dir, "smtp", "smtp://fjord:hemmelig@mail.fjord.test:2525\n");
+    let hook = write(&dir, "hook", "https://hooks.slack.test/services/T0/B0/x\n");
+    let tenant = |id: &str, account: u32, alerts: &str| {
+        format!(
+            "  - id: {id}
+    tripletex:
+      consumer_token: {{ file: {t} }}
+      employee_token: {{ file: {t} }}
+    rackbeat:
+      token: {{ file: {t} }}
+      account_id: \"{account}\"
+{alerts}",
+            t = token.display()
+        )
+    };
+    let fjord_alerts = format!(
+        "    alerts:
+      smtp_url: {{ file: {} }}
+      email_to: [bokholder@fjord.test]
+      webhook_url: {{ file: {} }}
+",
+        smtp.display(),
+        hook.display()
+    );
+    let file = write(
+        &dir,
+        "tenants.yaml",
+        &format!(
+            "version: 1\ntenants:\n{}{}",
+            tenant("fjord", 71, &fjord_alerts),
+            tenant("nord", 72, "")
+        ),
+    );
+    let tenants = load_tenants(&file).expect("loads");
+    let global = AlertSettings {
+        smtp_url: Some(Secret::new("smtp://relay.firma.test:25")),
+        email_from: Some("rbtx@firma.test".into()),
+        email_to: vec!["drift@firma.test".into()],
+        interval: Some(Duration::from_secs(60)),
+        ..AlertSettings::default()
+    };
+    let config = |id: &str| {
+        let t = tenants.iter().find(|t| t.id == id).expect("tenant");
+        t.alerts
+            .over(&global)
+            .resolve(id)
+            .expect("valid")
+            .expect("alerts on")
+    };
+
+    let fjord = config("fjord");
+    let mail = fjord.smtp.as_ref().expect("e-mail");
+    assert_eq!(mail.host(), "mail.fjord.test", "the tenant's own server");
+    assert_eq!(mail.to, vec!["bokholder@fjord.test".to_string()]);
+    assert_eq!(
+        mail.from, "rbtx@firma.test",
+        "the sender left out is the environment's"
+    );
+    assert_eq!(
+        fjord.webhook_url.as_ref().map(|u| u.expose().to_string()),
+        Some("https://hooks.slack.test/services/T0/B0/x".to_string()),
+        "read from its file, without the newline"
+    );
+    assert_eq!(fjord.interval, Duration::from_secs(60));
+    let shown = format!("{} {:?} {:?}", fjord.describe(), fjord, tenants);
+    assert!(!shown.contains("hemmelig"), "no password shows: {shown}");
+    assert!(
+        !shown.contains("services/T0"),
+        "no webhook URL shows: {shown}"
+    );
+
+    let nord = config("nord");
+    let mail = nord.smtp.as_ref().expect("e-mail");
+    assert_eq!(mail.host(), "relay.firma.test", "the environment's");
+    assert_eq!(mail.to, vec!["drift@firma.test".to_string()]);
+    assert!(nord.webhook_url.is_none());
+
+    // A URL written in the file is refused where it is, and not repeated.
+    let plain = write(
+        &dir,
+        "plain.yaml",
+        &format!(
+            "version: 1\ntenants:\n{}",
+            tenant(
+                "fjord",
+                71,
+                "    alerts:\n      smtp_url: smtp://fjord:hemmelig@mail.fjord.test\n"
+            )
+        ),
+    );
+    let diags = load_tenants(&plain).expect_err("refused");
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.code == Code::WrongType && d.line_col().0 == 11),
+        "{diags:#?}"
+    );
+    assert!(
+        !diags
+            .iter()
+            .any(|d| format!("{} {:?}", d.message, d.hint).contains("hemmelig")),
+        "the password is not repeated in the error"
+    );
 }
 
 async fn sandbox_pair(account_id: u64) -> Sandboxes {

@@ -6,7 +6,8 @@ use super::{Error, Outcome, PackArg};
 pub struct Args {
     #[command(flatten)]
     pack: PackArg,
-    /// Keep the demo's store (SQLite) afterwards, to look at with `rbtx dlq --store`.
+    /// Keep the demo's store (SQLite) afterwards, to look at with `rbtx dlq --store`, and its
+    /// console up with the demo's data until Ctrl-C.
     #[arg(long)]
     keep: bool,
 }
@@ -14,7 +15,7 @@ pub struct Args {
 pub fn run(Args { pack, keep }: Args) -> Result<Outcome, Error> {
     let pack = pack.root()?;
     let dir = rbtx::runtime::demo::scratch_dir()?;
-    let outcome = super::runtime()?.block_on(rbtx::runtime::demo::demo(&pack, &dir));
+    let outcome = super::runtime()?.block_on(rbtx::runtime::demo::demo(&pack, &dir, keep));
     if keep {
         println!(
             "  The store is kept at {}",

@@ -16,7 +16,7 @@ use super::accounts::{Accounts, AccountsError};
 use super::alerts::AlertSettings;
 use super::initial::{self, InitialError};
 use super::reconcile;
-use super::run::{InvalidPack, RunConfig, RunError, TenantSource, run};
+use super::run::{InvalidPack, RunConfig, RunError, TenantSource, console_base, run};
 use super::tenant::InvoiceMode;
 use super::worker::Worker;
 use crate::plan::load_pack;
@@ -120,7 +120,9 @@ fn money(v: &Value) -> String {
 }
 
 /// Runs the demo; `Ok` with what it saw (failures included), `Err` when it could not run.
-pub async fn demo(pack_path: &Path, dir: &Path) -> Result<Outcome, DemoError> {
+/// With `keep`, `rbtx run` is started again when the demo is done and its console stays up, with
+/// the demo's data, until Ctrl-C.
+pub async fn demo(pack_path: &Path, dir: &Path, keep: bool) -> Result<Outcome, DemoError> {
     let pack = load_pack(&[pack_path.to_path_buf()]);
     if !pack.diagnostics.is_empty() {
         return Err(InvalidPack::new(pack_path, &pack, 0).into());
@@ -199,6 +201,9 @@ pub async fn demo(pack_path: &Path, dir: &Path) -> Result<Outcome, DemoError> {
     step("2. Real time, Rackbeat → Tripletex: `rbtx run` serving both tenants");
     let (up, is_up) = tokio::sync::oneshot::channel::<String>();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let console_token = Secret::new(
+        crate::console::auth::random_token().map_err(|e| RunError::Console(e.to_string()))?,
+    );
     let config = RunConfig {
         pack: pack_path.to_path_buf(),
         store: Location::Sqlite(store_path.clone()),
@@ -213,9 +218,10 @@ pub async fn demo(pack_path: &Path, dir: &Path) -> Result<Outcome, DemoError> {
         reconcile_every_seconds: None,
         lease_ms: 30_000,
         watch: false,
-        console_token: None,
+        console_token: Some(console_token.clone()),
         alerts,
     };
+    let kept_config = config.clone();
     let server = tokio::spawn(run(
         config,
         move |url| {
@@ -587,7 +593,49 @@ pub async fn demo(pack_path: &Path, dir: &Path) -> Result<Outcome, DemoError> {
     } else {
         println!("  Problems: {}", outcome.failures.join("; "));
     }
+    if keep {
+        keep_console(kept_config, &console_token).await?;
+    } else {
+        println!(
+            "  `rbtx demo --keep` leaves the console up afterwards, with this data, to look around in."
+        );
+    }
     Ok(outcome)
+}
+
+/// `rbtx run` over the demo's store and sandboxes again, until Ctrl-C: the console shows what the
+/// demo did (the dead letter, the activity, the retries).
+async fn keep_console(config: RunConfig, token: &Secret) -> Result<(), DemoError> {
+    let (up, is_up) = tokio::sync::oneshot::channel::<String>();
+    let server = tokio::spawn(run(
+        config,
+        move |url| {
+            up.send(url.to_string()).ok();
+        },
+        async {
+            tokio::signal::ctrl_c().await.ok();
+        },
+    ));
+    match is_up.await {
+        Ok(url) => {
+            step("The console stays up with the demo's data; Ctrl-C ends the demo");
+            println!(
+                "  console: {}/console/ (token: {})",
+                console_base(&url),
+                token.expose()
+            );
+        }
+        Err(_) => {
+            return Err(match server.await {
+                Ok(Err(e)) => e.into(),
+                _ => DemoError::NotReady,
+            });
+        }
+    }
+    match server.await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(DemoError::NotReady),
+    }
 }
 
 /// A fresh folder for the demo's store.

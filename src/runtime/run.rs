@@ -233,7 +233,7 @@ async fn serve<S: Store + 'static>(
         .iter()
         .map(|(t, c)| (t.clone(), c.queue_age))
         .collect();
-    let alerts = Alerts::start(alert_configs, Some(console_url(&url)));
+    let alerts = Alerts::start(alert_configs, Some(console_base(&url)));
 
     let metrics = Arc::new(super::metrics::Metrics::default());
     let queued = wakers(tenants, store.as_ref());
@@ -268,7 +268,7 @@ async fn serve<S: Store + 'static>(
         (token, _) => token.clone(),
     };
     let mut router = intake.clone().router();
-    let console_url = format!("{}/console/", console_url(&url));
+    let console_url = format!("{}/console/", console_base(&url));
     let tokens = crate::console::auth::Tokens {
         global: console_token.clone(),
         tenants: tenants
@@ -381,7 +381,7 @@ fn alert_configs(
 }
 
 /// The console's base URL: where the intake is reached, without its webhook path.
-fn console_url(webhook_url: &str) -> String {
+pub(crate) fn console_base(webhook_url: &str) -> String {
     match webhook_url.strip_suffix("/webhooks/rackbeat") {
         Some(base) => base.to_string(),
         None => {

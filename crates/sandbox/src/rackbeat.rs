@@ -77,6 +77,17 @@ impl Handle {
         self.shared.update(r, key, body, false)
     }
 
+    /// Updates a record and fires no webhook, as an API write with webhooks suppressed does (or
+    /// an edit whose delivery never came).
+    pub fn update_without_webhooks(
+        &self,
+        r: Resource,
+        key: &str,
+        body: Value,
+    ) -> Result<Value, ApiError> {
+        self.shared.update(r, key, body, true)
+    }
+
     pub fn delete(&self, r: Resource, key: &str) -> Result<(), ApiError> {
         self.shared.delete(r, key, false)
     }
