@@ -100,7 +100,8 @@ impl Setup {
             reconcile_every_seconds: None,
             lease_ms: 60_000,
             watch: false,
-            console_token: None,
+            // Alerts link to the console only when it is on.
+            console_token: Some(Secret::new("alerts-test-console-token")),
             alerts: AlertSettings::default(),
         }
     }

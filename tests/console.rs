@@ -302,6 +302,180 @@ async fn a_token_opens_the_console_and_forged_or_foreign_requests_do_not() {
     c.stop().await;
 }
 
+/// A refused product in `sb`'s Rackbeat (see `Console::refused_product`).
+fn refuse(sb: &Sandboxes, number: &str) {
+    sb.rackbeat
+        .create(
+            Resource::ProductGroup,
+            json!({"number": 1099, "name": "Sju prosent", "vat_domestic": 7.0}),
+        )
+        .ok();
+    sb.rackbeat
+        .create(
+            Resource::Product,
+            json!({"number": number, "name": number, "group": 1099, "sales_price": 70.0}),
+        )
+        .expect("product");
+}
+
+/// The ids of the dead letters a page links to, each once.
+fn letter_ids(html: &str) -> Vec<i64> {
+    html.split("href=\"/console/dead-letters/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next()?.parse().ok())
+        .collect::<std::collections::BTreeSet<i64>>()
+        .into_iter()
+        .collect()
+}
+
+/// Two tenants in one process: a tenant's token sees and acts on that tenant's records alone,
+/// and another tenant's pages and dead letters are not found for it; the global token sees both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_token_sees_and_acts_on_its_own_records_only() {
+    const FJORD: &str = "fjord-console-token";
+    const NORD: &str = "nord-console-token";
+    let pair = async |account| {
+        sandbox::start(SandboxConfig {
+            rackbeat_account_id: account,
+            ..SandboxConfig::default()
+        })
+        .await
+        .expect("sandboxes")
+    };
+    let (fjord, nord) = (
+        pair(sandbox::RACKBEAT_ACCOUNT_ID).await,
+        pair(sandbox::RACKBEAT_ACCOUNT_ID + 1).await,
+    );
+    let accounts = |sb: &Sandboxes, id: &str, account: u64, token: &str| {
+        let mut a = Accounts::sandbox(sb, InvoiceMode::Booked);
+        a.id = id.into();
+        a.account_id = Some(account.to_string());
+        a.console_token = Some(Secret::new(token));
+        a
+    };
+    let dir = std::env::temp_dir().join(format!("rbtx-console-tenants-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let run = support::start_run(RunConfig {
+        pack: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings"),
+        store: Location::Sqlite(dir.join("store.sqlite")),
+        listen: "127.0.0.1:0".parse().expect("address"),
+        public_url: None,
+        tenants: TenantSource::Given {
+            accounts: vec![
+                accounts(&fjord, "fjord", sandbox::RACKBEAT_ACCOUNT_ID, FJORD),
+                accounts(&nord, "nord", sandbox::RACKBEAT_ACCOUNT_ID + 1, NORD),
+            ],
+            subscribe: true,
+        },
+        workers: 1,
+        catch_up_seconds: 3600,
+        reconcile_every_seconds: None,
+        lease_ms: 60_000,
+        watch: false,
+        console_token: Some(Secret::new(TOKEN)),
+        alerts: Default::default(),
+    })
+    .await;
+    let o = run.url.trim_end_matches("/webhooks/rackbeat").to_string();
+    let http = client();
+    let get = async |token: &str, path: &str| {
+        let answer = http
+            .get(format!("{o}{path}"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("get");
+        let status = answer.status().as_u16();
+        (status, answer.text().await.unwrap_or_default())
+    };
+    let post = async |token: &str, path: &str, form: &[(&str, String)]| {
+        http.post(format!("{o}{path}"))
+            .bearer_auth(token)
+            .form(form)
+            .send()
+            .await
+            .expect("post")
+            .status()
+            .as_u16()
+    };
+
+    refuse(&fjord, "FJ-1");
+    refuse(&nord, "NO-1");
+    let (mut fjord_letter, mut nord_letter) = (0, 0);
+    wait_for("both tenants have a dead letter", async || {
+        let (_, f) = get(TOKEN, "/console/dead-letters?tenant=fjord").await;
+        let (_, n) = get(TOKEN, "/console/dead-letters?tenant=nord").await;
+        fjord_letter = letter_ids(&f).first().copied().unwrap_or(0);
+        nord_letter = letter_ids(&n).first().copied().unwrap_or(0);
+        fjord_letter > 0 && nord_letter > 0
+    })
+    .await;
+
+    // Nord's token: its own letter, nothing of fjord's.
+    let (status, html) = get(NORD, "/console/dead-letters").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("NO-1") && !html.contains("FJ-1"), "{html}");
+    assert_eq!(letter_ids(&html), vec![nord_letter]);
+    let (_, status_page) = get(NORD, "/console/").await;
+    assert!(!status_page.contains("fjord"), "{status_page}");
+    for path in [
+        format!("/console/dead-letters/{fjord_letter}"),
+        "/console/dead-letters?tenant=fjord".to_string(),
+        "/console/activity?tenant=fjord".to_string(),
+        "/console/preview?tenant=fjord".to_string(),
+    ] {
+        assert_eq!(get(NORD, &path).await.0, 404, "{path}");
+    }
+    let fjord_id = fjord_letter.to_string();
+    let refused = [
+        post(
+            NORD,
+            "/console/dead-letters/retry",
+            &[("tenant", "nord".into()), ("id", fjord_id.clone())],
+        )
+        .await,
+        post(
+            NORD,
+            "/console/dead-letters/discard",
+            &[("tenant", "nord".into()), ("id", fjord_id.clone())],
+        )
+        .await,
+        post(
+            NORD,
+            "/console/dead-letters/discard",
+            &[("tenant", "fjord".into()), ("all", "1".into())],
+        )
+        .await,
+    ];
+    assert_eq!(
+        refused,
+        [404, 404, 404],
+        "another tenant's letter is not found"
+    );
+    let (_, f) = get(TOKEN, "/console/dead-letters?tenant=fjord").await;
+    assert_eq!(
+        letter_ids(&f),
+        vec![fjord_letter],
+        "fjord's letter is untouched"
+    );
+
+    // "All that match" for nord is nord's alone.
+    let done = post(
+        NORD,
+        "/console/dead-letters/discard",
+        &[("tenant", "nord".into()), ("all", "1".into())],
+    )
+    .await;
+    assert_eq!(done, 303);
+    let (_, n) = get(NORD, "/console/dead-letters").await;
+    assert!(letter_ids(&n).is_empty(), "{n}");
+    let (_, f) = get(FJORD, "/console/dead-letters").await;
+    assert_eq!(letter_ids(&f), vec![fjord_letter]);
+
+    run.stop().await.expect("stopped cleanly");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// A chromedriver on a free port, stopped when dropped.
 struct Driver {
     child: std::process::Child,

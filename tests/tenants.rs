@@ -129,7 +129,11 @@ tenants:
 fn a_tenants_alerts_override_the_environments_field_by_field() {
     let dir = temp_dir("alerts");
     let token = write(&dir, "token", "t0k3n\n");
-    let smtp = write(&dir, "smtp", "smtp://fjord:hemmelig@mail.fjord.test:2525\n");
+    let smtp = write(
+        &dir,
+        "smtp",
+        "smtp://fjord:hemmelig@mail.fjord.test:2525?tls=required\n",
+    );
     let hook = write(&dir, "hook", "https://hooks.slack.test/services/T0/B0/x\n");
     let tenant = |id: &str, account: u32, alerts: &str| {
         format!(

@@ -15,6 +15,8 @@ use crate::secret::Secret;
 
 /// The cookie that holds a session's id.
 pub const COOKIE: &str = "rbtx_console";
+/// The shortest console token accepted.
+pub const MIN_TOKEN_CHARS: usize = 16;
 /// How long a session lasts without being used.
 const IDLE_MS: i64 = 12 * 3600 * 1000;
 
@@ -47,6 +49,31 @@ pub struct Tokens {
 impl Tokens {
     pub fn any(&self) -> bool {
         self.global.is_some() || !self.tenants.is_empty()
+    }
+
+    /// Refuses tokens that would open the wrong thing: one shared by two tenants, a tenant's
+    /// equal to the global one, or one too short to be guessed at.
+    pub fn check(&self) -> Result<(), String> {
+        let all = self
+            .global
+            .iter()
+            .map(|s| ("RBTX_CONSOLE_TOKEN", s))
+            .chain(self.tenants.iter().map(|(t, s)| (t.as_str(), s)));
+        let mut seen: Vec<(&str, &Secret)> = Vec::new();
+        for (owner, secret) in all {
+            if secret.expose().chars().count() < MIN_TOKEN_CHARS {
+                return Err(format!(
+                    "the console token of {owner} is shorter than {MIN_TOKEN_CHARS} characters"
+                ));
+            }
+            if let Some((other, _)) = seen.iter().find(|(_, s)| s.expose() == secret.expose()) {
+                return Err(format!(
+                    "{other} and {owner} have the same console token; each must have its own"
+                ));
+            }
+            seen.push((owner, secret));
+        }
+        Ok(())
     }
 
     /// The scope `token` opens. Every token is compared, in constant time, so timing tells
@@ -192,6 +219,47 @@ mod tests {
             global: Some(Secret::new("global-token")),
             tenants: vec![("fjord".into(), Secret::new("fjord-token"))],
         }
+    }
+
+    #[test]
+    fn a_token_shared_or_short_is_refused() {
+        let long = |s: &str| Secret::new(format!("{s}-0123456789abcdef"));
+        let ok = Tokens {
+            global: Some(long("global")),
+            tenants: vec![
+                ("fjord".into(), long("fjord")),
+                ("nord".into(), long("nord")),
+            ],
+        };
+        assert_eq!(ok.check(), Ok(()));
+        let shared = Tokens {
+            tenants: vec![
+                ("fjord".into(), long("same")),
+                ("nord".into(), long("same")),
+            ],
+            ..ok.clone()
+        };
+        assert_eq!(
+            shared.check(),
+            Err("fjord and nord have the same console token; each must have its own".into())
+        );
+        let global = Tokens {
+            tenants: vec![("fjord".into(), long("global"))],
+            ..ok.clone()
+        };
+        assert!(
+            global
+                .check()
+                .is_err_and(|e| e.contains("RBTX_CONSOLE_TOKEN and fjord"))
+        );
+        let short = Tokens {
+            global: Some(Secret::new("hunter2")),
+            tenants: Vec::new(),
+        };
+        assert!(
+            short.check().is_err_and(|e| !e.contains("hunter2")),
+            "the token is not shown"
+        );
     }
 
     #[test]

@@ -290,6 +290,7 @@ pub async fn dead_letters<S: Store + 'static>(
             "filter": { "entity": filter.entity, "q": filter.text },
             "older": older,
             "done": param(&q, "done"),
+            "as_of": crate::dates::now_millis(),
         })),
     )
 }
@@ -341,6 +342,9 @@ pub async fn dead_letter<S: Store + 'static>(
 
 /// The record as Rackbeat has it now (a delivery names only its key): what a fix starts from,
 /// and what a retry reads. One read per page view.
+/// How long the dead-letter page waits for the record as Rackbeat has it now.
+const RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 async fn current_record(
     t: &ConsoleTenant,
     pack: &crate::plan::Pack,
@@ -352,10 +356,15 @@ async fn current_record(
     let Some(path) = plan.source_path(&d.event.key).map_err(|e| e.to_string())? else {
         return Ok(None);
     };
-    let answer = t
-        .rackbeat
-        .get(&path, &[])
+    // The workers share this budget; a page does not wait for long behind them.
+    let answer = tokio::time::timeout(RECORD_WAIT, t.rackbeat.get(&path, &[]))
         .await
+        .map_err(|_| {
+            format!(
+                "Rackbeat's request budget is in use; not read within {} s",
+                RECORD_WAIT.as_secs()
+            )
+        })?
         .map_err(|e| e.to_string())?;
     Ok(answer.map(|a| plan.select(&a).cloned().unwrap_or(a)))
 }
@@ -372,7 +381,12 @@ async fn chosen<S: Store + 'static>(
     if field(fields, "all").is_some() {
         let mut filter = dead_letter_filter(t, field(fields, "entity"), field(fields, "q"));
         filter.limit = 0;
-        let (letters, _) = c.store.find_dead_letters(&filter).await?;
+        let (mut letters, _) = c.store.find_dead_letters(&filter).await?;
+        // "All that match" is what the page showed: a letter that failed after it was rendered
+        // is left for the operator to see first.
+        if let Some(as_of) = field(fields, "as_of").and_then(|s| s.trim().parse::<i64>().ok()) {
+            letters.retain(|d| d.last_failed_at <= as_of);
+        }
         return Ok((letters, back));
     }
     let mut out = Vec::new();
@@ -411,9 +425,11 @@ pub async fn retry<S: Store + 'static>(
     tracing::info!(retried, "Dead letters retried from the console.");
     if let [one] = letters.as_slice() {
         return Ok(redirect(&format!(
-            "/console/events/{}?tenant={}&since={now}",
+            "/console/events/{}?tenant={}&since={now}&entity={}&key={}",
             one.event.id,
-            urlencode(&one.event.tenant)
+            urlencode(&one.event.tenant),
+            urlencode(&one.event.entity),
+            urlencode(&one.event.key)
         )));
     }
     Ok(redirect(&format!("{back}&done=retried+{retried}")))
@@ -456,7 +472,31 @@ pub async fn event<S: Store + 'static>(
             ..ActivityFilter::default()
         })
         .await?;
-    let rows: Vec<_> = rows.into_iter().filter(|a| a.at >= since).collect();
+    let mut rows: Vec<_> = rows.into_iter().filter(|a| a.at >= since).collect();
+    // A newer change of the same record (its webhook, say) supersedes the retried event in the
+    // queue: the newer event's outcome is the record's.
+    let mut superseded_by = None;
+    if rows.is_empty()
+        && let (Some(entity), Some(key)) = (param(&q, "entity"), param(&q, "key"))
+    {
+        let newer = c
+            .store
+            .list_activity(&ActivityFilter {
+                tenant: Some(t.id.clone()),
+                entity: Some(entity.to_string()),
+                text: Some(key.to_string()),
+                limit: 50,
+                ..ActivityFilter::default()
+            })
+            .await?;
+        if let Some(a) = newer
+            .into_iter()
+            .find(|a| a.key == key && a.at >= since && a.event_id != id && a.outcome != "retried")
+        {
+            superseded_by = Some(a.event_id);
+            rows.push(a);
+        }
+    }
     // Retried is not an outcome yet: the event is back in the queue.
     let done = rows.first().is_some_and(|a| a.outcome != "retried");
     let pack = c.packs.borrow().clone();
@@ -469,6 +509,7 @@ pub async fn event<S: Store + 'static>(
         "rows": rows,
         "done": done,
         "links": links,
+        "superseded_by": superseded_by,
     }));
     if !done {
         values.insert("refresh".into(), 1.into());

@@ -247,7 +247,7 @@ fn templates() -> minijinja::Environment<'static> {
     ];
     for (name, text) in files {
         // The templates are ours and tested (`tests/console.rs` renders every page); one that
-        // does not compile is left out and its page answers 500 naming the template.
+        // does not compile is left out: its page answers 500 and the log names the template.
         if let Err(e) = env.add_template(name, text) {
             tracing::error!(template = name, error = %e, "A console template does not compile.");
         }

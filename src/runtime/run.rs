@@ -233,7 +233,6 @@ async fn serve<S: Store + 'static>(
         .iter()
         .map(|(t, c)| (t.clone(), c.queue_age))
         .collect();
-    let alerts = Alerts::start(alert_configs, Some(console_base(&url)));
 
     let metrics = Arc::new(super::metrics::Metrics::default());
     let queued = wakers(tenants, store.as_ref());
@@ -251,9 +250,6 @@ async fn serve<S: Store + 'static>(
     let mut workers = make_workers(
         &config, tenants, &clients, &tripletex, &store, &pack, &metrics, &queued,
     );
-    for (worker, _) in &mut workers {
-        worker.alerts = alerts.clone();
-    }
     let status = Arc::new(super::status::Status::default());
     let describe = crate::files::describe(&config.pack);
     status.pack_loaded(
@@ -261,12 +257,14 @@ async fn serve<S: Store + 'static>(
         pack.plans.len(),
         crate::dates::now_millis(),
     );
-    let console_token = match (&config.console_token, &config.tenants) {
+    // `--sandbox` makes a token up (and prints it) when none is given; one given is never printed.
+    let made_up = match (&config.console_token, &config.tenants) {
         (None, TenantSource::Sandbox { .. }) => Some(Secret::new(
             crate::console::auth::random_token().map_err(|e| RunError::Console(e.to_string()))?,
         )),
-        (token, _) => token.clone(),
+        _ => None,
     };
+    let console_token = made_up.clone().or_else(|| config.console_token.clone());
     let mut router = intake.clone().router();
     let console_url = format!("{}/console/", console_base(&url));
     let tokens = crate::console::auth::Tokens {
@@ -276,6 +274,12 @@ async fn serve<S: Store + 'static>(
             .filter_map(|t| Some((t.id.clone(), t.console_token.clone()?)))
             .collect(),
     };
+    tokens.check().map_err(RunError::Console)?;
+    // Alerts link to the console only when there is one.
+    let alerts = Alerts::start(alert_configs, tokens.any().then(|| console_base(&url)));
+    for (worker, _) in &mut workers {
+        worker.alerts = alerts.clone();
+    }
     if tokens.any() {
         let console_tenants = tenants
             .iter()
@@ -296,7 +300,7 @@ async fn serve<S: Store + 'static>(
             url.starts_with("https://"),
         );
         router = router.merge(Arc::new(console).router());
-        if let (TenantSource::Sandbox { .. }, Some(token)) = (&config.tenants, &console_token) {
+        if let Some(token) = &made_up {
             super::announce(&format!(
                 "console: {console_url} (token: {})",
                 token.expose()

@@ -147,6 +147,12 @@ impl AlertSettings {
                         problem: e.to_string(),
                     }
                 })?;
+                if let Some(problem) = password_in_clear(url.expose()) {
+                    return Err(AlertConfigError::SmtpUrl {
+                        tenant: tenant.into(),
+                        problem,
+                    });
+                }
                 let from = self.email_from.as_deref().unwrap_or(DEFAULT_FROM);
                 for address in std::iter::once(from).chain(self.email_to.iter().map(String::as_str))
                 {
@@ -210,6 +216,26 @@ impl AlertConfig {
     }
 }
 
+/// Why `url` would send its password unencrypted, if it would: a plain `smtp://` URL with
+/// credentials to a server off this machine, without `tls=required`.
+fn password_in_clear(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("smtp://")?;
+    let (authority, query) = match rest.find(['/', '?']) {
+        Some(at) => (&rest[..at], &rest[at..]),
+        None => (rest, ""),
+    };
+    let (_, host) = authority.rsplit_once('@')?;
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => host.split(':').next().unwrap_or(host),
+    };
+    let local = matches!(host, "localhost" | "127.0.0.1" | "::1");
+    (!local && !query.contains("tls=required")).then(|| {
+        "the password would cross the network unencrypted; add ?tls=required or use smtps://"
+            .to_string()
+    })
+}
+
 /// `a@x, b@y` as its addresses.
 pub fn split_addresses(s: &str) -> Vec<String> {
     s.split(',')
@@ -222,6 +248,25 @@ pub fn split_addresses(s: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_never_crosses_the_network_in_clear() {
+        for clear in [
+            "smtp://ops:hemmelig@mail.firma.test:587",
+            "smtp://ops:hemmelig@mail.firma.test?tls=opportunistic",
+        ] {
+            assert!(password_in_clear(clear).is_some(), "{clear}");
+        }
+        for fine in [
+            "smtp://ops:hemmelig@mail.firma.test:587?tls=required",
+            "smtps://ops:hemmelig@mail.firma.test",
+            "smtp://mail.firma.test:25",
+            "smtp://ops:hemmelig@127.0.0.1:2525",
+            "smtp://ops:hemmelig@[::1]:2525",
+        ] {
+            assert_eq!(password_in_clear(fine), None, "{fine}");
+        }
+    }
 
     fn smtp(url: &str, to: &[&str]) -> AlertSettings {
         AlertSettings {

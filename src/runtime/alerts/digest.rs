@@ -281,7 +281,7 @@ impl Digest {
             })
             .collect();
         json!({
-            "text": self.text(console),
+            "text": chat_text(&self.text(console)),
             "subject": self.subject(),
             "tenant": tenant,
             "counts": {
@@ -292,6 +292,14 @@ impl Digest {
             "alerts": items,
         })
     }
+}
+
+/// `text` as Slack and Teams show it as typed: `&`, `<` and `>` escaped, so a record named
+/// `<!channel>` or `<https://…|here>` pings no one and disguises no link.
+fn chat_text(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Where the console shows `alert`: its dead letter, or the tenant's overview.
@@ -408,6 +416,27 @@ mod tests {
                 .is_some_and(|t| t.contains("`rbtx dlq show 1`"))
         );
         assert_eq!(body["alerts"][0]["link"], Value::Null);
+    }
+
+    #[test]
+    fn a_record_named_like_markup_is_text_in_a_chat() {
+        let mut d = Digest::new("fjord");
+        let mut a = dead(1);
+        if let Alert::DeadLettered { key, .. } = &mut a {
+            *key = "<!channel> <https://evil.test|fix here> & co".into();
+        }
+        d.add(a);
+        let body = d.json(None);
+        let text = body["text"].as_str().unwrap_or_default();
+        assert!(
+            text.contains("&lt;!channel&gt; &lt;https://evil.test|fix here&gt; &amp; co"),
+            "{text}"
+        );
+        assert!(!text.contains("<!channel>"));
+        assert_eq!(
+            body["alerts"][0]["key"], "<!channel> <https://evil.test|fix here> & co",
+            "the structured fields stay as they are"
+        );
     }
 
     #[test]

@@ -122,13 +122,6 @@ impl Alerts {
             inner.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
-
-    /// Whether `tenant` has a channel.
-    pub fn is_on_for(&self, tenant: &str) -> bool {
-        self.inner
-            .as_ref()
-            .is_some_and(|i| i.tenants.contains(tenant))
-    }
 }
 
 /// The task that gathers each tenant's window and sends its digest at the window's end.
