@@ -173,6 +173,16 @@ async fn a_token_opens_the_console_and_forged_or_foreign_requests_do_not() {
         .expect("post");
     assert_eq!(wrong.status(), 401);
     assert!(wrong.headers().get("set-cookie").is_none());
+    // Another site's form cannot sign a browser in, even with the right token.
+    let cross = http
+        .post(format!("{o}/console/login"))
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("token", TOKEN)])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(cross.status(), 403);
+    assert!(cross.headers().get("set-cookie").is_none());
     assert!(
         wrong
             .text()

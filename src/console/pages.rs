@@ -90,8 +90,17 @@ fn login_page<S: Store + 'static>(
 
 pub async fn login<S: Store + 'static>(
     State(c): State<Arc<Console<S>>>,
+    headers: HeaderMap,
     Form(fields): Fields,
 ) -> Response {
+    // Another site's form could sign a browser into a session of that site's choosing; browsers
+    // say where a form came from.
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site")
+    {
+        return PageError::Forged.into_response();
+    }
     let token = field(&fields, "token").unwrap_or("");
     let Some(scope) = c.tokens.scope_of(token) else {
         tracing::warn!("A console sign-in with a wrong token was refused.");
@@ -219,10 +228,13 @@ pub async fn activity<S: Store + 'static>(
         outcome: param(&q, "outcome").map(str::to_string),
         text: param(&q, "q").map(str::to_string),
         before_id: param(&q, "before").and_then(|b| b.parse().ok()),
-        limit: PAGE,
+        // One row more than a page tells whether there is an older page.
+        limit: PAGE + 1,
         event_id: None,
     };
-    let rows = c.store.list_activity(&filter).await?;
+    let mut rows = c.store.list_activity(&filter).await?;
+    let more = rows.len() > PAGE;
+    rows.truncate(PAGE);
     let pack = c.packs.borrow().clone();
     let rows: Vec<Value> = rows
         .iter()
@@ -231,7 +243,7 @@ pub async fn activity<S: Store + 'static>(
             json!({ "row": a, "links": links })
         })
         .collect();
-    let older = (rows.len() == PAGE)
+    let older = more
         .then(|| rows.last().and_then(|r| r["row"]["id"].as_i64()))
         .flatten();
     c.page(
@@ -274,10 +286,11 @@ pub async fn dead_letters<S: Store + 'static>(
     let t = c.tenant(&caller, param(&q, "tenant"))?;
     let mut filter = dead_letter_filter(t, param(&q, "entity"), param(&q, "q"));
     filter.before_id = param(&q, "before").and_then(|b| b.parse().ok());
-    let (letters, total) = c.store.find_dead_letters(&filter).await?;
-    let older = (letters.len() == PAGE)
-        .then(|| letters.last().map(|d| d.id))
-        .flatten();
+    filter.limit = PAGE + 1;
+    let (mut letters, total) = c.store.find_dead_letters(&filter).await?;
+    let more = letters.len() > PAGE;
+    letters.truncate(PAGE);
+    let older = more.then(|| letters.last().map(|d| d.id)).flatten();
     c.page(
         &caller,
         Some(&t.id),
@@ -377,7 +390,12 @@ async fn chosen<S: Store + 'static>(
     fields: &[(String, String)],
 ) -> Result<(Vec<DeadLetter>, String), PageError> {
     let t = c.tenant(caller, field(fields, "tenant"))?;
-    let back = format!("/console/dead-letters?tenant={}", urlencode(&t.id));
+    let back = format!(
+        "/console/dead-letters?tenant={}&entity={}&q={}",
+        urlencode(&t.id),
+        urlencode(field(fields, "entity").unwrap_or("")),
+        urlencode(field(fields, "q").unwrap_or(""))
+    );
     if field(fields, "all").is_some() {
         let mut filter = dead_letter_filter(t, field(fields, "entity"), field(fields, "q"));
         filter.limit = 0;
