@@ -179,6 +179,10 @@ pub mod env_help {
         accounts!(),
         "  RBTX_RACKBEAT_WEBHOOK_TOKENS\n                      the tokens deliveries must carry (comma-separated; also as *_FILE)\n",
         store!(),
+        "  RBTX_CONSOLE_TOKEN  opens the console at /console/ for every tenant (also as *_FILE; 16 characters or more)\n",
+        "  RBTX_ALERT_SMTP_URL, RBTX_ALERT_EMAIL_TO, RBTX_ALERT_EMAIL_FROM\n                      alert e-mails (the URL also as *_FILE)\n",
+        "  RBTX_ALERT_WEBHOOK_URL\n                      alerts posted as JSON, e.g. to Slack or Teams (also as *_FILE)\n",
+        "  RBTX_ALERT_INTERVAL, RBTX_ALERT_QUEUE_AGE\n                      one digest per interval (default 5m); a queue this far behind is alerted (default 15m)\n",
         "  RUST_LOG            the log level (default info; e.g. rbtx=debug)"
     );
     pub const ACCOUNTS_AND_STORE: &str = concat!("Environment:\n", accounts!(), store!());
