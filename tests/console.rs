@@ -33,21 +33,16 @@ struct Console {
     dir: PathBuf,
 }
 
-async fn start(name: &str) -> Console {
-    let sb = sandbox::start(SandboxConfig::default())
-        .await
-        .expect("sandboxes");
-    let dir = std::env::temp_dir().join(format!("rbtx-console-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let mut accounts = Accounts::sandbox(&sb, InvoiceMode::Booked);
-    accounts.account_id = Some(sandbox::RACKBEAT_ACCOUNT_ID.to_string());
-    let config = RunConfig {
+/// `rbtx run` over a store in `dir` for `accounts`, subscribed to their sandboxes, with the
+/// console open to [`TOKEN`].
+fn run_config(dir: &std::path::Path, accounts: Vec<Accounts>) -> RunConfig {
+    RunConfig {
         pack: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings"),
         store: Location::Sqlite(dir.join("store.sqlite")),
         listen: "127.0.0.1:0".parse().expect("address"),
         public_url: None,
         tenants: TenantSource::Given {
-            accounts: vec![accounts],
+            accounts,
             subscribe: true,
         },
         workers: 2,
@@ -57,8 +52,18 @@ async fn start(name: &str) -> Console {
         watch: false,
         console_token: Some(Secret::new(TOKEN)),
         alerts: Default::default(),
-    };
-    let run = support::start_run(config).await;
+    }
+}
+
+async fn start(name: &str) -> Console {
+    let sb = sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandboxes");
+    let dir = std::env::temp_dir().join(format!("rbtx-console-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut accounts = Accounts::sandbox(&sb, InvoiceMode::Booked);
+    accounts.account_id = Some(sandbox::RACKBEAT_ACCOUNT_ID.to_string());
+    let run = support::start_run(run_config(&dir, vec![accounts])).await;
     let origin = run.url.trim_end_matches("/webhooks/rackbeat").to_string();
     Console {
         sb,
@@ -365,26 +370,13 @@ async fn a_tenants_token_sees_and_acts_on_its_own_records_only() {
     };
     let dir = std::env::temp_dir().join(format!("rbtx-console-tenants-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let run = support::start_run(RunConfig {
-        pack: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings"),
-        store: Location::Sqlite(dir.join("store.sqlite")),
-        listen: "127.0.0.1:0".parse().expect("address"),
-        public_url: None,
-        tenants: TenantSource::Given {
-            accounts: vec![
-                accounts(&fjord, "fjord", sandbox::RACKBEAT_ACCOUNT_ID, FJORD),
-                accounts(&nord, "nord", sandbox::RACKBEAT_ACCOUNT_ID + 1, NORD),
-            ],
-            subscribe: true,
-        },
-        workers: 1,
-        catch_up_seconds: 3600,
-        reconcile_every_seconds: None,
-        lease_ms: 60_000,
-        watch: false,
-        console_token: Some(Secret::new(TOKEN)),
-        alerts: Default::default(),
-    })
+    let run = support::start_run(run_config(
+        &dir,
+        vec![
+            accounts(&fjord, "fjord", sandbox::RACKBEAT_ACCOUNT_ID, FJORD),
+            accounts(&nord, "nord", sandbox::RACKBEAT_ACCOUNT_ID + 1, NORD),
+        ],
+    ))
     .await;
     let o = run.url.trim_end_matches("/webhooks/rackbeat").to_string();
     let http = client();

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::auth::{self, Caller};
 use super::state::{Console, ConsoleTenant, PageError, no_store, redirect};
+use crate::expr::filters::percent_encode;
 use crate::runtime::initial;
 use crate::spec::Direction;
 use crate::store::{ActivityFilter, DeadLetter, DeadLetterFilter, Store};
@@ -392,9 +393,9 @@ async fn chosen<S: Store + 'static>(
     let t = c.tenant(caller, field(fields, "tenant"))?;
     let back = format!(
         "/console/dead-letters?tenant={}&entity={}&q={}",
-        urlencode(&t.id),
-        urlencode(field(fields, "entity").unwrap_or("")),
-        urlencode(field(fields, "q").unwrap_or(""))
+        percent_encode(&t.id),
+        percent_encode(field(fields, "entity").unwrap_or("")),
+        percent_encode(field(fields, "q").unwrap_or(""))
     );
     if field(fields, "all").is_some() {
         let mut filter = dead_letter_filter(t, field(fields, "entity"), field(fields, "q"));
@@ -445,9 +446,9 @@ pub async fn retry<S: Store + 'static>(
         return Ok(redirect(&format!(
             "/console/events/{}?tenant={}&since={now}&entity={}&key={}",
             one.event.id,
-            urlencode(&one.event.tenant),
-            urlencode(&one.event.entity),
-            urlencode(&one.event.key)
+            percent_encode(&one.event.tenant),
+            percent_encode(&one.event.entity),
+            percent_encode(&one.event.key)
         )));
     }
     Ok(redirect(&format!("{back}&done=retried+{retried}")))
@@ -533,17 +534,4 @@ pub async fn event<S: Store + 'static>(
         values.insert("refresh".into(), 1.into());
     }
     c.page(&caller, Some(&t.id), "event.html", values)
-}
-
-pub(super) fn urlencode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }

@@ -203,26 +203,11 @@ impl IntoResponse for PageError {
         };
         let html = format!(
             "<!doctype html><meta charset=utf-8><title>{code}</title><p>{}</p><p><a href=\"/console/\">Back to the console</a></p>",
-            escape(&message),
+            minijinja::HtmlEscape(&message),
             code = status.as_u16()
         );
         no_store((status, Html(html)).into_response())
     }
-}
-
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The templates, compiled into the binary. Names end in `.html`, so minijinja escapes every
@@ -305,8 +290,9 @@ mod tests {
         assert_eq!(super::age(180_000), "3 min");
         assert_eq!(super::age(2 * 86_400_000), "2 d");
         assert_eq!(
-            super::escape("<script>'&\""),
-            "&lt;script&gt;&#x27;&amp;&quot;"
+            minijinja::HtmlEscape("<script>'&\"").to_string(),
+            "&lt;script&gt;&#x27;&amp;&quot;",
+            "error pages escape as the templates do"
         );
     }
 }

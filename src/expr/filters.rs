@@ -409,18 +409,23 @@ fn json_decimal(n: &Number) -> Option<Decimal> {
         .ok()
 }
 
-fn urlencode(v: MjValue) -> MjValue {
-    fn enc(s: &str) -> String {
-        let mut out = String::with_capacity(s.len());
-        for b in s.bytes() {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                out.push(b as char);
-            } else {
-                out.push_str(&format!("%{b:02X}"));
-            }
+/// `s` with every byte but the unreserved characters of RFC 3986 percent-encoded: safe in a
+/// path segment and a query value alike. The one encoder of the crate (the `urlencode` filter,
+/// mapping links, console and alert addresses).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
         }
-        out
     }
+    out
+}
+
+fn urlencode(v: MjValue) -> MjValue {
+    let enc = percent_encode;
     if v.is_undefined() || v.is_none() {
         return MjValue::from("");
     }

@@ -68,16 +68,7 @@ impl LinkTemplates {
         if template.contains("{id}") && id.is_none() {
             return None;
         }
-        let enc = |s: &str| {
-            s.bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                        (b as char).to_string()
-                    }
-                    _ => format!("%{b:02X}"),
-                })
-                .collect::<String>()
-        };
+        let enc = crate::expr::filters::percent_encode;
         Some(
             template
                 .replace("{key}", &enc(key))

@@ -308,7 +308,7 @@ fn link(console: Option<&str>, tenant: &str, alert: &Alert) -> Option<String> {
     Some(match alert {
         Alert::DeadLettered { dead_letter_id, .. } => format!(
             "{base}/console/dead-letters/{dead_letter_id}?tenant={}",
-            query_value(tenant)
+            crate::expr::filters::percent_encode(tenant)
         ),
         _ => overview(base, tenant),
     })
@@ -318,20 +318,8 @@ fn overview(console: &str, tenant: &str) -> String {
     format!(
         "{}/console/?tenant={}",
         console.trim_end_matches('/'),
-        query_value(tenant)
+        crate::expr::filters::percent_encode(tenant)
     )
-}
-
-/// `tenant` as a query value: unreserved characters as they are, the rest percent-encoded.
-fn query_value(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// `45 s`, `20 min`, `3 h 5 min`.
