@@ -543,6 +543,37 @@ async fn browser(driver: &Driver) -> fantoccini::Client {
 }
 
 /// Keeps a screenshot of the page: under `target/`, and in `docs/` with `RBTX_UPDATE_SCREENSHOTS`.
+/// Clicks what `at` finds (it must be on the page).
+async fn click(b: &fantoccini::Client, at: fantoccini::Locator<'_>) {
+    let found = b.find(at).await.unwrap_or_else(|e| panic!("{at:?}: {e}"));
+    found
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click {at:?}: {e}"));
+}
+
+/// Types `text` into what `at` finds.
+async fn type_into(b: &fantoccini::Client, at: fantoccini::Locator<'_>, text: &str) {
+    let found = b.find(at).await.unwrap_or_else(|e| panic!("{at:?}: {e}"));
+    found
+        .send_keys(text)
+        .await
+        .unwrap_or_else(|e| panic!("type into {at:?}: {e}"));
+}
+
+/// The text of what `at` finds, waiting for it to appear (a page may still be loading).
+async fn text_of(b: &fantoccini::Client, at: fantoccini::Locator<'_>) -> String {
+    let found = b
+        .wait()
+        .for_element(at)
+        .await
+        .unwrap_or_else(|e| panic!("{at:?}: {e}"));
+    found
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("text of {at:?}: {e}"))
+}
+
 async fn screenshot(b: &fantoccini::Client, name: &str) {
     let png = b.screenshot().await.expect("screenshot");
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -567,36 +598,12 @@ async fn in_a_browser_a_dead_letter_is_fixed_in_rackbeat_and_retried_from_the_pa
     // A wrong token first: the form says so and lets nobody in.
     b.goto(&format!("{o}/console/")).await.expect("goto");
     screenshot(&b, "sign-in").await;
-    b.find(Locator::Id("token"))
-        .await
-        .expect("token field")
-        .send_keys("wrong")
-        .await
-        .expect("type");
-    b.find(Locator::Id("sign-in"))
-        .await
-        .expect("button")
-        .click()
-        .await
-        .expect("click");
-    let error = b
-        .wait()
-        .for_element(Locator::Id("error"))
-        .await
-        .expect("an error");
-    assert!(error.text().await.expect("text").contains("does not open"));
-    b.find(Locator::Id("token"))
-        .await
-        .expect("token field")
-        .send_keys(TOKEN)
-        .await
-        .expect("type");
-    b.find(Locator::Id("sign-in"))
-        .await
-        .expect("button")
-        .click()
-        .await
-        .expect("click");
+    type_into(&b, Locator::Id("token"), "wrong").await;
+    click(&b, Locator::Id("sign-in")).await;
+    let error = text_of(&b, Locator::Id("error")).await;
+    assert!(error.contains("does not open"), "{error}");
+    type_into(&b, Locator::Id("token"), TOKEN).await;
+    click(&b, Locator::Id("sign-in")).await;
     b.wait()
         .for_element(Locator::Id("tenant-default"))
         .await
@@ -619,27 +626,10 @@ async fn in_a_browser_a_dead_letter_is_fixed_in_rackbeat_and_retried_from_the_pa
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     screenshot(&b, "dead-letters").await;
-    b.find(Locator::LinkText("XSS-1"))
-        .await
-        .expect("link")
-        .click()
-        .await
-        .expect("open");
-    let reason = b
-        .find(Locator::Id("reason"))
-        .await
-        .expect("reason")
-        .text()
-        .await
-        .expect("text");
+    click(&b, Locator::LinkText("XSS-1")).await;
+    let reason = text_of(&b, Locator::Id("reason")).await;
     assert!(reason.contains("vat_code"), "{reason}");
-    let record = b
-        .find(Locator::Id("record"))
-        .await
-        .expect("the record")
-        .text()
-        .await
-        .expect("text");
+    let record = text_of(&b, Locator::Id("record")).await;
     assert!(
         record.contains(SCRIPT),
         "the name shows as the text it is: {record}"
@@ -653,12 +643,7 @@ async fn in_a_browser_a_dead_letter_is_fixed_in_rackbeat_and_retried_from_the_pa
         .update_without_webhooks(Resource::Product, "XSS-1", json!({"group": 1001}))
         .expect("fix the group");
     assert_eq!(c.in_tripletex("XSS-1"), 0, "nothing has gone over yet");
-    b.find(Locator::Id("retry"))
-        .await
-        .expect("retry")
-        .click()
-        .await
-        .expect("click");
+    click(&b, Locator::Id("retry")).await;
     let deadline = Instant::now();
     loop {
         if let Ok(outcome) = b.find(Locator::Id("outcome-value")).await
@@ -701,25 +686,9 @@ async fn in_a_browser_a_dead_letter_is_fixed_in_rackbeat_and_retried_from_the_pa
         .select_by_value(&product_mapping.display().to_string())
         .await
         .expect("pick the product mapping");
-    b.find(Locator::Id("preview-key"))
-        .await
-        .expect("key")
-        .send_keys("XSS-1")
-        .await
-        .expect("type");
-    b.find(Locator::Id("preview"))
-        .await
-        .expect("button")
-        .click()
-        .await
-        .expect("click");
-    let said = b
-        .find(Locator::Id("said"))
-        .await
-        .expect("what it would do")
-        .text()
-        .await
-        .expect("text");
+    type_into(&b, Locator::Id("preview-key"), "XSS-1").await;
+    click(&b, Locator::Id("preview")).await;
+    let said = text_of(&b, Locator::Id("said")).await;
     assert!(said.contains("nothing would be sent"), "{said}");
     screenshot(&b, "preview").await;
     assert!(b.get_alert_text().await.is_err(), "no script ran anywhere");
